@@ -1,0 +1,42 @@
+// Metrics: process-wide counters and histograms, updated lock-free from every
+// worker (relaxed atomics) and rendered in Prometheus text format by the
+// admin listener.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace sessiond {
+
+// A fixed-bucket histogram of durations in seconds.
+class Histogram {
+ public:
+  static constexpr int kBuckets = 14;
+  static const double kBounds[kBuckets];  // upper bounds, seconds
+
+  void Observe(double seconds);
+  // Appends the Prometheus text lines for this histogram under `name` with
+  // an optional label set like `op="load"` (without braces).
+  void Render(std::string* out, const char* name, const std::string& labels) const;
+
+ private:
+  std::atomic<uint64_t> counts_[kBuckets + 1] = {};  // last: +Inf
+  std::atomic<uint64_t> sum_micros_{0};
+};
+
+struct Metrics {
+  // Requests answered, by status class index: code 100..599.
+  std::atomic<uint64_t> requests_by_code[600] = {};
+  Histogram request_duration;
+  std::atomic<int64_t> connections_active{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> upstream_errors{0};
+  std::atomic<uint64_t> timeouts_client_header{0};
+  std::atomic<uint64_t> timeouts_client_body{0};
+  std::atomic<uint64_t> timeouts_upstream_connect{0};
+  std::atomic<uint64_t> timeouts_upstream_response{0};
+  std::atomic<uint64_t> bad_requests{0};  // framing errors answered by sessiond
+};
+
+}  // namespace sessiond

@@ -1,0 +1,173 @@
+// Config: the whole of sessiond's configuration (CONTRACT section 3), parsed
+// and validated once into an immutable value.
+//
+// LoadConfig() is the only way to build one. Everything derived from the raw
+// YAML (resolved addresses, the worker count for "auto", the secret read from
+// secret_key_file, durations in milliseconds) is computed there, so code on the
+// request path reads plain fields and never re-parses. A reload builds a new
+// Config and swaps the shared_ptr; a Config is never mutated after load, so any
+// thread may read it without locks.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace sessiond {
+
+using Millis = std::chrono::milliseconds;
+
+// A resolved socket address plus the text it came from ("127.0.0.1:8080",
+// "[::1]:8080"). Resolution happens at load time: numeric addresses only for
+// listen addresses; upstream/redis host names are resolved with getaddrinfo.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  std::string text;  // as written in the config, for messages
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+enum class SameSite { kNone, kLax, kStrict };
+enum class StoreKind { kCookie, kRedis, kFile, kMemory };
+enum class SessionCreate { kLazy, kAlways };
+enum class OnStoreError { kFailClosed, kFailOpen };
+enum class AccessLogFormat { kCombined, kJson, kOff };
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+const char* ToString(SameSite v);
+const char* ToString(StoreKind v);
+const char* ToString(SessionCreate v);
+const char* ToString(OnStoreError v);
+const char* ToString(AccessLogFormat v);
+const char* ToString(LogLevel v);
+
+// upstream: http://host[:port][/]   (https is rejected: no TLS to upstreams yet)
+struct UpstreamConfig {
+  std::string url;        // as written (after ${ENV} expansion)
+  std::string host;       // host name or address literal, without brackets
+  uint16_t port = 80;
+  SocketAddress address;  // resolved at load
+};
+
+struct SessionConfig {
+  StoreKind manager = StoreKind::kCookie;
+  std::string cookie_name = "session_id";          // session_cookie_name
+  std::optional<std::string> cookie_domain;        // session_cookie_domain (~ = unset)
+  std::string cookie_path = "/";                   // session_cookie_path
+  bool cookie_httponly = true;                     // session_cookie_httponly
+  bool cookie_secure = true;                       // session_cookie_secure
+  SameSite cookie_samesite = SameSite::kLax;       // session_cookie_samesite
+  bool cookie_partitioned = false;                 // session_cookie_partitioned
+  Millis expiration{std::chrono::minutes(1440)};   // session_expiration_time
+  bool permanent = true;                           // session_permanent
+  bool refresh_each_request = false;               // session_refresh_each_request
+  SessionCreate create = SessionCreate::kLazy;     // session_create
+  uint64_t max_session_bytes = 4096;               // max_session_bytes
+};
+
+// redis.url: redis://[:password@]host:port/db  or  unix:///path.sock[?db=N]
+struct RedisConfig {
+  std::string url;  // as written; contains the password: never log it
+  bool unix_socket = false;
+  std::string host = "127.0.0.1";  // tcp only
+  uint16_t port = 6379;            // tcp only
+  std::string socket_path;         // unix only
+  std::string password;            // empty = no AUTH
+  std::string username;            // redis 6 ACL user (redis://user:pass@...), empty = default
+  int db = 0;
+  std::string key_prefix = "sessiond:";
+  Millis timeout{1000};
+  OnStoreError on_error = OnStoreError::kFailClosed;
+};
+
+struct FileStoreConfig {
+  std::string directory = "./sessions";
+};
+
+struct MemoryStoreConfig {
+  uint64_t max_sessions = 100000;
+};
+
+struct AdminConfig {
+  std::optional<SocketAddress> listen;  // no admin listener when unset
+};
+
+struct LimitsConfig {
+  uint64_t max_header_bytes = 16384;
+  uint64_t max_body_bytes = 10485760;
+};
+
+struct TimeoutsConfig {
+  Millis client_header{10000};
+  Millis upstream_connect{2000};
+  Millis upstream_response{60000};
+  Millis idle{60000};
+  Millis shutdown{10000};
+};
+
+struct LogConfig {
+  AccessLogFormat access = AccessLogFormat::kCombined;
+  LogLevel level = LogLevel::kInfo;
+};
+
+struct Config {
+  std::string source_path;  // the file it was loaded from
+
+  SocketAddress listen;
+  UpstreamConfig upstream;
+  int workers = 1;            // resolved: "auto" is replaced by the core count
+  bool workers_auto = false;  // true when the file said "auto"
+
+  // Raw secret bytes (>= 32). Never log, print or put in an error message.
+  std::string secret_key;
+  std::string secret_key_file;  // the path when secret_key_file was used
+  std::vector<std::string> secret_key_fallbacks;
+  // Set when secret_key_file is readable by group or others (a warning, not an error).
+  bool secret_key_file_world_readable = false;
+
+  SessionConfig session;
+  RedisConfig redis;
+  FileStoreConfig file;
+  MemoryStoreConfig memory;
+  AdminConfig admin;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  LogConfig log;
+};
+
+// Looks up an environment variable; returns nullopt when unset. Injected so
+// tests need not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Parses and validates YAML text. `filename` is used only in error messages;
+// relative paths (secret_key_file, file.directory) stay relative to the
+// working directory. Returns the config or the first error found, as
+// Status::Invalid whose message is one line "FILE:LINE:COL: what is wrong"
+// (or "FILE: what is wrong" when there is no position, e.g. unreadable file).
+// Error messages never contain a secret value.
+Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
+                                                  const std::string& filename,
+                                                  const EnvLookup& env);
+
+// Reads FILE and calls ParseConfig with the process environment.
+Result<std::shared_ptr<const Config>> LoadConfig(const std::string& path);
+
+// The one-screen summary printed by --check-config: every effective setting,
+// secrets and the redis password masked.
+std::string DescribeConfig(const Config& config);
+
+// Parses a duration: "90s", "30m", "12h", "7d", "250ms", or a bare
+// non-negative integer meaning minutes. Returns nullopt when malformed or
+// out of range (more than 100 years).
+std::optional<Millis> ParseDuration(const std::string& text);
+
+}  // namespace sessiond

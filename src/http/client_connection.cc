@@ -1,0 +1,333 @@
+#include "http/client_connection.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "admin/metrics.h"
+#include "http/exchange.h"
+#include "http/message.h"
+#include "server/worker.h"
+#include "util/log.h"
+
+namespace sessiond {
+
+namespace {
+
+// How long a closing connection keeps reading (and discarding) what the
+// client still sends, so that our last response is not destroyed by a TCP
+// reset caused by unread input (the "lingering close" of nginx and Apache).
+constexpr Millis kLingerTime{2000};
+
+// At most this many empty lines before a request line are skipped
+// (RFC 9112 section 2.2 allows a server to ignore them).
+constexpr int kMaxLeadingEmptyLines = 4;
+
+std::string FormatPeer(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+    }
+  }
+  return buf;
+}
+
+}  // namespace
+
+ClientConnection::ClientConnection(Worker* worker, evutil_socket_t fd, const sockaddr* peer)
+    : worker_(worker), config_(worker->config()), client_ip_(FormatPeer(peer)) {
+  bev_ = bufferevent_socket_new(worker_->base(), fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!bev_) evutil_closesocket(fd);
+  timer_ = evtimer_new(worker_->base(), TimerCb, this);
+  deferred_ = event_new(worker_->base(), -1, 0, DeferredCb, this);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  worker_->Register(this);
+}
+
+ClientConnection::~ClientConnection() {
+  exchange_.reset();
+  finished_.reset();
+  if (timer_) event_free(timer_);
+  if (deferred_) event_free(deferred_);
+  if (bev_) bufferevent_free(bev_);
+  worker_->Unregister(this);
+}
+
+bool ClientConnection::Start() {
+  if (!bev_ || !timer_ || !deferred_) {
+    delete this;
+    return false;
+  }
+  bufferevent_setcb(bev_, ReadCb, WriteCb, EventCb, this);
+  // Reading pauses once this much input waits unparsed (a head can be at most
+  // max_header_bytes; beyond that the pipelined rest waits in the kernel).
+  bufferevent_setwatermark(bev_, EV_READ, 0, config_->limits.max_header_bytes + Exchange::kOutputLow);
+  bufferevent_setwatermark(bev_, EV_WRITE, Exchange::kOutputLow, 0);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  header_timer_running_ = true;
+  ArmTimer(config_->timeouts.client_header);
+  return true;
+}
+
+void ClientConnection::ReadCb(bufferevent*, void* arg) { static_cast<ClientConnection*>(arg)->OnReadable(); }
+void ClientConnection::WriteCb(bufferevent*, void* arg) { static_cast<ClientConnection*>(arg)->OnWritable(); }
+void ClientConnection::EventCb(bufferevent*, short what, void* arg) {
+  static_cast<ClientConnection*>(arg)->OnEvent(what);
+}
+void ClientConnection::TimerCb(evutil_socket_t, short, void* arg) {
+  static_cast<ClientConnection*>(arg)->OnTimer();
+}
+void ClientConnection::DeferredCb(evutil_socket_t, short, void* arg) {
+  static_cast<ClientConnection*>(arg)->OnDeferred();
+}
+
+void ClientConnection::OnReadable() {
+  switch (state_) {
+    case State::kWaitingHead:
+      TryStartRequest();
+      break;
+    case State::kInExchange:
+      exchange_->OnClientReadable();
+      break;
+    case State::kClosingAfterFlush:
+    case State::kLingering: {
+      evbuffer* in = bufferevent_get_input(bev_);
+      evbuffer_drain(in, evbuffer_get_length(in));
+      break;
+    }
+    case State::kClosed:
+      break;
+  }
+}
+
+void ClientConnection::OnWritable() {
+  if (state_ == State::kInExchange && exchange_) {
+    exchange_->OnClientDrained();
+  } else if (state_ == State::kClosingAfterFlush && evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+    StartLingering();
+  }
+}
+
+void ClientConnection::OnEvent(short what) {
+  if (what & BEV_EVENT_ERROR) {
+    // Reset or write failure: the client is gone, nothing can be delivered.
+    CloseSoon();
+    return;
+  }
+  if (what & BEV_EVENT_EOF) {
+    peer_eof_ = true;
+    switch (state_) {
+      case State::kWaitingHead:
+        TryStartRequest();  // a complete pipelined head may still be buffered
+        break;
+      case State::kInExchange:
+        exchange_->OnClientReadable();  // the rest of the body may be buffered
+        break;
+      case State::kClosingAfterFlush:
+        break;  // keep flushing; the client may still read
+      case State::kLingering:
+        CloseSoon();
+        break;
+      case State::kClosed:
+        break;
+    }
+  }
+}
+
+void ClientConnection::OnTimer() {
+  switch (state_) {
+    case State::kWaitingHead:
+      if (header_timer_running_) {
+        // Slowloris defence: a head that does not arrive in time gets no answer.
+        LOG_DEBUG("client %s: request head not received within client_header", client_ip_.c_str());
+        if (Metrics* m = worker_->metrics()) m->timeouts_client_header++;
+      }
+      CloseSoon();
+      break;
+    case State::kInExchange:
+      if (exchange_ && exchange_->request_body_pending()) exchange_->OnRequestBodyTimeout();
+      break;
+    case State::kClosingAfterFlush:  // the client does not read our last response
+    case State::kLingering:
+      CloseSoon();
+      break;
+    case State::kClosed:
+      break;
+  }
+}
+
+void ClientConnection::OnDeferred() {
+  finished_.reset();
+  if (state_ == State::kClosed) {
+    delete this;
+    return;
+  }
+  if (state_ == State::kWaitingHead) {
+    if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0 || peer_eof_) {
+      TryStartRequest();
+    } else {
+      header_timer_running_ = false;
+      ArmTimer(config_->timeouts.idle);
+    }
+  }
+}
+
+void ClientConnection::TryStartRequest() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  size_t len = evbuffer_get_length(in);
+  for (int i = 0; i < kMaxLeadingEmptyLines && len >= 2; ++i) {
+    char two[2];
+    evbuffer_copyout(in, two, 2);
+    if (two[0] != '\r' || two[1] != '\n') break;
+    evbuffer_drain(in, 2);
+    len -= 2;
+    head_search_from_ = 0;
+  }
+  if (len == 0) {
+    if (peer_eof_) CloseSoon();
+    return;
+  }
+  if (!header_timer_running_) {
+    config_ = worker_->config();  // a reload applies from the next request on
+    header_timer_running_ = true;
+    ArmTimer(config_->timeouts.client_header);
+  }
+  const size_t limit = config_->limits.max_header_bytes;
+  evbuffer_ptr start;
+  evbuffer_ptr_set(in, &start, head_search_from_ > 3 ? head_search_from_ - 3 : 0, EVBUFFER_PTR_SET);
+  evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
+  if (found.pos < 0) {
+    head_search_from_ = len;
+    if (len > limit) {
+      RejectRequest(431, "request head over max_header_bytes");
+    } else if (peer_eof_) {
+      CloseSoon();  // an incomplete head and nothing more will come
+    }
+    return;
+  }
+  size_t head_len = static_cast<size_t>(found.pos) + 4;
+  if (head_len > limit) {
+    RejectRequest(431, "request head over max_header_bytes");
+    return;
+  }
+  std::string raw(head_len, '\0');
+  evbuffer_remove(in, &raw[0], head_len);
+  head_search_from_ = 0;
+
+  auto request = std::make_unique<RequestHead>();
+  const char* why = "";
+  int status = ParseRequestHead(std::move(raw), config_->limits.max_body_bytes, request.get(), &why);
+  if (status != 0) {
+    RejectRequest(status, why);
+    return;
+  }
+  evtimer_del(timer_);
+  header_timer_running_ = false;
+  state_ = State::kInExchange;
+  exchange_ = std::make_unique<Exchange>(this, config_, std::move(request));
+  exchange_->Start();
+}
+
+void ClientConnection::RejectRequest(int status, const char* why) {
+  LOG_DEBUG("client %s: %d (%s)", client_ip_.c_str(), status, why);
+  if (Metrics* m = worker_->metrics()) {
+    m->bad_requests.fetch_add(1, std::memory_order_relaxed);
+    m->requests_by_code[status].fetch_add(1, std::memory_order_relaxed);
+  }
+  const char* reason = ReasonPhrase(status);
+  char response[256];
+  int n = snprintf(response, sizeof(response),
+                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n%s\n",
+                   status, reason, strlen(reason) + 1, reason);
+  bufferevent_write(bev_, response, static_cast<size_t>(n));
+  CloseAfterFlush();
+}
+
+void ClientConnection::ExchangeFinished(bool keep_alive) {
+  finished_ = std::move(exchange_);
+  ScheduleDeferred();
+  if (!keep_alive || worker_->shutting_down()) {
+    CloseAfterFlush();
+    return;
+  }
+  state_ = State::kWaitingHead;
+  header_timer_running_ = false;
+  evtimer_del(timer_);
+  // The next pipelined request (if any) starts from OnDeferred, outside the
+  // finished exchange's call stack.
+}
+
+void ClientConnection::ExchangeAborted() {
+  finished_ = std::move(exchange_);
+  ScheduleDeferred();
+  CloseAfterFlush();
+}
+
+void ClientConnection::RequestBodyProgress() {
+  if (state_ == State::kInExchange) ArmTimer(config_->timeouts.idle);
+}
+
+void ClientConnection::BeginShutdown() {
+  if (state_ == State::kWaitingHead && evbuffer_get_length(bufferevent_get_input(bev_)) == 0) CloseSoon();
+  // Otherwise the exchange in flight finishes and ExchangeFinished closes.
+}
+
+void ClientConnection::CloseAfterFlush() {
+  if (state_ == State::kClosed || state_ == State::kLingering) return;
+  state_ = State::kClosingAfterFlush;
+  ArmTimer(config_->timeouts.idle);  // bound on a client that never reads
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+    StartLingering();
+  } else {
+    bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);  // WriteCb once fully flushed
+  }
+}
+
+void ClientConnection::StartLingering() {
+  state_ = State::kLingering;
+  if (peer_eof_) {
+    CloseSoon();
+    return;
+  }
+  shutdown(bufferevent_getfd(bev_), SHUT_WR);
+  evbuffer* in = bufferevent_get_input(bev_);
+  evbuffer_drain(in, evbuffer_get_length(in));
+  bufferevent_setwatermark(bev_, EV_READ, 0, 0);
+  bufferevent_enable(bev_, EV_READ);
+  ArmTimer(kLingerTime);
+}
+
+void ClientConnection::CloseSoon() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (exchange_) {
+    exchange_->Abort();
+    finished_ = std::move(exchange_);
+  }
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  evtimer_del(timer_);
+  ScheduleDeferred();
+}
+
+void ClientConnection::ArmTimer(Millis timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  evtimer_add(timer_, &tv);
+}
+
+void ClientConnection::ScheduleDeferred() { event_active(deferred_, EV_TIMEOUT, 0); }
+
+}  // namespace sessiond

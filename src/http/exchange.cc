@@ -1,0 +1,537 @@
+#include "http/exchange.h"
+
+#include <event2/buffer.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "admin/metrics.h"
+#include "http/client_connection.h"
+#include "server/worker.h"
+#include "util/log.h"
+
+namespace sessiond {
+
+namespace {
+
+timeval ToTimeval(Millis m) {
+  return timeval{static_cast<time_t>(m.count() / 1000), static_cast<suseconds_t>((m.count() % 1000) * 1000)};
+}
+
+// Removes the hop-by-hop fields (RFC 9110 section 7.6.1): Connection and every
+// field it names, Keep-Alive, TE, Trailer, Upgrade, Proxy-*; and the framing
+// fields, which the exchange writes itself after re-framing the body. A
+// Connection token naming Host is ignored: Host is end-to-end and required.
+void RemoveHopByHop(HeaderList* headers) {
+  static const char* const kFixed[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                                       "upgrade", "content-length"};
+  std::string_view named[32];
+  size_t named_count = 0;
+  for (const Header& h : headers->fields()) {
+    if (!EqualsIgnoreCase(h.name, "connection")) continue;
+    std::string_view list = h.value;
+    while (!list.empty() && named_count < 32) {
+      size_t comma = list.find(',');
+      std::string_view token = TrimOws(list.substr(0, comma));
+      if (!token.empty() && !EqualsIgnoreCase(token, "host")) named[named_count++] = token;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  headers->RemoveIf([&](const Header& h) {
+    if (StartsWithIgnoreCase(h.name, "proxy-")) return true;
+    for (const char* f : kFixed) {
+      if (EqualsIgnoreCase(h.name, f)) return true;
+    }
+    for (size_t i = 0; i < named_count; ++i) {
+      if (EqualsIgnoreCase(h.name, named[i])) return true;
+    }
+    return false;
+  });
+}
+
+void AppendHeaders(std::string* out, const HeaderList& headers) {
+  for (const Header& h : headers.fields()) {
+    out->append(h.name);
+    out->append(": ", 2);
+    out->append(h.value);
+    out->append("\r\n", 2);
+  }
+}
+
+// Moves `data` body bytes from the front of `in` to `out`, wrapped in one
+// chunk when `chunked` is set. The data bytes themselves are not copied.
+void MoveBody(evbuffer* in, evbuffer* out, size_t data, bool chunked) {
+  if (chunked) evbuffer_add_printf(out, "%zx\r\n", data);
+  evbuffer_remove_buffer(in, out, data);
+  if (chunked) evbuffer_add(out, "\r\n", 2);
+}
+
+}  // namespace
+
+Exchange::Exchange(ClientConnection* conn, std::shared_ptr<const Config> config,
+                   std::unique_ptr<RequestHead> request)
+    : conn_(conn), config_(std::move(config)), request_(std::move(request)) {
+  timer_ = evtimer_new(conn_->worker()->base(), TimerCb, this);
+}
+
+Exchange::~Exchange() {
+  if (timer_) event_free(timer_);
+}
+
+void Exchange::Start() {
+  PrepareRequestHeaders();
+  request_body_.Reset(request_->framing, request_->content_length, config_->limits.max_header_bytes);
+  request_body_done_ = request_body_.done();
+  request_chunked_out_ = request_->framing == BodyFraming::kChunked;
+  if (request_body_pending()) conn_->RequestBodyProgress();  // starts the body timer
+
+  state_ = State::kRequestFilter;
+  if (ExchangeFilterFactory* factory = conn_->worker()->filters()) {
+    filter_ = factory->Create(ExchangeInfo{conn_->client_ip()});
+  }
+  if (filter_) {
+    filter_->OnRequestHead(*request_, [this](FilterResult r) { OnRequestFiltered(std::move(r)); });
+  } else {
+    OnRequestFiltered(FilterResult::Continue());
+  }
+}
+
+void Exchange::PrepareRequestHeaders() {
+  HeaderList& h = request_->headers;
+  RemoveHopByHop(&h);
+  if (request_->expect_continue) h.Remove("expect");  // answered by us, see OnUpstreamConnected
+
+  std::string xff;
+  for (const Header& f : h.fields()) {
+    if (!EqualsIgnoreCase(f.name, "x-forwarded-for") || f.value.empty()) continue;
+    if (!xff.empty()) xff.append(", ");
+    xff.append(f.value);
+  }
+  if (!xff.empty()) xff.append(", ");
+  xff.append(conn_->client_ip());
+  h.Remove("x-forwarded-for");
+  h.Remove("x-forwarded-proto");
+  h.Remove("x-forwarded-host");
+  h.AppendCopy("X-Forwarded-For", xff);
+  h.AppendCopy("X-Forwarded-Proto", "http");
+  if (!request_->host.empty()) h.AppendCopy("X-Forwarded-Host", request_->host);
+}
+
+void Exchange::OnRequestFiltered(FilterResult result) {
+  if (state_ != State::kRequestFilter) return;  // aborted meanwhile
+  if (result.status != 0) {
+    SendLocalReply(result.status, result.body);
+    return;
+  }
+  ConnectUpstream(/*allow_pooled=*/true);
+}
+
+void Exchange::ConnectUpstream(bool allow_pooled) {
+  UpstreamPool& pool = conn_->worker()->pool();
+  upstream_bytes_seen_ = false;
+  head_search_from_ = 0;
+  if (allow_pooled) upstream_ = pool.TakeIdle();
+  bool pooled = upstream_ != nullptr;
+  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
+  if (!upstream_) {
+    Fail(502, "upstream connect failed");
+    return;
+  }
+  bufferevent* bev = upstream_->bev();
+  bufferevent_setcb(bev, UpstreamReadCb, UpstreamWriteCb, UpstreamEventCb, this);
+  bufferevent_setwatermark(bev, EV_READ, 0, kOutputHigh);
+  bufferevent_setwatermark(bev, EV_WRITE, kOutputLow, 0);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  if (pooled) {
+    OnUpstreamConnected();
+  } else {
+    state_ = State::kConnecting;
+    ArmTimer(config_->timeouts.upstream_connect);
+  }
+}
+
+void Exchange::OnUpstreamConnected() {
+  state_ = State::kAwaitingHead;
+  WriteRequestHead();
+  ArmTimer(config_->timeouts.upstream_response);
+  // Expect: 100-continue is answered here, once the body has somewhere to go,
+  // so a client holding its body back does not wait for nothing.
+  if (request_->expect_continue && !request_body_done_ && !sent_continue_ &&
+      evbuffer_get_length(bufferevent_get_input(conn_->bev())) == 0) {
+    static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    bufferevent_write(conn_->bev(), kContinue, sizeof(kContinue) - 1);
+    sent_continue_ = true;
+  }
+  PumpRequestBody();
+}
+
+void Exchange::WriteRequestHead() {
+  std::string head;
+  head.reserve(request_->raw.size() + 256);
+  head.append(request_->method);
+  head.push_back(' ');
+  head.append(request_->target);
+  head.append(" HTTP/1.1\r\n");
+  AppendHeaders(&head, request_->headers);
+  if (request_->framing == BodyFraming::kLength) {
+    char line[48];
+    int n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", request_->content_length);
+    head.append(line, static_cast<size_t>(n));
+  } else if (request_chunked_out_) {
+    head.append("Transfer-Encoding: chunked\r\n");
+  }
+  head.append("\r\n");
+  bufferevent_write(upstream_->bev(), head.data(), head.size());
+}
+
+void Exchange::PumpRequestBody() {
+  if (request_body_done_ || !upstream_) return;
+  if (state_ != State::kAwaitingHead && state_ != State::kResponseFilter && state_ != State::kStreaming) return;
+  evbuffer* in = bufferevent_get_input(conn_->bev());
+  evbuffer* out = bufferevent_get_output(upstream_->bev());
+  const uint64_t max_body = config_->limits.max_body_bytes;
+  bool progressed = false;
+  while (!request_body_done_) {
+    size_t queued = evbuffer_get_length(out);
+    if (queued >= kOutputHigh) break;  // UpstreamWriteCb resumes us
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1 || vec.iov_len == 0) break;
+    // Ask for at most one byte past the limit, so an oversize chunked body is
+    // detected before more than max_body_bytes reach the upstream.
+    uint64_t allowed = max_body - std::min(max_body, request_body_.body_bytes()) + 1;
+    size_t room = static_cast<size_t>(std::min<uint64_t>(kOutputHigh - queued, allowed));
+    BodyDecoder::Step step = request_body_.Next(static_cast<const char*>(vec.iov_base), vec.iov_len, room);
+    if (request_body_.failed()) {
+      Fail(400, request_body_.error());
+      return;
+    }
+    if (request_body_.body_bytes() > max_body) {
+      Fail(413, "request body over max_body_bytes");
+      return;
+    }
+    if (step.framing == 0 && step.data == 0) break;
+    progressed = true;
+    evbuffer_drain(in, step.framing);
+    if (step.data) MoveBody(in, out, step.data, request_chunked_out_);
+    if (request_body_.done()) {
+      if (request_chunked_out_) evbuffer_add(out, "0\r\n\r\n", 5);
+      request_body_done_ = true;
+    }
+  }
+  if (progressed) {
+    conn_->RequestBodyProgress();
+    if (state_ == State::kAwaitingHead) ArmTimer(config_->timeouts.upstream_response);
+  }
+  if (!request_body_done_ && conn_->peer_eof() && evbuffer_get_length(in) == 0) {
+    // The client closed before sending its whole body.
+    LOG_DEBUG("client %s closed during the request body", conn_->client_ip().c_str());
+    DropUpstream();
+    state_ = State::kDone;
+    conn_->ExchangeAborted();
+  }
+}
+
+void Exchange::OnClientReadable() { PumpRequestBody(); }
+
+void Exchange::OnClientDrained() {
+  if (state_ == State::kStreaming) PumpResponseBody();
+}
+
+void Exchange::UpstreamReadCb(bufferevent*, void* arg) { static_cast<Exchange*>(arg)->OnUpstreamReadable(); }
+void Exchange::UpstreamWriteCb(bufferevent*, void* arg) { static_cast<Exchange*>(arg)->PumpRequestBody(); }
+void Exchange::UpstreamEventCb(bufferevent*, short what, void* arg) {
+  static_cast<Exchange*>(arg)->OnUpstreamEvent(what);
+}
+void Exchange::TimerCb(evutil_socket_t, short, void* arg) { static_cast<Exchange*>(arg)->OnTimer(); }
+
+void Exchange::OnUpstreamReadable() {
+  if (evbuffer_get_length(bufferevent_get_input(upstream_->bev())) > 0) upstream_bytes_seen_ = true;
+  if (state_ == State::kAwaitingHead) {
+    TryParseResponseHead();
+  } else if (state_ == State::kStreaming) {
+    ArmTimer(config_->timeouts.upstream_response);
+    PumpResponseBody();
+  }
+  // kResponseFilter: the bytes wait in the (bounded) input buffer.
+}
+
+void Exchange::OnUpstreamEvent(short what) {
+  if (what & BEV_EVENT_CONNECTED) {
+    if (state_ == State::kConnecting) OnUpstreamConnected();
+    return;
+  }
+  const bool clean_eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
+  switch (state_) {
+    case State::kConnecting:
+      Fail(502, "upstream connect failed");
+      return;
+    case State::kAwaitingHead:
+      // A pooled connection the upstream had just closed: retry once on a
+      // fresh connection when nothing of the request body was consumed.
+      if (!upstream_bytes_seen_ && upstream_->reused() && !retried_ &&
+          request_->framing == BodyFraming::kNone) {
+        retried_ = true;
+        DropUpstream();
+        ConnectUpstream(/*allow_pooled=*/false);
+        return;
+      }
+      Fail(502, clean_eof ? "upstream closed before a complete response head" : "upstream connection error");
+      return;
+    case State::kResponseFilter:
+    case State::kStreaming:
+      upstream_eof_ = true;
+      upstream_error_ = !clean_eof;
+      if (state_ == State::kStreaming) PumpResponseBody();
+      return;
+    default:
+      return;
+  }
+}
+
+void Exchange::TryParseResponseHead() {
+  evbuffer* in = bufferevent_get_input(upstream_->bev());
+  const size_t limit = config_->limits.max_header_bytes;
+  while (true) {
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) return;
+    evbuffer_ptr start;
+    evbuffer_ptr_set(in, &start, head_search_from_ > 3 ? head_search_from_ - 3 : 0, EVBUFFER_PTR_SET);
+    evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
+    if (found.pos < 0) {
+      head_search_from_ = len;
+      if (len > limit) Fail(502, "upstream response head too large");
+      return;
+    }
+    size_t head_len = static_cast<size_t>(found.pos) + 4;
+    if (head_len > limit) {
+      Fail(502, "upstream response head too large");
+      return;
+    }
+    std::string raw(head_len, '\0');
+    evbuffer_remove(in, &raw[0], head_len);
+    head_search_from_ = 0;
+    auto response = std::make_unique<ResponseHead>();
+    const char* why = nullptr;
+    if (!ParseResponseHead(std::move(raw), request_->is_head, response.get(), &why)) {
+      Fail(502, why);
+      return;
+    }
+    if (response->status == 101) {
+      Fail(502, "upstream switched protocols without an Upgrade request");
+      return;
+    }
+    if (response->status < 200) continue;  // 1xx interim responses are dropped
+    response_ = std::move(response);
+    break;
+  }
+
+  if (response_->framing == BodyFraming::kNone) {
+    if (auto cl = response_->headers.Get("content-length")) original_content_length_ = std::string(*cl);
+  }
+  RemoveHopByHop(&response_->headers);
+  response_body_.Reset(response_->framing, response_->content_length, config_->limits.max_header_bytes);
+  ArmTimer(config_->timeouts.upstream_response);
+  state_ = State::kResponseFilter;
+  if (filter_) {
+    filter_->OnResponseHead(*request_, *response_, [this](FilterResult r) { OnResponseFiltered(std::move(r)); });
+  } else {
+    OnResponseFiltered(FilterResult::Continue());
+  }
+}
+
+void Exchange::OnResponseFiltered(FilterResult result) {
+  if (state_ != State::kResponseFilter) return;  // aborted meanwhile
+  if (result.status != 0) {
+    DropUpstream();  // the upstream's response is discarded unread
+    SendLocalReply(result.status, result.body);
+    return;
+  }
+  WriteResponseHead();
+  state_ = State::kStreaming;
+  PumpResponseBody();
+}
+
+bool Exchange::ClientWantsKeepAlive() const {
+  return request_->keep_alive && !conn_->worker()->shutting_down() && !conn_->peer_eof();
+}
+
+void Exchange::WriteResponseHead() {
+  const bool http11_client = request_->minor_version == 1;
+  const BodyFraming framing = response_->framing;
+  response_chunked_out_ =
+      (framing == BodyFraming::kChunked || framing == BodyFraming::kUntilClose) && http11_client;
+  // An HTTP/1.0 client learns where an unframed body ends only from the close.
+  if (framing == BodyFraming::kUntilClose && !http11_client) close_client_ = true;
+  if (framing == BodyFraming::kChunked && !http11_client) close_client_ = true;
+  if (!ClientWantsKeepAlive()) close_client_ = true;
+
+  std::string head;
+  head.reserve(response_->raw.size() + 128);
+  char line[64];
+  int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", response_->status);
+  head.append(line, static_cast<size_t>(n));
+  head.append(response_->reason);
+  head.append("\r\n");
+  AppendHeaders(&head, response_->headers);
+  if (framing == BodyFraming::kLength) {
+    n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", response_->content_length);
+    head.append(line, static_cast<size_t>(n));
+  } else if (response_chunked_out_) {
+    head.append("Transfer-Encoding: chunked\r\n");
+  } else if (framing == BodyFraming::kNone && !original_content_length_.empty() && response_->status != 204) {
+    head.append("Content-Length: ").append(original_content_length_).append("\r\n");
+  }
+  if (close_client_) {
+    head.append("Connection: close\r\n");
+  } else if (!http11_client) {
+    head.append("Connection: keep-alive\r\n");
+  }
+  head.append("\r\n");
+  bufferevent_write(conn_->bev(), head.data(), head.size());
+  status_ = response_->status;
+  response_started_ = true;
+}
+
+void Exchange::PumpResponseBody() {
+  if (state_ != State::kStreaming) return;
+  evbuffer* in = bufferevent_get_input(upstream_->bev());
+  evbuffer* out = bufferevent_get_output(conn_->bev());
+  while (!response_body_.done()) {
+    size_t queued = evbuffer_get_length(out);
+    if (queued >= kOutputHigh) return;  // OnClientDrained resumes us
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1 || vec.iov_len == 0) break;
+    BodyDecoder::Step step =
+        response_body_.Next(static_cast<const char*>(vec.iov_base), vec.iov_len, kOutputHigh - queued);
+    if (response_body_.failed()) {
+      Fail(502, response_body_.error());
+      return;
+    }
+    if (step.framing == 0 && step.data == 0) break;
+    evbuffer_drain(in, step.framing);
+    if (step.data) MoveBody(in, out, step.data, response_chunked_out_);
+  }
+  if (!response_body_.done() && upstream_eof_ && evbuffer_get_length(in) == 0) {
+    if (response_body_.framing() == BodyFraming::kUntilClose && !upstream_error_) {
+      response_body_.FinishOnEof();
+    } else {
+      Fail(502, "upstream closed in the middle of the response body");
+      return;
+    }
+  }
+  if (response_body_.done()) {
+    if (response_chunked_out_) evbuffer_add(out, "0\r\n\r\n", 5);
+    FinishResponse();
+  }
+}
+
+void Exchange::FinishResponse() {
+  state_ = State::kDone;
+  evtimer_del(timer_);
+  if (upstream_) {
+    bool reusable = response_->keep_alive && request_body_done_ && !upstream_eof_ &&
+                    evbuffer_get_length(bufferevent_get_input(upstream_->bev())) == 0 &&
+                    evbuffer_get_length(bufferevent_get_output(upstream_->bev())) == 0;
+    if (reusable) {
+      conn_->worker()->pool().Release(std::move(upstream_), config_->timeouts.idle);
+    } else {
+      DropUpstream();
+    }
+  }
+  if (!request_body_done_) close_client_ = true;  // the rest of the body was never read
+  if (filter_) filter_->OnComplete(status_);
+  conn_->ExchangeFinished(!close_client_);
+}
+
+void Exchange::ArmTimer(Millis timeout) {
+  timeval tv = ToTimeval(timeout);
+  evtimer_add(timer_, &tv);
+}
+
+void Exchange::OnTimer() {
+  switch (state_) {
+    case State::kConnecting:
+      if (Metrics* m = conn_->worker()->metrics()) m->timeouts_upstream_connect++;
+      Fail(502, "upstream connect timeout");
+      return;
+    case State::kAwaitingHead:
+      if (Metrics* m = conn_->worker()->metrics()) m->timeouts_upstream_response++;
+      Fail(504, "upstream response timeout");
+      return;
+    case State::kStreaming:
+      if (Metrics* m = conn_->worker()->metrics()) m->timeouts_upstream_response++;
+      Fail(504, "upstream stalled in the response body");
+      return;
+    default:
+      return;
+  }
+}
+
+void Exchange::OnRequestBodyTimeout() {
+  if (Metrics* m = conn_->worker()->metrics()) m->timeouts_client_body++;
+  Fail(408, "client stopped sending the request body");
+}
+
+void Exchange::Fail(int status, const char* log_reason) {
+  if (state_ == State::kDone) return;
+  const bool upstream_side = status == 502 || status == 504;
+  if (upstream_side) {
+    LOG_WARN("upstream %s: %s (client %s)", config_->upstream.address.text.c_str(), log_reason,
+             conn_->client_ip().c_str());
+    if (Metrics* m = conn_->worker()->metrics()) m->upstream_errors++;
+  } else {
+    LOG_DEBUG("client %s: %d %s", conn_->client_ip().c_str(), status, log_reason);
+  }
+  DropUpstream();
+  if (!response_started_) {
+    std::string body = ReasonPhrase(status);
+    body.push_back('\n');
+    SendLocalReply(status, body);
+    return;
+  }
+  // Part of a response is already out: the only honest signal left is to
+  // cut the connection, so the client sees a truncated body.
+  state_ = State::kDone;
+  evtimer_del(timer_);
+  if (filter_) filter_->OnComplete(status_);
+  conn_->ExchangeAborted();
+}
+
+void Exchange::SendLocalReply(int status, const std::string& body) {
+  DropUpstream();
+  evtimer_del(timer_);
+  if (!request_body_done_) close_client_ = true;
+  if (status == 400 || status == 408 || status == 413) close_client_ = true;
+  if (!ClientWantsKeepAlive()) close_client_ = true;
+  std::string out;
+  out.reserve(160 + body.size());
+  char line[160];
+  int n = snprintf(line, sizeof(line),
+                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n", status,
+                   ReasonPhrase(status), body.size());
+  out.append(line, static_cast<size_t>(n));
+  if (close_client_) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  if (!request_->is_head) out.append(body);
+  bufferevent_write(conn_->bev(), out.data(), out.size());
+  status_ = status;
+  response_started_ = true;
+  state_ = State::kDone;
+  if (filter_) filter_->OnComplete(status_);
+  conn_->ExchangeFinished(!close_client_);
+}
+
+void Exchange::DropUpstream() { upstream_.reset(); }
+
+void Exchange::Abort() {
+  DropUpstream();
+  evtimer_del(timer_);
+  if (state_ != State::kDone) {
+    state_ = State::kDone;
+    if (filter_) filter_->OnComplete(0);
+  }
+}
+
+}  // namespace sessiond

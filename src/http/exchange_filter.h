@@ -1,0 +1,71 @@
+// ExchangeFilter: a step in the path of one request/response exchange, the
+// seam where the session logic sits (like an envoy HTTP filter).
+//
+//   client -> [parse, strip hop-by-hop] -> OnRequestHead -> upstream
+//   upstream -> [parse, strip hop-by-hop] -> OnResponseHead -> client
+//
+// Each call receives a `done` callback and may finish synchronously (call done
+// before returning) or later, on the same worker thread, e.g. after a store
+// round trip; the exchange waits, holding the request body (or the upstream's
+// response body) in bounded buffers meanwhile.
+//
+// Ownership and cancellation: the Exchange owns its filter. If the exchange
+// ends early (client gone, timeout) the filter is destroyed while an
+// asynchronous step may be pending; the filter must then make sure `done` is
+// never called and nothing touches the destroyed object (e.g. store callbacks
+// hold a weak reference).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "http/message.h"
+
+namespace sessiond {
+
+struct FilterResult {
+  // 0: continue the exchange. Otherwise the exchange is answered locally with
+  // this status and `body` (short plain text, safe to show a client) instead.
+  int status = 0;
+  std::string body;
+
+  static FilterResult Continue() { return FilterResult(); }
+  static FilterResult Reply(int status, std::string body) { return FilterResult{status, std::move(body)}; }
+};
+
+using FilterDone = std::function<void(FilterResult)>;
+
+struct ExchangeInfo {
+  std::string_view client_ip;
+};
+
+class ExchangeFilter {
+ public:
+  virtual ~ExchangeFilter() = default;
+
+  // The request head is parsed and validated, its hop-by-hop headers removed
+  // and the X-Forwarded-* headers set. The filter may edit `request.headers`
+  // (values it adds must be owned by the list: AppendCopy). `request` stays
+  // alive until the exchange ends.
+  virtual void OnRequestHead(RequestHead& request, FilterDone done) = 0;
+
+  // The upstream's response head, hop-by-hop headers removed. The filter may
+  // edit `response.headers`. A Reply result discards the upstream response
+  // (the upstream connection is closed, not reused).
+  virtual void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) = 0;
+
+  // Called when the exchange ends, whatever the outcome: `status` is the
+  // status sent to the client (0 if the client vanished first).
+  virtual void OnComplete(int status) {}
+};
+
+// Builds one filter per exchange. One factory per worker; called on that
+// worker's thread.
+class ExchangeFilterFactory {
+ public:
+  virtual ~ExchangeFilterFactory() = default;
+  virtual std::unique_ptr<ExchangeFilter> Create(const ExchangeInfo& info) = 0;
+};
+
+}  // namespace sessiond

@@ -1,0 +1,132 @@
+#include "server/server.h"
+
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "util/log.h"
+
+namespace sessiond {
+
+namespace {
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+constexpr timeval kTick{0, 20000};  // how often the main thread checks the drain
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters)
+    : config_(std::move(config)), make_filters_(std::move(make_filters)) {}
+
+Server::~Server() {
+  for (event* ev : signals_) event_free(ev);
+  if (tick_) event_free(tick_);
+  workers_.clear();
+  if (base_) event_base_free(base_);
+}
+
+int Server::Run() {
+  evthread_use_pthreads();
+  signal(SIGPIPE, SIG_IGN);
+  base_ = event_base_new();
+  if (!base_) {
+    fprintf(stderr, "sessiond: cannot create an event loop\n");
+    return 1;
+  }
+  for (int i = 0; i < config_->workers; ++i) {
+    auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_);
+    Status s = worker->Init();
+    if (!s.ok()) {
+      fprintf(stderr, "sessiond: %s\n", s.message().c_str());
+      return 1;
+    }
+    workers_.push_back(std::move(worker));
+  }
+
+  // Workers inherit a mask that blocks the signals we handle, so they are
+  // always delivered to this thread's event loop.
+  sigset_t handled, old;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled, &old);
+  for (auto& w : workers_) w->Start();
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    event* ev = evsignal_new(base_, sig, SignalCb, this);
+    evsignal_add(ev, nullptr);
+    signals_.push_back(ev);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+  LOG_INFO("sessiond listening on %s, upstream %s, %d worker(s), manager %s", config_->listen.text.c_str(),
+           config_->upstream.url.c_str(), config_->workers, ToString(config_->session.manager));
+  event_base_dispatch(base_);
+
+  for (auto& w : workers_) w->Join();
+  LOG_INFO("sessiond stopped%s", forced_ ? " (shutdown timeout: in-flight requests were cut)" : "");
+  return 0;
+}
+
+void Server::SignalCb(evutil_socket_t sig, short, void* arg) {
+  auto* server = static_cast<Server*>(arg);
+  if (sig == SIGHUP) {
+    server->Reload();
+  } else {
+    server->BeginShutdown();
+  }
+}
+
+void Server::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  LOG_INFO("shutting down: draining in-flight requests (up to %lld ms)",
+           static_cast<long long>(config_->timeouts.shutdown.count()));
+  shutdown_deadline_ms_ = NowMs() + config_->timeouts.shutdown.count();
+  for (auto& w : workers_) w->BeginShutdown();
+  tick_ = evtimer_new(base_, TickCb, this);
+  evtimer_add(tick_, &kTick);
+}
+
+void Server::TickCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->OnTick(); }
+
+void Server::OnTick() {
+  bool all_exited = true;
+  for (auto& w : workers_) all_exited = all_exited && w->exited();
+  if (all_exited) {
+    event_base_loopexit(base_, nullptr);
+    return;
+  }
+  if (!forced_ && NowMs() >= shutdown_deadline_ms_) {
+    forced_ = true;
+    for (auto& w : workers_) w->ForceStop();
+  }
+  evtimer_add(tick_, &kTick);
+}
+
+void Server::Reload() {
+  Result<std::shared_ptr<const Config>> loaded = LoadConfig(config_->source_path);
+  if (!loaded.ok()) {
+    fprintf(stderr, "sessiond: reload failed, keeping the running configuration: %s\n",
+            loaded.status().message().c_str());
+    LOG_ERROR("reload failed, keeping the running configuration");
+    return;
+  }
+  std::shared_ptr<const Config> next = *loaded;
+  if (next->listen.text != config_->listen.text || next->workers != config_->workers) {
+    LOG_WARN("reload: listen and workers changes need a restart; keeping %s with %d worker(s)",
+             config_->listen.text.c_str(), config_->workers);
+  }
+  config_ = next;
+  SetLogLevel(config_->log.level);
+  for (auto& w : workers_) w->Reload(config_);
+  LOG_INFO("configuration reloaded from %s", config_->source_path.c_str());
+}
+
+}  // namespace sessiond

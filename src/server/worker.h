@@ -1,0 +1,97 @@
+// Worker: one event-loop thread. It accepts on its own SO_REUSEPORT listener,
+// owns every client connection it accepted, its upstream connection pool and
+// its session store connection, and runs all their callbacks. Nothing owned
+// by a worker is touched by another thread; the only cross-thread entry
+// point is Post().
+#pragma once
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "config/config.h"
+#include "http/exchange_filter.h"
+#include "http/upstream_pool.h"
+#include "util/status.h"
+
+namespace sessiond {
+
+class ClientConnection;
+struct Metrics;
+
+// Builds the per-worker session step. Called on the worker's thread at start
+// and after every reload; returns nullptr for no session step.
+using FilterFactoryMaker =
+    std::function<std::unique_ptr<ExchangeFilterFactory>(const std::shared_ptr<const Config>&, class Worker&)>;
+
+class Worker {
+ public:
+  Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Main thread, before Start(): creates the event base and binds the
+  // listening socket (SO_REUSEPORT, so every worker has its own).
+  Status Init();
+  void Start();  // spawns the thread
+  void Join();
+
+  // Thread-safe: runs fn on this worker's loop thread.
+  void Post(std::function<void()> fn);
+
+  // Thread-safe. Stops accepting, closes idle connections, lets in-flight
+  // exchanges finish; the loop exits when no connection remains.
+  void BeginShutdown();
+  // Thread-safe. Ends the loop now (after the shutdown deadline).
+  void ForceStop();
+  // Thread-safe. Installs a new config for new requests.
+  void Reload(std::shared_ptr<const Config> config);
+
+  // ---- loop-thread API ----
+  int index() const { return index_; }
+  event_base* base() const { return base_; }
+  const std::shared_ptr<const Config>& config() const { return config_; }
+  UpstreamPool& pool() { return *pool_; }
+  ExchangeFilterFactory* filters() { return filters_.get(); }
+  Metrics* metrics() { return metrics_; }
+  bool shutting_down() const { return shutting_down_; }
+  void Register(ClientConnection* conn);
+  void Unregister(ClientConnection* conn);
+  size_t connection_count() const { return connections_.size(); }
+  // Thread-safe: the loop has ended (clean drain or forced stop).
+  bool exited() const { return exited_.load(std::memory_order_acquire); }
+
+ private:
+  static void AcceptCb(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void PostedCb(evutil_socket_t, short, void* arg);
+  void RunPosted();
+  void DoShutdown();
+  void MaybeExit();
+
+  const int index_;
+  std::shared_ptr<const Config> config_;
+  FilterFactoryMaker make_filters_;
+  Metrics* metrics_;
+  event_base* base_ = nullptr;
+  evconnlistener* listener_ = nullptr;
+  event* posted_ev_ = nullptr;
+  std::unique_ptr<UpstreamPool> pool_;
+  std::unique_ptr<ExchangeFilterFactory> filters_;
+  std::unordered_set<ClientConnection*> connections_;
+  bool shutting_down_ = false;
+  std::thread thread_;
+  std::atomic<bool> exited_{false};
+
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+};
+
+}  // namespace sessiond

@@ -1,0 +1,109 @@
+#include "session/session_data.h"
+
+namespace sessiond {
+
+namespace {
+
+// Decodes one UTF-8 sequence at s[i]; returns the code point and advances i,
+// or returns U+FFFD and advances one byte for an invalid or overlong sequence.
+uint32_t NextCodePoint(const std::string& s, size_t* i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(*i);
+  size_t len = 0;
+  uint32_t cp = 0;
+  uint32_t min = 0;
+  if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
+  else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
+  else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
+  else { ++*i; return 0xFFFD; }
+  if (*i + len > s.size()) { ++*i; return 0xFFFD; }
+  for (size_t k = 1; k < len; ++k) {
+    const unsigned char cc = byte(*i + k);
+    if ((cc & 0xC0) != 0x80) { ++*i; return 0xFFFD; }
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) { ++*i; return 0xFFFD; }
+  *i += len;
+  return cp;
+}
+
+void AppendU16(std::string* out, uint32_t unit) {
+  static const char kHex[] = "0123456789abcdef";
+  out->append("\\u");
+  for (int shift = 12; shift >= 0; shift -= 4) out->push_back(kHex[(unit >> shift) & 0xF]);
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, const std::string& s) {
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      switch (c) {
+        case '"': out->append("\\\""); break;
+        case '\\': out->append("\\\\"); break;
+        case '\n': out->append("\\n"); break;
+        case '\r': out->append("\\r"); break;
+        case '\t': out->append("\\t"); break;
+        case '\b': out->append("\\b"); break;
+        case '\f': out->append("\\f"); break;
+        default:
+          if (c < 0x20 || c == 0x7F) AppendU16(out, c);
+          else out->push_back(static_cast<char>(c));
+      }
+      continue;
+    }
+    const uint32_t cp = NextCodePoint(s, &i);
+    if (cp >= 0x10000) {
+      const uint32_t v = cp - 0x10000;
+      AppendU16(out, 0xD800 + (v >> 10));
+      AppendU16(out, 0xDC00 + (v & 0x3FF));
+    } else {
+      AppendU16(out, cp);
+    }
+  }
+  out->push_back('"');
+}
+
+std::string SerializeSession(const SessionData& data) {
+  std::string out;
+  out.reserve(SerializedSize(data));
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [key, value] : data) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(&out, key);
+    out.push_back(':');
+    out.append(value);
+  }
+  out.push_back('}');
+  return out;
+}
+
+uint64_t SerializedSize(const SessionData& data) {
+  uint64_t size = 2;  // {}
+  std::string scratch;
+  for (const auto& [key, value] : data) {
+    scratch.clear();
+    AppendJsonString(&scratch, key);
+    size += scratch.size() + 1 + value.size();  // "key":value
+  }
+  if (data.size() > 1) size += data.size() - 1;  // commas
+  return size;
+}
+
+void ApplyChanges(SessionData* data, bool clear, const std::vector<std::string>& deletes,
+                  const std::map<std::string, std::optional<std::string>>& sets) {
+  if (clear) data->clear();
+  for (const auto& key : deletes) data->erase(key);
+  for (const auto& [key, value] : sets) {
+    if (value) (*data)[key] = *value;
+    else data->erase(key);
+  }
+}
+
+}  // namespace sessiond
