@@ -8,6 +8,7 @@
 
 #include "admin/metrics.h"
 #include "http/client_connection.h"
+#include "http/hop_by_hop.h"
 #include "server/worker.h"
 #include "util/log.h"
 
@@ -17,38 +18,6 @@ namespace {
 
 timeval ToTimeval(Millis m) {
   return timeval{static_cast<time_t>(m.count() / 1000), static_cast<suseconds_t>((m.count() % 1000) * 1000)};
-}
-
-// Removes the hop-by-hop fields (RFC 9110 section 7.6.1): Connection and every
-// field it names, Keep-Alive, TE, Trailer, Upgrade, Proxy-*; and the framing
-// fields, which the exchange writes itself after re-framing the body. A
-// Connection token naming Host is ignored: Host is end-to-end and required.
-void RemoveHopByHop(HeaderList* headers) {
-  static const char* const kFixed[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
-                                       "upgrade", "content-length"};
-  std::string_view named[32];
-  size_t named_count = 0;
-  for (const Header& h : headers->fields()) {
-    if (!EqualsIgnoreCase(h.name, "connection")) continue;
-    std::string_view list = h.value;
-    while (!list.empty() && named_count < 32) {
-      size_t comma = list.find(',');
-      std::string_view token = TrimOws(list.substr(0, comma));
-      if (!token.empty() && !EqualsIgnoreCase(token, "host")) named[named_count++] = token;
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-  }
-  headers->RemoveIf([&](const Header& h) {
-    if (StartsWithIgnoreCase(h.name, "proxy-")) return true;
-    for (const char* f : kFixed) {
-      if (EqualsIgnoreCase(h.name, f)) return true;
-    }
-    for (size_t i = 0; i < named_count; ++i) {
-      if (EqualsIgnoreCase(h.name, named[i])) return true;
-    }
-    return false;
-  });
 }
 
 void AppendHeaders(std::string* out, const HeaderList& headers) {
@@ -99,24 +68,9 @@ void Exchange::Start() {
 }
 
 void Exchange::PrepareRequestHeaders() {
-  HeaderList& h = request_->headers;
-  RemoveHopByHop(&h);
-  if (request_->expect_continue) h.Remove("expect");  // answered by us, see OnUpstreamConnected
-
-  std::string xff;
-  for (const Header& f : h.fields()) {
-    if (!EqualsIgnoreCase(f.name, "x-forwarded-for") || f.value.empty()) continue;
-    if (!xff.empty()) xff.append(", ");
-    xff.append(f.value);
-  }
-  if (!xff.empty()) xff.append(", ");
-  xff.append(conn_->client_ip());
-  h.Remove("x-forwarded-for");
-  h.Remove("x-forwarded-proto");
-  h.Remove("x-forwarded-host");
-  h.AppendCopy("X-Forwarded-For", xff);
-  h.AppendCopy("X-Forwarded-Proto", "http");
-  if (!request_->host.empty()) h.AppendCopy("X-Forwarded-Host", request_->host);
+  RemoveHopByHop(&request_->headers);
+  if (request_->expect_continue) request_->headers.Remove("expect");  // answered by us, see OnUpstreamConnected
+  SetForwardedHeaders(&request_->headers, conn_->client_ip(), request_->host);
 }
 
 void Exchange::OnRequestFiltered(FilterResult result) {

@@ -1,0 +1,56 @@
+// Header filtering at the proxy boundary.
+#include "http/hop_by_hop.h"
+
+#include <doctest/doctest.h>
+
+using namespace sessiond;
+
+TEST_CASE("hop-by-hop fields and the fields Connection names are removed") {
+  HeaderList h;
+  h.Append("Host", "a");
+  h.Append("Connection", "keep-alive, X-Secret-Hop, host");
+  h.Append("Keep-Alive", "timeout=5");
+  h.Append("TE", "trailers");
+  h.Append("Trailer", "X");
+  h.Append("Transfer-Encoding", "chunked");
+  h.Append("Content-Length", "5");
+  h.Append("Upgrade", "websocket");
+  h.Append("Proxy-Authorization", "Basic x");
+  h.Append("proxy-connection", "keep-alive");
+  h.Append("X-Secret-Hop", "1");
+  h.Append("X-Kept", "2");
+  RemoveHopByHop(&h);
+  REQUIRE(h.size() == 2);
+  CHECK(h.fields()[0].name == "Host");  // named by Connection, but Host is end-to-end
+  CHECK(h.fields()[1].name == "X-Kept");
+}
+
+TEST_CASE("X-Forwarded-For is appended, -Proto and -Host are replaced") {
+  HeaderList h;
+  h.Append("X-Forwarded-For", "1.2.3.4");
+  h.Append("X-Forwarded-For", "5.6.7.8");
+  h.Append("X-Forwarded-Proto", "https");
+  h.Append("X-Forwarded-Host", "evil");
+  SetForwardedHeaders(&h, "127.0.0.1", "example.com");
+  CHECK(*h.Get("x-forwarded-for") == "1.2.3.4, 5.6.7.8, 127.0.0.1");
+  CHECK(h.Count("x-forwarded-for") == 1);
+  CHECK(*h.Get("x-forwarded-proto") == "http");
+  CHECK(*h.Get("x-forwarded-host") == "example.com");
+}
+
+TEST_CASE("X-Forwarded-For is created when absent") {
+  HeaderList h;
+  SetForwardedHeaders(&h, "::1", "");
+  CHECK(*h.Get("x-forwarded-for") == "::1");
+  CHECK_FALSE(h.Get("x-forwarded-host").has_value());
+}
+
+TEST_CASE("HasToken and case-insensitive lookups") {
+  CHECK(HasToken("a, Keep-Alive ,b", "keep-alive"));
+  CHECK_FALSE(HasToken("keep-alivex", "keep-alive"));
+  HeaderList h;
+  h.AppendCopy("X-Copy", std::string(100, 'v'));
+  CHECK(h.Get("x-COPY")->size() == 100);
+  CHECK(h.Remove("X-COPY") == 1);
+  CHECK(h.size() == 0);
+}
