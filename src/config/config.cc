@@ -1,0 +1,421 @@
+// The schema of sessiond.yaml (CONTRACT section 3): which keys exist, their
+// types, ranges and defaults, and the checks that involve several keys.
+// Reading and positioning live in yaml_reader.*, address and URL syntax in
+// address.* and redis_url.*, the summary in describe.cc.
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "config/address.h"
+#include "config/numbers.h"
+#include "config/redis_url.h"
+#include "config/yaml_reader.h"
+
+namespace sessiond {
+
+namespace {
+
+using namespace config_internal;
+
+constexpr size_t kMinSecretBytes = 32;
+constexpr size_t kMaxConfigFileBytes = 4 << 20;
+constexpr size_t kMaxSecretFileBytes = 64 << 10;
+constexpr uint64_t kMaxWorkers = 256;
+constexpr const char* kDefaultListen = "127.0.0.1:8080";
+constexpr const char* kDefaultRedisUrl = "redis://127.0.0.1:6379/0";
+
+// The YAML spellings, shared by parsing and ToString().
+const EnumNames<SameSite> kSameSiteNames = {
+    {"None", SameSite::kNone}, {"Lax", SameSite::kLax}, {"Strict", SameSite::kStrict}};
+const EnumNames<StoreKind> kStoreKindNames = {{"cookie", StoreKind::kCookie},
+                                              {"redis", StoreKind::kRedis},
+                                              {"file", StoreKind::kFile},
+                                              {"memory", StoreKind::kMemory}};
+const EnumNames<SessionCreate> kSessionCreateNames = {{"lazy", SessionCreate::kLazy},
+                                                      {"always", SessionCreate::kAlways}};
+const EnumNames<OnStoreError> kOnStoreErrorNames = {{"fail_closed", OnStoreError::kFailClosed},
+                                                    {"fail_open", OnStoreError::kFailOpen}};
+const EnumNames<AccessLogFormat> kAccessLogNames = {{"combined", AccessLogFormat::kCombined},
+                                                    {"json", AccessLogFormat::kJson},
+                                                    {"off", AccessLogFormat::kOff}};
+const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
+                                            {"info", LogLevel::kInfo},
+                                            {"warn", LogLevel::kWarn},
+                                            {"error", LogLevel::kError}};
+
+template <class E>
+const char* NameOf(EnumNames<E> names, E value) {
+  for (const auto& [name, v] : names) {
+    if (v == value) return name;
+  }
+  return "?";
+}
+
+// Reads at most `limit` bytes of `path`. Returns 0 or an errno value (EFBIG
+// when the file is larger than `limit`); *mode gets the file's st_mode.
+int ReadSmallFile(const std::string& path, size_t limit, std::string* out, mode_t* mode) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return err;
+  }
+  if (mode) *mode = st.st_mode;
+  out->clear();
+  char buf[8192];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+    if (out->size() > limit) {
+      close(fd);
+      return EFBIG;
+    }
+  }
+  close(fd);
+  return 0;
+}
+
+// RFC 6265 cookie-name: an RFC 2616 token.
+bool IsCookieNameToken(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || std::strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) return false;
+  }
+  return true;
+}
+
+// Dot-separated labels of letters, digits, '-' and '_', with an optional
+// leading dot (old-style Domain=.example.com).
+bool IsPlausibleCookieDomain(const std::string& domain) {
+  std::string rest = !domain.empty() && domain[0] == '.' ? domain.substr(1) : domain;
+  if (rest.empty() || rest.size() > 253 || rest.front() == '.' || rest.back() == '.' ||
+      rest.find("..") != std::string::npos) {
+    return false;
+  }
+  return IsPlausibleHostName(rest);
+}
+
+// RFC 6265 path-value: any CHAR except CTLs or ';'.
+bool IsCookiePath(const std::string& path) {
+  if (path.empty() || path[0] != '/') return false;
+  return std::none_of(path.begin(), path.end(), [](char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u < 0x20 || u >= 0x7f || c == ';';
+  });
+}
+
+std::string TooShort(const std::string& what, size_t got) {
+  return what + ": must be at least " + std::to_string(kMinSecretBytes) + " bytes (got " +
+         std::to_string(got) + "); `sessiond gen-secret` prints a good one";
+}
+
+void ReadSecret(Section& root, Config* c) {
+  const bool inline_key = root.Has("secret_key");
+  const bool key_file = root.Has("secret_key_file");
+  if (inline_key && key_file) {
+    root.Fail(root.KeyMark("secret_key_file"),
+              "secret_key and secret_key_file are both set; use exactly one");
+    return;
+  }
+  if (!inline_key && !key_file) {
+    root.Fail(root.mark(), "secret_key (or secret_key_file) is required");
+    return;
+  }
+  if (inline_key) {
+    std::optional<ScalarValue> v = root.Required("secret_key");
+    if (!v) return;
+    if (v->text.size() < kMinSecretBytes) {
+      root.Fail(v->mark, TooShort("secret_key", v->text.size()));
+      return;
+    }
+    c->secret_key = std::move(v->text);
+  } else {
+    std::optional<ScalarValue> v = root.Required("secret_key_file");
+    if (!v) return;
+    if (v->text.empty()) {
+      root.Fail(v->mark, "secret_key_file: must not be empty");
+      return;
+    }
+    std::string bytes;
+    mode_t mode = 0;
+    int err = ReadSmallFile(v->text, kMaxSecretFileBytes, &bytes, &mode);
+    if (err != 0) {
+      root.Fail(v->mark, "secret_key_file: cannot read " + v->text + ": " +
+                             (err == EFBIG ? "larger than 64 KiB" : std::strerror(err)));
+      return;
+    }
+    // Files written by `echo` or an editor end with a newline that is not
+    // part of the key.
+    if (bytes.size() >= 2 && bytes.compare(bytes.size() - 2, 2, "\r\n") == 0) {
+      bytes.resize(bytes.size() - 2);
+    } else if (!bytes.empty() && bytes.back() == '\n') {
+      bytes.pop_back();
+    }
+    if (bytes.size() < kMinSecretBytes) {
+      root.Fail(v->mark, TooShort("secret_key_file: the key in " + v->text, bytes.size()));
+      return;
+    }
+    c->secret_key = std::move(bytes);
+    c->secret_key_file = v->text;
+    c->secret_key_file_world_readable = (mode & 077) != 0;
+  }
+
+  std::optional<std::vector<ScalarValue>> fallbacks = root.StringList("secret_key_fallbacks");
+  if (!fallbacks) return;
+  for (size_t i = 0; i < fallbacks->size(); ++i) {
+    ScalarValue& v = (*fallbacks)[i];
+    if (v.text.size() < kMinSecretBytes) {
+      root.Fail(v.mark, TooShort("secret_key_fallbacks[" + std::to_string(i) + "]", v.text.size()));
+      return;
+    }
+    c->secret_key_fallbacks.push_back(std::move(v.text));
+  }
+}
+
+void ReadTopLevel(Section& root, Config* c) {
+  std::string listen = kDefaultListen;
+  if (std::optional<ScalarValue> v = root.Required("listen")) listen = v->text;
+  Result<SocketAddress> address = ParseListenAddress(listen);
+  if (!address.ok()) {
+    root.Fail(root.ValueMark("listen"), "listen: " + address.status().message());
+  } else {
+    c->listen = *address;
+  }
+
+  if (!root.Has("upstream")) {
+    root.Fail(root.mark(), "upstream is required (e.g. upstream: http://127.0.0.1:3000)");
+  } else if (std::optional<ScalarValue> v = root.Required("upstream")) {
+    Result<UpstreamConfig> upstream = ParseUpstreamUrl(v->text);
+    if (!upstream.ok()) {
+      root.Fail(v->mark, "upstream: " + upstream.status().message());
+    } else {
+      c->upstream = *upstream;
+    }
+  }
+
+  if (std::optional<ScalarValue> v = root.Required("workers")) {
+    if (v->text == "auto") {
+      uint64_t cores = std::thread::hardware_concurrency();
+      c->workers = static_cast<int>(std::clamp<uint64_t>(cores, 1, kMaxWorkers));
+      c->workers_auto = true;
+    } else {
+      std::optional<uint64_t> n = ParseDecimal(v->text);
+      if (!n || *n < 1 || *n > kMaxWorkers) {
+        root.Fail(v->mark,
+                  "workers: expected an integer from 1 to 256, or auto" + Section::Got(*v));
+      } else {
+        c->workers = static_cast<int>(*n);
+      }
+    }
+  }
+
+  ReadSecret(root, c);
+}
+
+void ReadSession(Section& root, SessionConfig* s) {
+  Section sec = root.Child(
+      "session", {"manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",
+                  "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",
+                  "session_cookie_partitioned", "session_expiration_time", "session_permanent",
+                  "session_refresh_each_request", "session_create", "max_session_bytes"});
+  sec.Enum("manager", kStoreKindNames, false, &s->manager);
+
+  if (std::optional<ScalarValue> v = sec.Required("session_cookie_name")) {
+    if (!IsCookieNameToken(v->text)) {
+      sec.Fail(v->mark,
+               "session.session_cookie_name: must be a non-empty cookie name token "
+               "(visible ASCII, none of ()<>@,;:\\\"/[]?={})");
+    } else {
+      s->cookie_name = v->text;
+    }
+  }
+  if (std::optional<ScalarValue> v = sec.Scalar("session_cookie_domain")) {
+    // ~ and an empty value (e.g. an empty ${VAR}) both leave Domain unset.
+    if (!v->null && !v->text.empty()) {
+      if (!IsPlausibleCookieDomain(v->text)) {
+        sec.Fail(v->mark,
+                 "session.session_cookie_domain: expected a domain name such as "
+                 "example.com, or ~ for none");
+      } else {
+        s->cookie_domain = v->text;
+      }
+    }
+  }
+  if (std::optional<ScalarValue> v = sec.Required("session_cookie_path")) {
+    if (!IsCookiePath(v->text)) {
+      sec.Fail(v->mark,
+               "session.session_cookie_path: must start with / and contain no ';', "
+               "control or non-ASCII characters");
+    } else {
+      s->cookie_path = v->text;
+    }
+  }
+  sec.Bool("session_cookie_httponly", &s->cookie_httponly);
+  sec.Bool("session_cookie_secure", &s->cookie_secure);
+  sec.Enum("session_cookie_samesite", kSameSiteNames, true, &s->cookie_samesite);
+  sec.Bool("session_cookie_partitioned", &s->cookie_partitioned);
+  sec.PositiveDuration("session_expiration_time", &s->expiration);
+  sec.Bool("session_permanent", &s->permanent);
+  sec.Bool("session_refresh_each_request", &s->refresh_each_request);
+  sec.Enum("session_create", kSessionCreateNames, false, &s->create);
+  sec.UInt("max_session_bytes", 64, 1048576, &s->max_session_bytes);
+  if (sec.failed()) return;
+
+  // Browsers drop SameSite=None and Partitioned cookies that lack Secure.
+  if (s->cookie_samesite == SameSite::kNone && !s->cookie_secure) {
+    sec.Fail(sec.ValueMark("session_cookie_samesite"),
+             "session.session_cookie_samesite: None requires session_cookie_secure: true");
+  } else if (s->cookie_partitioned && !s->cookie_secure) {
+    sec.Fail(sec.ValueMark("session_cookie_partitioned"),
+             "session.session_cookie_partitioned: requires session_cookie_secure: true");
+  }
+}
+
+void ReadRedis(Section& root, RedisConfig* r) {
+  Section sec = root.Child("redis", {"url", "key_prefix", "timeout", "on_error"});
+  // The URL is checked even when another manager is selected, so switching
+  // manager later cannot surface a latent error.
+  std::optional<ScalarValue> url = sec.Required("url");
+  if (sec.failed()) return;
+  r->url = url ? url->text : kDefaultRedisUrl;
+  Status s = ParseRedisUrl(r->url, r);
+  if (!s.ok()) sec.Fail(sec.ValueMark("url"), "redis.url: " + s.message());
+  sec.String("key_prefix", true, &r->key_prefix);
+  sec.PositiveDuration("timeout", &r->timeout);
+  sec.Enum("on_error", kOnStoreErrorNames, false, &r->on_error);
+}
+
+void ReadSections(Section& root, Config* c) {
+  ReadSession(root, &c->session);
+  ReadRedis(root, &c->redis);
+
+  Section file = root.Child("file", {"directory"});
+  file.String("directory", false, &c->file.directory);
+
+  Section memory = root.Child("memory", {"max_sessions"});
+  memory.UInt("max_sessions", 1, UINT64_MAX, &c->memory.max_sessions);
+
+  Section admin = root.Child("admin", {"listen"});
+  std::optional<ScalarValue> v = admin.Scalar("listen");
+  // Absent, ~ or empty: no admin listener.
+  if (v && !v->null && !v->text.empty()) {
+    Result<SocketAddress> address = ParseListenAddress(v->text);
+    if (!address.ok()) {
+      admin.Fail(v->mark, "admin.listen: " + address.status().message());
+    } else if (address->length == c->listen.length &&
+               std::memcmp(&address->storage, &c->listen.storage, c->listen.length) == 0) {
+      admin.Fail(v->mark, "admin.listen: must differ from listen");
+    } else {
+      c->admin.listen = *address;
+    }
+  }
+
+  Section limits = root.Child("limits", {"max_header_bytes", "max_body_bytes"});
+  limits.UInt("max_header_bytes", 1024, 1048576, &c->limits.max_header_bytes);
+  limits.UInt("max_body_bytes", 0, uint64_t{1} << 40, &c->limits.max_body_bytes);
+
+  Section timeouts = root.Child(
+      "timeouts", {"client_header", "upstream_connect", "upstream_response", "idle", "shutdown"});
+  timeouts.PositiveDuration("client_header", &c->timeouts.client_header);
+  timeouts.PositiveDuration("upstream_connect", &c->timeouts.upstream_connect);
+  timeouts.PositiveDuration("upstream_response", &c->timeouts.upstream_response);
+  timeouts.PositiveDuration("idle", &c->timeouts.idle);
+  timeouts.PositiveDuration("shutdown", &c->timeouts.shutdown);
+
+  Section log = root.Child("log", {"access", "level"});
+  log.Enum("access", kAccessLogNames, false, &c->log.access);
+  log.Enum("level", kLogLevelNames, false, &c->log.level);
+}
+
+Result<std::shared_ptr<const Config>> ParseDocument(const std::string& yaml_text,
+                                                    const std::string& filename,
+                                                    const EnvLookup& env) {
+  ConfigReader reader(filename, env);
+  std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+  if (docs.size() > 1) {
+    return Status::Invalid(reader.Locate(docs[1].Mark(), "only one YAML document is allowed"));
+  }
+  if (docs.empty() || docs[0].IsNull()) {
+    YAML::Mark start;  // line 1, column 1
+    return Status::Invalid(reader.Locate(
+        start,
+        "the configuration is empty; upstream and secret_key (or secret_key_file) are "
+        "required"));
+  }
+  if (!docs[0].IsMap()) {
+    return Status::Invalid(
+        reader.Locate(docs[0].Mark(), "the configuration must be a mapping of keys"));
+  }
+
+  Section root =
+      reader.Root(docs[0], {"listen", "upstream", "workers", "secret_key", "secret_key_file",
+                            "secret_key_fallbacks", "session", "redis", "file", "memory", "admin",
+                            "limits", "timeouts", "log"});
+  auto config = std::make_shared<Config>();
+  config->source_path = filename;
+  ReadTopLevel(root, config.get());
+  ReadSections(root, config.get());
+  if (reader.failed()) return reader.status();
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+}  // namespace
+
+const char* ToString(SameSite v) { return NameOf(kSameSiteNames, v); }
+const char* ToString(StoreKind v) { return NameOf(kStoreKindNames, v); }
+const char* ToString(SessionCreate v) { return NameOf(kSessionCreateNames, v); }
+const char* ToString(OnStoreError v) { return NameOf(kOnStoreErrorNames, v); }
+const char* ToString(AccessLogFormat v) { return NameOf(kAccessLogNames, v); }
+const char* ToString(LogLevel v) { return NameOf(kLogLevelNames, v); }
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
+                                                  const std::string& filename,
+                                                  const EnvLookup& env) {
+  try {
+    return ParseDocument(yaml_text, filename, env);
+  } catch (const YAML::Exception& e) {
+    ConfigReader reader(filename, env);
+    return Status::Invalid(reader.Locate(e.mark, "YAML syntax error: " + e.msg));
+  } catch (const std::exception& e) {
+    return Status::Invalid(filename + ": cannot load the configuration: " + e.what());
+  }
+}
+
+Result<std::shared_ptr<const Config>> LoadConfig(const std::string& path) {
+  std::string text;
+  int err = ReadSmallFile(path, kMaxConfigFileBytes, &text, nullptr);
+  if (err != 0) {
+    return Status::Invalid(
+        path + ": cannot read: " + (err == EFBIG ? "larger than 4 MiB" : std::strerror(err)));
+  }
+  const EnvLookup env = ProcessEnv();
+  return ParseConfig(text, path, env);
+}
+
+}  // namespace sessiond

@@ -1,0 +1,126 @@
+// DescribeConfig: the summary `sessiond --check-config` prints. One line per
+// setting, named by its YAML path so an operator can find it in the file; the
+// secret appears only as its length and the redis password as "***".
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "config/address.h"
+#include "config/config.h"
+#include "config/redis_url.h"
+
+namespace sessiond {
+
+namespace {
+
+using namespace config_internal;
+
+// The largest unit that divides the value exactly, in ParseDuration's syntax,
+// so the output can be pasted back into the file.
+std::string FormatDuration(Millis d) {
+  const long long ms = d.count();
+  struct Unit {
+    long long millis;
+    const char* suffix;
+  };
+  static const Unit kUnits[] = {
+      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const Unit& u : kUnits) {
+    if (ms != 0 && ms % u.millis == 0) return std::to_string(ms / u.millis) + u.suffix;
+  }
+  return "0s";
+}
+
+// Keeps every value on its own line, whatever bytes it holds.
+std::string Printable(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Quoted(const std::string& text) { return "\"" + Printable(text) + "\""; }
+
+const char* Bool(bool b) { return b ? "true" : "false"; }
+
+class Lines {
+ public:
+  void Add(const char* key, const std::string& value) {
+    std::string padded = key;
+    padded.resize(std::max<size_t>(padded.size() + 1, 38), ' ');
+    out_ << padded << value << '\n';
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+}  // namespace
+
+std::string DescribeConfig(const Config& c) {
+  Lines l;
+  l.Add("config", Printable(c.source_path));
+  l.Add("listen", FormatSocketAddress(c.listen));
+  l.Add("upstream", Printable(c.upstream.url) + " -> " + FormatSocketAddress(c.upstream.address));
+  l.Add("workers", std::to_string(c.workers) + (c.workers_auto ? " (auto)" : ""));
+  std::string secret =
+      "(" +
+      (c.secret_key_file.empty() ? std::string("set") : "from " + Printable(c.secret_key_file)) +
+      ", " + std::to_string(c.secret_key.size()) + " bytes)";
+  if (c.secret_key_file_world_readable) secret += "  WARNING: readable by group/others";
+  l.Add("secret_key", secret);
+  l.Add("secret_key_fallbacks", std::to_string(c.secret_key_fallbacks.size()) + " key(s)");
+
+  const SessionConfig& s = c.session;
+  l.Add("session.manager", ToString(s.manager));
+  l.Add("session.session_cookie_name", Printable(s.cookie_name));
+  l.Add("session.session_cookie_domain",
+        s.cookie_domain ? Printable(*s.cookie_domain) : "~ (unset)");
+  l.Add("session.session_cookie_path", Printable(s.cookie_path));
+  l.Add("session.session_cookie_httponly", Bool(s.cookie_httponly));
+  l.Add("session.session_cookie_secure", Bool(s.cookie_secure));
+  l.Add("session.session_cookie_samesite", ToString(s.cookie_samesite));
+  l.Add("session.session_cookie_partitioned", Bool(s.cookie_partitioned));
+  l.Add("session.session_expiration_time", FormatDuration(s.expiration));
+  l.Add("session.session_permanent", Bool(s.permanent));
+  l.Add("session.session_refresh_each_request", Bool(s.refresh_each_request));
+  l.Add("session.session_create", ToString(s.create));
+  l.Add("session.max_session_bytes", std::to_string(s.max_session_bytes));
+
+  // Store sections keep their (validated) values when another manager is in
+  // use; say so, or an operator may think they take effect.
+  auto unused_unless = [&](StoreKind kind) {
+    return s.manager == kind ? ""
+                             : " (unused: manager is " + std::string(ToString(s.manager)) + ")";
+  };
+  l.Add("redis.url", Printable(MaskedRedisUrl(c.redis)) + unused_unless(StoreKind::kRedis));
+  l.Add("redis.key_prefix", Quoted(c.redis.key_prefix));
+  l.Add("redis.timeout", FormatDuration(c.redis.timeout));
+  l.Add("redis.on_error", ToString(c.redis.on_error));
+  l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
+  l.Add("memory.max_sessions",
+        std::to_string(c.memory.max_sessions) + unused_unless(StoreKind::kMemory));
+  l.Add("admin.listen",
+        c.admin.listen ? FormatSocketAddress(*c.admin.listen) : "~ (no admin listener)");
+  l.Add("limits.max_header_bytes", std::to_string(c.limits.max_header_bytes));
+  l.Add("limits.max_body_bytes", std::to_string(c.limits.max_body_bytes));
+  l.Add("timeouts.client_header", FormatDuration(c.timeouts.client_header));
+  l.Add("timeouts.upstream_connect", FormatDuration(c.timeouts.upstream_connect));
+  l.Add("timeouts.upstream_response", FormatDuration(c.timeouts.upstream_response));
+  l.Add("timeouts.idle", FormatDuration(c.timeouts.idle));
+  l.Add("timeouts.shutdown", FormatDuration(c.timeouts.shutdown));
+  l.Add("log.access", ToString(c.log.access));
+  l.Add("log.level", ToString(c.log.level));
+  return l.str();
+}
+
+}  // namespace sessiond

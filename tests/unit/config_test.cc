@@ -1,0 +1,770 @@
+// Tests for the configuration loader (src/config/): schema, defaults, error
+// positions, ${ENV} expansion, secrets, addresses, URLs and the summary.
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+using namespace sessiond;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSecret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";  // 34 bytes
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+// The two required keys, then `extra` starting on line 3.
+std::string Minimal(const std::string& extra = "") {
+  return "upstream: http://127.0.0.1:3000\nsecret_key: " + kSecret + "\n" + extra;
+}
+
+Result<std::shared_ptr<const Config>> Parse(const std::string& text,
+                                            std::map<std::string, std::string> env = {}) {
+  return ParseConfig(text, "test.yaml", FakeEnv(std::move(env)));
+}
+
+// The error message of a config that must not load ("" if it loaded).
+std::string ErrorOf(const std::string& text, std::map<std::string, std::string> env = {}) {
+  auto result = Parse(text, std::move(env));
+  if (result.ok()) return "";
+  CHECK(result.status().code() == Status::Code::kInvalid);
+  return result.status().message();
+}
+
+bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+uint16_t PortOf(const SocketAddress& a) {
+  if (a.storage.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
+}
+
+std::string HostOf(const SocketAddress& a) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a.storage.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, buf,
+              sizeof(buf));
+  } else {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr, buf,
+              sizeof(buf));
+  }
+  return buf;
+}
+
+// A file under /tmp holding `content` with permission bits `mode`; removed
+// when the object goes away.
+class TempFile {
+ public:
+  TempFile(const std::string& content, mode_t mode) {
+    char name[] = "/tmp/sessiond_config_test_XXXXXX";
+    int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    close(fd);
+    path_ = name;
+    REQUIRE(chmod(name, mode) == 0);
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+TEST_CASE("omitted keys take the defaults of CONTRACT section 3") {
+  auto r = Parse(Minimal());
+  REQUIRE(r.ok());
+  const Config& c = **r;
+  CHECK(c.source_path == "test.yaml");
+  CHECK(c.listen.text == "127.0.0.1:8080");
+  CHECK(c.listen.storage.ss_family == AF_INET);
+  CHECK(HostOf(c.listen) == "127.0.0.1");
+  CHECK(PortOf(c.listen) == 8080);
+  CHECK(c.listen.length == sizeof(sockaddr_in));
+  CHECK(c.workers == 1);
+  CHECK_FALSE(c.workers_auto);
+  CHECK(c.secret_key == kSecret);
+  CHECK(c.secret_key_file.empty());
+  CHECK(c.secret_key_fallbacks.empty());
+  CHECK(c.session.manager == StoreKind::kCookie);
+  CHECK(c.session.cookie_name == "session_id");
+  CHECK_FALSE(c.session.cookie_domain.has_value());
+  CHECK(c.session.cookie_path == "/");
+  CHECK(c.session.cookie_httponly);
+  CHECK(c.session.cookie_secure);
+  CHECK(c.session.cookie_samesite == SameSite::kLax);
+  CHECK_FALSE(c.session.cookie_partitioned);
+  CHECK(c.session.expiration == std::chrono::minutes(1440));
+  CHECK(c.session.permanent);
+  CHECK_FALSE(c.session.refresh_each_request);
+  CHECK(c.session.create == SessionCreate::kLazy);
+  CHECK(c.session.max_session_bytes == 4096);
+  CHECK(c.redis.url == "redis://127.0.0.1:6379/0");
+  CHECK_FALSE(c.redis.unix_socket);
+  CHECK(c.redis.host == "127.0.0.1");
+  CHECK(c.redis.port == 6379);
+  CHECK(c.redis.db == 0);
+  CHECK(c.redis.password.empty());
+  CHECK(c.redis.key_prefix == "sessiond:");
+  CHECK(c.redis.timeout == 1s);
+  CHECK(c.redis.on_error == OnStoreError::kFailClosed);
+  CHECK(c.file.directory == "./sessions");
+  CHECK(c.memory.max_sessions == 100000);
+  CHECK_FALSE(c.admin.listen.has_value());
+  CHECK(c.limits.max_header_bytes == 16384);
+  CHECK(c.limits.max_body_bytes == 10485760);
+  CHECK(c.timeouts.client_header == 10s);
+  CHECK(c.timeouts.upstream_connect == 2s);
+  CHECK(c.timeouts.upstream_response == 60s);
+  CHECK(c.timeouts.idle == 60s);
+  CHECK(c.timeouts.shutdown == 10s);
+  CHECK(c.log.access == AccessLogFormat::kCombined);
+  CHECK(c.log.level == LogLevel::kInfo);
+}
+
+TEST_CASE("sessiond.yaml.example loads and matches the defaults") {
+  std::ifstream in("sessiond.yaml.example");
+  REQUIRE_MESSAGE(in.good(), "run the tests from the top of the repository");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string env_secret = "an-example-secret-of-more-than-32-bytes";
+  auto r =
+      ParseConfig(text.str(), "sessiond.yaml.example", FakeEnv({{"SESSIOND_SECRET", env_secret}}));
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  const Config& c = **r;
+  auto defaults = Parse(Minimal());
+  REQUIRE(defaults.ok());
+  const Config& d = **defaults;
+  CHECK(c.secret_key == env_secret);
+  CHECK(PortOf(c.upstream.address) == 3000);
+  CHECK(c.listen.text == d.listen.text);
+  CHECK(c.workers == d.workers);
+  CHECK(c.session.cookie_samesite == d.session.cookie_samesite);
+  CHECK(c.session.expiration == d.session.expiration);
+  CHECK(c.redis.key_prefix == d.redis.key_prefix);
+  CHECK(c.redis.url == d.redis.url);
+  CHECK_FALSE(c.admin.listen.has_value());
+  CHECK(c.timeouts.shutdown == d.timeouts.shutdown);
+  // Same summary apart from the file name: every effective setting agrees.
+  std::string described = DescribeConfig(c);
+  std::string expected = DescribeConfig(d);
+  described = described.substr(described.find('\n'));
+  expected = expected.substr(expected.find('\n'));
+  const std::string secret_line_example = "(set, " + std::to_string(env_secret.size()) + " bytes)";
+  const std::string secret_line_default = "(set, " + std::to_string(kSecret.size()) + " bytes)";
+  expected.replace(expected.find(secret_line_default), secret_line_default.size(),
+                   secret_line_example);
+  CHECK(described == expected);
+}
+
+TEST_CASE("sessiond.yaml.example without SESSIOND_SECRET names the variable") {
+  std::ifstream in("sessiond.yaml.example");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto r = ParseConfig(text.str(), "sessiond.yaml.example", FakeEnv({}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(Contains(r.status().message(), "SESSIOND_SECRET is not set"));
+}
+
+TEST_CASE("unknown keys are errors at the key's line and column") {
+  CHECK(ErrorOf(Minimal("bogus: 1\n")) == "test.yaml:3:1: unknown key 'bogus'");
+  CHECK(ErrorOf(Minimal("session:\n  manager: cookie\n    \n  colour: red\n")) ==
+        "test.yaml:6:3: unknown key 'session.colour'");
+  CHECK(ErrorOf(Minimal("timeouts: {idle: 5s, idel: 5s}\n")) ==
+        "test.yaml:3:22: unknown key 'timeouts.idel'");
+}
+
+TEST_CASE("duplicate keys are errors at the second occurrence") {
+  CHECK(ErrorOf(Minimal("workers: 2\nworkers: 3\n")) == "test.yaml:4:1: duplicate key 'workers'");
+  CHECK(ErrorOf(Minimal("log:\n  level: info\n  level: debug\n")) ==
+        "test.yaml:5:3: duplicate key 'log.level'");
+}
+
+TEST_CASE("a document that is not a mapping, or empty, is an error") {
+  CHECK(StartsWith(ErrorOf("- a\n- b\n"), "test.yaml:1:1: the configuration must be a mapping"));
+  CHECK(StartsWith(ErrorOf("just text\n"), "test.yaml:1:1: the configuration must be a mapping"));
+  std::string empty = ErrorOf("");
+  CHECK(StartsWith(empty, "test.yaml:1:1: the configuration is empty"));
+  CHECK(Contains(empty, "upstream"));
+  CHECK(Contains(empty, "secret_key"));
+  CHECK(StartsWith(ErrorOf("# only a comment\n"), "test.yaml:1:1: the configuration is empty"));
+  CHECK(Contains(ErrorOf(Minimal() + "---\nworkers: 2\n"), "only one YAML document"));
+}
+
+TEST_CASE("YAML syntax errors carry FILE:LINE:COL") {
+  std::string e = ErrorOf(Minimal("session: [1, 2\n"));
+  CHECK(StartsWith(e, "test.yaml:4:1: YAML syntax error: "));
+  CHECK(StartsWith(ErrorOf("a: 'unterminated\n"), "test.yaml:"));
+}
+
+TEST_CASE("required keys: upstream, and exactly one secret form") {
+  CHECK(Contains(ErrorOf("secret_key: " + kSecret + "\n"), "upstream is required"));
+  CHECK(Contains(ErrorOf("upstream: http://127.0.0.1:3000\n"),
+                 "secret_key (or secret_key_file) is required"));
+  TempFile file(kSecret, 0600);
+  std::string both = ErrorOf(Minimal("secret_key_file: " + file.path() + "\n"));
+  CHECK(StartsWith(both, "test.yaml:3:1: "));
+  CHECK(Contains(both, "both set"));
+  CHECK_FALSE(Contains(both, kSecret));
+}
+
+TEST_CASE("wrong types are errors at the value") {
+  CHECK(
+      StartsWith(ErrorOf(Minimal("session: 5\n")), "test.yaml:3:10: session: expected a mapping"));
+  CHECK(StartsWith(ErrorOf(Minimal("workers: [1]\n")),
+                   "test.yaml:3:10: workers: expected a single value, not a list"));
+  CHECK(Contains(ErrorOf(Minimal("secret_key_fallbacks: abc\n")),
+                 "secret_key_fallbacks: expected a list"));
+  CHECK(Contains(ErrorOf(Minimal("limits:\n  max_body_bytes: {a: 1}\n")),
+                 "limits.max_body_bytes: expected a single value, not a mapping"));
+  CHECK(Contains(ErrorOf(Minimal("workers:\n")), "test.yaml:3:1: workers: a value is required"));
+}
+
+TEST_CASE("bad values name the key and the accepted forms") {
+  CHECK(ErrorOf(Minimal("session:\n  manager: mysql\n")) ==
+        "test.yaml:4:12: session.manager: expected one of cookie | redis | file | memory "
+        "(got \"mysql\")");
+  CHECK(Contains(ErrorOf(Minimal("log: {level: loud}\n")), "log.level: expected one of"));
+  CHECK(Contains(ErrorOf(Minimal("log: {access: xml}\n")), "log.access: expected one of"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {on_error: ignore}\n")), "redis.on_error"));
+  CHECK(Contains(ErrorOf(Minimal("session: {session_create: never}\n")), "session.session_create"));
+  CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_secure: maybe}\n")),
+                 "expected true or false"));
+  CHECK(Contains(ErrorOf(Minimal("session: {max_session_bytes: 63}\n")), "from 64 to 1048576"));
+  CHECK(
+      Contains(ErrorOf(Minimal("session: {max_session_bytes: 1048577}\n")), "from 64 to 1048576"));
+  CHECK(
+      Contains(ErrorOf(Minimal("limits: {max_header_bytes: 1023}\n")), "limits.max_header_bytes"));
+  CHECK(Contains(ErrorOf(Minimal("limits: {max_body_bytes: 1099511627777}\n")),
+                 "limits.max_body_bytes"));
+  CHECK(Contains(ErrorOf(Minimal("memory: {max_sessions: 0}\n")), "memory.max_sessions"));
+  CHECK(Contains(ErrorOf(Minimal("file: {directory: ''}\n")), "file.directory: must not be empty"));
+}
+
+TEST_CASE("integers reject floats, signs and words but accept quoted digits") {
+  for (std::string bad : {"4096.0", "-4096", "+4096", "4e3", "0x1000", "lots", "4_096"}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("session: {max_session_bytes: " + bad + "}\n")),
+                   "session.max_session_bytes: expected an integer"));
+  }
+  auto r = Parse(Minimal("session: {max_session_bytes: \"8192\"}\nlimits: {max_body_bytes: 0}\n"));
+  REQUIRE(r.ok());
+  CHECK((*r)->session.max_session_bytes == 8192);
+  CHECK((*r)->limits.max_body_bytes == 0);
+}
+
+TEST_CASE("booleans accept the YAML 1.1 spellings") {
+  auto r =
+      Parse(Minimal("session:\n  session_cookie_httponly: no\n  session_permanent: off\n"
+                    "  session_refresh_each_request: yes\n  session_cookie_partitioned: On\n"));
+  REQUIRE(r.ok());
+  CHECK_FALSE((*r)->session.cookie_httponly);
+  CHECK_FALSE((*r)->session.permanent);
+  CHECK((*r)->session.refresh_each_request);
+  CHECK((*r)->session.cookie_partitioned);
+  CHECK(Contains(ErrorOf(Minimal("session: {session_permanent: 1}\n")), "expected true or false"));
+}
+
+TEST_CASE("${NAME} is expanded in any scalar before it is interpreted") {
+  auto r = Parse(Minimal("workers: ${W}\nsession:\n  session_cookie_name: ${P}_${S}\n"
+                         "  session_permanent: ${B}\n"),
+                 {{"W", "4"}, {"P", "app"}, {"S", "sid"}, {"B", "false"}});
+  REQUIRE(r.ok());
+  CHECK((*r)->workers == 4);
+  CHECK((*r)->session.cookie_name == "app_sid");
+  CHECK_FALSE((*r)->session.permanent);
+
+  SUBCASE("an unset variable is named at the scalar's position") {
+    CHECK(ErrorOf(Minimal("workers: ${NOPE}\n")) ==
+          "test.yaml:3:10: workers: environment variable NOPE is not set");
+    // In a flow list '{' is syntax, so the reference is quoted there.
+    CHECK(Contains(ErrorOf(Minimal("secret_key_fallbacks: ['${OLD}']\n")), "OLD is not set"));
+  }
+  SUBCASE("a malformed reference is an error that does not echo the text") {
+    for (std::string bad : {"${", "${}", "${1X}", "${A-B}", "${OPEN"}) {
+      CAPTURE(bad);
+      std::string e = ErrorOf(Minimal("file: {directory: 'x" + bad + "'}\n"));
+      CHECK(Contains(e, "file.directory: malformed environment reference"));
+      CHECK_FALSE(Contains(e, "x" + bad));
+    }
+  }
+  SUBCASE("a value that came from the environment is never quoted in an error") {
+    std::string e = ErrorOf(Minimal("workers: ${W}\n"), {{"W", "hunter2-secret"}});
+    CHECK(Contains(e, "workers: expected an integer"));
+    CHECK_FALSE(Contains(e, "hunter2"));
+  }
+  SUBCASE("a lone $ is literal") {
+    auto d = Parse(Minimal("redis: {key_prefix: \"a$b$\"}\n"));
+    REQUIRE(d.ok());
+    CHECK((*d)->redis.key_prefix == "a$b$");
+  }
+}
+
+TEST_CASE("ParseDuration accepts units and bare minutes") {
+  CHECK(ParseDuration("90s") == Millis(90000));
+  CHECK(ParseDuration("30m") == Millis(30 * 60000));
+  CHECK(ParseDuration("12h") == Millis(12 * 3600000LL));
+  CHECK(ParseDuration("7d") == Millis(7 * 86400000LL));
+  CHECK(ParseDuration("250ms") == Millis(250));
+  CHECK(ParseDuration("15") == Millis(15 * 60000));
+  CHECK(ParseDuration("0") == Millis(0));
+  CHECK(ParseDuration("36525d") == Millis(36525LL * 86400000LL));
+}
+
+TEST_CASE("ParseDuration rejects malformed and out-of-range text") {
+  for (std::string bad : {"", "-5", "-5s", "5x", "1.5h", "5 m", " 5", "5s ", "s", "1h30m", "5S",
+                          "36526d", "876601h", "99999999999999999999", "18446744073709551615ms"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParseDuration(bad).has_value());
+  }
+}
+
+TEST_CASE("duration keys: YAML integers are minutes, zero is rejected") {
+  auto r = Parse(Minimal("session: {session_expiration_time: 60}\ntimeouts: {idle: 250ms}\n"));
+  REQUIRE(r.ok());
+  CHECK((*r)->session.expiration == std::chrono::minutes(60));
+  CHECK((*r)->timeouts.idle == 250ms);
+  CHECK(ErrorOf(Minimal("timeouts:\n  idle: 0s\n")) ==
+        "test.yaml:4:9: timeouts.idle: must be greater than zero");
+  CHECK(Contains(ErrorOf(Minimal("session: {session_expiration_time: 0}\n")),
+                 "must be greater than zero"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {timeout: 1y}\n")), "redis.timeout: expected a duration"));
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {shutdown: -1s}\n")), "timeouts.shutdown"));
+}
+
+TEST_CASE("a short secret_key is rejected without printing it") {
+  const std::string short_secret = "tooshort-secret-value";
+  std::string e = ErrorOf("upstream: http://127.0.0.1:3000\nsecret_key: " + short_secret + "\n");
+  CHECK(StartsWith(e, "test.yaml:2:13: secret_key: must be at least 32 bytes (got 21)"));
+  CHECK_FALSE(Contains(e, short_secret));
+  std::string from_env =
+      ErrorOf("upstream: http://127.0.0.1:3000\nsecret_key: ${S}\n", {{"S", short_secret}});
+  CHECK(Contains(from_env, "at least 32 bytes"));
+  CHECK_FALSE(Contains(from_env, short_secret));
+}
+
+TEST_CASE("secret_key_fallbacks: a list of keys of at least 32 bytes") {
+  auto r =
+      Parse(Minimal("secret_key_fallbacks:\n  - " + kSecret + "-old1\n  - " + kSecret + "-old2\n"));
+  REQUIRE(r.ok());
+  REQUIRE((*r)->secret_key_fallbacks.size() == 2);
+  CHECK((*r)->secret_key_fallbacks[1] == kSecret + "-old2");
+  std::string e = ErrorOf(Minimal("secret_key_fallbacks:\n  - " + kSecret + "\n  - short-old\n"));
+  CHECK(StartsWith(e, "test.yaml:5:5: secret_key_fallbacks[1]: must be at least 32 bytes"));
+  CHECK_FALSE(Contains(e, "short-old"));
+  auto none = Parse(Minimal("secret_key_fallbacks: ~\n"));
+  REQUIRE(none.ok());
+  CHECK((*none)->secret_key_fallbacks.empty());
+}
+
+TEST_CASE("secret_key_file: one trailing newline stripped, world-readable flagged") {
+  const std::string base = "upstream: http://127.0.0.1:3000\nsecret_key_file: ";
+  SUBCASE("private file with \\n") {
+    TempFile f(kSecret + "\n", 0600);
+    auto r = Parse(base + f.path() + "\n");
+    REQUIRE(r.ok());
+    CHECK((*r)->secret_key == kSecret);
+    CHECK((*r)->secret_key_file == f.path());
+    CHECK_FALSE((*r)->secret_key_file_world_readable);
+  }
+  SUBCASE("group/other readable file with \\r\\n") {
+    TempFile f(kSecret + "\r\n", 0644);
+    auto r = Parse(base + f.path() + "\n");
+    REQUIRE(r.ok());
+    CHECK((*r)->secret_key == kSecret);
+    CHECK((*r)->secret_key_file_world_readable);
+  }
+  SUBCASE("group-readable only still counts") {
+    TempFile f(kSecret, 0640);
+    auto r = Parse(base + f.path() + "\n");
+    REQUIRE(r.ok());
+    CHECK((*r)->secret_key == kSecret);
+    CHECK((*r)->secret_key_file_world_readable);
+  }
+  SUBCASE("only ONE newline is stripped") {
+    TempFile f(kSecret + "\n\n", 0600);
+    auto r = Parse(base + f.path() + "\n");
+    REQUIRE(r.ok());
+    CHECK((*r)->secret_key == kSecret + "\n");
+  }
+  SUBCASE("a short key in the file is rejected without printing it") {
+    TempFile f("short-file-secret\n", 0600);
+    std::string e = ErrorOf(base + f.path() + "\n");
+    CHECK(Contains(e, "at least 32 bytes (got 17)"));
+    CHECK_FALSE(Contains(e, "short-file-secret"));
+  }
+  SUBCASE("an unreadable file is an error with the OS reason") {
+    std::string e = ErrorOf(base + "/nonexistent/sessiond/secret\n");
+    CHECK(e ==
+          "test.yaml:2:18: secret_key_file: cannot read /nonexistent/sessiond/secret: "
+          "No such file or directory");
+    CHECK(Contains(ErrorOf(base + "/tmp\n"), "Is a directory"));
+  }
+}
+
+TEST_CASE("SameSite=None and Partitioned require secure") {
+  std::string e =
+      ErrorOf(Minimal("session:\n  session_cookie_secure: false\n"
+                      "  session_cookie_samesite: None\n"));
+  CHECK(e ==
+        "test.yaml:5:28: session.session_cookie_samesite: None requires "
+        "session_cookie_secure: true");
+  std::string p =
+      ErrorOf(Minimal("session:\n  session_cookie_partitioned: true\n"
+                      "  session_cookie_secure: false\n"));
+  CHECK(StartsWith(p, "test.yaml:4:31: session.session_cookie_partitioned: requires"));
+  auto ok =
+      Parse(Minimal("session: {session_cookie_samesite: none, session_cookie_partitioned: "
+                    "true}\n"));
+  REQUIRE(ok.ok());
+  CHECK((*ok)->session.cookie_samesite == SameSite::kNone);
+  CHECK((*ok)->session.cookie_partitioned);
+  auto strict =
+      Parse(Minimal("session: {session_cookie_samesite: STRICT, "
+                    "session_cookie_secure: false}\n"));
+  REQUIRE(strict.ok());
+  CHECK(strict.value()->session.cookie_samesite == SameSite::kStrict);
+  CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_samesite: Medium}\n")),
+                 "expected one of None | Lax | Strict"));
+}
+
+TEST_CASE("cookie name, domain and path are validated") {
+  for (std::string bad : {"'a b'", "'a;b'", "''", "'a=b'", "\"s\\u00e9\""}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_name: " + bad + "}\n")),
+                   "session.session_cookie_name"));
+  }
+  for (std::string bad : {"'a;b.com'", "'a,b.com'", "'a b.com'", "'a..b'", "'x.com.'"}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_domain: " + bad + "}\n")),
+                   "session.session_cookie_domain"));
+  }
+  for (std::string bad : {"app", "'/a;b'", "\"/a\\tb\"", "''", "\"/caf\\u00e9\""}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_path: " + bad + "}\n")),
+                   "session.session_cookie_path"));
+  }
+  auto r =
+      Parse(Minimal("session:\n  session_cookie_name: __Host-sid\n"
+                    "  session_cookie_domain: .example.com\n  session_cookie_path: /app\n"));
+  REQUIRE(r.ok());
+  CHECK((*r)->session.cookie_name == "__Host-sid");
+  CHECK((*r)->session.cookie_domain == std::optional<std::string>(".example.com"));
+  CHECK((*r)->session.cookie_path == "/app");
+  auto unset = Parse(Minimal("session: {session_cookie_domain: null}\n"));
+  REQUIRE(unset.ok());
+  CHECK_FALSE((*unset)->session.cookie_domain.has_value());
+}
+
+TEST_CASE("listen addresses: IPv4, [IPv6], localhost") {
+  auto v4 = Parse(Minimal("listen: 0.0.0.0:80\n"));
+  REQUIRE(v4.ok());
+  CHECK((*v4)->listen.storage.ss_family == AF_INET);
+  CHECK(HostOf((*v4)->listen) == "0.0.0.0");
+  CHECK(PortOf((*v4)->listen) == 80);
+  CHECK((*v4)->listen.text == "0.0.0.0:80");
+
+  auto v6 = Parse(Minimal("listen: '[::1]:8443'\n"));
+  REQUIRE(v6.ok());
+  CHECK((*v6)->listen.storage.ss_family == AF_INET6);
+  CHECK((*v6)->listen.length == sizeof(sockaddr_in6));
+  CHECK(HostOf((*v6)->listen) == "::1");
+  CHECK(PortOf((*v6)->listen) == 8443);
+
+  auto local = Parse(Minimal("listen: localhost:9000\n"));
+  REQUIRE(local.ok());
+  CHECK(HostOf((*local)->listen) == "127.0.0.1");
+  CHECK(PortOf((*local)->listen) == 9000);
+  CHECK((*local)->listen.text == "localhost:9000");
+}
+
+TEST_CASE("listen addresses: bad hosts and ports are errors") {
+  for (std::string bad :
+       {"127.0.0.1:0", "127.0.0.1:65536", "'127.0.0.1:'", "127.0.0.1", "127.0.0.1:http", "':8080'",
+        "'::1:8080'", "example.com:80", "'[zz]:80'", "'[::1]'", "'[::1]8080'", "256.0.0.1:80"}) {
+    CAPTURE(bad);
+    std::string e = ErrorOf(Minimal("listen: " + bad + "\n"));
+    CHECK(StartsWith(e, "test.yaml:3:9: listen: "));
+  }
+  CHECK(Contains(ErrorOf(Minimal("listen: '::1:8080'\n")), "in brackets"));
+  CHECK(Contains(ErrorOf(Minimal("listen: 127.0.0.1:0\n")), "from 1 to 65535"));
+}
+
+TEST_CASE("admin.listen: optional, parsed like listen, distinct from it") {
+  auto r = Parse(Minimal("admin:\n  listen: '[::]:9090'\n"));
+  REQUIRE(r.ok());
+  REQUIRE((*r)->admin.listen.has_value());
+  CHECK(PortOf(*(*r)->admin.listen) == 9090);
+  CHECK((*r)->admin.listen->storage.ss_family == AF_INET6);
+  auto off = Parse(Minimal("admin:\n  listen: ~\n"));
+  REQUIRE(off.ok());
+  CHECK_FALSE((*off)->admin.listen.has_value());
+  CHECK(StartsWith(ErrorOf(Minimal("admin: {listen: 1.2.3.4:99999}\n")),
+                   "test.yaml:3:17: admin.listen: "));
+  CHECK(Contains(ErrorOf(Minimal("admin: {listen: 127.0.0.1:8080}\n")), "must differ from listen"));
+}
+
+TEST_CASE("upstream URL forms") {
+  auto v4 = Parse("upstream: http://127.0.0.1:3000\nsecret_key: " + kSecret + "\n");
+  REQUIRE(v4.ok());
+  CHECK((*v4)->upstream.url == "http://127.0.0.1:3000");
+  CHECK((*v4)->upstream.host == "127.0.0.1");
+  CHECK((*v4)->upstream.port == 3000);
+  CHECK(HostOf((*v4)->upstream.address) == "127.0.0.1");
+  CHECK(PortOf((*v4)->upstream.address) == 3000);
+
+  auto v6 = Parse("upstream: 'http://[::1]:8000/'\nsecret_key: " + kSecret + "\n");
+  REQUIRE(v6.ok());
+  CHECK((*v6)->upstream.host == "::1");
+  CHECK((*v6)->upstream.address.storage.ss_family == AF_INET6);
+  CHECK(PortOf((*v6)->upstream.address) == 8000);
+
+  auto named = Parse("upstream: http://localhost\nsecret_key: " + kSecret + "\n");
+  REQUIRE(named.ok());
+  CHECK((*named)->upstream.port == 80);
+  CHECK(HostOf((*named)->upstream.address) == "127.0.0.1");
+
+  auto from_env = Parse("upstream: http://${H}:${P}/\nsecret_key: " + kSecret + "\n",
+                        {{"H", "10.1.2.3"}, {"P", "8081"}});
+  REQUIRE(from_env.ok());
+  CHECK(HostOf((*from_env)->upstream.address) == "10.1.2.3");
+  CHECK((*from_env)->upstream.port == 8081);
+}
+
+TEST_CASE("upstream URL errors") {
+  auto err = [](const std::string& url) {
+    return ErrorOf("upstream: '" + url + "'\nsecret_key: " + kSecret + "\n");
+  };
+  CHECK(err("https://127.0.0.1") ==
+        "test.yaml:1:11: upstream: https upstreams are not supported (use http://)");
+  CHECK(Contains(err("ftp://127.0.0.1"), "expected http://host[:port]"));
+  CHECK(Contains(err("127.0.0.1:3000"), "expected http://host[:port]"));
+  CHECK(Contains(err("http://127.0.0.1:3000/api"), "a path is not supported"));
+  CHECK(Contains(err("http://127.0.0.1:3000/?x=1"), "query is not supported"));
+  CHECK(Contains(err("http://127.0.0.1:3000#top"), "fragment is not supported"));
+  CHECK(Contains(err("http://127.0.0.1:0"), "from 1 to 65535"));
+  CHECK(Contains(err("http://"), "host is missing"));
+  CHECK(Contains(err("http://[fe80::zz]:80"), "not a valid IPv6"));
+  CHECK(Contains(err("http://bad host"), "not a valid host name"));
+  std::string userinfo = err("http://admin:Upstr3amPw@127.0.0.1:3000");
+  CHECK(Contains(userinfo, "user info"));
+  CHECK_FALSE(Contains(userinfo, "Upstr3amPw"));
+  CHECK(StartsWith(err("http://no-such-host.invalid:3000"),
+                   "test.yaml:1:11: upstream: cannot resolve host no-such-host.invalid"));
+}
+
+TEST_CASE("redis URL forms") {
+  auto redis = [](const std::string& url) {
+    return Parse(Minimal("session: {manager: redis}\nredis:\n  url: '" + url + "'\n"));
+  };
+  auto full = redis("redis://:pa%40ss:w0rd@10.0.0.5:6380/3");
+  REQUIRE(full.ok());
+  const RedisConfig& f = (*full)->redis;
+  CHECK(f.url == "redis://:pa%40ss:w0rd@10.0.0.5:6380/3");
+  CHECK_FALSE(f.unix_socket);
+  CHECK(f.host == "10.0.0.5");
+  CHECK(f.port == 6380);
+  CHECK(f.db == 3);
+  CHECK(f.username.empty());
+  CHECK(f.password == "pa@ss:w0rd");
+
+  auto user = redis("redis://alice:pw@cache.internal");
+  REQUIRE(user.ok());
+  CHECK((*user)->redis.username == "alice");
+  CHECK((*user)->redis.password == "pw");
+  CHECK((*user)->redis.host == "cache.internal");
+  CHECK((*user)->redis.port == 6379);
+  CHECK((*user)->redis.db == 0);
+
+  auto v6 = redis("redis://[::1]:7000/");
+  REQUIRE(v6.ok());
+  CHECK((*v6)->redis.host == "::1");
+  CHECK((*v6)->redis.port == 7000);
+  CHECK((*v6)->redis.db == 0);
+
+  auto sock = redis("unix:///run/redis/redis.sock?db=2&password=s%3Bcret");
+  REQUIRE(sock.ok());
+  CHECK((*sock)->redis.unix_socket);
+  CHECK((*sock)->redis.socket_path == "/run/redis/redis.sock");
+  CHECK((*sock)->redis.db == 2);
+  CHECK((*sock)->redis.password == "s;cret");
+
+  auto plain_sock = redis("unix:///tmp/r.sock");
+  REQUIRE(plain_sock.ok());
+  CHECK((*plain_sock)->redis.socket_path == "/tmp/r.sock");
+  CHECK((*plain_sock)->redis.db == 0);
+  CHECK((*plain_sock)->redis.password.empty());
+}
+
+TEST_CASE("redis URL errors never echo the password, whatever the manager") {
+  auto err = [](const std::string& url) {
+    return ErrorOf(Minimal("redis:\n  url: '" + url + "'\n"));
+  };
+  for (std::string bad :
+       {"redis://:Sup3rS3cretPw@h:0", "redis://:Sup3rS3cretPw@h:99999",
+        "redis://:Sup3rS3cretPw@h/x", "redis://:Sup3rS3cretPw@h/-1",
+        "redis://:Sup3rS3cretPw@h/2147483648", "rediss://:Sup3rS3cretPw@h",
+        "http://:Sup3rS3cretPw@h", "redis://Sup3rS3cretPw@h", "redis://:Sup3rS3cretPw%zz@h",
+        "redis://:Sup3rS3cretPw@", "redis://:Sup3rS3cretPw@[zz]:1", "redis://:Sup3rS3cretPw@h?db=1",
+        "unix://relative.sock?password=Sup3rS3cretPw",
+        "unix:///s.sock?password=Sup3rS3cretPw&foo=1",
+        "unix:///s.sock?password=Sup3rS3cretPw&db=x"}) {
+    CAPTURE(bad);
+    std::string e = err(bad);
+    CHECK(StartsWith(e, "test.yaml:4:8: redis.url: "));
+    CHECK_FALSE(Contains(e, "Sup3rS3cretPw"));
+  }
+  CHECK(Contains(err("rediss://h"), "TLS"));
+}
+
+TEST_CASE("workers: a count or auto") {
+  auto r = Parse(Minimal("workers: auto\n"));
+  REQUIRE(r.ok());
+  const int expected =
+      static_cast<int>(std::max(1u, std::min(256u, std::thread::hardware_concurrency())));
+  CHECK((*r)->workers == expected);
+  CHECK((*r)->workers_auto);
+  auto n = Parse(Minimal("workers: 256\n"));
+  REQUIRE(n.ok());
+  CHECK((*n)->workers == 256);
+  CHECK_FALSE((*n)->workers_auto);
+  for (std::string bad : {"0", "257", "-1", "1.5", "Auto", "many"}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("workers: " + bad + "\n")),
+                   "workers: expected an integer from 1 to 256, or auto"));
+  }
+}
+
+TEST_CASE("every key is read: a full non-default file") {
+  auto r = Parse(
+      Minimal("session:\n  manager: file\n  session_create: always\n  session_expiration_time: 7d\n"
+              "redis:\n  key_prefix: 'app:'\n  timeout: 250ms\n  on_error: fail_open\n"
+              "file:\n  directory: /var/lib/sessiond\nmemory:\n  max_sessions: 5\n"
+              "limits:\n  max_header_bytes: 1024\n  max_body_bytes: 1099511627776\n"
+              "timeouts:\n  client_header: 1s\n  upstream_connect: 2s\n  upstream_response: 3s\n"
+              "  idle: 4s\n  shutdown: 5s\nlog:\n  access: json\n  level: debug\n"));
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  const Config& c = **r;
+  CHECK(c.session.manager == StoreKind::kFile);
+  CHECK(c.session.create == SessionCreate::kAlways);
+  CHECK(c.session.expiration == std::chrono::hours(7 * 24));
+  CHECK(c.redis.key_prefix == "app:");
+  CHECK(c.redis.timeout == 250ms);
+  CHECK(c.redis.on_error == OnStoreError::kFailOpen);
+  CHECK(c.file.directory == "/var/lib/sessiond");
+  CHECK(c.memory.max_sessions == 5);
+  CHECK(c.limits.max_header_bytes == 1024);
+  CHECK(c.limits.max_body_bytes == (uint64_t{1} << 40));
+  CHECK(c.timeouts.client_header == 1s);
+  CHECK(c.timeouts.upstream_connect == 2s);
+  CHECK(c.timeouts.upstream_response == 3s);
+  CHECK(c.timeouts.idle == 4s);
+  CHECK(c.timeouts.shutdown == 5s);
+  CHECK(c.log.access == AccessLogFormat::kJson);
+  CHECK(c.log.level == LogLevel::kDebug);
+}
+
+TEST_CASE("DescribeConfig masks the secret and the redis password and fits one screen") {
+  auto r = Parse(Minimal("secret_key_fallbacks: ['" + kSecret +
+                         "-old']\n"
+                         "session: {manager: redis}\n"
+                         "redis: {url: 'redis://bob:Sup3rS3cretPw@127.0.0.1:6380/1'}\n"
+                         "admin: {listen: '[::1]:9090'}\n"));
+  REQUIRE(r.ok());
+  std::string text = DescribeConfig(**r);
+  CHECK_FALSE(Contains(text, kSecret));
+  CHECK_FALSE(Contains(text, "s3cr3t"));
+  CHECK_FALSE(Contains(text, "Sup3rS3cretPw"));
+  CHECK(Contains(text, "(set, 34 bytes)"));
+  CHECK(Contains(text, "redis://bob:***@127.0.0.1:6380/1"));
+  CHECK(Contains(text, "1 key(s)"));
+  CHECK(Contains(text, "[::1]:9090"));
+  CHECK(Contains(text, "session_cookie_samesite"));
+  CHECK(Contains(text, "timeouts.shutdown"));
+  size_t lines = std::count(text.begin(), text.end(), '\n');
+  CHECK(lines >= 30);
+  CHECK(lines <= 40);
+
+  TempFile f(kSecret + "\n", 0644);
+  auto from_file = Parse("upstream: http://127.0.0.1:3000\nsecret_key_file: " + f.path() +
+                         "\n"
+                         "redis: {url: 'unix:///tmp/r.sock?password=Sup3rS3cretPw'}\n");
+  REQUIRE(from_file.ok());
+  std::string t2 = DescribeConfig(**from_file);
+  CHECK(Contains(t2, "(from " + f.path() + ", 34 bytes)"));
+  CHECK(Contains(t2, "readable by group/others"));
+  CHECK(Contains(t2, "password=***"));
+  CHECK_FALSE(Contains(t2, "Sup3rS3cretPw"));
+  CHECK_FALSE(Contains(t2, kSecret));
+}
+
+TEST_CASE("ToString gives the YAML spelling of every enum value") {
+  CHECK(std::string(ToString(SameSite::kNone)) == "None");
+  CHECK(std::string(ToString(SameSite::kLax)) == "Lax");
+  CHECK(std::string(ToString(SameSite::kStrict)) == "Strict");
+  CHECK(std::string(ToString(StoreKind::kCookie)) == "cookie");
+  CHECK(std::string(ToString(StoreKind::kRedis)) == "redis");
+  CHECK(std::string(ToString(StoreKind::kFile)) == "file");
+  CHECK(std::string(ToString(StoreKind::kMemory)) == "memory");
+  CHECK(std::string(ToString(SessionCreate::kLazy)) == "lazy");
+  CHECK(std::string(ToString(SessionCreate::kAlways)) == "always");
+  CHECK(std::string(ToString(OnStoreError::kFailClosed)) == "fail_closed");
+  CHECK(std::string(ToString(OnStoreError::kFailOpen)) == "fail_open");
+  CHECK(std::string(ToString(AccessLogFormat::kCombined)) == "combined");
+  CHECK(std::string(ToString(AccessLogFormat::kJson)) == "json");
+  CHECK(std::string(ToString(AccessLogFormat::kOff)) == "off");
+  CHECK(std::string(ToString(LogLevel::kDebug)) == "debug");
+  CHECK(std::string(ToString(LogLevel::kInfo)) == "info");
+  CHECK(std::string(ToString(LogLevel::kWarn)) == "warn");
+  CHECK(std::string(ToString(LogLevel::kError)) == "error");
+}
+
+TEST_CASE("LoadConfig reads the file and reports an unreadable one") {
+  auto missing = LoadConfig("/nonexistent/sessiond.yaml");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() ==
+        "/nonexistent/sessiond.yaml: cannot read: No such file or directory");
+
+  TempFile f(Minimal("workers: 3\n"), 0600);
+  auto r = LoadConfig(f.path());
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK((*r)->workers == 3);
+  CHECK((*r)->source_path == f.path());
+
+  TempFile bad(Minimal("nope: 1\n"), 0600);
+  auto e = LoadConfig(bad.path());
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.status().message() == bad.path() + ":3:1: unknown key 'nope'");
+}
+
+TEST_CASE("ProcessEnv reads the process environment") {
+  setenv("SESSIOND_CONFIG_TEST_VAR", "value-1", 1);
+  EnvLookup env = ProcessEnv();
+  CHECK(env("SESSIOND_CONFIG_TEST_VAR") == std::optional<std::string>("value-1"));
+  unsetenv("SESSIOND_CONFIG_TEST_VAR");
+  CHECK_FALSE(env("SESSIOND_CONFIG_TEST_VAR").has_value());
+}
