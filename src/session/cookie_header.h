@@ -1,0 +1,73 @@
+// Splitting the request's Cookie header(s): the session cookie is taken out
+// for verification, every other cookie goes upstream untouched.
+//
+// Parsing follows RFC 6265 section 5.4 / 5.2, leniently: pairs are separated
+// by ';', whitespace (SP, HTAB) around a pair, a name and a value is ignored,
+// the name is everything before the first '=', names compare case-sensitively,
+// and a value wrapped in double quotes is returned without them. A pair with
+// no '=' is a nameless cookie: it never matches and is forwarded as-is.
+//
+// Bounds and decisions:
+// - Every pair is examined, however many there are, so a session cookie can
+//   never slip upstream by hiding behind many others. Cost is one linear pass
+//   and output at most twice the input (a bare ';' becomes "; "), whose size
+//   the HTTP layer already bounds (limits.max_header_bytes), so no pair-count
+//   bound is needed.
+// - At most kMaxSessionCookies session values are returned, each at most
+//   kMaxSessionCookieBytes long. The caller verifies each candidate
+//   cryptographically; the bounds cap that work per request. Cookies over a
+//   bound are still removed from the forwarded header and are counted in
+//   `ignored_session_cookies`.
+// - An empty session value ("session_id=" or "session_id=\"\"") carries
+//   nothing to verify: it is removed and not returned (status none, not
+//   invalid).
+// - A forwarded pair never contains CR, LF or NUL: a non-session pair holding
+//   one is dropped (the HTTP layer should have rejected the request already;
+//   this keeps a bug there from becoming header injection upstream).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sessiond {
+
+inline constexpr size_t kMaxSessionCookies = 8;
+inline constexpr size_t kMaxSessionCookieBytes = 8192;
+
+struct CookieSplit {
+  // Values of the cookies named exactly like the session cookie, in the order
+  // they were sent (browsers send the most specific Path first, so the caller
+  // should use the first one that verifies).
+  std::vector<std::string> session_values;
+  // The other pairs, byte-for-byte and in order, joined with "; ". Empty when
+  // nothing remains: the caller then drops the Cookie header.
+  std::string forwarded;
+  // Session cookies removed but not returned: too long, or beyond
+  // kMaxSessionCookies. For a debug log line or a counter.
+  size_t ignored_session_cookies = 0;
+};
+
+// Feed the value of every Cookie header of one request, in order, then take
+// the result. Accepts any bytes without failing.
+class CookieSplitter {
+ public:
+  // An empty name matches no cookie (everything is forwarded).
+  explicit CookieSplitter(std::string_view session_cookie_name);
+  void Add(std::string_view cookie_header_value);
+  // Call once.
+  CookieSplit Finish();
+
+ private:
+  void AddPair(std::string_view pair);
+
+  std::string name_;
+  CookieSplit split_;
+};
+
+// One-shot form of CookieSplitter.
+CookieSplit SplitCookies(const std::vector<std::string_view>& cookie_header_values,
+                         std::string_view session_cookie_name);
+
+}  // namespace sessiond
