@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
   }
 
   sessiond::SetLogLevel(cfg.log.level);
-  sessiond::Server server(*config, sessiond::SessionFilterFactoryMaker(*config));
+  sessiond::Result<sessiond::FilterFactoryMaker> sessions = sessiond::SessionFilterFactoryMaker(*config);
+  if (!sessions.ok()) {
+    fprintf(stderr, "sessiond: %s\n", sessions.status().message().c_str());
+    return 1;
+  }
+  sessiond::Server server(*config, *sessions);
   return server.Run();
 }

@@ -38,4 +38,14 @@ void Histogram::Render(std::string* out, const char* name, const std::string& la
   out->append(line);
 }
 
+const char* Metrics::StoreOpName(int op) {
+  switch (op) {
+    case kLoad: return "load";
+    case kApply: return "apply";
+    case kTouch: return "touch";
+    case kPing: return "ping";
+  }
+  return "?";
+}
+
 }  // namespace sessiond

@@ -37,6 +37,21 @@ struct Metrics {
   std::atomic<uint64_t> timeouts_upstream_connect{0};
   std::atomic<uint64_t> timeouts_upstream_response{0};
   std::atomic<uint64_t> bad_requests{0};  // framing errors answered by sessiond
+
+  // Sessions.
+  std::atomic<uint64_t> sessions_created{0};
+  std::atomic<uint64_t> sessions_destroyed{0};
+  std::atomic<uint64_t> cookies_invalid{0};
+  std::atomic<uint64_t> cookies_expired{0};
+  std::atomic<uint64_t> instructions_malformed{0};
+  std::atomic<uint64_t> sessions_too_large{0};
+  // Store calls that failed (unavailable, timeout, I/O), by operation.
+  enum StoreOp { kLoad = 0, kApply, kTouch, kPing, kStoreOps };
+  static const char* StoreOpName(int op);
+  std::atomic<uint64_t> store_errors[kStoreOps] = {};
+  Histogram store_duration[kStoreOps];
 };
+
+inline void Inc(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace sessiond

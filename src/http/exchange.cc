@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "admin/access_log.h"
 #include "admin/metrics.h"
 #include "http/client_connection.h"
 #include "http/hop_by_hop.h"
@@ -41,7 +42,8 @@ void MoveBody(evbuffer* in, evbuffer* out, size_t data, bool chunked) {
 
 Exchange::Exchange(ClientConnection* conn, std::shared_ptr<const Config> config,
                    std::unique_ptr<RequestHead> request)
-    : conn_(conn), config_(std::move(config)), request_(std::move(request)) {
+    : conn_(conn), config_(std::move(config)), request_(std::move(request)),
+      start_(std::chrono::steady_clock::now()) {
   timer_ = evtimer_new(conn_->worker()->base(), TimerCb, this);
 }
 
@@ -67,7 +69,31 @@ void Exchange::Start() {
   }
 }
 
+namespace {
+
+// A client-sent X-Request-Id is kept when it is 1..128 characters of
+// [A-Za-z0-9._:-] (UUIDs, hex, most tracing ids); anything else is replaced.
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void Exchange::PrepareRequestHeaders() {
+  std::optional<std::string_view> rid = request_->headers.Get("x-request-id");
+  if (rid && request_->headers.Count("x-request-id") == 1 && IsValidRequestId(*rid)) {
+    request_id_ = std::string(*rid);
+  } else {
+    request_id_ = conn_->worker()->NextRequestId();
+  }
+  request_->headers.Remove("x-request-id");
+  request_->headers.AppendCopy("X-Request-Id", request_id_);
   RemoveHopByHop(&request_->headers);
   if (request_->expect_continue) request_->headers.Remove("expect");  // answered by us, see OnUpstreamConnected
   SetForwardedHeaders(&request_->headers, conn_->client_ip(), request_->host);
@@ -108,6 +134,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
 
 void Exchange::OnUpstreamConnected() {
   state_ = State::kAwaitingHead;
+  upstream_sent_ = std::chrono::steady_clock::now();
   WriteRequestHead();
   ArmTimer(config_->timeouts.upstream_response);
   // Expect: 100-continue is answered here, once the body has somewhere to go,
@@ -280,6 +307,7 @@ void Exchange::TryParseResponseHead() {
     response_ = std::move(response);
     break;
   }
+  upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();
 
   if (response_->framing == BodyFraming::kNone) {
     if (auto cl = response_->headers.Get("content-length")) original_content_length_ = std::string(*cl);
@@ -337,6 +365,7 @@ void Exchange::WriteResponseHead() {
   } else if (framing == BodyFraming::kNone && !original_content_length_.empty() && response_->status != 204) {
     head.append("Content-Length: ").append(original_content_length_).append("\r\n");
   }
+  if (!response_->headers.Get("x-request-id")) head.append("X-Request-Id: ").append(request_id_).append("\r\n");
   if (close_client_) {
     head.append("Connection: close\r\n");
   } else if (!http11_client) {
@@ -366,6 +395,7 @@ void Exchange::PumpResponseBody() {
     if (step.framing == 0 && step.data == 0) break;
     evbuffer_drain(in, step.framing);
     if (step.data) MoveBody(in, out, step.data, response_chunked_out_);
+    response_bytes_ += step.data;
   }
   if (!response_body_.done() && upstream_eof_ && evbuffer_get_length(in) == 0) {
     if (response_body_.framing() == BodyFraming::kUntilClose && !upstream_error_) {
@@ -395,7 +425,7 @@ void Exchange::FinishResponse() {
     }
   }
   if (!request_body_done_) close_client_ = true;  // the rest of the body was never read
-  if (filter_) filter_->OnComplete(status_);
+  Finalize();
   conn_->ExchangeFinished(!close_client_);
 }
 
@@ -449,7 +479,7 @@ void Exchange::Fail(int status, const char* log_reason) {
   // cut the connection, so the client sees a truncated body.
   state_ = State::kDone;
   evtimer_del(timer_);
-  if (filter_) filter_->OnComplete(status_);
+  Finalize();
   conn_->ExchangeAborted();
 }
 
@@ -468,12 +498,15 @@ void Exchange::SendLocalReply(int status, const std::string& body) {
   out.append(line, static_cast<size_t>(n));
   if (close_client_) out.append("Connection: close\r\n");
   out.append("\r\n");
-  if (!request_->is_head) out.append(body);
+  if (!request_->is_head) {
+    out.append(body);
+    response_bytes_ = body.size();
+  }
   bufferevent_write(conn_->bev(), out.data(), out.size());
   status_ = status;
   response_started_ = true;
   state_ = State::kDone;
-  if (filter_) filter_->OnComplete(status_);
+  Finalize();
   conn_->ExchangeFinished(!close_client_);
 }
 
@@ -484,8 +517,35 @@ void Exchange::Abort() {
   evtimer_del(timer_);
   if (state_ != State::kDone) {
     state_ = State::kDone;
-    if (filter_) filter_->OnComplete(0);
+    status_ = 0;  // the client is gone: nothing (more) was delivered
   }
+  Finalize();
+}
+
+void Exchange::Finalize() {
+  if (finalized_) return;
+  finalized_ = true;
+  if (filter_) filter_->OnComplete(status_);
+  const double duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (Metrics* m = conn_->worker()->metrics()) {
+    if (status_ >= 100 && status_ < 600) m->requests_by_code[status_].fetch_add(1, std::memory_order_relaxed);
+    m->request_duration.Observe(duration);
+  }
+  if (config_->log.access == AccessLogFormat::kOff) return;
+  AccessLogEntry e;
+  e.client = conn_->client_ip();
+  e.method = request_->method;
+  e.target = request_->target;
+  e.minor_version = request_->minor_version;
+  e.status = status_;
+  e.bytes = response_bytes_;
+  e.duration = duration;
+  e.upstream_duration = upstream_duration_;
+  if (filter_) e.session = filter_->LogTag();
+  e.request_id = request_id_;
+  if (auto v = request_->headers.Get("referer")) e.referer = *v;
+  if (auto v = request_->headers.Get("user-agent")) e.user_agent = *v;
+  WriteAccessLog(e, config_->log.access);
 }
 
 }  // namespace sessiond

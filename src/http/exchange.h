@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -89,6 +90,9 @@ class Exchange {
   void PumpResponseBody();
   void FinishResponse();
   void OnTimer();
+  // Runs once when the exchange ends, however it ends: metrics, access log,
+  // the filter's OnComplete.
+  void Finalize();
 
   // Fails the exchange with a local response when nothing has been sent to
   // the client yet; otherwise cuts the client connection.
@@ -122,6 +126,12 @@ class Exchange {
   size_t head_search_from_ = 0;
   std::string original_content_length_;  // of a bodiless response (HEAD, 304), passed on
   int status_ = 0;                       // sent to the client
+  bool finalized_ = false;
+  std::string request_id_;
+  uint64_t response_bytes_ = 0;  // body bytes queued to the client
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point upstream_sent_;
+  double upstream_duration_ = -1;
 };
 
 }  // namespace sessiond

@@ -58,6 +58,10 @@ class ExchangeFilter {
   // Called when the exchange ends, whatever the outcome: `status` is the
   // status sent to the client (0 if the client vanished first).
   virtual void OnComplete(int status) {}
+
+  // For the access log: a short word describing what the filter did (the
+  // session status), or empty.
+  virtual std::string_view LogTag() const { return {}; }
 };
 
 // Builds one filter per exchange. One factory per worker; called on that
@@ -66,6 +70,15 @@ class ExchangeFilterFactory {
  public:
   virtual ~ExchangeFilterFactory() = default;
   virtual std::unique_ptr<ExchangeFilter> Create(const ExchangeInfo& info) = 0;
+
+  // Readiness for /readyz: calls `done` (on this worker's thread, possibly
+  // before returning) with OK when the filter's dependencies answer.
+  virtual void CheckReady(std::function<void(bool ready)> done) { done(true); }
+
+  // Periodic housekeeping (about once a second), e.g. sweeping expired
+  // sessions. `index` is the worker's index, so once-per-process work can be
+  // left to worker 0.
+  virtual void Tick(int worker_index) {}
 };
 
 }  // namespace sessiond

@@ -25,6 +25,7 @@ Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_fil
     : config_(std::move(config)), make_filters_(std::move(make_filters)) {}
 
 Server::~Server() {
+  admin_.reset();
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
   workers_.clear();
@@ -47,6 +48,20 @@ int Server::Run() {
       return 1;
     }
     workers_.push_back(std::move(worker));
+  }
+
+  if (config_->admin.listen) {
+    admin_ = std::make_unique<AdminServer>(base_, &metrics_, [this] {
+      for (auto& w : workers_) {
+        if (!w->ready()) return false;
+      }
+      return true;
+    });
+    Status s = admin_->Listen(*config_->admin.listen);
+    if (!s.ok()) {
+      fprintf(stderr, "sessiond: admin: %s\n", s.message().c_str());
+      return 1;
+    }
   }
 
   // Workers inherit a mask that blocks the signals we handle, so they are

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/admin_server.h"
 #include "admin/metrics.h"
 #include "config/config.h"
 #include "server/worker.h"
@@ -41,6 +42,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<event*> signals_;
   event* tick_ = nullptr;
+  std::unique_ptr<AdminServer> admin_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   bool forced_ = false;

@@ -8,31 +8,13 @@
 #include <cstring>
 
 #include "admin/metrics.h"
+#include "crypto/crypto.h"
 #include "http/client_connection.h"
+#include "server/listen_socket.h"
 #include "util/log.h"
 
 namespace sessiond {
 
-namespace {
-
-// Creates a bound, listening, non-blocking socket with SO_REUSEPORT, so that
-// every worker accepts on its own socket and the kernel spreads connections.
-Result<int> ListenSocket(const SocketAddress& addr) {
-  int fd = socket(addr.sa()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::IOError(std::string("socket: ") + strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (addr.sa()->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (bind(fd, addr.sa(), addr.length) != 0 || listen(fd, 4096) != 0) {
-    Status s = Status::IOError("cannot listen on " + addr.text + ": " + strerror(errno));
-    close(fd);
-    return s;
-  }
-  return fd;
-}
-
-}  // namespace
 
 Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics)
     : index_(index), config_(std::move(config)), make_filters_(std::move(make_filters)), metrics_(metrics) {}
@@ -43,15 +25,18 @@ Worker::~Worker() {
   filters_.reset();
   pool_.reset();
   if (listener_) evconnlistener_free(listener_);
-  if (posted_ev_) event_free(posted_ev_);
+  tasks_.reset();
+  if (tick_) event_free(tick_);
   if (base_) event_base_free(base_);
 }
 
 Status Worker::Init() {
   base_ = event_base_new();
   if (!base_) return Status::IOError("cannot create an event loop");
-  posted_ev_ = event_new(base_, -1, EV_PERSIST, PostedCb, this);
-  Result<int> fd = ListenSocket(config_->listen);
+  tasks_ = std::make_unique<TaskQueue>(base_);
+  tick_ = event_new(base_, -1, EV_PERSIST, TickCb, this);
+  if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&request_id_prefix_, r->data(), 8);
+  Result<int> fd = ListenSocket(config_->listen, /*reuse_port=*/true);
   if (!fd.ok()) return fd.status();
   listener_ = evconnlistener_new(base_, AcceptCb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, *fd);
   if (!listener_) {
@@ -65,6 +50,9 @@ Status Worker::Init() {
 void Worker::Start() {
   thread_ = std::thread([this] {
     if (make_filters_) filters_ = make_filters_(config_, *this);
+    static const timeval kOneSecond{1, 0};
+    evtimer_add(tick_, &kOneSecond);
+    OnTick();
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
     // Anything still open after the loop (forced stop) is freed here, on the
     // thread that owns it.
@@ -79,29 +67,30 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::Post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(posted_mu_);
-    posted_.push_back(std::move(fn));
-  }
-  event_active(posted_ev_, EV_TIMEOUT, 0);
-}
-
-void Worker::PostedCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->RunPosted(); }
-
-void Worker::RunPosted() {
-  std::vector<std::function<void()>> tasks;
-  {
-    std::lock_guard<std::mutex> lock(posted_mu_);
-    tasks.swap(posted_);
-  }
-  for (auto& task : tasks) task();
-}
+void Worker::Post(std::function<void()> fn) { tasks_->Post(std::move(fn)); }
 
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
   auto* conn = new ClientConnection(worker, fd, addr);
   conn->Start();  // frees itself on failure
+}
+
+void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
+
+void Worker::OnTick() {
+  if (!filters_) {
+    ready_.store(true, std::memory_order_release);
+    return;
+  }
+  filters_->Tick(index_);
+  filters_->CheckReady([this](bool ok) { ready_.store(ok, std::memory_order_release); });
+}
+
+std::string Worker::NextRequestId() {
+  char buf[33];
+  snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(request_id_prefix_),
+           static_cast<unsigned long long>(++request_id_counter_));
+  return std::string(buf, 32);
 }
 
 void Worker::Register(ClientConnection* conn) {
@@ -138,6 +127,7 @@ void Worker::DoShutdown() {
 void Worker::MaybeExit() {
   if (shutting_down_ && connections_.empty()) event_base_loopexit(base_, nullptr);
 }
+
 
 void Worker::ForceStop() {
   Post([this] { event_base_loopbreak(base_); });

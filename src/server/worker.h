@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "http/exchange_filter.h"
 #include "http/upstream_pool.h"
+#include "server/task_queue.h"
 #include "util/status.h"
 
 namespace sessiond {
@@ -68,11 +69,17 @@ class Worker {
   size_t connection_count() const { return connections_.size(); }
   // Thread-safe: the loop has ended (clean drain or forced stop).
   bool exited() const { return exited_.load(std::memory_order_acquire); }
+  // Thread-safe: the last readiness check (about once a second) passed.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+
+  // A fresh request id: 32 hex characters, unique within this process
+  // (a random per-worker prefix and a counter; not a secret).
+  std::string NextRequestId();
 
  private:
   static void AcceptCb(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-  static void PostedCb(evutil_socket_t, short, void* arg);
-  void RunPosted();
+  static void TickCb(evutil_socket_t, short, void* arg);
+  void OnTick();
   void DoShutdown();
   void MaybeExit();
 
@@ -82,16 +89,17 @@ class Worker {
   Metrics* metrics_;
   event_base* base_ = nullptr;
   evconnlistener* listener_ = nullptr;
-  event* posted_ev_ = nullptr;
+  std::unique_ptr<TaskQueue> tasks_;
+  event* tick_ = nullptr;
+  uint64_t request_id_prefix_ = 0;
+  uint64_t request_id_counter_ = 0;
+  std::atomic<bool> ready_{false};
   std::unique_ptr<UpstreamPool> pool_;
   std::unique_ptr<ExchangeFilterFactory> filters_;
   std::unordered_set<ClientConnection*> connections_;
   bool shutting_down_ = false;
   std::thread thread_;
   std::atomic<bool> exited_{false};
-
-  std::mutex posted_mu_;
-  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
 };
 
 }  // namespace sessiond

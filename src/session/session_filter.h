@@ -1,14 +1,55 @@
 // The session step of every exchange (CONTRACT sections 4 and 5).
+//
+// Request side (SessionFilter::OnRequestHead):
+//   1. remove every client-sent X-Session-* header (any case, '_' or '-');
+//   2. take the session cookie out of Cookie, keep the other cookies;
+//   3. verify it (signature, expiry, fallback keys) and, for the store
+//      managers, load the session from the store (asynchronously);
+//   4. add X-Session-Status, -Id, -Data, -Expires for the backend.
+// Response side (SessionFilter::OnResponseHead):
+//   5. read and remove the X-Session-* instruction headers; a malformed batch
+//      answers 502 and changes nothing;
+//   6. apply the batch atomically (one store Apply, or a new sealed cookie);
+//      the response waits for the store's acknowledgement;
+//   7. set, re-issue or clear the cookie.
+//
+// Lifetime semantics (documented for operators in the README):
+// - session_expiration_time is the lifetime of a session from its creation
+//   (or from its last Regenerate). Writes do not extend it; with
+//   session_refresh_each_request every request does (sliding expiry).
+// - A new session id is minted for a new session, for Regenerate, and for a
+//   Set after Destroy; ids sent by clients are never adopted.
+// - A valid cookie whose session is gone from the store is reported as
+//   "none" and cleared.
 #pragma once
 
 #include <memory>
 
 #include "config/config.h"
 #include "server/worker.h"
+#include "session/cookie_codec.h"
+#include "store/store.h"
 
 namespace sessiond {
 
-// Returns the per-worker factory maker for the configured session manager.
-FilterFactoryMaker SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config);
+struct Metrics;
+
+// What the filters of one worker share. Replaced on reload; exchanges in
+// flight keep the previous one alive through their shared_ptr.
+struct SessionContext {
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const CookieCodec> codec;
+  std::shared_ptr<SessionStore> store;  // null for the cookie manager
+  Metrics* metrics = nullptr;           // may be null (tests)
+};
+
+// The per-exchange filter.
+std::unique_ptr<ExchangeFilter> NewSessionFilter(std::shared_ptr<SessionContext> context);
+
+// Prepares what is built once per process (cookie keys, the shared half of
+// the store) and returns the per-worker factory maker. Fails (the process
+// should exit 1) when the store cannot be set up, e.g. the session directory
+// cannot be created.
+Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config);
 
 }  // namespace sessiond

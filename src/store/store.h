@@ -83,6 +83,11 @@ class SessionStore {
   // OK when the store answers (for /readyz).
   virtual void Ping(DoneCallback cb) = 0;
 
+  // Housekeeping, called about once a minute on one worker: removes expired
+  // sessions that nothing would otherwise delete (the file store's files).
+  // Stores whose entries expire by themselves do nothing.
+  virtual void SweepExpired() {}
+
  protected:
   SessionStore() = default;
 };

@@ -1,0 +1,153 @@
+#include "admin/admin_server.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "server/listen_socket.h"
+
+namespace sessiond {
+
+namespace {
+
+void Counter(std::string* out, const char* name, const char* help, uint64_t value) {
+  char line[256];
+  snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, value);
+  out->append(line);
+}
+
+void Reply(evhttp_request* req, int code, const char* reason, const char* type, const std::string& body) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", type);
+  evhttp_add_header(headers, "Cache-Control", "no-store");
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, body.data(), body.size());
+  evhttp_send_reply(req, code, reason, buf);
+  evbuffer_free(buf);
+}
+
+uint64_t Load(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string RenderMetrics(const Metrics& m) {
+  std::string out;
+  out.reserve(8192);
+  char line[256];
+
+  out.append("# HELP sessiond_requests_total Requests answered, by HTTP status code.\n"
+             "# TYPE sessiond_requests_total counter\n");
+  for (int code = 100; code < 600; ++code) {
+    uint64_t n = Load(m.requests_by_code[code]);
+    if (n == 0) continue;
+    snprintf(line, sizeof(line), "sessiond_requests_total{code=\"%d\"} %" PRIu64 "\n", code, n);
+    out.append(line);
+  }
+  out.append("# HELP sessiond_request_duration_seconds Time from request head to response complete.\n"
+             "# TYPE sessiond_request_duration_seconds histogram\n");
+  m.request_duration.Render(&out, "sessiond_request_duration_seconds", "");
+
+  out.append("# HELP sessiond_connections_active Client connections open now.\n"
+             "# TYPE sessiond_connections_active gauge\n");
+  snprintf(line, sizeof(line), "sessiond_connections_active %" PRId64 "\n",
+           m.connections_active.load(std::memory_order_relaxed));
+  out.append(line);
+  Counter(&out, "sessiond_connections_total", "Client connections accepted.", Load(m.connections_total));
+
+  Counter(&out, "sessiond_upstream_errors_total", "Upstream failures answered 502/504 or cut mid-response.",
+          Load(m.upstream_errors));
+  Counter(&out, "sessiond_sessions_created_total", "Sessions created.", Load(m.sessions_created));
+  Counter(&out, "sessiond_sessions_destroyed_total", "Sessions destroyed by X-Session-Destroy.",
+          Load(m.sessions_destroyed));
+  Counter(&out, "sessiond_invalid_cookies_total", "Session cookies that failed verification.",
+          Load(m.cookies_invalid));
+  Counter(&out, "sessiond_expired_cookies_total", "Correctly signed session cookies past their expiry.",
+          Load(m.cookies_expired));
+  Counter(&out, "sessiond_malformed_instructions_total", "Upstream responses with malformed X-Session-* instructions.",
+          Load(m.instructions_malformed));
+  Counter(&out, "sessiond_sessions_too_large_total", "Changes refused for exceeding max_session_bytes or the cookie limit.",
+          Load(m.sessions_too_large));
+  Counter(&out, "sessiond_bad_requests_total", "Requests refused before forwarding (400, 413, 431, 505...).",
+          Load(m.bad_requests));
+
+  out.append("# HELP sessiond_timeouts_total Timeouts, by kind.\n# TYPE sessiond_timeouts_total counter\n");
+  const std::pair<const char*, const std::atomic<uint64_t>*> timeouts[] = {
+      {"client_header", &m.timeouts_client_header},
+      {"client_body", &m.timeouts_client_body},
+      {"upstream_connect", &m.timeouts_upstream_connect},
+      {"upstream_response", &m.timeouts_upstream_response},
+  };
+  for (const auto& [kind, counter] : timeouts) {
+    snprintf(line, sizeof(line), "sessiond_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", kind, Load(*counter));
+    out.append(line);
+  }
+
+  out.append("# HELP sessiond_store_errors_total Session store calls that failed, by operation.\n"
+             "# TYPE sessiond_store_errors_total counter\n");
+  for (int op = 0; op < Metrics::kStoreOps; ++op) {
+    snprintf(line, sizeof(line), "sessiond_store_errors_total{op=\"%s\"} %" PRIu64 "\n", Metrics::StoreOpName(op),
+             Load(m.store_errors[op]));
+    out.append(line);
+  }
+  out.append("# HELP sessiond_store_duration_seconds Session store call latency, by operation.\n"
+             "# TYPE sessiond_store_duration_seconds histogram\n");
+  for (int op = 0; op < Metrics::kStoreOps; ++op) {
+    m.store_duration[op].Render(&out, "sessiond_store_duration_seconds",
+                                std::string("op=\"") + Metrics::StoreOpName(op) + "\"");
+  }
+  return out;
+}
+
+AdminServer::AdminServer(event_base* base, const Metrics* metrics, std::function<bool()> ready)
+    : base_(base), metrics_(metrics), ready_(std::move(ready)) {}
+
+AdminServer::~AdminServer() {
+  if (http_) evhttp_free(http_);
+}
+
+Status AdminServer::Listen(const SocketAddress& address) {
+  Result<int> fd = ListenSocket(address, /*reuse_port=*/false);
+  if (!fd.ok()) return fd.status();
+  http_ = evhttp_new(base_);
+  if (!http_) {
+    close(*fd);
+    return Status::IOError("cannot create the admin listener");
+  }
+  evhttp_set_max_headers_size(http_, 8192);
+  evhttp_set_max_body_size(http_, 0);
+  evhttp_set_timeout(http_, 10);
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  evhttp_set_gencb(http_, HandleCb, this);
+  if (!evhttp_accept_socket_with_handle(http_, *fd)) {
+    close(*fd);
+    return Status::IOError("cannot listen on " + address.text);
+  }
+  return Status::OK();
+}
+
+void AdminServer::HandleCb(evhttp_request* req, void* arg) { static_cast<AdminServer*>(arg)->Handle(req); }
+
+void AdminServer::Handle(evhttp_request* req) {
+  const char* uri = evhttp_request_get_uri(req);
+  std::string path = uri ? uri : "";
+  path = path.substr(0, path.find('?'));
+  if (path == "/healthz") {
+    Reply(req, 200, "OK", "text/plain; charset=utf-8", "ok\n");
+  } else if (path == "/readyz") {
+    if (ready_()) {
+      Reply(req, 200, "OK", "text/plain; charset=utf-8", "ready\n");
+    } else {
+      Reply(req, 503, "Service Unavailable", "text/plain; charset=utf-8", "not ready: session store unavailable\n");
+    }
+  } else if (path == "/metrics") {
+    Reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(*metrics_));
+  } else {
+    Reply(req, 404, "Not Found", "text/plain; charset=utf-8", "not found\n");
+  }
+}
+
+}  // namespace sessiond

@@ -1,0 +1,49 @@
+// AdminServer: the admin listener (CONTRACT section 7), on the main thread.
+//
+//   GET /healthz  200 "ok" while the process runs
+//   GET /readyz   200 "ready" when every worker's last store check passed, else 503
+//   GET /metrics  Prometheus text format (text/plain; version=0.0.4)
+//
+// Anything else is 404; methods other than GET/HEAD are 405. It uses
+// libevent's evhttp: these are tiny local requests, nothing streams, and
+// evhttp's limits (headers, body) are set small.
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <string>
+
+#include "admin/metrics.h"
+#include "config/config.h"
+#include "util/status.h"
+
+struct evhttp;
+struct evhttp_request;
+
+namespace sessiond {
+
+class AdminServer {
+ public:
+  // `ready` is called on the main thread for /readyz.
+  AdminServer(event_base* base, const Metrics* metrics, std::function<bool()> ready);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  Status Listen(const SocketAddress& address);
+
+ private:
+  static void HandleCb(evhttp_request* req, void* arg);
+  void Handle(evhttp_request* req);
+
+  event_base* base_;
+  const Metrics* metrics_;
+  std::function<bool()> ready_;
+  evhttp* http_ = nullptr;
+};
+
+// The /metrics body.
+std::string RenderMetrics(const Metrics& metrics);
+
+}  // namespace sessiond
