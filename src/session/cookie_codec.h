@@ -1,0 +1,173 @@
+// CookieCodec: session cookie value <-> session id (or sealed session), the
+// keyed store key and public id of a session, and the Set-Cookie header.
+//
+// Two cookie formats (CONTRACT section 5), both URL-safe and authenticated
+// with keys derived from secret_key:
+//
+//   store managers (redis, file, memory): a signed token carrying only the id
+//     "1." b64url(id) "." expiry "." b64url(HMAC(cookie_mac,
+//         "sessiond-token|v1|" cookie_name "|" id "|" expiry))
+//   cookie manager: the whole session, encrypted and authenticated
+//     "2." b64url(AES-256-GCM(cookie_enc, nonce,
+//         plaintext = expiry (8 bytes, big-endian) || id (32) || session JSON,
+//         aad = "sessiond-cookie|v2|" cookie_name))
+//
+// The cookie name is authenticated in both, so a value minted for one
+// session_cookie_name is invalid under another. Expiry is Unix seconds and is
+// authenticated too: the server, not the browser, enforces it.
+//
+// Key rotation: values are always minted with secret_key (key index 0);
+// verification tries secret_key, then each secret_key_fallbacks entry in order
+// (index 1..n). A caller that sees key_index > 0 re-issues the cookie and
+// re-keys the store entry (StoreKey(id, key_index) -> StoreKey(id, 0)).
+//
+// Built once per config load and immutable afterwards; every method is const
+// and safe to call from any number of threads at once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "crypto/keys.h"
+#include "session/session_data.h"
+#include "util/status.h"
+
+namespace sessiond {
+
+enum class CookieVerdict {
+  kValid,    // authentic and not expired
+  kExpired,  // authentic, but expires_at <= now
+  kInvalid,  // anything else: malformed, forged, tampered, other name or secret
+};
+
+// What a cookie value turned out to be. For kInvalid every other field is
+// empty/zero. For kExpired id, expires_at and key_index are set, data is not
+// decoded (empty).
+struct DecodedCookie {
+  CookieVerdict verdict = CookieVerdict::kInvalid;
+  std::string id;          // raw session id, CookieCodec::kIdSize bytes
+  int64_t expires_at = 0;  // Unix seconds
+  size_t key_index = 0;    // 0 = secret_key, i = secret_key_fallbacks[i - 1]
+  SessionData data;        // cookie manager, kValid only
+};
+
+class CookieCodec {
+ public:
+  static constexpr size_t kIdSize = 32;
+  // Inputs longer than these are rejected unread (kInvalid).
+  static constexpr size_t kMaxTokenBytes = 512;
+  static constexpr size_t kMaxSealedBytes = 8192;
+  // What browsers store of one cookie: name + "=" + value.
+  static constexpr size_t kBrowserCookieLimit = 4096;
+  // Expiry times are 1..kMaxExpiry (12 decimal digits: beyond year 30000).
+  static constexpr int64_t kMaxExpiry = 999999999999;
+
+  // Derives the KeySet of secret_key and of every fallback and prebuilds the
+  // Set-Cookie attribute strings. Invalid when a secret is empty or the
+  // cookie name, path or domain could break the Set-Cookie header (which
+  // config validation should already have refused). Messages name no secret.
+  static Result<std::shared_ptr<const CookieCodec>> Create(const Config& config);
+
+  CookieCodec(const CookieCodec&) = delete;
+  CookieCodec& operator=(const CookieCodec&) = delete;
+
+  const std::string& cookie_name() const { return cookie_name_; }
+  // 1 + the number of fallback secrets.
+  size_t key_count() const { return keys_.size(); }
+
+  // A fresh session id: kIdSize bytes from the CSPRNG. Unavailable when the
+  // generator fails.
+  Result<std::string> NewSessionId() const;
+
+  // now + session_expiration_time, in Unix seconds (at least now + 1).
+  int64_t ExpiresAt(int64_t now) const;
+
+  // --- store managers -----------------------------------------------------
+
+  // The signed token for `id`. Invalid when id is not kIdSize bytes or
+  // expires_at is outside 1..kMaxExpiry.
+  Result<std::string> EncodeToken(std::string_view id, int64_t expires_at) const;
+
+  // Verifies a token. Strict: exact field lengths, canonical base64url and
+  // decimal, no extra characters, at most kMaxTokenBytes.
+  DecodedCookie DecodeToken(std::string_view value, int64_t now) const;
+
+  // --- cookie manager -----------------------------------------------------
+
+  // The sealed cookie value holding id, expiry and `data`. TooLarge (see
+  // CheckCookieSize) when name=value would exceed the browser limit; Invalid
+  // for a bad id or expiry; Unavailable when the CSPRNG fails.
+  Result<std::string> Seal(std::string_view id, int64_t expires_at, const SessionData& data) const;
+
+  // Verifies and decrypts a sealed value (at most kMaxSealedBytes). The
+  // session JSON is read back into SessionData: keys decoded to UTF-8, values
+  // exactly as Seal's SessionData held them (compact ASCII-only JSON), the
+  // same as an nlohmann parse + dump(-1, ' ', true) gives for such values. A
+  // payload that is not one JSON object is kInvalid.
+  DecodedCookie Open(std::string_view value, int64_t now) const;
+
+  // DecodeToken or Open, whichever session.manager calls for.
+  DecodedCookie Verify(std::string_view value, int64_t now) const;
+
+  // --- keyed names of a session -------------------------------------------
+
+  // The key a store files the session under: 64 lowercase hex characters of
+  // HMAC(store_hash[key_index], id). A store dump therefore holds no usable
+  // cookie and no id. Invalid when key_index >= key_count().
+  Result<std::string> StoreKey(std::string_view id, size_t key_index) const;
+
+  // The X-Session-Id value: base64url of the first 16 bytes of
+  // HMAC(public_id of secret_key, id). Stable for an id under one secret;
+  // reveals nothing usable.
+  Result<std::string> PublicId(std::string_view id) const;
+
+  // --- Set-Cookie -----------------------------------------------------------
+
+  // The Set-Cookie header value for `value`:
+  //   name=value; Path=..; [Domain=..;] [Max-Age=N; Expires=<IMF-fixdate>;]
+  //   [HttpOnly;] [Secure;] SameSite=..[; Partitioned]
+  // Max-Age and Expires appear only when session_permanent is true; Max-Age is
+  // expires_at - now (0 if that is negative). One allocation.
+  std::string SetCookie(std::string_view value, int64_t expires_at, int64_t now) const;
+
+  // The header value that deletes the cookie: empty value, Max-Age=0, Expires
+  // at the epoch, and the same Path/Domain/Secure/SameSite/Partitioned as
+  // SetCookie (browsers only replace a cookie whose attributes match).
+  const std::string& ClearCookie() const { return clear_cookie_; }
+
+  // OK when name=value fits the browser limit; otherwise TooLarge("session
+  // cookie would be N bytes, over the 4096-byte browser limit").
+  Status CheckCookieSize(std::string_view value) const;
+
+ private:
+  CookieCodec() = default;
+
+  // Digest of the token MAC input under keys_[index].
+  bool TokenMac(size_t index, std::string_view id, std::string_view expiry,
+                crypto::Sha256Digest* out) const;
+  // Length of name=value of a sealed cookie holding `json_size` JSON bytes.
+  size_t SealedCookieSize(size_t json_size) const;
+
+  std::vector<crypto::KeySet> keys_;  // [0] = secret_key, then the fallbacks
+  StoreKind manager_ = StoreKind::kCookie;
+  int64_t expiration_seconds_ = 0;
+  bool permanent_ = true;
+
+  std::string cookie_name_;
+  std::string token_mac_prefix_;  // "sessiond-token|v1|" name "|"
+  std::string sealed_aad_;        // "sessiond-cookie|v2|" name
+
+  // Set-Cookie pieces, built once: "name=", "; Path=..[; Domain=..]",
+  // "; HttpOnly; Secure; SameSite=..[; Partitioned]".
+  std::string name_eq_;
+  std::string scope_attrs_;
+  std::string flag_attrs_;
+  std::string clear_cookie_;
+};
+
+}  // namespace sessiond
