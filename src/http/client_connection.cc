@@ -43,6 +43,24 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
+// Called while the head is still incomplete: false when the request line is
+// already complete and is not "... HTTP/d.d" (an HTTP/0.9 request, or a bare
+// LF), so the client gets its 400 now rather than a silent close at the
+// client_header timeout.
+bool RequestLineLooksValid(evbuffer* in, size_t limit) {
+  evbuffer_ptr lf = evbuffer_search_range(in, "\n", 1, nullptr, nullptr);
+  if (lf.pos < 0 || static_cast<size_t>(lf.pos) > limit) return true;  // not complete yet
+  size_t line_len = static_cast<size_t>(lf.pos);
+  if (line_len < 10) return false;
+  char tail[10];
+  evbuffer_ptr from;
+  evbuffer_ptr_set(in, &from, line_len - 10, EVBUFFER_PTR_SET);
+  evbuffer_copyout_from(in, &from, tail, sizeof(tail));
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return tail[0] == ' ' && memcmp(tail + 1, "HTTP/", 5) == 0 && digit(tail[6]) && tail[7] == '.' &&
+         digit(tail[8]) && tail[9] == '\r';
+}
+
 }  // namespace
 
 ClientConnection::ClientConnection(Worker* worker, evutil_socket_t fd, const sockaddr* peer)
@@ -210,7 +228,9 @@ void ClientConnection::TryStartRequest() {
   evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
   if (found.pos < 0) {
     head_search_from_ = len;
-    if (len > limit) {
+    if (!RequestLineLooksValid(in, limit)) {
+      RejectRequest(400, "malformed request line");  // e.g. HTTP/0.9: no head will ever follow
+    } else if (len > limit) {
       RejectRequest(431, "request head over max_header_bytes");
     } else if (peer_eof_) {
       CloseSoon();  // an incomplete head and nothing more will come

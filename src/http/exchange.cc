@@ -108,7 +108,34 @@ void Exchange::OnRequestFiltered(FilterResult result) {
   ConnectUpstream(/*allow_pooled=*/true);
 }
 
+bool Exchange::BufferedBodyIsMalformed() const {
+  if (request_body_done_ || request_->framing != BodyFraming::kChunked) return false;
+  evbuffer* in = bufferevent_get_input(conn_->bev());
+  BodyDecoder probe = request_body_;  // a copy: nothing is consumed
+  evbuffer_ptr pos;
+  evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+  evbuffer_iovec vecs[8];
+  int n = evbuffer_peek(in, -1, nullptr, vecs, 8);
+  for (int i = 0; i < n && i < 8 && !probe.done(); ++i) {
+    const char* p = static_cast<const char*>(vecs[i].iov_base);
+    size_t left = vecs[i].iov_len;
+    while (left > 0 && !probe.done()) {
+      BodyDecoder::Step step = probe.Next(p, left, left);
+      if (probe.failed()) return true;
+      size_t used = step.framing + step.data;
+      if (used == 0) break;
+      p += used;
+      left -= used;
+    }
+  }
+  return false;
+}
+
 void Exchange::ConnectUpstream(bool allow_pooled) {
+  if (BufferedBodyIsMalformed()) {
+    Fail(400, "malformed chunked request body");
+    return;
+  }
   UpstreamPool& pool = conn_->worker()->pool();
   upstream_bytes_seen_ = false;
   head_search_from_ = 0;
@@ -133,6 +160,10 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
 }
 
 void Exchange::OnUpstreamConnected() {
+  if (BufferedBodyIsMalformed()) {  // more of the body may have arrived while connecting
+    Fail(400, "malformed chunked request body");
+    return;
+  }
   state_ = State::kAwaitingHead;
   upstream_sent_ = std::chrono::steady_clock::now();
   WriteRequestHead();

@@ -77,6 +77,10 @@ class Exchange {
   static void TimerCb(evutil_socket_t, short, void* arg);
 
   void PrepareRequestHeaders();
+  // True when the request body bytes already buffered break the chunked
+  // framing. Checked before anything is sent upstream, so that a malformed
+  // body that arrived with its head never reaches the backend at all.
+  bool BufferedBodyIsMalformed() const;
   void OnRequestFiltered(FilterResult result);
   void ConnectUpstream(bool allow_pooled);
   void OnUpstreamConnected();

@@ -1,0 +1,301 @@
+"""The example backends (examples/python, examples/node) behind a real sessiond.
+
+Each app runs as its own process on a free port; a sessiond from the harness
+proxies to it; the test plays a browser with real HTTP and a cookie jar:
+anonymous visit, an anonymous cart (creates the session), login (303, a new
+session id, the cart kept), the page showing the name HTML-escaped, two more
+items, logout (cookie cleared), and a replay of the old cookies.
+
+The apps never touch cookies: every Set-Cookie must come from sessiond, and
+the app's own responses (fetched directly) carry none.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+
+from client import request as direct_request
+from harness import REPO, check, check_eq, free_port, wait_until
+
+APPS = {
+    "python": ["python3", os.path.join(REPO, "examples", "python", "app.py")],
+    "node": ["node", os.path.join(REPO, "examples", "node", "app.js")],
+}
+COOKIE = "session_id"
+# HTML specials and non-ASCII: the page must escape the first and keep the
+# second, and the app must send the name as ASCII-only JSON in X-Session-Set.
+NAME = '<b>Zoë & "Ada"</b>'
+NAME_HTML = "&lt;b&gt;Zoë &amp; &quot;Ada&quot;&lt;/b&gt;"
+
+
+# ---------------------------------------------------------------------------
+# Local helpers: the app process, a Redis server, a cookie jar.
+
+def start_app(t, kind):
+    """Starts the example app `kind` on a free port; returns the port."""
+    argv = APPS[kind]
+    if shutil.which(argv[0]) is None:
+        raise AssertionError("%s is not installed (Debian package %s)"
+                             % (argv[0], "nodejs" if kind == "node" else "python3"))
+    log_path = os.path.join(t.tmpdir, "app-%s.log" % kind)
+    for _ in range(3):
+        port = free_port()
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv + ["--port", str(port), "--quiet"], stdout=log, stderr=log,
+                                    stdin=subprocess.DEVNULL, cwd=t.tmpdir)
+        t.on_cleanup(lambda p=proc: _stop(p))
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return port
+            except OSError:
+                time.sleep(0.05)
+        _stop(proc)
+    with open(log_path, errors="replace") as f:
+        raise AssertionError("the %s example did not start; its log:\n%s" % (kind, f.read()[-2000:]))
+
+
+def start_redis(t):
+    """A throwaway redis-server without persistence; returns its URL."""
+    if shutil.which("redis-server") is None:
+        raise AssertionError("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", t.tmpdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    t.on_cleanup(lambda: _stop(proc))
+
+    def answers():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+    wait_until(answers, 10, "redis-server to answer PING")
+    return "redis://127.0.0.1:%d/0" % port
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def set_cookies(resp):
+    """[(name, value, {attribute-lowercase: value})] of the response's Set-Cookie headers."""
+    out = []
+    for header in resp.header_values("Set-Cookie"):
+        parts = [p.strip() for p in header.split(";")]
+        name, _, value = parts[0].partition("=")
+        attrs = {}
+        for p in parts[1:]:
+            k, _, v = p.partition("=")
+            attrs[k.strip().lower()] = v.strip()
+        out.append((name, value, attrs))
+    return out
+
+
+class Browser:
+    """Just enough of a browser: one cookie jar, requests through sessiond."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.cookie = None       # the session cookie's value, None when absent
+
+    def request(self, method, target, form=None, cookie=None):
+        """cookie overrides the jar for this request (replaying an old cookie)."""
+        headers = [("Accept", "text/html")]
+        value = cookie if cookie is not None else self.cookie
+        if value:
+            headers.append(("Cookie", "theme=dark; %s=%s" % (COOKIE, value)))
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+        resp = self.proxy.request(method, target, headers=headers, body=body)
+        leaked = [n for n, _ in resp.headers if n.lower().startswith("x-session-")]
+        check(not leaked, "%s %s: X-Session-* headers reached the client: %r" % (method, target, leaked))
+        if cookie is None:
+            for name, val, attrs in set_cookies(resp):
+                if name == COOKIE:
+                    self.cookie = None if attrs.get("max-age") == "0" else val
+        return resp
+
+    def session(self, cookie=None):
+        resp = self.request("GET", "/api/session", cookie=cookie)
+        check_eq(resp.status, 200, "GET /api/session status")
+        return resp.json()
+
+
+def _session_cookie(resp, what):
+    cookies = [c for c in set_cookies(resp) if c[0] == COOKIE]
+    check_eq(len(cookies), 1, "%s: number of %s Set-Cookie headers" % (what, COOKIE))
+    return cookies[0]
+
+
+def _data(session):
+    return json.loads(session["X-Session-Data"] or "{}")
+
+
+# ---------------------------------------------------------------------------
+# The flow.
+
+def check_app_never_sets_cookies(app_port):
+    """Straight to the app (no sessiond): instructions as headers, no cookie."""
+    form = urllib.parse.urlencode({"name": NAME}).encode()
+    resp = direct_request(app_port, "POST", "/login", [("Content-Type", "application/x-www-form-urlencoded")], form)
+    check_eq(resp.status, 303, "app's own POST /login status")
+    check(not resp.has_header("Set-Cookie"), "the app itself sent Set-Cookie: %r" % resp.header_values("Set-Cookie"))
+    check_eq(resp.header("X-Session-Regenerate"), "true", "app's X-Session-Regenerate")
+    raw_set = resp.header("X-Session-Set") or ""
+    check(all(ord(c) < 128 for c in raw_set), "X-Session-Set is not ASCII: %r" % raw_set)
+    check_eq(json.loads(raw_set), {"user": NAME}, "app's X-Session-Set")
+    resp = direct_request(app_port, "POST", "/logout", [("Content-Type", "application/x-www-form-urlencoded")], b"")
+    check_eq(resp.header("X-Session-Destroy"), "true", "app's X-Session-Destroy on logout")
+    check(not resp.has_header("Set-Cookie"), "the app itself sent Set-Cookie on logout")
+
+
+def run_example_flow(t, kind, manager, revocable=True):
+    """The whole visit. revocable: whether a replayed old cookie must stop
+    working (store managers). The cookie manager carries the session in the
+    cookie itself, so a copy of an old cookie cannot be revoked before it
+    expires; that check is skipped for it."""
+    app_port = start_app(t, kind)
+    check_app_never_sets_cookies(app_port)
+
+    session_cfg = {"manager": manager, "session_cookie_name": COOKIE, "session_cookie_secure": False}
+    overrides = {"session": session_cfg}
+    if manager == "file":
+        overrides["file"] = {"directory": os.path.join(t.tmpdir, "sessions")}
+    elif manager == "redis":
+        overrides["redis"] = {"url": start_redis(t), "key_prefix": "it-examples:"}
+    proxy = t.sessiond(upstream="http://127.0.0.1:%d" % app_port, overrides=overrides)
+    browser = Browser(proxy)
+
+    # Anonymous: the login form, no session, and (lazy creation) no cookie.
+    resp = browser.request("GET", "/")
+    check_eq(resp.status, 200, "anonymous GET / status")
+    page = resp.body.decode("utf-8")
+    check('id="login-form"' in page, "anonymous page has no login form")
+    check("Signed in as" not in page, "anonymous page claims a signed-in user")
+    check(not resp.has_header("Set-Cookie"), "anonymous GET / set a cookie (session_create: lazy)")
+    check_eq(browser.session()["X-Session-Status"], "none", "anonymous X-Session-Status")
+
+    # A forged session header from the client never reaches the app.
+    resp = proxy.request("GET", "/", headers=[("X-Session-Status", "active"),
+                                              ("X-Session-Data", '{"user":"mallory"}')])
+    check("mallory" not in resp.body.decode("utf-8"), "a client-sent X-Session-Data reached the app")
+
+    # An anonymous cart creates the session.
+    resp = browser.request("POST", "/cart/add", form={})
+    check_eq(resp.status, 303, "anonymous POST /cart/add status")
+    _, anon_cookie, attrs = _session_cookie(resp, "anonymous cart")
+    check("httponly" in attrs, "session cookie lacks HttpOnly: %r" % attrs)
+    check_eq(attrs.get("path"), "/", "session cookie Path")
+    before = browser.session()
+    check_eq(before["X-Session-Status"], "active", "status after the anonymous cart")
+    check(before["X-Session-Id"], "no X-Session-Id for an active session")
+    check_eq(len(_data(before).get("cart", [])), 1, "cart length after one anonymous add")
+
+    # Login: 303, a cookie from sessiond, a new id, the cart kept.
+    resp = browser.request("POST", "/login", form={"name": NAME})
+    check_eq(resp.status, 303, "POST /login status")
+    check_eq(resp.header("Location"), "/", "POST /login Location")
+    _, login_cookie, _ = _session_cookie(resp, "login")
+    check(login_cookie != anon_cookie, "login kept the same cookie value")
+    after = browser.session()
+    check_eq(after["X-Session-Status"], "active", "status after login")
+    check(after["X-Session-Id"] and after["X-Session-Id"] != before["X-Session-Id"],
+          "login did not change the session id (%r -> %r)" % (before["X-Session-Id"], after["X-Session-Id"]))
+    check_eq(_data(after).get("user"), NAME, "user in the session after login")
+    check_eq(len(_data(after).get("cart", [])), 1, "cart length after login (regenerate keeps data)")
+    if revocable:
+        old = browser.session(cookie=anon_cookie)
+        check(old["X-Session-Status"] in ("none", "invalid"),
+              "the pre-login cookie still works after Regenerate: status %r" % old["X-Session-Status"])
+
+    # The page shows the name, escaped.
+    page = browser.request("GET", "/").body.decode("utf-8")
+    check("Signed in as" in page, "page after login does not say 'Signed in as'")
+    check(NAME_HTML in page, "page after login lacks the escaped name %r" % NAME_HTML)
+    check(NAME not in page and "<b>Zo" not in page, "page after login holds the name unescaped")
+    check('id="logout"' in page, "page after login has no Log out button")
+
+    # Two more items: each changes the session.
+    for want in (2, 3):
+        resp = browser.request("POST", "/cart/add", form={})
+        check_eq(resp.status, 303, "POST /cart/add status")
+        s = browser.session()
+        check_eq(s["X-Session-Status"], "active", "status after adding item %d" % want)
+        check_eq(len(_data(s).get("cart", [])), want, "cart length after adding item %d" % want)
+        check_eq(s["X-Session-Id"], after["X-Session-Id"], "session id changed by a cart update")
+    page = browser.request("GET", "/").body.decode("utf-8")
+    check('<span id="cart-count">3</span>' in page, "page does not show 3 cart items")
+
+    # Logout: the cookie is cleared and the next request is anonymous.
+    logged_in_cookie = browser.cookie
+    resp = browser.request("POST", "/logout", form={})
+    check_eq(resp.status, 303, "POST /logout status")
+    _, value, attrs = _session_cookie(resp, "logout")
+    check_eq(attrs.get("max-age"), "0", "logout Set-Cookie Max-Age")
+    check_eq(value, "", "logout Set-Cookie value")
+    check(browser.cookie is None, "the jar still holds a session cookie after logout")
+    resp = browser.request("GET", "/")
+    page = resp.body.decode("utf-8")
+    check('id="login-form"' in page and "Signed in as" not in page, "page after logout is not logged out")
+    check_eq(browser.session()["X-Session-Status"], "none", "status after logout")
+
+    if revocable:
+        replay = browser.session(cookie=logged_in_cookie)
+        check(replay["X-Session-Status"] in ("none", "invalid"),
+              "the cookie from before logout still works: status %r" % replay["X-Session-Status"])
+        check(replay["X-Session-Id"] is None, "a destroyed session still has an X-Session-Id")
+        check_eq(_data(replay), {}, "data of a destroyed session")
+
+
+# ---------------------------------------------------------------------------
+# Tests.
+
+def test_python_example_full_visit_with_memory_store(t):
+    run_example_flow(t, "python", "memory")
+
+
+def test_node_example_full_visit_with_memory_store(t):
+    run_example_flow(t, "node", "memory")
+
+
+def test_python_example_full_visit_with_cookie_manager(t):
+    run_example_flow(t, "python", "cookie", revocable=False)
+
+
+def test_node_example_full_visit_with_cookie_manager(t):
+    run_example_flow(t, "node", "cookie", revocable=False)
+
+
+def test_python_example_full_visit_with_file_store(t):
+    run_example_flow(t, "python", "file")
+
+
+def test_node_example_full_visit_with_redis_store(t):
+    run_example_flow(t, "node", "redis")
+
+
+def test_examples_reject_an_empty_login_name_without_touching_the_session(t):
+    for kind in ("python", "node"):
+        proxy = t.sessiond(upstream="http://127.0.0.1:%d" % start_app(t, kind),
+                           overrides={"session": {"manager": "memory", "session_cookie_secure": False}})
+        browser = Browser(proxy)
+        resp = browser.request("POST", "/login", form={"name": "   "})
+        check_eq(resp.status, 400, "%s: POST /login with a blank name" % kind)
+        check(not resp.has_header("Set-Cookie"), "%s: a rejected login created a session" % kind)
+        check('id="error"' in resp.body.decode("utf-8"), "%s: no error message on the page" % kind)
