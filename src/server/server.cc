@@ -26,6 +26,7 @@ Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_fil
 
 Server::~Server() {
   admin_.reset();
+  make_filters_ = nullptr;  // joins the file store's I/O threads (see Worker::Start)
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
   workers_.clear();

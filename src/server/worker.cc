@@ -59,6 +59,10 @@ void Worker::Start() {
     while (!connections_.empty()) delete *connections_.begin();
     filters_.reset();
     pool_.reset();
+    // Drop this worker's share of process-wide store state (the file store's
+    // I/O threads), so the Server can join those threads while every worker's
+    // task queue still exists for their last posts.
+    make_filters_ = nullptr;
     exited_.store(true, std::memory_order_release);
   });
 }

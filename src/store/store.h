@@ -4,8 +4,11 @@
 //
 // Threading: a store object belongs to one worker (one event loop thread).
 // All calls are made on that thread, and every callback runs on that thread,
-// exactly once. A callback may run before the call returns (the memory store
-// completes synchronously); callers must be ready for that. State shared by
+// exactly once, unless the store is destroyed first: destroying a store drops
+// the callbacks of calls still in flight without running them (so owners keep
+// a store alive while they wait on it). A callback may run before the call
+// returns (the memory store completes synchronously); callers must be ready
+// for that. State shared by
 // several workers (the memory store's table) lives in an object created once
 // and handed to each worker's store, guarded by its own lock.
 //

@@ -1,0 +1,576 @@
+#include "store/file_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "store/memory_store.h"
+#include "util/log.h"
+
+namespace sessiond {
+
+namespace {
+
+constexpr char kLockSuffix[] = ".lock";
+constexpr char kTempMarker[] = ".tmp.";
+// A temporary file older than this belongs to a write that was interrupted.
+constexpr int64_t kStaleTempMs = 60 * 1000;
+// Far above any max_session_bytes; a bigger file is treated as corrupt.
+constexpr size_t kMaxFileBytes = 64u << 20;
+
+Status ErrnoStatus(const char* what, int err) {
+  char buf[128];
+  return Status::IOError(std::string("file store: ") + what + ": " + strerror_r(err, buf, sizeof(buf)));
+}
+
+int64_t NowUnixMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+bool FileExists(int dir_fd, const std::string& name) {
+  struct stat st;
+  return fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Status WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+// The whole file, or nullopt when it does not exist.
+Result<std::optional<std::string>> ReadFileAt(int dir_fd, const std::string& name) {
+  const int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return ErrnoStatus("open session file", errno);
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus("read session file", err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxFileBytes) {
+      close(fd);
+      return Status::IOError("file store: session file too large");
+    }
+  }
+  close(fd);
+  return std::optional<std::string>(std::move(text));
+}
+
+// ------------------------------------------------------------ file format
+
+struct SessionFile {
+  int64_t expires_at_ms = 0;
+  SessionData data;
+};
+
+std::string FormatSessionFile(const SessionFile& file) {
+  return "{\"expires_at\":" + std::to_string(file.expires_at_ms) +
+         ",\"data\":" + SerializeSession(file.data) + "}\n";
+}
+
+// Finds where each JSON value of a document that nlohmann already accepted
+// begins and ends, so session values keep their exact bytes (re-serializing
+// them through a JSON library could change numbers or escapes).
+class RawScanner {
+ public:
+  explicit RawScanner(const std::string& text) : s_(text) {}
+
+  bool Consume(char c) {
+    SkipSpace();
+    if (i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  // The text of the next value (a string keeps its quotes).
+  bool Value(std::string* out) {
+    SkipSpace();
+    const size_t begin = i_;
+    if (i_ >= s_.size()) return false;
+    if (s_[i_] == '"') {
+      if (!SkipString()) return false;
+    } else if (s_[i_] == '{' || s_[i_] == '[') {
+      int depth = 0;
+      while (i_ < s_.size()) {
+        const char c = s_[i_];
+        if (c == '"') {
+          if (!SkipString()) return false;
+          continue;
+        }
+        ++i_;
+        if (c == '{' || c == '[') ++depth;
+        if ((c == '}' || c == ']') && --depth == 0) break;
+      }
+      if (depth != 0) return false;
+    } else {
+      while (i_ < s_.size() && !strchr(",}] \t\r\n", s_[i_])) ++i_;
+    }
+    out->assign(s_, begin, i_ - begin);
+    return i_ > begin;
+  }
+
+ private:
+  void SkipSpace() {
+    while (i_ < s_.size() && strchr(" \t\r\n", s_[i_]) && s_[i_] != '\0') ++i_;
+  }
+  bool SkipString() {
+    for (++i_; i_ < s_.size(); ++i_) {
+      if (s_[i_] == '\\') ++i_;
+      else if (s_[i_] == '"') { ++i_; return true; }
+    }
+    return false;
+  }
+
+  const std::string& s_;
+  size_t i_ = 0;
+};
+
+std::optional<std::string> DecodeJsonString(const std::string& literal) {
+  const auto j = nlohmann::json::parse(literal, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_string()) return std::nullopt;
+  return j.get<std::string>();
+}
+
+Result<SessionFile> ParseSessionFile(const std::string& text) {
+  const Status corrupt = Status::IOError("file store: corrupt session file");
+  if (!nlohmann::json::accept(text)) return corrupt;
+  SessionFile file;
+  bool have_expiry = false, have_data = false;
+  RawScanner scan(text);
+  if (!scan.Consume('{')) return corrupt;
+  if (scan.Consume('}')) return corrupt;
+  do {
+    std::string name, value;
+    if (!scan.Value(&name) || !scan.Consume(':')) return corrupt;
+    if (name == "\"data\"") {
+      if (!scan.Consume('{')) return corrupt;
+      if (!scan.Consume('}')) {
+        do {
+          if (!scan.Value(&name) || !scan.Consume(':') || !scan.Value(&value)) return corrupt;
+          std::optional<std::string> key = DecodeJsonString(name);
+          if (!key) return corrupt;
+          file.data[*key] = std::move(value);
+        } while (scan.Consume(','));
+        if (!scan.Consume('}')) return corrupt;
+      }
+      have_data = true;
+    } else {
+      if (!scan.Value(&value)) return corrupt;
+      if (name == "\"expires_at\"") {
+        const auto j = nlohmann::json::parse(value, nullptr, false);
+        if (!j.is_number_integer()) return corrupt;
+        file.expires_at_ms = j.get<int64_t>();
+        have_expiry = true;
+      }
+    }
+  } while (scan.Consume(','));
+  if (!scan.Consume('}') || !have_expiry || !have_data) return corrupt;
+  return file;
+}
+
+Result<std::optional<SessionFile>> ReadSession(int dir_fd, const StoreKey& key) {
+  Result<std::optional<std::string>> text = ReadFileAt(dir_fd, key);
+  if (!text.ok()) return text.status();
+  if (!*text) return std::optional<SessionFile>();
+  Result<SessionFile> file = ParseSessionFile(**text);
+  if (!file.ok()) return file.status();
+  return std::optional<SessionFile>(std::move(*file));
+}
+
+Status FsyncDirectory(int dir_fd) {
+  // Some file systems cannot fsync a directory; their renames are durable
+  // without it.
+  if (fsync(dir_fd) != 0 && errno != EINVAL) return ErrnoStatus("fsync directory", errno);
+  return Status::OK();
+}
+
+// Writes `content` as file `name` in one atomic step. With `replaced` set,
+// that file is unlinked just before the rename: a re-keyed session's old key
+// must stop working even if we crash halfway (losing the session is the safe
+// failure; two live ids for one login is not).
+Status WriteAtomically(int dir_fd, const std::string& name, const std::string& content,
+                       const std::string* replaced) {
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    tmp = name + kTempMarker + std::to_string(getpid()) + "." + std::to_string(counter++);
+    fd = openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) return ErrnoStatus("create temporary file", errno);
+  Status st = WriteAll(fd, content);
+  if (st.ok() && fsync(fd) != 0) st = ErrnoStatus("fsync", errno);
+  if (close(fd) != 0 && st.ok()) st = ErrnoStatus("close", errno);
+  if (st.ok() && replaced && unlinkat(dir_fd, replaced->c_str(), 0) != 0 && errno != ENOENT) {
+    st = ErrnoStatus("unlink session file", errno);
+  }
+  if (st.ok() && renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) {
+    st = ErrnoStatus("rename session file", errno);
+  }
+  if (!st.ok()) {
+    unlinkat(dir_fd, tmp.c_str(), 0);
+    return st;
+  }
+  return FsyncDirectory(dir_fd);
+}
+
+Status RemoveSessionFile(int dir_fd, const StoreKey& key) {
+  if (unlinkat(dir_fd, key.c_str(), 0) != 0) {
+    if (errno == ENOENT) return Status::OK();
+    return ErrnoStatus("unlink session file", errno);
+  }
+  return FsyncDirectory(dir_fd);
+}
+
+// ------------------------------------------------------------ locking
+
+// An exclusive flock on "<key>.lock", held for one read-modify-write. See the
+// header for why removing lock files is safe.
+class SessionLock {
+ public:
+  // With `wait` false, fails with Unavailable when another writer holds it.
+  static Result<SessionLock> Acquire(int dir_fd, const StoreKey& key, bool wait) {
+    const std::string name = key + kLockSuffix;
+    for (;;) {
+      const int fd = openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (fd < 0) return ErrnoStatus("open lock file", errno);
+      int rc;
+      do rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+      while (rc != 0 && errno == EINTR);
+      if (rc != 0) {
+        const int err = errno;
+        close(fd);
+        if (err == EWOULDBLOCK) return Status::Unavailable("file store: session busy");
+        return ErrnoStatus("lock", err);
+      }
+      struct stat held, now;
+      if (fstat(fd, &held) == 0 &&
+          fstatat(dir_fd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+          held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+        return SessionLock(dir_fd, key, fd);
+      }
+      close(fd);  // the previous holder removed this lock file: retry on a fresh one
+    }
+  }
+
+  SessionLock(SessionLock&& other) noexcept
+      : dir_fd_(other.dir_fd_), key_(std::move(other.key_)), fd_(other.fd_) {
+    other.fd_ = -1;
+  }
+  SessionLock& operator=(SessionLock&&) = delete;
+
+  // Still holding the lock: a session that no longer exists takes its lock
+  // file with it.
+  ~SessionLock() {
+    if (fd_ < 0) return;
+    if (!FileExists(dir_fd_, key_)) unlinkat(dir_fd_, (key_ + kLockSuffix).c_str(), 0);
+    close(fd_);
+  }
+
+ private:
+  SessionLock(int dir_fd, StoreKey key, int fd) : dir_fd_(dir_fd), key_(std::move(key)), fd_(fd) {}
+  int dir_fd_;
+  StoreKey key_;
+  int fd_;
+};
+
+Status InvalidKey() { return Status::Invalid("file store: malformed session key"); }
+
+bool EndsWith(const std::string& s, const char* suffix) {
+  const size_t n = strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+Status MakeDirectories(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    const std::string prefix = path.substr(0, pos);
+    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus("create directory", errno);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+bool IsValidStoreKey(const StoreKey& key) {
+  if (key.size() != 64) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------ SessionDirectory
+
+Result<std::shared_ptr<SessionDirectory>> SessionDirectory::Open(const std::string& path) {
+  if (path.empty()) return Status::Invalid("file store: empty directory path");
+  Status st = MakeDirectories(path);
+  if (!st.ok()) return st;
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open directory", errno);
+  return std::shared_ptr<SessionDirectory>(new SessionDirectory(path, fd));
+}
+
+SessionDirectory::~SessionDirectory() { close(fd_); }
+
+Result<std::optional<SessionData>> SessionDirectory::Load(const StoreKey& key) const {
+  Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+  if (!file.ok()) return file.status();
+  if (!*file || (*file)->expires_at_ms <= NowUnixMs()) return std::optional<SessionData>();
+  return std::optional<SessionData>(std::move((*file)->data));
+}
+
+Result<ApplyResult> SessionDirectory::Apply(const ApplyRequest& request) {
+  const bool rekey = request.new_key && *request.new_key != request.key;
+  const StoreKey& first = rekey ? std::min(request.key, *request.new_key) : request.key;
+  Result<SessionLock> lock1 = SessionLock::Acquire(fd_, first, true);
+  if (!lock1.ok()) return lock1.status();
+  std::optional<Result<SessionLock>> lock2;
+  if (rekey) {
+    lock2.emplace(SessionLock::Acquire(fd_, std::max(request.key, *request.new_key), true));
+    if (!lock2->ok()) return lock2->status();
+  }
+
+  // A clear does not need the old content, so Destroy works even on a
+  // corrupt file.
+  const int64_t now = NowUnixMs();
+  std::optional<SessionData> current;
+  if (!request.clear) {
+    Result<std::optional<SessionFile>> file = ReadSession(fd_, request.key);
+    if (!file.ok()) return file.status();
+    if (*file && (*file)->expires_at_ms > now) current = std::move((*file)->data);
+  }
+  Result<ApplyResult> result = ApplyToSession(std::move(current), request);
+  if (!result.ok()) return result;
+
+  Status st;
+  if (!result->exists) {
+    st = RemoveSessionFile(fd_, request.key);
+  } else {
+    const SessionFile file{now + request.ttl.count(), result->data};
+    st = WriteAtomically(fd_, rekey ? *request.new_key : request.key, FormatSessionFile(file),
+                         rekey ? &request.key : nullptr);
+  }
+  if (!st.ok()) return st;
+  return result;
+}
+
+Status SessionDirectory::Touch(const StoreKey& key, std::chrono::milliseconds ttl) {
+  Result<SessionLock> lock = SessionLock::Acquire(fd_, key, true);
+  if (!lock.ok()) return lock.status();
+  Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+  if (!file.ok()) return file.status();
+  if (!*file) return Status::OK();
+  const int64_t now = NowUnixMs();
+  if ((*file)->expires_at_ms <= now) return RemoveSessionFile(fd_, key);
+  (*file)->expires_at_ms = now + ttl.count();
+  return WriteAtomically(fd_, key, FormatSessionFile(**file), nullptr);
+}
+
+Result<uint64_t> SessionDirectory::SweepExpired() {
+  // A fresh open file description: its read offset is ours alone.
+  const int list_fd = openat(fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (list_fd < 0) return ErrnoStatus("open directory", errno);
+  DIR* dir = fdopendir(list_fd);
+  if (!dir) {
+    const int err = errno;
+    close(list_fd);
+    return ErrnoStatus("read directory", err);
+  }
+  std::vector<std::string> names;
+  while (const dirent* entry = readdir(dir)) names.emplace_back(entry->d_name);
+  closedir(dir);
+
+  const int64_t now = NowUnixMs();
+  uint64_t removed = 0;
+  for (const std::string& name : names) {
+    if (IsValidStoreKey(name)) {
+      Result<std::optional<SessionFile>> file = ReadSession(fd_, name);
+      if (!file.ok() || !*file || (*file)->expires_at_ms > now) continue;
+      Result<SessionLock> lock = SessionLock::Acquire(fd_, name, false);
+      if (!lock.ok()) continue;
+      file = ReadSession(fd_, name);  // it may have been renewed before we locked it
+      if (!file.ok() || !*file || (*file)->expires_at_ms > now) continue;
+      if (RemoveSessionFile(fd_, name).ok()) ++removed;
+    } else if (EndsWith(name, kLockSuffix) && IsValidStoreKey(name.substr(0, 64)) &&
+               name.size() == 64 + strlen(kLockSuffix)) {
+      // Taking and releasing the lock removes it when its session is gone.
+      if (!FileExists(fd_, name.substr(0, 64))) SessionLock::Acquire(fd_, name.substr(0, 64), false);
+    } else if (name.size() > 64 && IsValidStoreKey(name.substr(0, 64)) &&
+               name.compare(64, strlen(kTempMarker), kTempMarker) == 0) {
+      struct stat st;
+      if (fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          now - static_cast<int64_t>(st.st_mtime) * 1000 > kStaleTempMs) {
+        unlinkat(fd_, name.c_str(), 0);
+      }
+    }
+  }
+  return removed;
+}
+
+// ------------------------------------------------------------ FileWorkerPool
+
+Result<std::shared_ptr<FileWorkerPool>> FileWorkerPool::Create(int threads) {
+  std::shared_ptr<FileWorkerPool> pool(new FileWorkerPool());
+  try {
+    for (int i = 0; i < std::max(threads, 1); ++i) pool->threads_.emplace_back([p = pool.get()] { p->Run(); });
+  } catch (const std::exception& e) {
+    return Status::IOError(std::string("file store: cannot start I/O threads: ") + e.what());
+  }
+  return pool;
+}
+
+FileWorkerPool::~FileWorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void FileWorkerPool::Submit(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void FileWorkerPool::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing left to run
+    std::function<void()> task = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    task();
+    task = nullptr;  // destroy the captures outside the lock too
+    lock.lock();
+  }
+}
+
+// ------------------------------------------------------------ FileStore
+
+Result<std::unique_ptr<FileStore>> FileStore::Open(const std::string& directory,
+                                                   std::shared_ptr<FileWorkerPool> pool, PostFn post) {
+  Result<std::shared_ptr<SessionDirectory>> dir = SessionDirectory::Open(directory);
+  if (!dir.ok()) return dir.status();
+  return std::unique_ptr<FileStore>(new FileStore(std::move(*dir), std::move(pool), std::move(post)));
+}
+
+FileStore::FileStore(std::shared_ptr<SessionDirectory> dir, std::shared_ptr<FileWorkerPool> pool, PostFn post)
+    : dir_(std::move(dir)), pool_(std::move(pool)), post_(std::move(post)) {}
+
+FileStore::~FileStore() { *alive_ = false; }
+
+template <class R>
+void FileStore::RunOnPool(std::function<R()> work, std::function<void(R)> done) {
+  // `done` holds the caller's callback and its captures; it travels to the
+  // pool and straight back inside the posted task, so it is only ever run
+  // and destroyed on the loop thread.
+  pool_->Submit([work = std::move(work), done = std::move(done), post = post_, alive = alive_]() mutable {
+    std::optional<R> result;
+    try {
+      result.emplace(work());
+    } catch (const std::exception& e) {
+      result.emplace(Status::IOError(std::string("file store: ") + e.what()));
+    }
+    post([done = std::move(done), result = std::move(*result), alive]() mutable {
+      if (*alive) done(std::move(result));
+    });
+  });
+}
+
+void FileStore::PostIfAlive(std::function<void()> task) {
+  post_([task = std::move(task), alive = alive_] {
+    if (*alive) task();
+  });
+}
+
+void FileStore::Load(const StoreKey& key, LoadCallback cb) {
+  if (!IsValidStoreKey(key)) {
+    PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), std::nullopt); });
+    return;
+  }
+  using R = Result<std::optional<SessionData>>;
+  RunOnPool<R>([dir = dir_, key] { return dir->Load(key); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), std::nullopt);
+                 else cb(Status::OK(), std::move(*r));
+               });
+}
+
+void FileStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
+  if (!IsValidStoreKey(request.key) || (request.new_key && !IsValidStoreKey(*request.new_key))) {
+    PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), ApplyResult{}); });
+    return;
+  }
+  using R = Result<ApplyResult>;
+  RunOnPool<R>([dir = dir_, request] { return dir->Apply(request); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), ApplyResult{});
+                 else cb(Status::OK(), std::move(*r));
+               });
+}
+
+void FileStore::Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) {
+  if (!IsValidStoreKey(key)) {
+    PostIfAlive([cb = std::move(cb)] { cb(InvalidKey()); });
+    return;
+  }
+  RunOnPool<Status>([dir = dir_, key, ttl] { return dir->Touch(key, ttl); }, std::move(cb));
+}
+
+void FileStore::Ping(DoneCallback cb) {
+  RunOnPool<Status>(
+      [dir = dir_] {
+        if (access(dir->path().c_str(), W_OK | X_OK) != 0) return ErrnoStatus("directory not writable", errno);
+        return Status::OK();
+      },
+      std::move(cb));
+}
+
+void FileStore::Sweep(std::function<void(Status, uint64_t)> cb) {
+  using R = Result<uint64_t>;
+  RunOnPool<R>([dir = dir_] { return dir->SweepExpired(); },
+               [cb = std::move(cb)](R r) { cb(r.status(), r.ok() ? *r : 0); });
+}
+
+void FileStore::SweepExpired() {
+  Sweep([](Status st, uint64_t removed) {
+    if (!st.ok()) LOG_WARN("file store sweep: %s", st.message().c_str());
+    else if (removed > 0) LOG_DEBUG("file store sweep: removed %llu expired sessions",
+                                    static_cast<unsigned long long>(removed));
+  });
+}
+
+}  // namespace sessiond

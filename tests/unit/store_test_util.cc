@@ -1,0 +1,318 @@
+#include "store_test_util.h"
+
+#include <dirent.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <random>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+namespace sessiond {
+namespace testing {
+
+// ------------------------------------------------------------ TestLoop
+
+struct TestLoop::Inbox {
+  std::mutex mu;
+  std::deque<std::function<void()>> tasks;
+  event* ev = nullptr;  // null once the loop is gone
+};
+
+TestLoop::TestLoop() {
+  // Posting from another thread needs libevent's locking; harmless to repeat.
+  evthread_use_pthreads();
+  // A test that writes to a redis-server it just killed must get EPIPE, not die.
+  signal(SIGPIPE, SIG_IGN);
+  base_ = event_base_new();
+  inbox_ = std::make_shared<Inbox>();
+  inbox_->ev = event_new(base_, -1, 0, &TestLoop::OnInbox, inbox_.get());
+  // Wakes the loop often so RunUntil can check its condition and deadline.
+  tick_ = event_new(base_, -1, EV_PERSIST, &TestLoop::OnTick, nullptr);
+  const timeval tv{0, 2000};
+  event_add(tick_, &tv);
+}
+
+TestLoop::~TestLoop() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mu);
+    event_free(inbox_->ev);
+    inbox_->ev = nullptr;
+    inbox_->tasks.clear();
+  }
+  event_free(tick_);
+  event_base_free(base_);
+}
+
+PostFn TestLoop::post() const {
+  return [inbox = inbox_](std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(inbox->mu);
+    if (!inbox->ev) return;
+    inbox->tasks.push_back(std::move(task));
+    event_active(inbox->ev, 0, 0);
+  };
+}
+
+void TestLoop::OnInbox(evutil_socket_t, short, void* arg) {
+  auto* inbox = static_cast<Inbox*>(arg);
+  std::deque<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(inbox->mu);
+    tasks.swap(inbox->tasks);
+  }
+  for (auto& task : tasks) task();
+}
+
+bool TestLoop::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    event_base_loop(base_, EVLOOP_ONCE);
+  }
+  return true;
+}
+
+void TestLoop::RunFor(std::chrono::milliseconds duration) {
+  RunUntil([] { return false; }, duration);
+}
+
+// ------------------------------------------------------------ sync wrappers
+
+LoadOutcome LoadSync(TestLoop& loop, SessionStore& store, const StoreKey& key) {
+  std::optional<LoadOutcome> out;
+  store.Load(key, [&](Status st, std::optional<SessionData> data) { out = LoadOutcome{st, std::move(data)}; });
+  REQUIRE(loop.RunUntil([&] { return out.has_value(); }));
+  return *out;
+}
+
+ApplyOutcome ApplySync(TestLoop& loop, SessionStore& store, const ApplyRequest& request) {
+  std::optional<ApplyOutcome> out;
+  store.Apply(request, [&](Status st, ApplyResult result) { out = ApplyOutcome{st, std::move(result)}; });
+  REQUIRE(loop.RunUntil([&] { return out.has_value(); }));
+  return *out;
+}
+
+Status TouchSync(TestLoop& loop, SessionStore& store, const StoreKey& key, std::chrono::milliseconds ttl) {
+  std::optional<Status> out;
+  store.Touch(key, ttl, [&](Status st) { out = st; });
+  REQUIRE(loop.RunUntil([&] { return out.has_value(); }));
+  return *out;
+}
+
+Status PingSync(TestLoop& loop, SessionStore& store) {
+  std::optional<Status> out;
+  store.Ping([&](Status st) { out = st; });
+  REQUIRE(loop.RunUntil([&] { return out.has_value(); }));
+  return *out;
+}
+
+StoreKey RandomKey() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  static const char kHex[] = "0123456789abcdef";
+  StoreKey key;
+  for (int i = 0; i < 64; ++i) key.push_back(kHex[rng() & 0xF]);
+  return key;
+}
+
+ApplyRequest MakeRequest(const StoreKey& key) {
+  ApplyRequest request;
+  request.key = key;
+  request.ttl = 60s;
+  request.max_bytes = 4096;
+  return request;
+}
+
+// ------------------------------------------------------------ TempDir
+
+TempDir::TempDir() {
+  char dir[] = "/tmp/sessiond-store-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  path_ = dir;
+}
+
+TempDir::~TempDir() {
+  for (const std::string& name : List()) unlink((path_ + "/" + name).c_str());
+  rmdir(path_.c_str());
+}
+
+std::vector<std::string> TempDir::List() const {
+  std::vector<std::string> names;
+  DIR* dir = opendir(path_.c_str());
+  if (!dir) return names;
+  while (const dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// ------------------------------------------------------------ RedisServer
+
+namespace {
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+std::string FindRedisServer() {
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/usr/local/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string candidate = dirs.substr(start, end - start) + "/redis-server";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<RedisServer> RedisServer::Start(std::vector<std::string> extra_args) {
+  std::unique_ptr<RedisServer> server(new RedisServer());
+  char dir[] = "/tmp/sessiond-redis-XXXXXX";
+  if (!mkdtemp(dir)) return nullptr;
+  server->dir_ = dir;
+  server->socket_path_ = server->dir_ + "/redis.sock";
+  server->port_ = FreePort();
+  server->extra_args_ = std::move(extra_args);
+  if (!server->Spawn()) return nullptr;
+  return server;
+}
+
+RedisServer::~RedisServer() {
+  Stop();
+  unlink(socket_path_.c_str());
+  rmdir(dir_.c_str());
+}
+
+bool RedisServer::Spawn() {
+  const std::string binary = FindRedisServer();
+  if (binary.empty()) {
+    fprintf(stderr, "redis-server not found in PATH\n");
+    return false;
+  }
+  std::vector<std::string> args = {binary, "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                   "--unixsocket", socket_path_, "--unixsocketperm", "700",
+                                   "--save", "", "--appendonly", "no", "--daemonize", "no",
+                                   "--dir", dir_, "--enable-debug-command", "yes"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  // Everything the child needs is prepared before fork: between fork and exec
+  // only async-signal-safe calls are allowed.
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    const int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      dup2(null_fd, STDIN_FILENO);
+      dup2(null_fd, STDOUT_FILENO);
+      dup2(null_fd, STDERR_FILENO);
+    }
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    timeval tv{0, 200000};
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    if (c && !c->err) {
+      auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
+      const bool up = reply != nullptr;  // NOAUTH also means it is up
+      if (reply) freeReplyObject(reply);
+      redisFree(c);
+      if (up) return true;
+    } else if (c) {
+      redisFree(c);
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      fprintf(stderr, "redis-server exited during startup\n");
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  fprintf(stderr, "redis-server did not answer within 5 s\n");
+  Stop();
+  return false;
+}
+
+void RedisServer::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  unlink(socket_path_.c_str());
+}
+
+bool RedisServer::Restart() {
+  Stop();
+  return Spawn();
+}
+
+RedisConfig RedisServer::Config(std::chrono::milliseconds timeout) const {
+  RedisConfig config;
+  config.host = "127.0.0.1";
+  config.port = static_cast<uint16_t>(port_);
+  config.timeout = timeout;
+  config.key_prefix = "sessiond-test:";
+  return config;
+}
+
+std::unique_ptr<redisContext, void (*)(redisContext*)> RedisServer::Connect(const std::string& password) const {
+  std::unique_ptr<redisContext, void (*)(redisContext*)> c(redisConnect("127.0.0.1", port_), &redisFree);
+  if (!c || c->err) return {nullptr, &redisFree};
+  if (!password.empty()) {
+    auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "AUTH %s", password.c_str()));
+    const bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+    if (reply) freeReplyObject(reply);
+    if (!ok) return {nullptr, &redisFree};
+  }
+  return c;
+}
+
+RedisServer& SharedRedis() {
+  static std::unique_ptr<RedisServer> server = RedisServer::Start();
+  REQUIRE_MESSAGE(server != nullptr, "could not start redis-server");
+  return *server;
+}
+
+}  // namespace testing
+}  // namespace sessiond
