@@ -255,6 +255,7 @@ void ClientConnection::TryStartRequest() {
   }
   evtimer_del(timer_);
   header_timer_running_ = false;
+  body_deadline_set_ = false;
   state_ = State::kInExchange;
   exchange_ = std::make_unique<Exchange>(this, config_, std::move(request));
   exchange_->Start();
@@ -296,8 +297,17 @@ void ClientConnection::ExchangeAborted() {
   CloseAfterFlush();
 }
 
-void ClientConnection::RequestBodyProgress() {
-  if (state_ == State::kInExchange) ArmTimer(config_->timeouts.idle);
+void ClientConnection::RequestBodyProgress(uint64_t bytes) {
+  if (state_ != State::kInExchange) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!body_deadline_set_) {
+    body_deadline_set_ = true;
+    body_deadline_ = now + config_->timeouts.client_header;
+  }
+  body_deadline_ += std::chrono::milliseconds(bytes);
+  auto left = std::chrono::duration_cast<Millis>(body_deadline_ - now);
+  if (left < Millis(0)) left = Millis(0);
+  ArmTimer(std::min(left, config_->timeouts.idle));
 }
 
 void ClientConnection::BeginShutdown() {

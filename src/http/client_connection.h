@@ -11,12 +11,17 @@
 // whole head must arrive within timeouts.client_header (slowloris defence:
 // the connection is closed without a response). Between requests, an idle
 // keep-alive connection is closed after timeouts.idle. While a request body
-// is being read, a client that sends nothing for timeouts.idle gets 408.
+// is being read, the client gets 408 when it sends nothing for timeouts.idle,
+// or when the body misses its deadline: timeouts.client_header from the end
+// of the head, extended by 1 ms per byte received (a minimum average rate of
+// about 1 KB/s, like Apache's mod_reqtimeout), so a body trickled byte by
+// byte cannot hold a connection open forever.
 #pragma once
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -50,8 +55,8 @@ class ClientConnection {
   // The exchange cannot continue and has nothing more to send: close now
   // (after flushing what is already queued).
   void ExchangeAborted();
-  // The request body made progress (resets the body timer).
-  void RequestBodyProgress();
+  // `bytes` more of the request body arrived (0 when the body starts).
+  void RequestBodyProgress(uint64_t bytes);
   // Graceful shutdown: close now if idle, otherwise after the current exchange.
   void BeginShutdown();
 
@@ -91,6 +96,8 @@ class ClientConnection {
   bool peer_eof_ = false;
   bool header_timer_running_ = false;  // the timer currently counts client_header
   size_t head_search_from_ = 0;         // bytes of input already searched for "\r\n\r\n"
+  bool body_deadline_set_ = false;
+  std::chrono::steady_clock::time_point body_deadline_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> finished_;  // freed in OnDeferred, outside its own call stack
 };

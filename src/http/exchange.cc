@@ -56,7 +56,7 @@ void Exchange::Start() {
   request_body_.Reset(request_->framing, request_->content_length, config_->limits.max_header_bytes);
   request_body_done_ = request_body_.done();
   request_chunked_out_ = request_->framing == BodyFraming::kChunked;
-  if (request_body_pending()) conn_->RequestBodyProgress();  // starts the body timer
+  if (request_body_pending()) conn_->RequestBodyProgress(0);  // starts the body timers
 
   state_ = State::kRequestFilter;
   if (ExchangeFilterFactory* factory = conn_->worker()->filters()) {
@@ -204,6 +204,7 @@ void Exchange::PumpRequestBody() {
   evbuffer* in = bufferevent_get_input(conn_->bev());
   evbuffer* out = bufferevent_get_output(upstream_->bev());
   const uint64_t max_body = config_->limits.max_body_bytes;
+  const uint64_t body_before = request_body_.body_bytes();
   bool progressed = false;
   while (!request_body_done_) {
     size_t queued = evbuffer_get_length(out);
@@ -233,7 +234,7 @@ void Exchange::PumpRequestBody() {
     }
   }
   if (progressed) {
-    conn_->RequestBodyProgress();
+    conn_->RequestBodyProgress(request_body_.body_bytes() - body_before);
     if (state_ == State::kAwaitingHead) ArmTimer(config_->timeouts.upstream_response);
   }
   if (!request_body_done_ && conn_->peer_eof() && evbuffer_get_length(in) == 0) {
