@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "admin/access_log.h"
 #include "admin/metrics.h"
 #include "http/exchange.h"
 #include "http/message.h"
@@ -95,6 +96,7 @@ bool ClientConnection::Start() {
   bufferevent_setwatermark(bev_, EV_WRITE, Exchange::kOutputLow, 0);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   header_timer_running_ = true;
+  head_started_ = std::chrono::steady_clock::now();
   ArmTimer(config_->timeouts.client_header);
   return true;
 }
@@ -218,8 +220,8 @@ void ClientConnection::TryStartRequest() {
     return;
   }
   if (!header_timer_running_) {
-    config_ = worker_->config();  // a reload applies from the next request on
     header_timer_running_ = true;
+    head_started_ = std::chrono::steady_clock::now();
     ArmTimer(config_->timeouts.client_header);
   }
   const size_t limit = config_->limits.max_header_bytes;
@@ -245,6 +247,7 @@ void ClientConnection::TryStartRequest() {
   std::string raw(head_len, '\0');
   evbuffer_remove(in, &raw[0], head_len);
   head_search_from_ = 0;
+  config_ = worker_->config();  // a reload applies from the next request on
 
   auto request = std::make_unique<RequestHead>();
   const char* why = "";
@@ -263,9 +266,24 @@ void ClientConnection::TryStartRequest() {
 
 void ClientConnection::RejectRequest(int status, const char* why) {
   LOG_DEBUG("client %s: %d (%s)", client_ip_.c_str(), status, why);
+  const double duration =
+      header_timer_running_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - head_started_).count()
+                            : 0.0;
   if (Metrics* m = worker_->metrics()) {
     m->bad_requests.fetch_add(1, std::memory_order_relaxed);
     m->requests_by_code[status].fetch_add(1, std::memory_order_relaxed);
+    m->request_duration.Observe(duration);
+  }
+  if (config_->log.access != AccessLogFormat::kOff) {
+    // The head was refused, so nothing of it is trusted enough to log.
+    AccessLogEntry e;
+    e.client = client_ip_;
+    e.method = "-";
+    e.target = "-";
+    e.status = status;
+    e.bytes = strlen(ReasonPhrase(status)) + 1;
+    e.duration = duration;
+    WriteAccessLog(e, config_->log.access);
   }
   const char* reason = ReasonPhrase(status);
   char response[256];

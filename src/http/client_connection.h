@@ -96,6 +96,7 @@ class ClientConnection {
   bool peer_eof_ = false;
   bool header_timer_running_ = false;  // the timer currently counts client_header
   size_t head_search_from_ = 0;         // bytes of input already searched for "\r\n\r\n"
+  std::chrono::steady_clock::time_point head_started_;  // first byte of the current head
   bool body_deadline_set_ = false;
   std::chrono::steady_clock::time_point body_deadline_;
   std::unique_ptr<Exchange> exchange_;

@@ -139,7 +139,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   UpstreamPool& pool = conn_->worker()->pool();
   upstream_bytes_seen_ = false;
   head_search_from_ = 0;
-  if (allow_pooled) upstream_ = pool.TakeIdle();
+  if (allow_pooled) upstream_ = pool.TakeIdle(config_->upstream.address);
   bool pooled = upstream_ != nullptr;
   if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
   if (!upstream_) {
@@ -528,6 +528,7 @@ void Exchange::SendLocalReply(int status, const std::string& body) {
                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n", status,
                    ReasonPhrase(status), body.size());
   out.append(line, static_cast<size_t>(n));
+  out.append("X-Request-Id: ").append(request_id_).append("\r\n");
   if (close_client_) out.append("Connection: close\r\n");
   out.append("\r\n");
   if (!request_->is_head) {

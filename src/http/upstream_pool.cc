@@ -33,7 +33,8 @@ void UpstreamConnection::IdleTimeoutCb(evutil_socket_t, short, void* arg) {
 
 UpstreamPool::~UpstreamPool() { Clear(); }
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle() {
+std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& address) {
+  while (!idle_.empty() && idle_.back()->address_ != address.text) idle_.pop_back();  // closes it
   if (idle_.empty()) return nullptr;
   std::unique_ptr<UpstreamConnection> conn = std::move(idle_.back());
   idle_.pop_back();
@@ -46,6 +47,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle() {
 std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address) {
   std::unique_ptr<UpstreamConnection> conn(new UpstreamConnection());
   conn->pool_ = this;
+  conn->address_ = address.text;
   conn->bev_ = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
   if (!conn->bev_) return nullptr;
   conn->idle_timer_ = evtimer_new(base_, UpstreamConnection::IdleTimeoutCb, conn.get());

@@ -44,6 +44,7 @@ class UpstreamConnection {
   bufferevent* bev_ = nullptr;
   event* idle_timer_ = nullptr;
   UpstreamPool* pool_ = nullptr;
+  std::string address_;  // the upstream it is connected to, as configured
   int requests_ = 0;
 };
 
@@ -57,9 +58,11 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // The most recently used idle connection, or nullptr. Its callbacks are
-  // cleared and reading is disabled; the caller installs its own.
-  std::unique_ptr<UpstreamConnection> TakeIdle();
+  // The most recently used idle connection to `address`, or nullptr. Its
+  // callbacks are cleared and reading is disabled; the caller installs its
+  // own. Idle connections to any other address (the upstream before a
+  // reload) are closed on the way.
+  std::unique_ptr<UpstreamConnection> TakeIdle(const SocketAddress& address);
 
   // Starts a non-blocking connect. Returns nullptr when the connect fails
   // immediately. Completion is reported through the bufferevent's event

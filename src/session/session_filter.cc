@@ -73,6 +73,7 @@ class SessionFilter : public ExchangeFilter {
   SessionData data_;
   bool sent_cookie_ = false;     // the client sent some session cookie
   bool persisted_ = false;       // the session exists in the store
+  bool store_failed_ = false;    // the load failed (fail_open): the cookie is left alone
   std::string public_id_;
 };
 
@@ -151,6 +152,7 @@ void SessionFilter::LoadFromStore(RequestHead& request, FilterDone done) {
     if (!s.ok()) {
       status_ = SessionStatus::kNone;
       id_.clear();
+      store_failed_ = true;  // fail_open: the session may be fine; keep its cookie
       if (StoreFailed("load", s, done)) return;
     } else if (data) {
       data_ = std::move(*data);
@@ -263,6 +265,7 @@ void SessionFilter::ApplyToCookie(const ChangeBatch& batch, ResponseHead& respon
   ApplyChanges(&next, false, batch.deletes, batch.sets);
   if (Status s = CheckSessionSize(next, config().session.max_session_bytes); !s.ok()) {
     Count(&Metrics::sessions_too_large);
+    LOG_WARN("rejected session instructions from the upstream: %s", s.message().c_str());
     done(FilterResult::Reply(502, s.message() + "\n"));
     return;
   }
@@ -322,12 +325,11 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
                          });
       return;
     }
-    if (!had && sent_cookie_) ClearCookie(response);
+    if (!had && sent_cookie_ && !store_failed_) ClearCookie(response);
     done(FilterResult::Continue());
     return;
   }
 
-  std::string old_id = id_;
   if (mint) {
     if (!StartNewSession(now)) {
       done(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -366,6 +368,7 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
     if (!s.ok()) {
       if (s.code() == Status::Code::kTooLarge) {
         Count(&Metrics::sessions_too_large);
+        LOG_WARN("rejected session instructions from the upstream: X-Session-Set: %s", s.message().c_str());
         done(FilterResult::Reply(502, "X-Session-Set: " + s.message() + "\n"));
         return;
       }

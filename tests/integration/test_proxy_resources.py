@@ -21,7 +21,7 @@ def test_client_abort_mid_response_leaves_proxy_healthy(t):
 
 
 def test_no_fd_leak_after_upstream_errors_and_rejected_requests(t):
-    proxy = t.sessiond(overrides={"timeouts": {"upstream_response": "300ms"}})
+    proxy = t.sessiond(overrides={"timeouts": {"upstream_response": "1s"}})
     check_eq(proxy.request("GET", "/echo").status, 200, "warm-up status")
     baseline = proxy.fd_count()
     for i in range(10):
