@@ -90,6 +90,18 @@ bench: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/bench.sh
 
+# libFuzzer (clang-14): every target for FUZZ_SECONDS, two at a time.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/install-deps.sh fuzz
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The demo in headless Chromium (installs chromium and chromium-driver).
+e2e: deps
+	@scripts/install-deps.sh e2e
+	@$(MAKE) --no-print-directory build
+	@tests/e2e/run.sh
+
 clean:
 	rm -rf build sessiond
 

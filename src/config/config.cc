@@ -12,7 +12,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <thread>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
 
 #include "config/address.h"
 #include "config/numbers.h"
@@ -205,7 +209,11 @@ void ReadTopLevel(Section& root, Config* c) {
   } else if (std::optional<ScalarValue> v = root.Required("upstream")) {
     Result<UpstreamConfig> upstream = ParseUpstreamUrl(v->text);
     if (!upstream.ok()) {
-      root.Fail(v->mark, "upstream: " + upstream.status().message());
+      // A value that came from the environment may be a secret: say what is
+      // wrong without quoting it.
+      root.Fail(v->mark, v->expanded ? "upstream: invalid or unresolvable URL (the value comes from an "
+                                       "environment variable and is not shown)"
+                                     : "upstream: " + upstream.status().message());
     } else {
       c->upstream = *upstream;
     }
@@ -345,15 +353,41 @@ void ReadSections(Section& root, Config* c) {
   log.Enum("level", kLogLevelNames, false, &c->log.level);
 }
 
+// Records where each YAML document starts; ignores everything else.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 Result<std::shared_ptr<const Config>> ParseDocument(const std::string& yaml_text,
                                                     const std::string& filename,
                                                     const EnvLookup& env) {
   ConfigReader reader(filename, env);
-  std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-  if (docs.size() > 1) {
-    return Status::Invalid(reader.Locate(docs[1].Mark(), "only one YAML document is allowed"));
+  // Not YAML::LoadAll: yaml-cpp 0.7 loops forever on some inputs (a file
+  // starting with ","; jbeder/yaml-cpp#1040). Counting document starts with
+  // at most two parser steps finds a second document without that loop.
+  {
+    std::stringstream stream(yaml_text);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+    }
+    if (counter.starts.size() > 1) {
+      return Status::Invalid(reader.Locate(counter.starts[1], "only one YAML document is allowed"));
+    }
   }
-  if (docs.empty() || docs[0].IsNull()) {
+  std::vector<YAML::Node> docs;
+  docs.push_back(YAML::Load(yaml_text));
+  if (docs[0].IsNull()) {
     YAML::Mark start;  // line 1, column 1
     return Status::Invalid(reader.Locate(
         start,

@@ -1,6 +1,7 @@
 #include "http/body.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace sessiond {
 
@@ -16,9 +17,20 @@ int HexValue(char c) {
 }
 
 bool IsFieldChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
+
+bool IsTokenChar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  for (char x : std::string_view("!#$%&'*+-.^_`|~")) {
+    if (c == static_cast<unsigned char>(x)) return true;
+  }
+  return false;
+}
 }  // namespace
 
-void BodyDecoder::Reset(BodyFraming framing, uint64_t content_length, uint64_t max_trailer_bytes) {
+void BodyDecoder::Reset(BodyFraming framing, uint64_t content_length, uint64_t max_trailer_bytes,
+                        uint64_t max_body_bytes) {
+  max_body_bytes_ = max_body_bytes;
+  too_large_ = false;
   framing_ = framing;
   remaining_ = content_length;
   body_bytes_ = 0;
@@ -98,6 +110,10 @@ BodyDecoder::Step BodyDecoder::Next(const char* in, size_t len, size_t max_data)
       case State::kSizeLf:
         if (c != '\n') return Fail("chunk size line not ended by CRLF", step);
         ++i;
+        if (remaining_ > max_body_bytes_ - std::min(max_body_bytes_, body_bytes_)) {
+          too_large_ = true;
+          return Fail("chunked body over the size limit", step);
+        }
         state_ = remaining_ == 0 ? State::kTrailerStart : State::kData;
         break;
       case State::kData: {
@@ -122,12 +138,16 @@ BodyDecoder::Step BodyDecoder::Next(const char* in, size_t len, size_t max_data)
         line_bytes_ = 0;
         remaining_ = 0;
         break;
-      case State::kTrailerStart:
+      case State::kTrailerStart:  // a trailer field is token ":" value, like a header
         if (c == '\r') state_ = State::kFinalLf;
-        else if (c == ' ' || c == '\t' || !IsFieldChar(static_cast<unsigned char>(c)))
-          return Fail("malformed trailer", step);
-        else
-          state_ = State::kTrailer;
+        else if (!IsTokenChar(static_cast<unsigned char>(c))) return Fail("malformed trailer", step);
+        else state_ = State::kTrailerName;
+        if (++trailer_bytes_ > max_trailer_bytes_) return Fail("trailer section too large", step);
+        ++i;
+        break;
+      case State::kTrailerName:
+        if (c == ':') state_ = State::kTrailer;
+        else if (!IsTokenChar(static_cast<unsigned char>(c))) return Fail("malformed trailer", step);
         if (++trailer_bytes_ > max_trailer_bytes_) return Fail("trailer section too large", step);
         ++i;
         break;

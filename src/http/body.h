@@ -31,7 +31,10 @@ class BodyDecoder {
   };
 
   // `max_trailer_bytes` bounds the trailer section of a chunked body.
-  void Reset(BodyFraming framing, uint64_t content_length, uint64_t max_trailer_bytes);
+  // `max_body_bytes` fails a chunked body (too_large()) as soon as a chunk
+  // size announces more than that in total, before its data arrives.
+  void Reset(BodyFraming framing, uint64_t content_length, uint64_t max_trailer_bytes,
+             uint64_t max_body_bytes = UINT64_MAX);
 
   // See the file comment. `max_data` caps the data of this step (flow control).
   Step Next(const char* in, size_t len, size_t max_data);
@@ -41,6 +44,8 @@ class BodyDecoder {
 
   bool done() const { return state_ == State::kDone; }
   bool failed() const { return state_ == State::kError; }
+  // The failure was a chunk size beyond max_body_bytes (answer 413, not 400).
+  bool too_large() const { return too_large_; }
   const char* error() const { return error_; }
   uint64_t body_bytes() const { return body_bytes_; }
   BodyFraming framing() const { return framing_; }
@@ -49,7 +54,7 @@ class BodyDecoder {
   enum class State {
     kLength, kUntilClose,
     kSize, kSizeBws, kExt, kSizeLf, kData, kDataCr, kDataLf,
-    kTrailerStart, kTrailer, kTrailerLf, kFinalLf,
+    kTrailerStart, kTrailerName, kTrailer, kTrailerLf, kFinalLf,
     kDone, kError,
   };
   Step Fail(const char* why, Step step);
@@ -62,6 +67,8 @@ class BodyDecoder {
   size_t line_bytes_ = 0;     // of the current extension
   uint64_t trailer_bytes_ = 0;
   uint64_t max_trailer_bytes_ = 0;
+  uint64_t max_body_bytes_ = UINT64_MAX;
+  bool too_large_ = false;
   const char* error_ = nullptr;
 };
 

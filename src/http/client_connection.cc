@@ -62,6 +62,11 @@ bool RequestLineLooksValid(evbuffer* in, size_t limit) {
          digit(tail[8]) && tail[9] == '\r';
 }
 
+bool StartsWithHead(evbuffer* in) {
+  char method[5];
+  return evbuffer_copyout(in, method, 5) == 5 && memcmp(method, "HEAD ", 5) == 0;
+}
+
 }  // namespace
 
 ClientConnection::ClientConnection(Worker* worker, evutil_socket_t fd, const sockaddr* peer)
@@ -216,7 +221,7 @@ void ClientConnection::TryStartRequest() {
     head_search_from_ = 0;
   }
   if (len == 0) {
-    if (peer_eof_) CloseSoon();
+    if (peer_eof_) CloseAfterFlush();  // answered everything it sent
     return;
   }
   if (!header_timer_running_) {
@@ -231,17 +236,17 @@ void ClientConnection::TryStartRequest() {
   if (found.pos < 0) {
     head_search_from_ = len;
     if (!RequestLineLooksValid(in, limit)) {
-      RejectRequest(400, "malformed request line");  // e.g. HTTP/0.9: no head will ever follow
+      RejectRequest(400, "malformed request line", StartsWithHead(in));  // e.g. HTTP/0.9
     } else if (len > limit) {
-      RejectRequest(431, "request head over max_header_bytes");
+      RejectRequest(431, "request head over max_header_bytes", StartsWithHead(in));
     } else if (peer_eof_) {
-      CloseSoon();  // an incomplete head and nothing more will come
+      CloseAfterFlush();  // an incomplete head and nothing more will come
     }
     return;
   }
   size_t head_len = static_cast<size_t>(found.pos) + 4;
   if (head_len > limit) {
-    RejectRequest(431, "request head over max_header_bytes");
+    RejectRequest(431, "request head over max_header_bytes", StartsWithHead(in));
     return;
   }
   std::string raw(head_len, '\0');
@@ -251,9 +256,10 @@ void ClientConnection::TryStartRequest() {
 
   auto request = std::make_unique<RequestHead>();
   const char* why = "";
+  const bool is_head = raw.compare(0, 5, "HEAD ") == 0;
   int status = ParseRequestHead(std::move(raw), config_->limits.max_body_bytes, request.get(), &why);
   if (status != 0) {
-    RejectRequest(status, why);
+    RejectRequest(status, why, is_head);
     return;
   }
   evtimer_del(timer_);
@@ -264,7 +270,7 @@ void ClientConnection::TryStartRequest() {
   exchange_->Start();
 }
 
-void ClientConnection::RejectRequest(int status, const char* why) {
+void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request) {
   LOG_DEBUG("client %s: %d (%s)", client_ip_.c_str(), status, why);
   const double duration =
       header_timer_running_ ? std::chrono::duration<double>(std::chrono::steady_clock::now() - head_started_).count()
@@ -286,11 +292,13 @@ void ClientConnection::RejectRequest(int status, const char* why) {
     WriteAccessLog(e, config_->log.access);
   }
   const char* reason = ReasonPhrase(status);
+  // A response to HEAD carries no body, even one refused before parsing.
+  const bool head = is_head_request;
   char response[256];
   int n = snprintf(response, sizeof(response),
                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-                   "Connection: close\r\n\r\n%s\n",
-                   status, reason, strlen(reason) + 1, reason);
+                   "Connection: close\r\n\r\n%s%s",
+                   status, reason, strlen(reason) + 1, head ? "" : reason, head ? "" : "\n");
   bufferevent_write(bev_, response, static_cast<size_t>(n));
   CloseAfterFlush();
 }
@@ -329,7 +337,7 @@ void ClientConnection::RequestBodyProgress(uint64_t bytes) {
 }
 
 void ClientConnection::BeginShutdown() {
-  if (state_ == State::kWaitingHead && evbuffer_get_length(bufferevent_get_input(bev_)) == 0) CloseSoon();
+  if (state_ == State::kWaitingHead && evbuffer_get_length(bufferevent_get_input(bev_)) == 0) CloseAfterFlush();
   // Otherwise the exchange in flight finishes and ExchangeFinished closes.
 }
 

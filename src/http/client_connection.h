@@ -78,7 +78,7 @@ class ClientConnection {
   // Looks for a complete head in the input; starts an exchange or answers an error.
   void TryStartRequest();
   // Answers a framing error (400, 413, 431, 505...) and closes after flushing.
-  void RejectRequest(int status, const char* why);
+  void RejectRequest(int status, const char* why, bool is_head_request = false);
   void CloseAfterFlush();
   void StartLingering();
   // Stops all I/O and frees this object from a deferred callback.

@@ -38,6 +38,24 @@ void MoveBody(evbuffer* in, evbuffer* out, size_t data, bool chunked) {
   if (chunked) evbuffer_add(out, "\r\n", 2);
 }
 
+// True when a line of the (incomplete) head in `in` ends with a bare LF;
+// bytes before `from` were checked by an earlier call.
+bool HasBareLf(evbuffer* in, size_t from) {
+  evbuffer_ptr start;
+  evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET);
+  evbuffer_ptr pos = evbuffer_search(in, "\n", 1, &start);
+  while (pos.pos >= 0) {
+    if (pos.pos == 0) return true;
+    char prev;
+    evbuffer_ptr before;
+    evbuffer_ptr_set(in, &before, static_cast<size_t>(pos.pos) - 1, EVBUFFER_PTR_SET);
+    if (evbuffer_copyout_from(in, &before, &prev, 1) != 1 || prev != '\r') return true;
+    if (evbuffer_ptr_set(in, &pos, 1, EVBUFFER_PTR_ADD) != 0) break;
+    pos = evbuffer_search(in, "\n", 1, &pos);
+  }
+  return false;
+}
+
 }  // namespace
 
 Exchange::Exchange(ClientConnection* conn, std::shared_ptr<const Config> config,
@@ -53,7 +71,8 @@ Exchange::~Exchange() {
 
 void Exchange::Start() {
   PrepareRequestHeaders();
-  request_body_.Reset(request_->framing, request_->content_length, config_->limits.max_header_bytes);
+  request_body_.Reset(request_->framing, request_->content_length, config_->limits.max_header_bytes,
+                      config_->limits.max_body_bytes);
   request_body_done_ = request_body_.done();
   request_chunked_out_ = request_->framing == BodyFraming::kChunked;
   if (request_body_pending()) conn_->RequestBodyProgress(0);  // starts the body timers
@@ -95,6 +114,9 @@ void Exchange::PrepareRequestHeaders() {
   request_->headers.Remove("x-request-id");
   request_->headers.AppendCopy("X-Request-Id", request_id_);
   RemoveHopByHop(&request_->headers);
+  // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
+  // which requires one: use the upstream's own name, as nginx does.
+  if (request_->headers.Count("host") == 0) request_->headers.AppendCopy("Host", config_->upstream.address.text);
   if (request_->expect_continue) request_->headers.Remove("expect");  // answered by us, see OnUpstreamConnected
   SetForwardedHeaders(&request_->headers, conn_->client_ip(), request_->host);
 }
@@ -108,8 +130,8 @@ void Exchange::OnRequestFiltered(FilterResult result) {
   ConnectUpstream(/*allow_pooled=*/true);
 }
 
-bool Exchange::BufferedBodyIsMalformed() const {
-  if (request_body_done_ || request_->framing != BodyFraming::kChunked) return false;
+int Exchange::BufferedBodyIsMalformed() const {
+  if (request_body_done_ || request_->framing != BodyFraming::kChunked) return 0;
   evbuffer* in = bufferevent_get_input(conn_->bev());
   BodyDecoder probe = request_body_;  // a copy: nothing is consumed
   evbuffer_ptr pos;
@@ -121,19 +143,19 @@ bool Exchange::BufferedBodyIsMalformed() const {
     size_t left = vecs[i].iov_len;
     while (left > 0 && !probe.done()) {
       BodyDecoder::Step step = probe.Next(p, left, left);
-      if (probe.failed()) return true;
+      if (probe.failed()) return probe.too_large() ? 413 : 400;
       size_t used = step.framing + step.data;
       if (used == 0) break;
       p += used;
       left -= used;
     }
   }
-  return false;
+  return 0;
 }
 
 void Exchange::ConnectUpstream(bool allow_pooled) {
-  if (BufferedBodyIsMalformed()) {
-    Fail(400, "malformed chunked request body");
+  if (int status = BufferedBodyIsMalformed()) {
+    Fail(status, "malformed chunked request body");
     return;
   }
   UpstreamPool& pool = conn_->worker()->pool();
@@ -160,8 +182,8 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
 }
 
 void Exchange::OnUpstreamConnected() {
-  if (BufferedBodyIsMalformed()) {  // more of the body may have arrived while connecting
-    Fail(400, "malformed chunked request body");
+  if (int status = BufferedBodyIsMalformed()) {  // more of the body may have arrived while connecting
+    Fail(status, "malformed chunked request body");
     return;
   }
   state_ = State::kAwaitingHead;
@@ -217,7 +239,7 @@ void Exchange::PumpRequestBody() {
     size_t room = static_cast<size_t>(std::min<uint64_t>(kOutputHigh - queued, allowed));
     BodyDecoder::Step step = request_body_.Next(static_cast<const char*>(vec.iov_base), vec.iov_len, room);
     if (request_body_.failed()) {
-      Fail(400, request_body_.error());
+      Fail(request_body_.too_large() ? 413 : 400, request_body_.error());
       return;
     }
     if (request_body_.body_bytes() > max_body) {
@@ -313,8 +335,13 @@ void Exchange::TryParseResponseHead() {
     evbuffer_ptr_set(in, &start, head_search_from_ > 3 ? head_search_from_ - 3 : 0, EVBUFFER_PTR_SET);
     evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
     if (found.pos < 0) {
+      const size_t scanned = head_search_from_;
       head_search_from_ = len;
-      if (len > limit) Fail(502, "upstream response head too large");
+      if (len > limit) {
+        Fail(502, "upstream response head too large");
+      } else if (HasBareLf(in, scanned)) {
+        Fail(502, "upstream response head with a bare LF");  // no CRLF CRLF will ever come
+      }
       return;
     }
     size_t head_len = static_cast<size_t>(found.pos) + 4;
@@ -367,8 +394,10 @@ void Exchange::OnResponseFiltered(FilterResult result) {
   PumpResponseBody();
 }
 
+// A half-closed client (peer_eof) still gets every request it already sent
+// answered: ClientConnection closes once no complete request is left.
 bool Exchange::ClientWantsKeepAlive() const {
-  return request_->keep_alive && !conn_->worker()->shutting_down() && !conn_->peer_eof();
+  return request_->keep_alive && !conn_->worker()->shutting_down();
 }
 
 void Exchange::WriteResponseHead() {

@@ -77,10 +77,11 @@ class Exchange {
   static void TimerCb(evutil_socket_t, short, void* arg);
 
   void PrepareRequestHeaders();
-  // True when the request body bytes already buffered break the chunked
-  // framing. Checked before anything is sent upstream, so that a malformed
-  // body that arrived with its head never reaches the backend at all.
-  bool BufferedBodyIsMalformed() const;
+  // 400 (or 413 for an announced oversize chunk) when the request body bytes
+  // already buffered break the chunked framing, else 0. Checked before
+  // anything is sent upstream, so that a malformed body that arrived with its
+  // head never reaches the backend at all.
+  int BufferedBodyIsMalformed() const;
   void OnRequestFiltered(FilterResult result);
   void ConnectUpstream(bool allow_pooled);
   void OnUpstreamConnected();

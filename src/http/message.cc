@@ -2,25 +2,40 @@
 
 #include <http_parser.h>
 
+#include <array>
 #include <cstring>
 
 namespace sessiond {
 
 namespace {
 
-// tchar (RFC 9110 section 5.6.2).
-bool IsTchar(unsigned char c) {
-  if (c >= 'a' && c <= 'z') return true;
-  if (c >= 'A' && c <= 'Z') return true;
-  if (c >= '0' && c <= '9') return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
+// Byte classes, one table lookup per byte on the hot path.
+enum : uint8_t {
+  kTchar = 1,   // token characters (RFC 9110 section 5.6.2)
+  kValue = 2,   // field-value bytes: HTAB, SP, VCHAR, obs-text; no CR, LF, NUL, other CTLs, DEL
+  kTarget = 4,  // request-target bytes: visible ASCII and (like nginx) obs-text
+};
+
+constexpr std::array<uint8_t, 256> MakeClasses() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t v = 0;
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    bool tchar = alnum;
+    for (char x : std::string_view("!#$%&'*+-.^_`|~")) tchar = tchar || c == x;
+    if (tchar) v |= kTchar;
+    if (c == '\t' || (c >= 0x20 && c != 0x7F)) v |= kValue;
+    if (c > 0x20 && c != 0x7F) v |= kTarget;
+    t[c] = v;
+  }
+  return t;
 }
+constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
 
-// field-value bytes: HTAB, SP, VCHAR, obs-text. No CR, LF, NUL, other CTLs, DEL.
-bool IsFieldValueChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
-
-// request-target bytes: visible ASCII and (like nginx) obs-text; no spaces or controls.
-bool IsTargetChar(unsigned char c) { return c > 0x20 && c != 0x7F; }
+inline bool Is(unsigned char c, uint8_t cls) { return (kClasses[c] & cls) != 0; }
+bool IsTchar(unsigned char c) { return Is(c, kTchar); }
+bool IsFieldValueChar(unsigned char c) { return Is(c, kValue); }
+bool IsTargetChar(unsigned char c) { return Is(c, kTarget); }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -68,24 +83,30 @@ bool ScanStatusLine(std::string_view line, const char** why) {
   return true;
 }
 
-bool ScanField(std::string_view line, const char** why) {
-  size_t i = 0;
-  while (i < line.size() && IsTchar(static_cast<unsigned char>(line[i]))) ++i;
-  if (i == 0) {
-    *why = (!line.empty() && (line[0] == ' ' || line[0] == '\t')) ? "obsolete line folding"
-                                                                  : "malformed header name";
+// Validates one header line starting at raw[pos]; on success sets *next to
+// the start of the following line. The line ends at the first byte that is
+// not a field-value byte, which must be CR followed by LF: this one pass also
+// finds bare CR, bare LF and NUL.
+bool ScanField(std::string_view raw, size_t pos, size_t* next, const char** why) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(raw.data());
+  const size_t n = raw.size();
+  size_t i = pos;
+  while (i < n && Is(p[i], kTchar)) ++i;
+  if (i == pos) {
+    *why = (p[pos] == ' ' || p[pos] == '\t') ? "obsolete line folding" : "malformed header name";
     return false;
   }
-  if (i >= line.size() || line[i] != ':') {
+  if (i >= n || p[i] != ':') {
     *why = "malformed header line";
     return false;
   }
-  for (++i; i < line.size(); ++i) {
-    if (!IsFieldValueChar(static_cast<unsigned char>(line[i]))) {
-      *why = "invalid byte in header value";
-      return false;
-    }
+  ++i;
+  while (i < n && Is(p[i], kValue)) ++i;
+  if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n') {
+    *why = (i < n && p[i] == '\r') ? "bare CR" : (i < n && p[i] == '\n') ? "bare LF" : "invalid byte in header value";
+    return false;
   }
+  *next = i + 2;
   return true;
 }
 
@@ -220,6 +241,38 @@ bool DecideFraming(const HeaderList& headers, BodyFraming* framing, uint64_t* le
 
 }  // namespace
 
+bool IsValidHost(std::string_view host) {
+  // uri-host [ ":" port ]: reg-name or IPv4 (unreserved, sub-delims but ',',
+  // pct-encoded) or an IP-literal in brackets. No spaces, lists, paths or
+  // userinfo: those would let a client point absolute URLs built from Host
+  // somewhere else.
+  size_t i = 0;
+  if (!host.empty() && host[0] == '[') {
+    size_t close = host.find(']');
+    if (close == std::string_view::npos || close < 3) return false;
+    for (i = 1; i < close; ++i) {
+      char c = host[i];
+      bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+      if (!ok) return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < host.size() && host[i] != ':'; ++i) {
+      char c = host[i];
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                std::string_view("-._~!$&'()*+;=%").find(c) != std::string_view::npos;
+      if (!ok) return false;
+    }
+    if (i == 0) return false;
+  }
+  if (i == host.size()) return true;
+  if (host[i] != ':' || i + 1 == host.size() || host.size() - i - 1 > 5) return false;
+  for (++i; i < host.size(); ++i) {
+    if (!IsDigit(host[i])) return false;
+  }
+  return true;
+}
+
 bool ParseContentLength(std::string_view value, uint64_t* out) {
   if (value.empty() || value.size() > 18) return false;
   uint64_t n = 0;
@@ -232,32 +285,27 @@ bool ParseContentLength(std::string_view value, uint64_t* out) {
 }
 
 bool ScanHead(std::string_view raw, bool request, const char** why) {
-  size_t start = 0;
-  bool first = true;
-  while (start < raw.size()) {
-    size_t nl = raw.find('\n', start);
-    if (nl == std::string_view::npos || nl == start || raw[nl - 1] != '\r') {
-      *why = "bare LF or unterminated line";
-      return false;
-    }
-    std::string_view line = raw.substr(start, nl - 1 - start);
-    if (line.find('\r') != std::string_view::npos) {
-      *why = "bare CR";
-      return false;
-    }
-    if (first) {
-      if (!(request ? ScanRequestLine(line, why) : ScanStatusLine(line, why))) return false;
-      first = false;
-    } else if (line.empty()) {
-      if (nl + 1 != raw.size()) {
-        *why = "data after the end of the head";
+  size_t nl = raw.find('\n');
+  if (nl == std::string_view::npos || nl == 0 || raw[nl - 1] != '\r') {
+    *why = "bare LF or unterminated line";
+    return false;
+  }
+  std::string_view first = raw.substr(0, nl - 1);
+  if (first.find('\r') != std::string_view::npos) {
+    *why = "bare CR";
+    return false;
+  }
+  if (!(request ? ScanRequestLine(first, why) : ScanStatusLine(first, why))) return false;
+  size_t pos = nl + 1;
+  while (pos < raw.size()) {
+    if (raw[pos] == '\r') {  // the blank line
+      if (pos + 2 != raw.size() || raw[pos + 1] != '\n') {
+        *why = pos + 1 < raw.size() && raw[pos + 1] == '\n' ? "data after the end of the head" : "bare CR";
         return false;
       }
       return true;
-    } else if (!ScanField(line, why)) {
-      return false;
     }
-    start = nl + 1;
+    if (!ScanField(raw, pos, &pos, why)) return false;
   }
   *why = "unterminated head";
   return false;
@@ -350,6 +398,15 @@ int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out,
     out->headers.AppendCopy("Host", authority);
   }
   if (auto h = out->headers.Get("host")) out->host = *h;
+  if (!out->host.empty() && !IsValidHost(out->host)) {
+    *why = "malformed Host";
+    return 400;
+  }
+  // Like nginx's default (underscores_in_headers off): a field name with an
+  // underscore is dropped. Many backends (CGI, WSGI, PHP, Rack) fold '_' and
+  // '-' into the same variable, so "Content_Length" or "X_Forwarded_For"
+  // would otherwise smuggle a second value past our checks.
+  out->headers.RemoveIf([](const Header& h) { return h.name.find('_') != std::string_view::npos; });
 
   bool close = false, keep = false;
   for (const Header& h : out->headers.fields()) {
@@ -357,7 +414,7 @@ int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out,
       close = close || HasToken(h.value, "close");
       keep = keep || HasToken(h.value, "keep-alive");
     } else if (EqualsIgnoreCase(h.name, "expect")) {
-      out->expect_continue = EqualsIgnoreCase(h.value, "100-continue");
+      out->expect_continue = out->minor_version == 1 && EqualsIgnoreCase(h.value, "100-continue");
     }
   }
   out->keep_alive = out->minor_version == 1 ? !close : (keep && !close);

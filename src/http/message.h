@@ -78,6 +78,9 @@ bool ParseResponseHead(std::string raw, bool request_was_head, ResponseHead* out
 // `request` selects request-line or status-line rules for the first line.
 bool ScanHead(std::string_view raw, bool request, const char** why);
 
+// Host syntax check (RFC 9110 section 7.2: uri-host [":" port]). Exposed for tests.
+bool IsValidHost(std::string_view host);
+
 // Parses Content-Length's value: 1*DIGIT, at most 18 digits. Exposed for tests.
 bool ParseContentLength(std::string_view value, uint64_t* out);
 

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <event2/thread.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -29,6 +30,7 @@ Server::~Server() {
   make_filters_ = nullptr;  // joins the file store's I/O threads (see Worker::Start)
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
+  if (trim_) event_free(trim_);
   workers_.clear();
   if (base_) event_base_free(base_);
 }
@@ -81,6 +83,12 @@ int Server::Run() {
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 
+  // glibc keeps freed memory in its arenas; after a burst (10,000 connections
+  // opened and dropped) hand the free pages back so RSS returns to baseline.
+  trim_ = event_new(base_, -1, EV_PERSIST, TrimCb, this);
+  static const timeval kTrimEvery{10, 0};
+  evtimer_add(trim_, &kTrimEvery);
+
   LOG_INFO("sessiond listening on %s, upstream %s, %d worker(s), manager %s", config_->listen.text.c_str(),
            config_->upstream.url.c_str(), config_->workers, ToString(config_->session.manager));
   event_base_dispatch(base_);
@@ -111,6 +119,8 @@ void Server::BeginShutdown() {
 }
 
 void Server::TickCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->OnTick(); }
+
+void Server::TrimCb(evutil_socket_t, short, void*) { malloc_trim(0); }
 
 void Server::OnTick() {
   bool all_exited = true;

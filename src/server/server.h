@@ -31,6 +31,7 @@ class Server {
  private:
   static void SignalCb(evutil_socket_t sig, short, void* arg);
   static void TickCb(evutil_socket_t, short, void* arg);
+  static void TrimCb(evutil_socket_t, short, void* arg);
   void BeginShutdown();
   void Reload();
   void OnTick();
@@ -42,6 +43,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<event*> signals_;
   event* tick_ = nullptr;
+  event* trim_ = nullptr;
   std::unique_ptr<AdminServer> admin_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

@@ -223,6 +223,13 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     return;
   }
   const int64_t now = NowSeconds();
+  if (ctx_->store && store_failed_) {
+    // fail_open and the store already failed this request: go on without
+    // it rather than make the client wait for a second timeout.
+    if (!batch->empty()) LOG_WARN("session store unavailable (fail_open): session changes dropped");
+    done(FilterResult::Continue());
+    return;
+  }
   if (ctx_->store) {
     ApplyToStore(*batch, response, now, std::move(done));
   } else {
@@ -349,6 +356,10 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
     req.key = *final_key;
   }
   req.clear = batch.destroy;
+  // Changing the session this request loaded: if a concurrent request has
+  // destroyed or regenerated it meanwhile, the change is dropped rather
+  // than bringing the old id back.
+  req.must_exist = persisted_ && !batch.destroy;
   // Minted sessions start a fresh lifetime (so does every request with
   // sliding expiry); other writes keep the session's expiry.
   int64_t expires_at = (mint || refresh) ? codec().ExpiresAt(now) : expires_at_;

@@ -362,7 +362,7 @@ Result<ApplyResult> SessionDirectory::Apply(const ApplyRequest& request) {
   // corrupt file.
   const int64_t now = NowUnixMs();
   std::optional<SessionData> current;
-  if (!request.clear) {
+  if (!request.clear || request.must_exist) {
     Result<std::optional<SessionFile>> file = ReadSession(fd_, request.key);
     if (!file.ok()) return file.status();
     if (*file && (*file)->expires_at_ms > now) current = std::move((*file)->data);

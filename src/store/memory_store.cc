@@ -11,7 +11,7 @@ Status SessionTooLarge(uint64_t size, uint64_t max_bytes) {
 
 Result<ApplyResult> ApplyToSession(std::optional<SessionData> current, const ApplyRequest& request) {
   const bool destroy = request.clear && request.sets.empty() && !request.new_key;
-  if (destroy) return ApplyResult{};
+  if (destroy || (request.must_exist && !current)) return ApplyResult{};
   ApplyResult result;
   result.exists = true;
   if (current) result.data = std::move(*current);

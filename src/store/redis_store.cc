@@ -35,13 +35,16 @@ if ARGV[4] == '1' then
   redis.call('DEL', KEYS[1])
   return {0}
 end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
+  return {0}
+end
 local view = {}
 if ARGV[3] ~= '1' then
   local cur = redis.call('HGETALL', KEYS[1])
   for i = 1, #cur, 2 do view[cur[i]] = cur[i + 1] end
 end
-for i = 6, 5 + ndel do view[ARGV[i]] = nil end
-for i = 6 + ndel, #ARGV, 2 do view[ARGV[i]] = ARGV[i + 1] end
+for i = 7, 6 + ndel do view[ARGV[i]] = nil end
+for i = 7 + ndel, #ARGV, 2 do view[ARGV[i]] = ARGV[i + 1] end
 local size, n, out = 2, 0, {1}
 for f, v in pairs(view) do
   if string.byte(f, 1) == 34 then
@@ -56,9 +59,9 @@ if size > tonumber(ARGV[2]) then
   return redis.error_reply('TOOLARGE ' .. string.format('%d', size))
 end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-for i = 6, 5 + ndel do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 7, 6 + ndel do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'v', '1')
-for i = 6 + ndel, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7 + ndel, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if KEYS[2] ~= KEYS[1] then redis.call('RENAME', KEYS[1], KEYS[2]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return out
@@ -412,12 +415,13 @@ void RedisStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
                                    std::to_string(request.max_bytes),
                                    request.clear ? "1" : "0",
                                    destroy ? "1" : "0",
-                                   ""};
+                                   "",
+                                   request.must_exist ? "1" : "0"};
   for (const std::string& key : request.deletes) deleted.push_back(JsonKey(key));
   for (const auto& [key, value] : request.sets) {
     if (!value) deleted.push_back(JsonKey(key));
   }
-  argv.back() = std::to_string(deleted.size());
+  argv[argv.size() - 2] = std::to_string(deleted.size());
   argv.insert(argv.end(), deleted.begin(), deleted.end());
   for (const auto& [key, value] : request.sets) {
     if (!value) continue;

@@ -115,3 +115,28 @@ TEST_CASE("no body is done at once") {
   d.Reset(BodyFraming::kNone, 0, 0);
   CHECK(d.done());
 }
+
+TEST_CASE("trailer fields must be token ':' value") {
+  CHECK(Decode(BodyFraming::kChunked, 0, "1\r\nx\r\n0\r\nX-T: v\r\n\r\n") == "x");
+  CHECK(Decode(BodyFraming::kChunked, 0, "1\r\nx\r\n0\r\nX-T : v\r\n\r\n").rfind("<error:", 0) == 0);
+  CHECK(Decode(BodyFraming::kChunked, 0, "1\r\nx\r\n0\r\nno colon\r\n\r\n").rfind("<error:", 0) == 0);
+  CHECK(Decode(BodyFraming::kChunked, 0, "1\r\nx\r\n0\r\n folded\r\n\r\n").rfind("<error:", 0) == 0);
+}
+
+TEST_CASE("a chunk size beyond max_body_bytes fails as too large before its data") {
+  BodyDecoder d;
+  d.Reset(BodyFraming::kChunked, 0, 1024, 10);
+  std::string wire = "5\r\nhello\r\n6\r\n";
+  size_t pos = 0;
+  while (pos < wire.size() && !d.failed()) {
+    BodyDecoder::Step s = d.Next(wire.data() + pos, wire.size() - pos, 100);
+    if (s.framing + s.data == 0) break;
+    pos += s.framing + s.data;
+  }
+  CHECK(d.failed());
+  CHECK(d.too_large());
+  BodyDecoder ok;
+  ok.Reset(BodyFraming::kChunked, 0, 1024, 10);
+  ok.Next("a\r\n", 3, 100);
+  CHECK_FALSE(ok.failed());
+}

@@ -201,3 +201,30 @@ TEST_CASE("ParseContentLength accepts only plain digits") {
   CHECK_FALSE(ParseContentLength(" 1", &n));
   CHECK_FALSE(ParseContentLength("0x10", &n));
 }
+
+TEST_CASE("Host must be a host and optional port, nothing else") {
+  for (const char* ok : {"a", "example.com", "example.com:8080", "127.0.0.1:1", "[::1]", "[::1]:443", "xn--bcher-kva.example"}) {
+    CAPTURE(ok);
+    CHECK(IsValidHost(ok));
+  }
+  for (const char* bad : {"", "a b", "a,b", "a/b", "user@a", "a:", "a:123456", "a:8x", "[::1", "[zz]", ":80", "a?b"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(IsValidHost(bad));
+  }
+  CHECK(ParseReq("GET / HTTP/1.1\r\nHost: a b\r\n\r\n") == 400);
+  CHECK(ParseReq("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n") == 400);
+}
+
+TEST_CASE("header names with underscores are dropped, as nginx does by default") {
+  RequestHead h;
+  REQUIRE(ParseReq("POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\nX_Session_Data: {}\r\nX-Ok: 1\r\n\r\n", &h) == 0);
+  CHECK(h.headers.size() == 2);
+  CHECK_FALSE(h.headers.Get("content_length").has_value());
+  CHECK(h.framing == BodyFraming::kNone);  // an underscore name never frames a body
+}
+
+TEST_CASE("Expect: 100-continue counts only for HTTP/1.1") {
+  RequestHead h10;
+  REQUIRE(ParseReq("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &h10) == 0);
+  CHECK_FALSE(h10.expect_continue);
+}

@@ -375,6 +375,50 @@ TEST_CASE("memory store: threads with their own stores sharing one table lose no
   CHECK(data->size() == 100);
 }
 
+
+// Regression: a write that raced a Destroy (or Regenerate) of the same session
+// brought the destroyed session back, undoing a logout.
+STORE_TEST("must_exist: a change to a session that is gone writes nothing") {
+  F f;
+  auto store = f.NewStore();
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(f.loop, *store, SetAll(key, {{"a", "1"}})).status.ok());
+  ApplyRequest destroy = MakeRequest(key);
+  destroy.clear = true;
+  REQUIRE(ApplySync(f.loop, *store, destroy).status.ok());
+
+  ApplyRequest late = SetAll(key, {{"late", "1"}});
+  late.must_exist = true;
+  ApplyOutcome out = ApplySync(f.loop, *store, late);
+  REQUIRE(out.status.ok());
+  CHECK_FALSE(out.result.exists);
+  CHECK_FALSE(LoadSync(f.loop, *store, key).data.has_value());
+
+  SUBCASE("and a re-key of a gone session creates nothing either") {
+    ApplyRequest rekey = MakeRequest(key);
+    rekey.must_exist = true;
+    const StoreKey target = RandomKey();
+    rekey.new_key = target;
+    ApplyOutcome moved = ApplySync(f.loop, *store, rekey);
+    REQUIRE(moved.status.ok());
+    CHECK_FALSE(moved.result.exists);
+    CHECK_FALSE(LoadSync(f.loop, *store, target).data.has_value());
+  }
+}
+
+STORE_TEST("must_exist: a change to a live session applies as usual") {
+  F f;
+  auto store = f.NewStore();
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(f.loop, *store, SetAll(key, {{"a", "1"}})).status.ok());
+  ApplyRequest write = SetAll(key, {{"b", "2"}});
+  write.must_exist = true;
+  ApplyOutcome out = ApplySync(f.loop, *store, write);
+  REQUIRE(out.status.ok());
+  CHECK(out.result.exists);
+  CHECK(LoadSync(f.loop, *store, key).data == SessionData{{"a", "1"}, {"b", "2"}});
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace sessiond
