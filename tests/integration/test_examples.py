@@ -13,13 +13,14 @@ the app's own responses (fetched directly) carry none.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 import urllib.parse
 
 from client import request as direct_request
-from harness import REPO, check, check_eq, free_port, wait_until
+from harness import REPO, SANITIZER_MARKERS, check, check_eq, free_port, sessiond_bin, wait_until
 
 APPS = {
     "python": ["python3", os.path.join(REPO, "examples", "python", "app.py")],
@@ -28,8 +29,9 @@ APPS = {
 COOKIE = "session_id"
 # HTML specials and non-ASCII: the page must escape the first and keep the
 # second, and the app must send the name as ASCII-only JSON in X-Session-Set.
-NAME = '<b>Zoë & "Ada"</b>'
-NAME_HTML = "&lt;b&gt;Zoë &amp; &quot;Ada&quot;&lt;/b&gt;"
+# "ë" is latin-1, "Ł" is not (Node rejects it in a raw header value).
+NAME = '<b>Zoë & "Łukasz"</b>'
+NAME_HTML = "&lt;b&gt;Zoë &amp; &quot;Łukasz&quot;&lt;/b&gt;"
 
 
 # ---------------------------------------------------------------------------
@@ -299,3 +301,110 @@ def test_examples_reject_an_empty_login_name_without_touching_the_session(t):
         check_eq(resp.status, 400, "%s: POST /login with a blank name" % kind)
         check(not resp.has_header("Set-Cookie"), "%s: a rejected login created a session" % kind)
         check('id="error"' in resp.body.decode("utf-8"), "%s: no error message on the page" % kind)
+
+
+# ---------------------------------------------------------------------------
+# scripts/demo.sh, run the way tests/e2e runs it: without a terminal, on
+# free ports, stopped with SIGTERM.
+
+def _start_demo(t, app_port, port):
+    log_path = os.path.join(t.tmpdir, "demo.log")
+    env = dict(os.environ, SESSIOND_BIN=sessiond_bin(), DEMO_PORT=str(port), DEMO_APP_PORT=str(app_port))
+    env.pop("SESSIOND_SECRET", None)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([os.path.join(REPO, "scripts", "demo.sh")], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env=env)
+    t.on_cleanup(lambda: _stop(proc))
+    return proc, log_path
+
+
+def _read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_demo_script_serves_the_example_and_stops_cleanly_on_sigterm(t):
+    app_port, port = free_port(), free_port()
+    proc, log_path = _start_demo(t, app_port, port)
+    url = "http://127.0.0.1:%d/" % port
+    wait_until(lambda: "demo: ready at %s" % url in _read(log_path) or proc.poll() is not None,
+               30, "demo.sh to print its URL")
+    check(proc.poll() is None, "demo.sh exited early (status %s):\n%s" % (proc.returncode, _read(log_path)[-2000:]))
+    check("demo: generated a throwaway secret_key" in _read(log_path), "demo.sh did not generate a secret")
+
+    resp = direct_request(port, "GET", "/")
+    check_eq(resp.status, 200, "GET / through the demo")
+    check('id="login-form"' in resp.body.decode("utf-8"), "demo page has no login form")
+    form = urllib.parse.urlencode({"name": "demo"}).encode()
+    resp = direct_request(port, "POST", "/login", [("Content-Type", "application/x-www-form-urlencoded")], form)
+    check_eq(resp.status, 303, "POST /login through the demo")
+    _, cookie_value, attrs = _session_cookie(resp, "demo login")
+    check("secure" not in attrs, "the demo cookie is Secure, which a browser drops on plain http")
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("demo.sh still running 15s after SIGTERM")
+    check_eq(status, 0, "demo.sh exit status after SIGTERM")
+    check(not _listening(port) and not _listening(app_port), "a demo process still listens after demo.sh exited")
+    text = _read(log_path)
+    check(cookie_value not in text, "the demo's output contains the session cookie value")
+    check(not any(m in text for m in SANITIZER_MARKERS), "sanitizer report in the demo's output:\n" + text[-3000:])
+
+
+def test_demo_script_refuses_a_busy_port_clearly(t):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    t.on_cleanup(busy.close)
+    app_port, port = busy.getsockname()[1], free_port()
+    proc, log_path = _start_demo(t, app_port, port)
+    try:
+        status = proc.wait(20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("demo.sh did not give up on a busy port:\n%s" % _read(log_path)[-2000:])
+    check_eq(status, 1, "demo.sh exit status with its app port busy")
+    text = _read(log_path)
+    check("port %d" % app_port in text and "already in use" in text,
+          "demo.sh does not say which port is busy: %r" % text[-500:])
+    check(not _listening(port), "sessiond was started although the app port was busy")
+
+
+def test_examples_tell_the_visitor_about_expired_and_tampered_cookies(t):
+    """X-Session-Status expired / invalid reach the app, which shows a notice;
+    sessiond clears the cookie (Max-Age=0) and the visitor is logged out."""
+    for kind, manager in (("python", "memory"), ("node", "cookie")):
+        proxy = t.sessiond(upstream="http://127.0.0.1:%d" % start_app(t, kind),
+                           overrides={"session": {"manager": manager, "session_cookie_secure": False,
+                                                  "session_expiration_time": "2s"}})
+        browser = Browser(proxy)
+        check_eq(browser.request("POST", "/login", form={"name": "ada"}).status, 303, "%s: login" % kind)
+        cookie = browser.cookie
+        check(cookie, "%s: no session cookie after login" % kind)
+
+        # One byte changed: the cookie fails verification.
+        tampered = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+        resp = browser.request("GET", "/", cookie=tampered)
+        page = resp.body.decode("utf-8")
+        check('id="notice"' in page and "could not be verified" in page,
+              "%s/%s: no notice for a tampered cookie" % (kind, manager))
+        check('id="login-form"' in page, "%s/%s: a tampered cookie is still signed in" % (kind, manager))
+        check_eq(_session_cookie(resp, "tampered")[2].get("max-age"), "0", "%s: tampered cookie cleared" % kind)
+
+        # The genuine cookie, after its expiry.
+        wait_until(lambda: browser.session(cookie=cookie)["X-Session-Status"] != "active", 10,
+                   "%s/%s: the session to expire" % (kind, manager), interval=0.2)
+        resp = browser.request("GET", "/", cookie=cookie)
+        page = resp.body.decode("utf-8")
+        check('id="notice"' in page and "expired" in page, "%s/%s: no notice for an expired session" % (kind, manager))
+        check('id="login-form"' in page, "%s/%s: an expired session is still signed in" % (kind, manager))
+        check_eq(_session_cookie(resp, "expired")[2].get("max-age"), "0", "%s: expired cookie cleared" % kind)

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Browser end-to-end test: headless Chromium against the demo (scripts/demo.sh).
+
+For each example app (python, and node when `node` is installed) the demo runs
+non-interactively on free ports (DEMO_PORT / DEMO_APP_PORT), exactly as
+`make demo` would run it, and a real browser:
+  opens the page (logged out), signs in with a name, sees the name, adds two
+  items to the cart (the count follows), reloads (all still there), checks
+  the session cookie is HttpOnly (present for WebDriver, absent from
+  document.cookie), logs out and sees the login form again.
+Screenshots go to the output folder. Then the demo is stopped with SIGTERM
+and must exit 0.
+
+  tests/e2e/e2e.py [--out DIR] [--app python|node]...
+Environment: SESSIOND_BIN (default build/release/sessiond), CHROMIUM
+(/usr/bin/chromium), CHROMEDRIVER (/usr/bin/chromedriver).
+Last line: "e2e: N passed, M failed"; exit status 0 only if all passed.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+from webdriver import ChromeDriver, WebDriverError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+COOKIE = "session_id"                 # session_cookie_name in config/demo.yaml
+NAME = 'Ada <Lovelace> & "co"'        # HTML specials must render as text
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", "ThreadSanitizer")
+
+
+class CheckFailed(Exception):
+    """A recorded failed check: the scenario stops, the failure is counted."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (run.sh's timeout): unwinds past `except Exception`."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what):
+        """Records one check; a failed one raises so the scenario stops there
+        (later steps depend on earlier ones)."""
+        if cond:
+            self.passed += 1
+            print("  ok    %s" % what, flush=True)
+            return
+        self.failed += 1
+        print("  FAIL  %s" % what, flush=True)
+        raise CheckFailed(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# The demo, run non-interactively.
+
+class Demo:
+    """scripts/demo.sh APP on free ports; output captured to a log file."""
+
+    def __init__(self, app, out_dir, sessiond_bin):
+        self.app = app
+        self.log_path = os.path.join(out_dir, "demo-%s.log" % app)
+        self.url = None
+        self.lines = []
+        env = dict(os.environ, SESSIOND_BIN=sessiond_bin,
+                   DEMO_PORT=str(free_port()), DEMO_APP_PORT=str(free_port()))
+        env.pop("SESSIOND_SECRET", None)   # the demo generates its own
+        self.proc = subprocess.Popen([os.path.join(REPO, "scripts", "demo.sh"), app], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        with open(self.log_path, "w") as log:
+            for raw in self.proc.stdout:
+                line = raw.decode("utf-8", "replace")
+                log.write(line)
+                log.flush()
+                self.lines.append(line)
+                if line.startswith("demo: ready at "):
+                    self.url = line.split("demo: ready at ", 1)[1].strip()
+                    self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout=30):
+        self._ready.wait(timeout)
+        return self.url
+
+    def stop(self, timeout=10):
+        """SIGTERM to demo.sh (it stops its children); its exit status, or
+        None if it had to be killed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+                return None
+        return self.proc.returncode
+
+    def tail(self, n=20):
+        return "".join(self.lines[-n:])
+
+
+# ---------------------------------------------------------------------------
+# The scenario.
+
+def cart_count(browser):
+    return int(browser.text(browser.find("#cart-count")))
+
+
+def run_scenario(app, browser, url, out_dir, r):
+    # 1. Logged out.
+    browser.get(url)
+    r.check("sessiond demo" in browser.title(), "[%s] page title names the demo" % app)
+    r.check(browser.find_all("#login-form") and not browser.find_all("#whoami"),
+            "[%s] first visit shows the login form, nobody signed in" % app)
+    r.check(browser.text(browser.find("#session-status")) == "none", "[%s] session status is none" % app)
+
+    # 2. Sign in.
+    browser.send_keys(browser.find("#name"), NAME)
+    browser.click(browser.find("#login"))
+    user = browser.wait_for(lambda: browser.find_all("#user") and browser.text(browser.find("#user")),
+                            "the signed-in page")
+    r.check(user == NAME, "[%s] page says signed in as the name, as text (got %r)" % (app, user))
+    r.check(browser.text(browser.find("#session-status")) == "active", "[%s] session status is active" % app)
+
+    # 3. The session cookie exists but JavaScript cannot see it.
+    cookies = {c["name"]: c for c in browser.cookies()}
+    r.check(COOKIE in cookies, "[%s] the browser holds the %s cookie" % (app, COOKIE))
+    r.check(cookies[COOKIE].get("httpOnly") is True, "[%s] the %s cookie is HttpOnly" % (app, COOKIE))
+    r.check(cookies[COOKIE].get("sameSite") == "Lax", "[%s] the %s cookie is SameSite=Lax" % (app, COOKIE))
+    # A script-set cookie shows document.cookie works at all on this page.
+    visible = browser.execute("document.cookie = 'e2e_probe=1; path=/'; return document.cookie;")
+    r.check("e2e_probe=1" in visible and COOKIE not in visible,
+            "[%s] document.cookie shows other cookies but not %s (got %r)" % (app, COOKIE, visible))
+
+    # 4. Cart: each click adds one item.
+    before = cart_count(browser)
+    for n in (1, 2):
+        browser.click(browser.find("#add-item"))
+        got = browser.wait_for(lambda: cart_count(browser) == before + n and cart_count(browser),
+                               "cart count %d" % (before + n))
+        r.check(got == before + n, "[%s] Add item #%d: cart count %d -> %d" % (app, n, before, got))
+
+    # 5. Reload: the session persists.
+    browser.refresh()
+    browser.wait_for(lambda: browser.find_all("#user"), "the page after reload")
+    r.check(browser.text(browser.find("#user")) == NAME and cart_count(browser) == before + 2,
+            "[%s] after reload still signed in with %d items" % (app, before + 2))
+    png = browser.screenshot(os.path.join(out_dir, "%s-signed-in.png" % app))
+    r.check(png.startswith(PNG_SIGNATURE) and len(png) > 2000,
+            "[%s] screenshot %s-signed-in.png saved (%d bytes)" % (app, app, len(png)))
+
+    # 6. Log out.
+    browser.click(browser.find("#logout"))
+    browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after logout")
+    r.check(not browser.find_all("#whoami") and cart_count(browser) == 0,
+            "[%s] after logout: login form, nobody signed in, empty cart" % app)
+    names = [c["name"] for c in browser.cookies()]
+    r.check(COOKIE not in names, "[%s] logout removed the %s cookie (cookies now %r)" % (app, COOKIE, names))
+    browser.refresh()
+    browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after reload")
+    r.check(browser.text(browser.find("#session-status")) == "none",
+            "[%s] still logged out after reload" % app)
+    browser.screenshot(os.path.join(out_dir, "%s-signed-out.png" % app))
+
+
+def run_app(app, driver, out_dir, sessiond_bin, r):
+    demo = Demo(app, out_dir, sessiond_bin)
+    profile = tempfile.mkdtemp(prefix="sessiond-e2e-profile-")
+    browser = None
+    failed_before = r.failed
+    try:
+        url = demo.wait_ready()
+        r.check(url is not None, "[%s] scripts/demo.sh started (log %s)" % (app, demo.log_path))
+        browser = driver.new_session(profile)
+        run_scenario(app, browser, url, out_dir, r)
+    except CheckFailed:
+        pass  # already counted
+    except Exception as e:  # noqa: BLE001 - any error fails this app's run, not the whole report
+        r.failed += 1
+        print("  FAIL  [%s] %s: %s" % (app, type(e).__name__, e), flush=True)
+        traceback.print_exc(limit=3, file=sys.stdout)
+    finally:
+        if browser is not None and r.failed > failed_before:
+            try:
+                browser.screenshot(os.path.join(out_dir, "%s-failure.png" % app))
+            except (WebDriverError, OSError, ValueError):
+                pass
+        if browser is not None:
+            browser.quit()
+        status = demo.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+    try:
+        r.check(status == 0, "[%s] demo.sh exits 0 on SIGTERM (status %r)" % (app, status))
+        output = "".join(demo.lines)
+        r.check(not any(m in output for m in SANITIZER_MARKERS),
+                "[%s] no sanitizer report in the demo's output" % app)
+    except CheckFailed:
+        print(demo.tail(40).rstrip(), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(REPO, "build", "e2e"))
+    ap.add_argument("--app", action="append", choices=["python", "node"])
+    args = ap.parse_args()
+
+    sessiond_bin = os.environ.get("SESSIOND_BIN", "build/release/sessiond")
+    if not os.path.isabs(sessiond_bin):
+        sessiond_bin = os.path.join(REPO, sessiond_bin)
+    chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    chromedriver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+    apps = args.app or (["python", "node"] if shutil.which("node") else ["python"])
+    if not args.app and "node" not in apps:
+        print("e2e: node is not installed (Debian package nodejs): the Node.js app is not tested")
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(args.out)
+    r = Results()
+    missing = [p for p in (sessiond_bin, chrome, chromedriver) if not os.access(p, os.X_OK)]
+    if missing:
+        print("e2e: missing %s (make build; apt-get install chromium chromium-driver)" % ", ".join(missing))
+        print("e2e: 0 passed, 1 failed")
+        return 1
+
+    # run.sh's timeout sends SIGTERM: unwind through the finally blocks so
+    # the browser, chromedriver and the demo (its own process group) stop too.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    t0 = time.monotonic()
+    driver = None
+    try:
+        driver = ChromeDriver(chromedriver, chrome, os.path.join(args.out, "chromedriver.log"))
+        for app in apps:
+            print("e2e: %s app" % app, flush=True)
+            run_app(app, driver, args.out, sessiond_bin, r)
+    except RuntimeError as e:
+        r.failed += 1
+        print("  FAIL  %s" % e)
+    except Interrupted:
+        r.failed += 1
+        print("  FAIL  interrupted by SIGTERM (timeout?)")
+    finally:
+        if driver is not None:
+            driver.stop()
+    print("e2e: output in %s (%.0fs)" % (os.path.relpath(args.out, os.getcwd()), time.monotonic() - t0))
+    print("e2e: %d passed, %d failed" % (r.passed, r.failed), flush=True)
+    return 0 if r.failed == 0 and r.passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

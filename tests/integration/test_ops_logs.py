@@ -1,0 +1,265 @@
+"""Logs: the access log on stdout (combined | json | off), the error log on
+stderr with levels, and that neither ever carries a secret, a cookie value,
+session data or the redis password."""
+
+import json
+import os
+import re
+
+from harness import REMOVE, check, check_eq, echo_headers, free_port
+from test_ops_support import RedisServer, cookie_value, set_headers_target
+
+COMBINED_RE = re.compile(
+    r'^(?P<client>\S+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+    r'"(?P<method>\S+) (?P<target>\S+) HTTP/1\.(?P<minor>[01])" (?P<status>\d{3}) (?P<bytes>\d+) '
+    r'"(?P<referer>[^"]*)" "(?P<ua>[^"]*)" rt=(?P<rt>\d+\.\d{3}) urt=(?P<urt>\d+\.\d{3}|-) '
+    r'session=(?P<session>\S+) rid=(?P<rid>\S+)$')
+ERROR_LOG_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z \[(debug|info|warn|error)\] \S")
+JSON_FIELDS = ("time", "client", "method", "path", "status", "bytes", "duration", "upstream_duration",
+               "session", "request_id")
+
+
+def _lines(text):
+    return [line for line in text.split("\n") if line]
+
+
+def _session_traffic(proxy, cookie_name, marker, bad_cookie_marker, other_cookie_marker):
+    """Drives every session path that could leak; returns the cookie values seen."""
+    issued = []
+
+    def set_cookie(resp):
+        v = cookie_value(resp, cookie_name)
+        if v:
+            issued.append(v)
+        return v
+
+    resp = proxy.request("GET", set_headers_target(("X-Session-Set", json.dumps({"note": marker}))))
+    check_eq(resp.status, 200, "create a session holding the marker")
+    token = set_cookie(resp)
+    check(token, "no session cookie issued")
+    jar = [("Cookie", "%s=%s; tracking=%s" % (cookie_name, token, other_cookie_marker))]
+    resp = proxy.request("GET", "/echo", headers=jar + [("X-Session-Data", '{"spoof":"%s"}' % marker)])
+    check_eq(echo_headers(resp, "X-Session-Status"), ["active"], "status with the issued cookie")
+    check(marker in echo_headers(resp, "X-Session-Data")[0], "the backend did not get the session data")
+
+    for bad in ("%s=%s" % (cookie_name, bad_cookie_marker),
+                "%s=%s" % (cookie_name, token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))):
+        resp = proxy.request("GET", "/echo", headers=[("Cookie", bad)])
+        check_eq(echo_headers(resp, "X-Session-Status"), ["invalid"], "status with a bad cookie")
+        issued.append(bad.split("=", 1)[1])
+
+    malformed = [('X-Session-Set', '{"note":"%s"' % marker),            # bad JSON
+                 ('X-Session-Set', '["%s"]' % marker),                  # not an object
+                 ('X-Session-Set', json.dumps({"note": marker * 120})),  # over max_session_bytes
+                 ('X-Session-Destroy', marker)]                           # not true/false
+    for name, value in malformed:
+        resp = proxy.request("GET", set_headers_target((name, value)), headers=jar)
+        check_eq(resp.status, 502, "malformed %s" % name)
+        check(marker.encode() not in resp.body, "502 body echoes the instruction value: %r" % resp.body)
+
+    resp = proxy.request("GET", set_headers_target(("X-Session-Regenerate", "true")), headers=jar)
+    check_eq(resp.status, 200, "regenerate")
+    token2 = set_cookie(resp)
+    check(token2 and token2 != token, "regenerate issued no new cookie")
+    resp = proxy.request("GET", set_headers_target(("X-Session-Destroy", "true")),
+                         headers=[("Cookie", "%s=%s" % (cookie_name, token2))])
+    check_eq(resp.status, 200, "destroy")
+    return issued
+
+
+def _check_no_leaks(proc, forbidden):
+    out, err = proc.stdout_text(), proc.stderr_text()
+    check(out.strip(), "%s wrote no access log at all" % proc.name)
+    for label, text in forbidden.items():
+        for stream, data in (("stdout", out), ("stderr", err)):
+            check(text not in data, "%s's %s contains the %s (%r)" % (proc.name, stream, label, text[:40]))
+
+
+def test_logs_never_contain_secrets_cookies_or_session_data(t):
+    marker = "SESSION-MARKER-5d1e9a"
+    bad_cookie = "BADCOOKIE-MARKER-aa71c0"
+    other_cookie = "OTHERCOOKIE-MARKER-3b6f"
+
+    # A: cookie manager, inline secret_key.
+    secret_a = "SECRETKEY-MARKER-inline-0123456789abcdef0123456789"
+    a = t.sessiond(overrides={"secret_key": secret_a, "log": {"level": "debug", "access": "combined"},
+                              "session": {"max_session_bytes": 2048}})
+    issued_a = _session_traffic(a, "session_id", marker, bad_cookie, other_cookie)
+
+    # B: redis manager with a password, secret_key_file readable by everyone.
+    password = "REDISPASS-MARKER-8c2d"
+    redis = RedisServer(t, password=password).start()
+    secret_b = "SECRETKEY-MARKER-file-fedcba9876543210fedcba987654"
+    key_file = t.write_file("secret.key", secret_b + "\n")
+    os.chmod(key_file, 0o644)
+    b = t.sessiond(overrides={"secret_key": REMOVE, "secret_key_file": key_file,
+                              "session": {"manager": "redis", "max_session_bytes": 2048},
+                              "redis": {"url": "redis://:%s@127.0.0.1:%d/0" % (password, redis.port)},
+                              "log": {"level": "debug", "access": "json"}})
+    issued_b = _session_traffic(b, "session_id", marker, bad_cookie, other_cookie)
+
+    # C: redis with a wrong password, D: redis unreachable with a password.
+    wrong = "WRONGPASS-MARKER-41f0"
+    c = t.sessiond(overrides={"session": {"manager": "redis"}, "log": {"level": "debug"},
+                              "redis": {"url": "redis://:%s@127.0.0.1:%d/0" % (wrong, redis.port)}})
+    d = t.sessiond(overrides={"session": {"manager": "redis"}, "log": {"level": "debug"},
+                              "redis": {"url": "redis://:%s@127.0.0.1:%d/0" % (password, free_port())}})
+    for proc in (c, d):
+        resp = proc.request("GET", set_headers_target(("X-Session-Set", json.dumps({"note": marker}))))
+        check_eq(resp.status, 503, "%s: session write with a failing redis" % proc.name)
+
+    for proc in (a, b, c, d):
+        check_eq(proc.stop(), 0, "%s exit status" % proc.name)
+    check("readable by other users" in b.stderr_text() and key_file in b.stderr_text(),
+          "no warning about the world-readable secret_key_file:\n" + b.stderr_text()[-1500:])
+    check("[debug]" in a.stderr_text(), "log.level debug produced no debug line")
+    check("[warn]" in c.stderr_text(), "the redis AUTH failure was not logged")
+
+    forbidden = {"session data marker": marker, "invalid cookie value": bad_cookie,
+                 "non-session cookie value": other_cookie, "redis password": password,
+                 "wrong redis password": wrong, "inline secret_key": secret_a, "file secret_key": secret_b}
+    for i, v in enumerate(issued_a + issued_b):
+        forbidden["cookie value #%d" % i] = v
+    for proc in (a, b, c, d):
+        _check_no_leaks(proc, forbidden)
+
+
+def test_access_log_json_lines_carry_request_fields(t):
+    proxy = t.sessiond(overrides={"log": {"access": "json"}})
+    sent = []
+    resp = proxy.request("GET", "/echo?x=1", headers=[("X-Request-Id", "json-rid-1")])
+    sent.append(("GET", "/echo?x=1", 200, resp, "none", "json-rid-1"))
+    resp = proxy.request("POST", "/status/404", body=b"hello", headers=[("X-Request-Id", "json-rid-2")])
+    sent.append(("POST", "/status/404", 404, resp, "none", "json-rid-2"))
+    resp = proxy.request("GET", set_headers_target(("X-Session-Set", '{"a":1}')),
+                         headers=[("X-Request-Id", "json-rid-3")])
+    sent.append(("GET", set_headers_target(("X-Session-Set", '{"a":1}')), 200, resp, "none", "json-rid-3"))
+    token = cookie_value(resp, "session_id")
+    resp = proxy.request("GET", "/echo", headers=[("X-Request-Id", "json-rid-4"),
+                                                  ("Cookie", "session_id=" + token)])
+    sent.append(("GET", "/echo", 200, resp, "active", "json-rid-4"))
+    resp = proxy.request("GET", "/bytes/1000", headers=[("X-Request-Id", "json-rid-5"),
+                                                        ("Cookie", "session_id=garbage")])
+    sent.append(("GET", "/bytes/1000", 200, resp, "invalid", "json-rid-5"))
+
+    lines = _lines(proxy.stdout_text())
+    check_eq(len(lines), len(sent), "access log lines (stdout: %r)" % lines)
+    for line, (method, target, status, resp, session, rid) in zip(lines, sent):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            raise AssertionError("access log line is not JSON: %r" % line)
+        check_eq(sorted(doc), sorted(JSON_FIELDS), "fields of %r" % line)
+        check(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", doc["time"]),
+              "time %r is not RFC 3339" % doc["time"])
+        check_eq(doc["client"], "127.0.0.1", "client")
+        check_eq(doc["method"], method, "method")
+        check_eq(doc["path"], target, "path")
+        check_eq(doc["status"], status, "status")
+        check_eq(doc["bytes"], resp.body_length, "bytes (the response body length)")
+        check(isinstance(doc["duration"], (int, float)) and 0 <= doc["duration"] < 5, "duration %r" % doc["duration"])
+        ud = doc["upstream_duration"]
+        check(isinstance(ud, (int, float)) and 0 <= ud <= doc["duration"] + 0.001,
+              "upstream_duration %r (duration %r)" % (ud, doc["duration"]))
+        check_eq(doc["session"], session, "session")
+        check_eq(doc["request_id"], rid, "request_id")
+
+    proxy.backend.stop()  # a local 502: no upstream answer
+    resp = proxy.request("GET", "/echo", headers=[("X-Request-Id", "json-rid-6")])
+    check_eq(resp.status, 502, "status with the backend stopped")
+    doc = json.loads(_lines(proxy.stdout_text())[-1])
+    check_eq((doc["status"], doc["request_id"], doc["upstream_duration"]), (502, "json-rid-6", None),
+             "status, request_id, upstream_duration of a local 502")
+
+
+def test_access_log_combined_lines_match_format(t):
+    proxy = t.sessiond(overrides={"log": {"access": "combined"}})
+    proxy.request("GET", "/echo?q=1", headers=[("User-Agent", "ops-test/1.0"), ("Referer", "http://r.example/")])
+    proxy.request("GET", "/status/404")
+    # A user agent with a quote and a backslash must not end its field early.
+    proxy.request("GET", "/echo", headers=[("User-Agent", 'evil" 200 0 "x\\y'), ("X-Request-Id", "comb-rid")])
+    conn = t.connect(proxy.port)
+    conn.send(b"GET /echo HTTP/1.0\r\nHost: x\r\n\r\n")
+    check_eq(conn.read_response().status, 200, "HTTP/1.0 request")
+
+    lines = _lines(proxy.stdout_text())
+    check_eq(len(lines), 4, "access log lines (stdout: %r)" % lines)
+    fields = []
+    for line in lines:
+        m = COMBINED_RE.match(line)
+        check(m, "access log line does not match the combined format: %r" % line)
+        fields.append(m.groupdict())
+    f = fields[0]
+    check_eq((f["client"], f["method"], f["target"], f["minor"], f["status"], f["referer"], f["ua"], f["session"]),
+             ("127.0.0.1", "GET", "/echo?q=1", "1", "200", "http://r.example/", "ops-test/1.0", "none"),
+             "fields of the first line")
+    check(f["urt"] != "-" and float(f["urt"]) <= float(f["rt"]) + 0.001, "urt %s vs rt %s" % (f["urt"], f["rt"]))
+    check(re.fullmatch(r"[0-9a-f]{32}", f["rid"]), "generated rid %r" % f["rid"])
+    check_eq((fields[1]["status"], fields[1]["referer"], fields[1]["ua"]), ("404", "-", "-"),
+             "status, referer, user agent of the 404 line")
+    check_eq(fields[2]["rid"], "comb-rid", "rid of the third line")
+    check('"' not in fields[2]["ua"] and "evil" in fields[2]["ua"], "escaped user agent %r" % fields[2]["ua"])
+    check_eq(fields[3]["minor"], "0", "HTTP version of the HTTP/1.0 line")
+
+
+def test_access_log_records_requests_rejected_before_forwarding(t):
+    # A malformed request answered 400 by sessiond itself is still a request
+    # an operator wants to see in the access log (as nginx logs its 400s).
+    proxy = t.sessiond(overrides={"log": {"access": "json"}})
+    conn = t.connect(proxy.port)
+    conn.send(b"GET /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+    check_eq(conn.read_response().status, 400, "CL+TE request")
+    lines = _lines(proxy.stdout_text())
+    check_eq(len(lines), 1, "access log lines after one rejected request")
+    check_eq(json.loads(lines[0])["status"], 400, "logged status")
+
+
+def test_access_log_off_writes_no_access_lines(t):
+    proxy = t.sessiond(overrides={"log": {"access": "off"}})
+    check_eq(proxy.request("GET", "/echo").status, 200, "request")
+    check_eq(proxy.request("GET", "/status/404").status, 404, "request")
+    check_eq(proxy.request("GET", "/echo", headers=[("Cookie", "session_id=bad")]).status, 200, "request")
+    proxy.backend.stop()
+    check_eq(proxy.request("GET", "/echo").status, 502, "request with the backend stopped")
+    check_eq(proxy.stop(), 0, "exit status")
+    check_eq(proxy.stdout_text(), "", "stdout with log.access off")
+
+
+def test_error_log_lines_have_levels_and_respect_log_level(t):
+    def traffic(proc):
+        proc.request("GET", "/echo", headers=[("Cookie", "session_id=bad")])       # debug line
+        proc.request("GET", set_headers_target(("X-Session-Set", "{bad")))         # warn line
+
+    debug = t.sessiond(overrides={"log": {"level": "debug"}})
+    traffic(debug)
+    errors_only = t.sessiond(overrides={"log": {"level": "error"}})
+    traffic(errors_only)
+    for proc in (debug, errors_only):
+        check_eq(proc.stop(), 0, "%s exit status" % proc.name)
+
+    lines = _lines(debug.stderr_text())
+    for line in lines:
+        check(ERROR_LOG_RE.match(line), "error log line without time and level: %r" % line)
+    levels = {ERROR_LOG_RE.match(line).group(1) for line in lines}
+    check({"debug", "info", "warn"} <= levels, "log.level debug shows levels %r, want debug, info, warn" % levels)
+    for line in _lines(errors_only.stderr_text()):
+        m = ERROR_LOG_RE.match(line)
+        check(m and m.group(1) == "error", "log.level error let through %r" % line)
+
+
+def test_every_malformed_instruction_is_logged(t):
+    # CONTRACT section 4: a malformed instruction (bad JSON, non-object Set,
+    # session over max_session_bytes) gets a 502 "and the error is logged".
+    cases = [("X-Session-Set", '{"a":'), ("X-Session-Set", '["a"]'),
+             ("X-Session-Set", json.dumps({"big": "x" * 300}))]
+    missing = []
+    for manager in ("cookie", "memory"):
+        proxy = t.sessiond(overrides={"session": {"manager": manager, "max_session_bytes": 128}})
+        for name, value in cases:
+            before = _lines(proxy.stderr_text())
+            resp = proxy.request("GET", set_headers_target((name, value)))
+            check_eq(resp.status, 502, "%s: status for %s: %s" % (manager, name, value[:30]))
+            new = _lines(proxy.stderr_text())[len(before):]
+            if not any(name.lower() in line.lower() for line in new):
+                missing.append("%s manager, %s: %s" % (manager, name, value[:30]))
+    check(not missing, "502 for a malformed instruction left no stderr line naming the header: %s" % missing)
