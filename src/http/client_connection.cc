@@ -337,7 +337,14 @@ void ClientConnection::RequestBodyProgress(uint64_t bytes) {
 }
 
 void ClientConnection::BeginShutdown() {
-  if (state_ == State::kWaitingHead && evbuffer_get_length(bufferevent_get_input(bev_)) == 0) CloseAfterFlush();
+  if (state_ != State::kWaitingHead || evbuffer_get_length(bufferevent_get_input(bev_)) != 0) return;
+  // Idle: nothing to answer. With nothing left to send either, close at once
+  // (no lingering: the client sent nothing we leave unread).
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+    CloseSoon();
+  } else {
+    CloseAfterFlush();
+  }
   // Otherwise the exchange in flight finishes and ExchangeFinished closes.
 }
 
