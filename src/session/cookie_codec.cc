@@ -388,7 +388,7 @@ DecodedCookie CookieCodec::DecodeToken(std::string_view value, int64_t now) cons
 // ---------------------------------------------------------------------------
 
 size_t CookieCodec::SealedCookieSize(size_t json_size) const {
-  const size_t sealed = crypto::kAeadOverhead + kExpiryBytes + kIdSize + json_size;
+  const size_t sealed = crypto::kAeadOverhead + kExpiryBytes + kIdSize + kPublicIdBytes + json_size;
   return name_eq_.size() + kSealedVersion.size() + crypto::Base64UrlEncodedSize(sealed);
 }
 
@@ -404,12 +404,18 @@ Result<std::string> CookieCodec::Seal(std::string_view id, int64_t expires_at,
                             " bytes, over the 4096-byte browser limit");
   }
 
+  // The public id travels inside the sealed value, so reading a session
+  // (every request) costs no HMAC; it is recomputed here, under the current
+  // secret, whenever the cookie is issued.
+  crypto::Sha256Digest public_id;
+  if (!keys_[0].public_id_key.Sign(id, &public_id)) return Status::Invalid("public id computation failed");
   std::string plaintext;
-  plaintext.reserve(kExpiryBytes + kIdSize + json.size());
+  plaintext.reserve(kExpiryBytes + kIdSize + kPublicIdBytes + json.size());
   for (int shift = 56; shift >= 0; shift -= 8) {
     plaintext.push_back(static_cast<char>((static_cast<uint64_t>(expires_at) >> shift) & 0xFF));
   }
   plaintext.append(id);
+  plaintext.append(AsView(public_id).substr(0, kPublicIdBytes));
   plaintext.append(json);
 
   Result<std::string> sealed = crypto::Seal(keys_[0].cookie_enc, sealed_aad_, plaintext);
@@ -428,7 +434,7 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
   }
   std::string sealed;
   if (!crypto::Base64UrlDecode(value.substr(kSealedVersion.size()), &sealed) ||
-      sealed.size() < crypto::kAeadOverhead + kExpiryBytes + kIdSize) {
+      sealed.size() < crypto::kAeadOverhead + kExpiryBytes + kIdSize + kPublicIdBytes) {
     return result;
   }
 
@@ -441,7 +447,7 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
     if (expiry < 1 || expiry > static_cast<uint64_t>(kMaxExpiry)) return result;
     const int64_t expires_at = static_cast<int64_t>(expiry);
     if (expires_at > now) {
-      const std::string_view json = std::string_view(p).substr(kExpiryBytes + kIdSize);
+      const std::string_view json = std::string_view(p).substr(kExpiryBytes + kIdSize + kPublicIdBytes);
       if (!SessionJsonReader(json).Read(&result.data)) {
         result.data.clear();
         return result;
@@ -451,6 +457,7 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
       result.verdict = CookieVerdict::kExpired;
     }
     result.id = p.substr(kExpiryBytes, kIdSize);
+    result.public_id = crypto::Base64UrlEncode(std::string_view(p).substr(kExpiryBytes + kIdSize, kPublicIdBytes));
     result.expires_at = expires_at;
     result.key_index = i;
     return result;

@@ -9,7 +9,8 @@
 //         "sessiond-token|v1|" cookie_name "|" id "|" expiry))
 //   cookie manager: the whole session, encrypted and authenticated
 //     "2." b64url(AES-256-GCM(cookie_enc, nonce,
-//         plaintext = expiry (8 bytes, big-endian) || id (32) || session JSON,
+//         plaintext = expiry (8 bytes, big-endian) || id (32) ||
+//                     public id (16: the first half of HMAC(public_id key, id)) || session JSON,
 //         aad = "sessiond-cookie|v2|" cookie_name))
 //
 // The cookie name is authenticated in both, so a value minted for one
@@ -54,6 +55,7 @@ struct DecodedCookie {
   int64_t expires_at = 0;  // Unix seconds
   size_t key_index = 0;    // 0 = secret_key, i = secret_key_fallbacks[i - 1]
   SessionData data;        // cookie manager, kValid only
+  std::string public_id;   // cookie manager: PublicId(id) as sealed (empty for tokens)
 };
 
 class CookieCodec {

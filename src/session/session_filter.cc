@@ -120,6 +120,7 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
       expires_at_ = decoded.expires_at;
       key_index_ = decoded.key_index;
       data_ = std::move(decoded.data);
+      public_id_ = std::move(decoded.public_id);
       return;
     }
     expired = expired || decoded.verdict == CookieVerdict::kExpired;
@@ -187,6 +188,7 @@ bool SessionFilter::StartNewSession(int64_t now) {
     return false;
   }
   id_ = std::move(*id);
+  public_id_.clear();
   key_index_ = 0;
   expires_at_ = codec().ExpiresAt(now);
   persisted_ = false;
@@ -198,8 +200,10 @@ void SessionFilter::Inject(RequestHead& request) {
   injected_status_ = status_;
   InjectedSession session;
   if (has_session()) {
-    Result<std::string> pid = codec().PublicId(id_);
-    if (pid.ok()) public_id_ = std::move(*pid);
+    if (public_id_.empty()) {  // the cookie manager's cookie carries it already
+      Result<std::string> pid = codec().PublicId(id_);
+      if (pid.ok()) public_id_ = std::move(*pid);
+    }
     session.public_id = public_id_;
     session.data = &data_;
     session.expires_at = expires_at_;

@@ -368,7 +368,7 @@ TEST_CASE("an authentic sealed payload that is not one JSON object is invalid") 
   REQUIRE(keys.ok());
   std::string head;  // big-endian kLater, then a 32-byte id
   for (int shift = 56; shift >= 0; shift -= 8) head.push_back(static_cast<char>(kLater >> shift));
-  head += std::string(32, 'i');
+  head += std::string(32, 'i') + std::string(16, 'p');  // id, public id
   auto seal = [&](const std::string& json) {
     Result<std::string> s =
         crypto::Seal(keys->cookie_enc, "sessiond-cookie|v2|session_id", head + json);
@@ -394,7 +394,7 @@ TEST_CASE("mutated authentic payloads never crash Open, and every object nlohman
   REQUIRE(keys.ok());
   std::string head;
   for (int shift = 56; shift >= 0; shift -= 8) head.push_back(static_cast<char>(kLater >> shift));
-  head += std::string(32, 'i');
+  head += std::string(32, 'i') + std::string(16, 'p');  // id, public id
   const std::string base =
       SerializeSession({{"a", "[1,{\"b\":\"x\\\"y\"}]"}, {"k\xc3\xa9", "\"v\\u00e9\""}, {"n", "null"}});
   const std::string alphabet = "{}[]\":,\\u0123456789abcdefnrtls.-+eE\x01\x80";
