@@ -1,6 +1,5 @@
 #include "server/server.h"
 
-#include <event2/thread.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,18 +35,38 @@ Server::~Server() {
 }
 
 int Server::Run() {
-  evthread_use_pthreads();
+  // No evthread_use_pthreads(): every event base is used by one thread only;
+  // cross-thread wake-ups go through TaskQueue's eventfd.
   signal(SIGPIPE, SIG_IGN);
   base_ = event_base_new();
   if (!base_) {
     fprintf(stderr, "sessiond: cannot create an event loop\n");
     return 1;
   }
+
+  // Handle the signals before anything listens: a supervisor that sends
+  // SIGTERM as soon as the port accepts must get a clean drain, never the
+  // default action. They stay blocked until the handlers are in place and the
+  // workers (which inherit the mask, so signals always reach this thread)
+  // have started.
+  sigset_t handled, old;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled, &old);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    event* ev = evsignal_new(base_, sig, SignalCb, this);
+    evsignal_add(ev, nullptr);
+    signals_.push_back(ev);
+  }
+
   for (int i = 0; i < config_->workers; ++i) {
     auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_);
     Status s = worker->Init();
     if (!s.ok()) {
       fprintf(stderr, "sessiond: %s\n", s.message().c_str());
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
     workers_.push_back(std::move(worker));
@@ -63,24 +82,12 @@ int Server::Run() {
     Status s = admin_->Listen(*config_->admin.listen);
     if (!s.ok()) {
       fprintf(stderr, "sessiond: admin: %s\n", s.message().c_str());
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
   }
 
-  // Workers inherit a mask that blocks the signals we handle, so they are
-  // always delivered to this thread's event loop.
-  sigset_t handled, old;
-  sigemptyset(&handled);
-  sigaddset(&handled, SIGTERM);
-  sigaddset(&handled, SIGINT);
-  sigaddset(&handled, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &handled, &old);
   for (auto& w : workers_) w->Start();
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-    event* ev = evsignal_new(base_, sig, SignalCb, this);
-    evsignal_add(ev, nullptr);
-    signals_.push_back(ev);
-  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 
   // glibc keeps freed memory in its arenas; after a burst (10,000 connections

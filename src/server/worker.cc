@@ -27,6 +27,7 @@ Worker::~Worker() {
   if (listener_) evconnlistener_free(listener_);
   tasks_.reset();
   if (tick_) event_free(tick_);
+  if (resume_accept_) event_free(resume_accept_);
   if (base_) event_base_free(base_);
 }
 
@@ -34,6 +35,7 @@ Status Worker::Init() {
   base_ = event_base_new();
   if (!base_) return Status::IOError("cannot create an event loop");
   tasks_ = std::make_unique<TaskQueue>(base_);
+  if (Status s = tasks_->status(); !s.ok()) return s;
   tick_ = event_new(base_, -1, EV_PERSIST, TickCb, this);
   if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&request_id_prefix_, r->data(), 8);
   Result<int> fd = ListenSocket(config_->listen, /*reuse_port=*/true);
@@ -43,6 +45,8 @@ Status Worker::Init() {
     close(*fd);
     return Status::IOError("cannot listen on " + config_->listen.text);
   }
+  evconnlistener_set_error_cb(listener_, AcceptErrorCb);
+  resume_accept_ = evtimer_new(base_, ResumeAcceptCb, this);
   pool_ = std::make_unique<UpstreamPool>(base_);
   return Status::OK();
 }
@@ -95,6 +99,30 @@ std::string Worker::NextRequestId() {
   snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(request_id_prefix_),
            static_cast<unsigned long long>(++request_id_counter_));
   return std::string(buf, 32);
+}
+
+// accept() failed. Out of file descriptors (or kernel memory) the listening
+// socket stays readable, so retrying at once would spin: stop accepting for
+// 100 ms, as nginx does, and warn at most every 10 s. The kernel keeps the
+// pending connections queued meanwhile.
+void Worker::AcceptErrorCb(evconnlistener* listener, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  int err = EVUTIL_SOCKET_ERROR();
+  if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) return;
+  evconnlistener_disable(listener);
+  static const timeval kPause{0, 100000};
+  evtimer_add(w->resume_accept_, &kPause);
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  if (now - w->last_accept_warning_ >= 10) {
+    w->last_accept_warning_ = now;
+    LOG_WARN("worker %d: cannot accept connections: %s (pausing accepts; raise the open-file limit)", w->index_,
+             strerror(err));
+  }
+}
+
+void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  if (w->listener_ && !w->shutting_down_) evconnlistener_enable(w->listener_);
 }
 
 void Worker::Register(ClientConnection* conn) {

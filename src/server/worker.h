@@ -79,6 +79,8 @@ class Worker {
  private:
   static void AcceptCb(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
   static void TickCb(evutil_socket_t, short, void* arg);
+  static void AcceptErrorCb(evconnlistener* listener, void* arg);
+  static void ResumeAcceptCb(evutil_socket_t, short, void* arg);
   void OnTick();
   void DoShutdown();
   void MaybeExit();
@@ -91,6 +93,8 @@ class Worker {
   evconnlistener* listener_ = nullptr;
   std::unique_ptr<TaskQueue> tasks_;
   event* tick_ = nullptr;
+  event* resume_accept_ = nullptr;  // re-enables accepting after fd exhaustion
+  int64_t last_accept_warning_ = 0;
   uint64_t request_id_prefix_ = 0;
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
