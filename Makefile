@@ -29,7 +29,7 @@ endif
 
 BUILD := build/$(VARIANT)
 CXX ?= g++
-PKGS := libevent openssl yaml-cpp hiredis nlohmann_json
+PKGS := libevent libevent_pthreads openssl yaml-cpp hiredis nlohmann_json
 
 # Recursive (=) so pkg-config runs only when a recipe needs it, after `deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

@@ -105,19 +105,21 @@ bool IsValidRequestId(std::string_view id) {
 }  // namespace
 
 void Exchange::PrepareRequestHeaders() {
-  std::optional<std::string_view> rid = request_->headers.Get("x-request-id");
-  if (rid && request_->headers.Count("x-request-id") == 1 && IsValidRequestId(*rid)) {
+  std::optional<std::string_view> rid = request_->headers.Get(HeaderId::kXRequestId);
+  if (rid && request_->headers.Count(HeaderId::kXRequestId) == 1 && IsValidRequestId(*rid)) {
     request_id_ = std::string(*rid);
   } else {
     request_id_ = conn_->worker()->NextRequestId();
   }
-  request_->headers.Remove("x-request-id");
-  request_->headers.AppendCopy("X-Request-Id", request_id_);
+  request_->headers.Remove(HeaderId::kXRequestId);
+  request_->headers.AppendValueCopy("X-Request-Id", request_id_);
   RemoveHopByHop(&request_->headers);
   // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
   // which requires one: use the upstream's own name, as nginx does.
-  if (request_->headers.Count("host") == 0) request_->headers.AppendCopy("Host", config_->upstream.address.text);
-  if (request_->expect_continue) request_->headers.Remove("expect");  // answered by us, see OnUpstreamConnected
+  if (request_->headers.Count(HeaderId::kHost) == 0) {
+    request_->headers.AppendValueCopy("Host", config_->upstream.address.text);
+  }
+  if (request_->expect_continue) request_->headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
   SetForwardedHeaders(&request_->headers, conn_->client_ip(), request_->host);
 }
 
@@ -369,7 +371,7 @@ void Exchange::TryParseResponseHead() {
   upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();
 
   if (response_->framing == BodyFraming::kNone) {
-    if (auto cl = response_->headers.Get("content-length")) original_content_length_ = std::string(*cl);
+    if (auto cl = response_->headers.Get(HeaderId::kContentLength)) original_content_length_ = std::string(*cl);
   }
   RemoveHopByHop(&response_->headers);
   response_body_.Reset(response_->framing, response_->content_length, config_->limits.max_header_bytes);
@@ -426,7 +428,7 @@ void Exchange::WriteResponseHead() {
   } else if (framing == BodyFraming::kNone && !original_content_length_.empty() && response_->status != 204) {
     head.append("Content-Length: ").append(original_content_length_).append("\r\n");
   }
-  if (!response_->headers.Get("x-request-id")) head.append("X-Request-Id: ").append(request_id_).append("\r\n");
+  if (!response_->headers.Get(HeaderId::kXRequestId)) head.append("X-Request-Id: ").append(request_id_).append("\r\n");
   if (close_client_) {
     head.append("Connection: close\r\n");
   } else if (!http11_client) {
@@ -605,8 +607,8 @@ void Exchange::Finalize() {
   e.upstream_duration = upstream_duration_;
   if (filter_) e.session = filter_->LogTag();
   e.request_id = request_id_;
-  if (auto v = request_->headers.Get("referer")) e.referer = *v;
-  if (auto v = request_->headers.Get("user-agent")) e.user_agent = *v;
+  if (auto v = request_->headers.Get(HeaderId::kReferer)) e.referer = *v;
+  if (auto v = request_->headers.Get(HeaderId::kUserAgent)) e.user_agent = *v;
   WriteAccessLog(e, config_->log.access);
 }
 

@@ -1,10 +1,74 @@
 #include "http/headers.h"
 
+#include <cstring>
+
 namespace sessiond {
 
 namespace {
+
 inline char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// A typical request adds ~400 bytes of headers (X-Forwarded-*, X-Session-*,
+// the rebuilt Cookie); larger values get a block of their own.
+constexpr size_t kArenaBlock = 1024;
+
+// `lower` must be lower case.
+inline bool Is(std::string_view name, std::string_view lower) { return EqualsIgnoreCase(name, lower); }
+
+bool IsSessionPrefix(std::string_view name) {
+  if (name.size() < 10) return false;
+  return Lower(name[0]) == 'x' && (name[1] == '-' || name[1] == '_') &&
+         EqualsIgnoreCase(name.substr(2, 7), "session") && (name[9] == '-' || name[9] == '_');
+}
+
 }  // namespace
+
+HeaderId ClassifyHeader(std::string_view name) {
+  if (IsSessionPrefix(name)) return HeaderId::kSessionAny;
+  switch (name.size()) {
+    case 2:
+      if (Is(name, "te")) return HeaderId::kTe;
+      break;
+    case 4:
+      if (Is(name, "host")) return HeaderId::kHost;
+      break;
+    case 6:
+      if (Is(name, "cookie")) return HeaderId::kCookie;
+      if (Is(name, "expect")) return HeaderId::kExpect;
+      break;
+    case 7:
+      if (Is(name, "upgrade")) return HeaderId::kUpgrade;
+      if (Is(name, "trailer")) return HeaderId::kTrailer;
+      if (Is(name, "referer")) return HeaderId::kReferer;
+      break;
+    case 10:
+      if (Is(name, "connection")) return HeaderId::kConnection;
+      if (Is(name, "keep-alive")) return HeaderId::kKeepAlive;
+      if (Is(name, "user-agent")) return HeaderId::kUserAgent;
+      if (Is(name, "set-cookie")) return HeaderId::kSetCookie;
+      break;
+    case 12:
+      if (Is(name, "x-request-id")) return HeaderId::kXRequestId;
+      break;
+    case 14:
+      if (Is(name, "content-length")) return HeaderId::kContentLength;
+      break;
+    case 15:
+      if (Is(name, "x-forwarded-for")) return HeaderId::kXForwardedFor;
+      break;
+    case 16:
+      if (Is(name, "x-forwarded-host")) return HeaderId::kXForwardedHost;
+      break;
+    case 17:
+      if (Is(name, "transfer-encoding")) return HeaderId::kTransferEncoding;
+      if (Is(name, "x-forwarded-proto")) return HeaderId::kXForwardedProto;
+      break;
+    default:
+      break;
+  }
+  if (name.size() >= 6 && StartsWithIgnoreCase(name, "proxy-")) return HeaderId::kProxyAny;
+  return HeaderId::kOther;
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -36,17 +100,45 @@ bool HasToken(std::string_view list, std::string_view token) {
   return false;
 }
 
+std::string_view HeaderList::Store(std::string_view s) {
+  if (s.empty()) return std::string_view();
+  if (s.size() > kArenaBlock / 2) {  // large: its own block, the current one stays open
+    blocks_.emplace_back(new char[s.size()]);
+    char* p = blocks_.back().get();
+    memcpy(p, s.data(), s.size());
+    if (blocks_.size() > 1) std::swap(blocks_.back(), blocks_[blocks_.size() - 2]);
+    return std::string_view(p, s.size());
+  }
+  if (blocks_.empty() || block_used_ + s.size() > block_size_) {
+    blocks_.emplace_back(new char[kArenaBlock]);
+    block_used_ = 0;
+    block_size_ = kArenaBlock;
+  }
+  char* p = blocks_.back().get() + block_used_;
+  memcpy(p, s.data(), s.size());
+  block_used_ += s.size();
+  return std::string_view(p, s.size());
+}
+
 void HeaderList::AppendCopy(std::string_view name, std::string_view value) {
-  storage_.emplace_back(name);
-  std::string_view n = storage_.back();
-  storage_.emplace_back(value);
-  std::string_view v = storage_.back();
-  fields_.push_back({n, v});
+  std::string_view n = Store(name);
+  fields_.push_back({n, Store(value), ClassifyHeader(name)});
+}
+
+void HeaderList::AppendValueCopy(std::string_view static_name, std::string_view value) {
+  fields_.push_back({static_name, Store(value), ClassifyHeader(static_name)});
 }
 
 std::optional<std::string_view> HeaderList::Get(std::string_view name) const {
   for (const Header& h : fields_) {
     if (EqualsIgnoreCase(h.name, name)) return h.value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> HeaderList::Get(HeaderId id) const {
+  for (const Header& h : fields_) {
+    if (h.id == id) return h.value;
   }
   return std::nullopt;
 }
@@ -57,8 +149,18 @@ size_t HeaderList::Count(std::string_view name) const {
   return n;
 }
 
+size_t HeaderList::Count(HeaderId id) const {
+  size_t n = 0;
+  for (const Header& h : fields_) n += h.id == id ? 1 : 0;
+  return n;
+}
+
 size_t HeaderList::Remove(std::string_view name) {
   return RemoveIf([name](const Header& h) { return EqualsIgnoreCase(h.name, name); });
+}
+
+size_t HeaderList::Remove(HeaderId id) {
+  return RemoveIf([id](const Header& h) { return h.id == id; });
 }
 
 }  // namespace sessiond

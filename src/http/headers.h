@@ -3,10 +3,14 @@
 // Names and values are string_views. Fields parsed from the wire point into
 // the message's raw head buffer (owned by RequestHead/ResponseHead, which are
 // never moved while the list is alive); fields added by sessiond are copied
-// into storage owned by the list. Lookups are case-insensitive.
+// into a small bump arena owned by the list (one allocation for a typical
+// request). Every name is classified once, when it is appended, into a
+// HeaderId, so the per-request lookups (framing, hop-by-hop, session headers)
+// compare one byte instead of strings.
 #pragma once
 
-#include <deque>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,9 +18,38 @@
 
 namespace sessiond {
 
+// The header names sessiond acts on. kProxyAny and kSessionAny are prefixes
+// ("Proxy-*", and "X-Session-*" in any case with '_' or '-' separators).
+enum class HeaderId : uint8_t {
+  kOther = 0,
+  kHost,
+  kContentLength,
+  kTransferEncoding,
+  kConnection,
+  kKeepAlive,
+  kTe,
+  kTrailer,
+  kUpgrade,
+  kProxyAny,
+  kExpect,
+  kCookie,
+  kSetCookie,
+  kXForwardedFor,
+  kXForwardedProto,
+  kXForwardedHost,
+  kXRequestId,
+  kReferer,
+  kUserAgent,
+  kSessionAny,
+};
+
+// Classifies a field name (case-insensitive).
+HeaderId ClassifyHeader(std::string_view name);
+
 struct Header {
   std::string_view name;
   std::string_view value;
+  HeaderId id = HeaderId::kOther;
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
@@ -29,23 +62,32 @@ bool HasToken(std::string_view list, std::string_view token);
 
 class HeaderList {
  public:
-  HeaderList() = default;
+  HeaderList() { fields_.reserve(16); }
   HeaderList(const HeaderList&) = delete;
   HeaderList& operator=(const HeaderList&) = delete;
 
   // The views must outlive the list (they point into the raw head).
-  void Append(std::string_view name, std::string_view value) { fields_.push_back({name, value}); }
+  void Append(std::string_view name, std::string_view value) {
+    fields_.push_back({name, value, ClassifyHeader(name)});
+  }
   // Copies both strings into the list's own storage.
   void AppendCopy(std::string_view name, std::string_view value);
+  // Copies only the value: `name` must outlive the list (a literal).
+  void AppendValueCopy(std::string_view static_name, std::string_view value);
+  // Copies `s` into the list's storage and returns the stored view.
+  std::string_view Store(std::string_view s);
 
   const std::vector<Header>& fields() const { return fields_; }
   size_t size() const { return fields_.size(); }
 
-  // The first field with this name, or nullopt.
+  // The first field with this name (or id), or nullopt.
   std::optional<std::string_view> Get(std::string_view name) const;
+  std::optional<std::string_view> Get(HeaderId id) const;
   size_t Count(std::string_view name) const;
-  // Removes every field with this name; returns how many.
+  size_t Count(HeaderId id) const;
+  // Removes every field with this name (or id); returns how many.
   size_t Remove(std::string_view name);
+  size_t Remove(HeaderId id);
   template <class Pred>
   size_t RemoveIf(Pred pred) {
     size_t before = fields_.size();
@@ -59,7 +101,10 @@ class HeaderList {
 
  private:
   std::vector<Header> fields_;
-  std::deque<std::string> storage_;  // deque: growth never moves existing strings
+  // Bump arena: blocks never move once allocated, so stored views stay valid.
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t block_used_ = 0;
+  size_t block_size_ = 0;
 };
 
 }  // namespace sessiond

@@ -201,13 +201,13 @@ bool DecideFraming(const HeaderList& headers, BodyFraming* framing, uint64_t* le
   const std::string_view* cl = nullptr;
   const std::string_view* te = nullptr;
   for (const Header& h : headers.fields()) {
-    if (EqualsIgnoreCase(h.name, "content-length")) {
+    if (h.id == HeaderId::kContentLength) {
       if (cl) {
         *why = "duplicate Content-Length";
         return false;
       }
       cl = &h.value;
-    } else if (EqualsIgnoreCase(h.name, "transfer-encoding")) {
+    } else if (h.id == HeaderId::kTransferEncoding) {
       if (te) {
         *why = "duplicate Transfer-Encoding";
         return false;
@@ -384,7 +384,7 @@ int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out,
     return 413;
   }
 
-  size_t hosts = out->headers.Count("host");
+  size_t hosts = out->headers.Count(HeaderId::kHost);
   if (hosts > 1) {
     *why = "more than one Host";
     return 400;
@@ -394,10 +394,10 @@ int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out,
     return 400;
   }
   if (!authority.empty()) {
-    out->headers.Remove("host");
+    out->headers.Remove(HeaderId::kHost);
     out->headers.AppendCopy("Host", authority);
   }
-  if (auto h = out->headers.Get("host")) out->host = *h;
+  if (auto h = out->headers.Get(HeaderId::kHost)) out->host = *h;
   if (!out->host.empty() && !IsValidHost(out->host)) {
     *why = "malformed Host";
     return 400;
@@ -410,10 +410,10 @@ int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out,
 
   bool close = false, keep = false;
   for (const Header& h : out->headers.fields()) {
-    if (EqualsIgnoreCase(h.name, "connection")) {
+    if (h.id == HeaderId::kConnection) {
       close = close || HasToken(h.value, "close");
       keep = keep || HasToken(h.value, "keep-alive");
-    } else if (EqualsIgnoreCase(h.name, "expect")) {
+    } else if (h.id == HeaderId::kExpect) {
       out->expect_continue = out->minor_version == 1 && EqualsIgnoreCase(h.value, "100-continue");
     }
   }
@@ -443,7 +443,7 @@ bool ParseResponseHead(std::string raw, bool request_was_head, ResponseHead* out
     return false;
   }
   if (!DecideFraming(out->headers, &out->framing, &out->content_length, why)) return false;
-  const bool has_length = out->headers.Get("content-length").has_value();
+  const bool has_length = out->headers.Get(HeaderId::kContentLength).has_value();
   if (request_was_head || out->status < 200 || out->status == 204 || out->status == 304) {
     out->framing = BodyFraming::kNone;  // no body whatever the headers say
   } else if (out->framing == BodyFraming::kNone && !has_length) {
@@ -452,7 +452,7 @@ bool ParseResponseHead(std::string raw, bool request_was_head, ResponseHead* out
 
   bool close = false, keep = false;
   for (const Header& h : out->headers.fields()) {
-    if (EqualsIgnoreCase(h.name, "connection")) {
+    if (h.id == HeaderId::kConnection) {
       close = close || HasToken(h.value, "close");
       keep = keep || HasToken(h.value, "keep-alive");
     }

@@ -84,7 +84,7 @@ void SessionFilter::CountStore(int op, const Status& status, std::chrono::steady
 }
 
 void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
-  request.headers.RemoveIf([](const Header& h) { return IsSessionHeader(h.name); });
+  request.headers.Remove(HeaderId::kSessionAny);
   const int64_t now = NowSeconds();
   ReadCookie(request, now);
   if (status_ == SessionStatus::kActive && ctx_->store) {
@@ -100,14 +100,14 @@ void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
 }
 
 void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
-  if (request.headers.Count("cookie") == 0) return;
+  if (request.headers.Count(HeaderId::kCookie) == 0) return;
   CookieSplitter splitter(codec().cookie_name());
   for (const Header& h : request.headers.fields()) {
-    if (EqualsIgnoreCase(h.name, "cookie")) splitter.Add(h.value);
+    if (h.id == HeaderId::kCookie) splitter.Add(h.value);
   }
   CookieSplit split = splitter.Finish();
-  request.headers.Remove("cookie");
-  if (!split.forwarded.empty()) request.headers.AppendCopy("Cookie", split.forwarded);
+  request.headers.Remove(HeaderId::kCookie);
+  if (!split.forwarded.empty()) request.headers.AppendValueCopy("Cookie", split.forwarded);
   sent_cookie_ = !split.session_values.empty() || split.ignored_session_cookies > 0;
   if (!sent_cookie_) return;
 
@@ -216,9 +216,9 @@ void SessionFilter::Inject(RequestHead& request) {
 void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, FilterDone done) {
   InstructionParser parser;
   for (const Header& h : response.headers.fields()) {
-    if (IsSessionHeader(h.name)) parser.Add(h.name, h.value);
+    if (h.id == HeaderId::kSessionAny) parser.Add(h.name, h.value);
   }
-  response.headers.RemoveIf([](const Header& h) { return IsSessionHeader(h.name); });
+  response.headers.Remove(HeaderId::kSessionAny);
   Result<ChangeBatch> batch = parser.Finish();
   if (!batch.ok()) {
     Count(&Metrics::instructions_malformed);
