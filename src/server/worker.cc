@@ -40,7 +40,8 @@ Status Worker::Init() {
   if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&request_id_prefix_, r->data(), 8);
   Result<int> fd = ListenSocket(config_->listen, /*reuse_port=*/true);
   if (!fd.ok()) return fd.status();
-  listener_ = evconnlistener_new(base_, AcceptCb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, *fd);
+  listener_ = evconnlistener_new(base_, AcceptCb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                 /*backlog=*/0, *fd);  // 0: listen() was called already (4096); -1 would reset it to 128
   if (!listener_) {
     close(*fd);
     return Status::IOError("cannot listen on " + config_->listen.text);
