@@ -9,6 +9,7 @@
 #include "admin/access_log.h"
 #include "admin/metrics.h"
 #include "http/client_connection.h"
+#include "http/head_writer.h"
 #include "http/hop_by_hop.h"
 #include "server/worker.h"
 #include "util/log.h"
@@ -19,15 +20,6 @@ namespace {
 
 timeval ToTimeval(Millis m) {
   return timeval{static_cast<time_t>(m.count() / 1000), static_cast<suseconds_t>((m.count() % 1000) * 1000)};
-}
-
-void AppendHeaders(std::string* out, const HeaderList& headers) {
-  for (const Header& h : headers.fields()) {
-    out->append(h.name);
-    out->append(": ", 2);
-    out->append(h.value);
-    out->append("\r\n", 2);
-  }
 }
 
 // Moves `data` body bytes from the front of `in` to `out`, wrapped in one
@@ -172,9 +164,11 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   }
   bufferevent* bev = upstream_->bev();
   bufferevent_setcb(bev, UpstreamReadCb, UpstreamWriteCb, UpstreamEventCb, this);
-  bufferevent_setwatermark(bev, EV_READ, 0, kOutputHigh);
-  bufferevent_setwatermark(bev, EV_WRITE, kOutputLow, 0);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  if (!pooled) {  // a pooled connection keeps its watermarks and enabled events
+    bufferevent_setwatermark(bev, EV_READ, 0, kOutputHigh);
+    bufferevent_setwatermark(bev, EV_WRITE, kOutputLow, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+  }
   if (pooled) {
     OnUpstreamConnected();
   } else {
@@ -204,22 +198,23 @@ void Exchange::OnUpstreamConnected() {
 }
 
 void Exchange::WriteRequestHead() {
-  std::string head;
-  head.reserve(request_->raw.size() + 256);
-  head.append(request_->method);
-  head.push_back(' ');
-  head.append(request_->target);
-  head.append(" HTTP/1.1\r\n");
-  AppendHeaders(&head, request_->headers);
+  const size_t size = request_->method.size() + 1 + request_->target.size() + 11 +
+                      HeadWriter::HeadersSize(request_->headers) + 30 + HeadWriter::kMaxNumber + 2;
+  HeadWriter w(bufferevent_get_output(upstream_->bev()), size);
+  w.Put(request_->method);
+  w.Put(" ");
+  w.Put(request_->target);
+  w.Put(" HTTP/1.1\r\n");
+  w.PutHeaders(request_->headers);
   if (request_->framing == BodyFraming::kLength) {
-    char line[48];
-    int n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", request_->content_length);
-    head.append(line, static_cast<size_t>(n));
+    w.Put("Content-Length: ");
+    w.PutNumber(request_->content_length);
+    w.Put("\r\n");
   } else if (request_chunked_out_) {
-    head.append("Transfer-Encoding: chunked\r\n");
+    w.Put("Transfer-Encoding: chunked\r\n");
   }
-  head.append("\r\n");
-  bufferevent_write(upstream_->bev(), head.data(), head.size());
+  w.Put("\r\n");
+  w.Commit();
 }
 
 void Exchange::PumpRequestBody() {
@@ -412,30 +407,39 @@ void Exchange::WriteResponseHead() {
   if (framing == BodyFraming::kChunked && !http11_client) close_client_ = true;
   if (!ClientWantsKeepAlive()) close_client_ = true;
 
-  std::string head;
-  head.reserve(response_->raw.size() + 128);
-  char line[64];
-  int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", response_->status);
-  head.append(line, static_cast<size_t>(n));
-  head.append(response_->reason);
-  head.append("\r\n");
-  AppendHeaders(&head, response_->headers);
+  const size_t size = 13 + response_->reason.size() + 2 + HeadWriter::HeadersSize(response_->headers) +
+                      30 + HeadWriter::kMaxNumber + original_content_length_.size() + 16 +
+                      request_id_.size() + 26 + 2;
+  HeadWriter w(bufferevent_get_output(conn_->bev()), size);
+  w.Put("HTTP/1.1 ");
+  w.PutNumber(static_cast<uint64_t>(response_->status));
+  w.Put(" ");
+  w.Put(response_->reason);
+  w.Put("\r\n");
+  w.PutHeaders(response_->headers);
   if (framing == BodyFraming::kLength) {
-    n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", response_->content_length);
-    head.append(line, static_cast<size_t>(n));
+    w.Put("Content-Length: ");
+    w.PutNumber(response_->content_length);
+    w.Put("\r\n");
   } else if (response_chunked_out_) {
-    head.append("Transfer-Encoding: chunked\r\n");
+    w.Put("Transfer-Encoding: chunked\r\n");
   } else if (framing == BodyFraming::kNone && !original_content_length_.empty() && response_->status != 204) {
-    head.append("Content-Length: ").append(original_content_length_).append("\r\n");
+    w.Put("Content-Length: ");
+    w.Put(original_content_length_);
+    w.Put("\r\n");
   }
-  if (!response_->headers.Get(HeaderId::kXRequestId)) head.append("X-Request-Id: ").append(request_id_).append("\r\n");
+  if (!response_->headers.Get(HeaderId::kXRequestId)) {
+    w.Put("X-Request-Id: ");
+    w.Put(request_id_);
+    w.Put("\r\n");
+  }
   if (close_client_) {
-    head.append("Connection: close\r\n");
+    w.Put("Connection: close\r\n");
   } else if (!http11_client) {
-    head.append("Connection: keep-alive\r\n");
+    w.Put("Connection: keep-alive\r\n");
   }
-  head.append("\r\n");
-  bufferevent_write(conn_->bev(), head.data(), head.size());
+  w.Put("\r\n");
+  w.Commit();
   status_ = response_->status;
   response_started_ = true;
 }
@@ -482,7 +486,8 @@ void Exchange::FinishResponse() {
                     evbuffer_get_length(bufferevent_get_input(upstream_->bev())) == 0 &&
                     evbuffer_get_length(bufferevent_get_output(upstream_->bev())) == 0;
     if (reusable) {
-      conn_->worker()->pool().Release(std::move(upstream_), config_->timeouts.idle);
+      bufferevent_enable(upstream_->bev(), EV_READ);  // the idle pool watches for a close
+      conn_->worker()->pool().Release(std::move(upstream_));
     } else {
       DropUpstream();
     }

@@ -24,56 +24,61 @@ bool IsSessionPrefix(std::string_view name) {
 }  // namespace
 
 HeaderId ClassifyHeader(std::string_view name) {
+  if (name.empty()) return HeaderId::kOther;
   if (IsSessionPrefix(name)) return HeaderId::kSessionAny;
+  // Length and first letter pick at most one candidate, so a name costs at
+  // most one full comparison.
+  const char first = Lower(name[0]);
   switch (name.size()) {
     case 2:
-      if (Is(name, "te")) return HeaderId::kTe;
+      if (first == 't' && Is(name, "te")) return HeaderId::kTe;
       break;
     case 4:
-      if (Is(name, "host")) return HeaderId::kHost;
+      if (first == 'h' && Is(name, "host")) return HeaderId::kHost;
       break;
     case 6:
-      if (Is(name, "cookie")) return HeaderId::kCookie;
-      if (Is(name, "expect")) return HeaderId::kExpect;
+      if (first == 'c' && Is(name, "cookie")) return HeaderId::kCookie;
+      if (first == 'e' && Is(name, "expect")) return HeaderId::kExpect;
       break;
     case 7:
-      if (Is(name, "upgrade")) return HeaderId::kUpgrade;
-      if (Is(name, "trailer")) return HeaderId::kTrailer;
-      if (Is(name, "referer")) return HeaderId::kReferer;
+      if (first == 'u' && Is(name, "upgrade")) return HeaderId::kUpgrade;
+      if (first == 't' && Is(name, "trailer")) return HeaderId::kTrailer;
+      if (first == 'r' && Is(name, "referer")) return HeaderId::kReferer;
       break;
     case 10:
-      if (Is(name, "connection")) return HeaderId::kConnection;
-      if (Is(name, "keep-alive")) return HeaderId::kKeepAlive;
-      if (Is(name, "user-agent")) return HeaderId::kUserAgent;
-      if (Is(name, "set-cookie")) return HeaderId::kSetCookie;
+      if (first == 'c' && Is(name, "connection")) return HeaderId::kConnection;
+      if (first == 'k' && Is(name, "keep-alive")) return HeaderId::kKeepAlive;
+      if (first == 'u' && Is(name, "user-agent")) return HeaderId::kUserAgent;
+      if (first == 's' && Is(name, "set-cookie")) return HeaderId::kSetCookie;
       break;
     case 12:
-      if (Is(name, "x-request-id")) return HeaderId::kXRequestId;
+      if (first == 'x' && Is(name, "x-request-id")) return HeaderId::kXRequestId;
       break;
     case 14:
-      if (Is(name, "content-length")) return HeaderId::kContentLength;
+      if (first == 'c' && Is(name, "content-length")) return HeaderId::kContentLength;
       break;
     case 15:
-      if (Is(name, "x-forwarded-for")) return HeaderId::kXForwardedFor;
+      if (first == 'x' && Is(name, "x-forwarded-for")) return HeaderId::kXForwardedFor;
       break;
     case 16:
-      if (Is(name, "x-forwarded-host")) return HeaderId::kXForwardedHost;
+      if (first == 'x' && Is(name, "x-forwarded-host")) return HeaderId::kXForwardedHost;
       break;
     case 17:
-      if (Is(name, "transfer-encoding")) return HeaderId::kTransferEncoding;
-      if (Is(name, "x-forwarded-proto")) return HeaderId::kXForwardedProto;
+      if (first == 't' && Is(name, "transfer-encoding")) return HeaderId::kTransferEncoding;
+      if (first == 'x' && Is(name, "x-forwarded-proto")) return HeaderId::kXForwardedProto;
       break;
     default:
       break;
   }
-  if (name.size() >= 6 && StartsWithIgnoreCase(name, "proxy-")) return HeaderId::kProxyAny;
+  if (first == 'p' && StartsWithIgnoreCase(name, "proxy-")) return HeaderId::kProxyAny;
   return HeaderId::kOther;
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
+    // Equal bytes are the common case; only letters may differ by case.
+    if (a[i] != b[i] && Lower(a[i]) != Lower(b[i])) return false;
   }
   return true;
 }

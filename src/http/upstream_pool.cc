@@ -10,7 +10,6 @@
 namespace sessiond {
 
 UpstreamConnection::~UpstreamConnection() {
-  if (idle_timer_) event_free(idle_timer_);
   if (bev_) bufferevent_free(bev_);  // BEV_OPT_CLOSE_ON_FREE closes the socket
 }
 
@@ -26,10 +25,6 @@ void UpstreamConnection::IdleEventCb(bufferevent* bev, short what, void* arg) {
   conn->pool_->DropIdle(conn);
 }
 
-void UpstreamConnection::IdleTimeoutCb(evutil_socket_t, short, void* arg) {
-  auto* conn = static_cast<UpstreamConnection*>(arg);
-  conn->pool_->DropIdle(conn);
-}
 
 UpstreamPool::~UpstreamPool() { Clear(); }
 
@@ -38,9 +33,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& 
   if (idle_.empty()) return nullptr;
   std::unique_ptr<UpstreamConnection> conn = std::move(idle_.back());
   idle_.pop_back();
-  evtimer_del(conn->idle_timer_);
   bufferevent_setcb(conn->bev_, nullptr, nullptr, nullptr, nullptr);
-  bufferevent_disable(conn->bev_, EV_READ);
   return conn;
 }
 
@@ -50,8 +43,6 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& a
   conn->address_ = address.text;
   conn->bev_ = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
   if (!conn->bev_) return nullptr;
-  conn->idle_timer_ = evtimer_new(base_, UpstreamConnection::IdleTimeoutCb, conn.get());
-  if (!conn->idle_timer_) return nullptr;
   if (bufferevent_socket_connect(conn->bev_, address.sa(), static_cast<int>(address.length)) != 0) {
     return nullptr;
   }
@@ -61,18 +52,23 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& a
   return conn;
 }
 
-void UpstreamPool::Release(std::unique_ptr<UpstreamConnection> conn, Millis idle_timeout) {
+void UpstreamPool::Release(std::unique_ptr<UpstreamConnection> conn) {
   if (idle_.size() >= kMaxIdle) return;  // conn closes as it goes out of scope
   ++conn->requests_;
+  conn->idle_since_ = std::chrono::steady_clock::now();
+  // Reading stays enabled (the exchange left it so): an idle connection that
+  // the upstream closes or writes to is noticed at once.
   bufferevent_setcb(conn->bev_, UpstreamConnection::IdleReadCb, nullptr, UpstreamConnection::IdleEventCb,
                     conn.get());
-  bufferevent_setwatermark(conn->bev_, EV_READ, 0, 0);
-  bufferevent_setwatermark(conn->bev_, EV_WRITE, 0, 0);
-  bufferevent_enable(conn->bev_, EV_READ);
-  timeval tv{static_cast<time_t>(idle_timeout.count() / 1000),
-             static_cast<suseconds_t>((idle_timeout.count() % 1000) * 1000)};
-  evtimer_add(conn->idle_timer_, &tv);
   idle_.push_back(std::move(conn));
+}
+
+void UpstreamPool::CloseExpired(Millis idle_timeout) {
+  const auto oldest = std::chrono::steady_clock::now() - idle_timeout;
+  // LIFO: the front holds the connections idle the longest.
+  size_t expired = 0;
+  while (expired < idle_.size() && idle_[expired]->idle_since_ <= oldest) ++expired;
+  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
 }
 
 void UpstreamPool::DropIdle(UpstreamConnection* conn) {

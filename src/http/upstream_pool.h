@@ -4,14 +4,18 @@
 // it exclusively while its request is in flight; afterwards it either hands
 // it back with Release() (the response was complete and the upstream allows
 // keep-alive) or destroys it. An idle connection that the upstream closes, or
-// that sends unsolicited bytes, or that stays idle longer than the idle
-// timeout, is closed and dropped from the pool. Everything runs on the
+// that sends unsolicited bytes, is closed and dropped from the pool; one idle
+// longer than the idle timeout is closed by CloseExpired(), which the worker
+// calls once a second (a timestamp per connection instead of a timer keeps
+// event-loop work off the request path). Reading stays enabled the whole
+// time; taking and releasing only swap the callbacks. Everything runs on the
 // worker's loop thread; there are no locks.
 #pragma once
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,10 +43,8 @@ class UpstreamConnection {
   UpstreamConnection() = default;
   static void IdleReadCb(bufferevent* bev, void* arg);
   static void IdleEventCb(bufferevent* bev, short what, void* arg);
-  static void IdleTimeoutCb(evutil_socket_t, short, void* arg);
-
   bufferevent* bev_ = nullptr;
-  event* idle_timer_ = nullptr;
+  std::chrono::steady_clock::time_point idle_since_;
   UpstreamPool* pool_ = nullptr;
   std::string address_;  // the upstream it is connected to, as configured
   int requests_ = 0;
@@ -69,8 +71,11 @@ class UpstreamPool {
   // callback (BEV_EVENT_CONNECTED or an error), which the caller installs.
   std::unique_ptr<UpstreamConnection> Connect(const SocketAddress& address);
 
-  // Hands a connection back for reuse; it is closed after `idle_timeout`.
-  void Release(std::unique_ptr<UpstreamConnection> conn, Millis idle_timeout);
+  // Hands a connection back for reuse.
+  void Release(std::unique_ptr<UpstreamConnection> conn);
+
+  // Closes connections idle for longer than `idle_timeout`.
+  void CloseExpired(Millis idle_timeout);
 
   // Closes every idle connection (e.g. the upstream address changed on reload).
   void Clear();

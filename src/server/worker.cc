@@ -87,6 +87,7 @@ void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
 void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
 
 void Worker::OnTick() {
+  if (pool_) pool_->CloseExpired(config_->timeouts.idle);
   if (!filters_) {
     ready_.store(true, std::memory_order_release);
     return;
@@ -96,10 +97,15 @@ void Worker::OnTick() {
 }
 
 std::string Worker::NextRequestId() {
-  char buf[33];
-  snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(request_id_prefix_),
-           static_cast<unsigned long long>(++request_id_counter_));
-  return std::string(buf, 32);
+  static const char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t prefix = request_id_prefix_;
+  uint64_t counter = ++request_id_counter_;
+  for (int i = 15; i >= 0; --i, prefix >>= 4, counter >>= 4) {
+    id[i] = kHex[prefix & 0xF];
+    id[16 + i] = kHex[counter & 0xF];
+  }
+  return id;
 }
 
 // accept() failed. Out of file descriptors (or kernel memory) the listening

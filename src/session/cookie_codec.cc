@@ -140,16 +140,18 @@ class SessionJsonReader {
  public:
   explicit SessionJsonReader(std::string_view text) : s_(text) {}
 
-  // False when the text is not one JSON object; *out is then partial.
+  // False when the text is not one JSON object; *out is then partial. With
+  // out == nullptr the text is only validated.
   bool Read(SessionData* out) {
     if (!Consume('{')) return false;
     if (Consume('}')) return AtEnd();
+    std::string key;
     for (;;) {
-      std::string key;
+      key.clear();
       if (!ReadString(&key) || !Consume(':')) return false;
       const size_t start = i_;
       if (!SkipValue()) return false;
-      (*out)[std::move(key)] = std::string(s_.substr(start, i_ - start));
+      if (out) (*out)[key] = std::string(s_.substr(start, i_ - start));
       if (Consume(',')) continue;
       return Consume('}') && AtEnd();
     }
@@ -427,7 +429,14 @@ Result<std::string> CookieCodec::Seal(std::string_view id, int64_t expires_at,
   return out;
 }
 
-DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
+bool ParseSessionJson(std::string_view json, SessionData* out) {
+  out->clear();
+  if (SessionJsonReader(json).Read(out)) return true;
+  out->clear();
+  return false;
+}
+
+DecodedCookie CookieCodec::Open(std::string_view value, int64_t now, bool decode_data) const {
   DecodedCookie result;
   if (value.size() > kMaxSealedBytes || value.substr(0, kSealedVersion.size()) != kSealedVersion) {
     return result;
@@ -448,10 +457,11 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
     const int64_t expires_at = static_cast<int64_t>(expiry);
     if (expires_at > now) {
       const std::string_view json = std::string_view(p).substr(kExpiryBytes + kIdSize + kPublicIdBytes);
-      if (!SessionJsonReader(json).Read(&result.data)) {
+      if (!SessionJsonReader(json).Read(decode_data ? &result.data : nullptr)) {
         result.data.clear();
         return result;
       }
+      result.json = std::string(json);
       result.verdict = CookieVerdict::kValid;
     } else {
       result.verdict = CookieVerdict::kExpired;
@@ -465,8 +475,8 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now) const {
   return result;
 }
 
-DecodedCookie CookieCodec::Verify(std::string_view value, int64_t now) const {
-  return manager_ == StoreKind::kCookie ? Open(value, now) : DecodeToken(value, now);
+DecodedCookie CookieCodec::Verify(std::string_view value, int64_t now, bool decode_data) const {
+  return manager_ == StoreKind::kCookie ? Open(value, now, decode_data) : DecodeToken(value, now);
 }
 
 // ---------------------------------------------------------------------------

@@ -54,9 +54,14 @@ struct DecodedCookie {
   std::string id;          // raw session id, CookieCodec::kIdSize bytes
   int64_t expires_at = 0;  // Unix seconds
   size_t key_index = 0;    // 0 = secret_key, i = secret_key_fallbacks[i - 1]
-  SessionData data;        // cookie manager, kValid only
+  SessionData data;        // cookie manager, kValid only, when asked to decode it
+  std::string json;        // cookie manager, kValid only: the sealed JSON, exactly SerializeSession(data)
   std::string public_id;   // cookie manager: PublicId(id) as sealed (empty for tokens)
 };
+
+// Parses the JSON object of a sealed cookie (DecodedCookie::json) into
+// SessionData. False (and *out empty) when it is not one JSON object.
+bool ParseSessionJson(std::string_view json, SessionData* out);
 
 class CookieCodec {
  public:
@@ -111,10 +116,13 @@ class CookieCodec {
   // exactly as Seal's SessionData held them (compact ASCII-only JSON), the
   // same as an nlohmann parse + dump(-1, ' ', true) gives for such values. A
   // payload that is not one JSON object is kInvalid.
-  DecodedCookie Open(std::string_view value, int64_t now) const;
+  // With decode_data false the JSON is validated but not turned into a
+  // SessionData (result.json holds it): a request that only reads its
+  // session never builds the map (see ParseSessionJson).
+  DecodedCookie Open(std::string_view value, int64_t now, bool decode_data = true) const;
 
   // DecodeToken or Open, whichever session.manager calls for.
-  DecodedCookie Verify(std::string_view value, int64_t now) const;
+  DecodedCookie Verify(std::string_view value, int64_t now, bool decode_data = true) const;
 
   // --- keyed names of a session -------------------------------------------
 

@@ -207,18 +207,11 @@ const char* ToString(SessionStatus status) {
 }
 
 HeaderPairs FormatRequestHeaders(SessionStatus status, const InjectedSession* session) {
-  const bool live = session != nullptr &&
-                    (status == SessionStatus::kNew || status == SessionStatus::kActive);
   HeaderPairs headers;
   headers.reserve(4);
-  headers.emplace_back(kHeaderStatus, ToString(status));
-  if (live) headers.emplace_back(kHeaderId, session->public_id);
-  if (live && session->data != nullptr) {
-    headers.emplace_back(kHeaderData, SerializeSession(*session->data));
-  } else {
-    headers.emplace_back(kHeaderData, "{}");
-  }
-  if (live) headers.emplace_back(kHeaderExpires, std::to_string(session->expires_at));
+  EmitRequestHeaders(status, session, [&](std::string_view name, std::string_view value) {
+    headers.emplace_back(std::string(name), std::string(value));
+  });
   return headers;
 }
 

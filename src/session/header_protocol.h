@@ -59,6 +59,10 @@ struct InjectedSession {
   std::string_view public_id;  // the stable public id, never the cookie token
   const SessionData* data = nullptr;  // null is the same as empty
   int64_t expires_at = 0;             // Unix time, seconds
+  // When non-empty, used as the X-Session-Data value instead of serializing
+  // `data`: the caller vouches that it is SerializeSession of the session
+  // (the cookie manager's sealed JSON, which was produced that way).
+  std::string_view data_json;
 };
 
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
@@ -71,6 +75,34 @@ using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 // IsSessionHeader() holds. `public_id` must be header-safe (the id generator
 // emits base64url or hex); it is not re-checked here.
 HeaderPairs FormatRequestHeaders(SessionStatus status, const InjectedSession* session);
+
+// The same headers, handed one by one to emit(name, value) with no
+// allocation beyond serializing the data; FormatRequestHeaders is built on it.
+template <class Emit>
+void EmitRequestHeaders(SessionStatus status, const InjectedSession* session, Emit&& emit) {
+  const bool live = session != nullptr && (status == SessionStatus::kNew || status == SessionStatus::kActive);
+  emit(kHeaderStatus, std::string_view(ToString(status)));
+  if (live) emit(kHeaderId, session->public_id);
+  if (live && !session->data_json.empty()) {
+    emit(kHeaderData, session->data_json);
+  } else if (live && session->data != nullptr) {
+    const std::string json = SerializeSession(*session->data);
+    emit(kHeaderData, std::string_view(json));
+  } else {
+    emit(kHeaderData, std::string_view("{}"));
+  }
+  if (live) {
+    char digits[24];
+    char* end = digits + sizeof(digits);
+    char* p = end;
+    uint64_t v = session->expires_at > 0 ? static_cast<uint64_t>(session->expires_at) : 0;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    emit(kHeaderExpires, std::string_view(p, static_cast<size_t>(end - p)));
+  }
+}
 
 // ---- Response side: instructions --------------------------------------------
 

@@ -71,6 +71,15 @@ class SessionFilter : public ExchangeFilter {
   int64_t expires_at_ = 0;  // of the current session
   size_t key_index_ = 0;    // the secret the cookie verified under
   SessionData data_;
+  // Cookie manager: the session as sealed in the cookie; data_ is parsed from
+  // it only when a response changes the session (EnsureData).
+  std::string data_json_;
+  bool data_parsed_ = true;
+  void EnsureData() {
+    if (data_parsed_) return;
+    data_parsed_ = true;
+    if (!ParseSessionJson(data_json_, &data_)) data_.clear();  // authenticated: cannot happen
+  }
   bool sent_cookie_ = false;     // the client sent some session cookie
   bool persisted_ = false;       // the session exists in the store
   bool store_failed_ = false;    // the load failed (fail_open): the cookie is left alone
@@ -113,13 +122,17 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
 
   bool expired = false;
   for (const std::string& value : split.session_values) {
-    DecodedCookie decoded = codec().Verify(value, now);
+    // The cookie manager's data stays JSON until a response changes it.
+    DecodedCookie decoded = codec().Verify(value, now, /*decode_data=*/false);
     if (decoded.verdict == CookieVerdict::kValid) {
       status_ = SessionStatus::kActive;
       id_ = std::move(decoded.id);
       expires_at_ = decoded.expires_at;
       key_index_ = decoded.key_index;
-      data_ = std::move(decoded.data);
+      if (!decoded.json.empty()) {
+        data_json_ = std::move(decoded.json);
+        data_parsed_ = false;
+      }
       public_id_ = std::move(decoded.public_id);
       return;
     }
@@ -208,9 +221,12 @@ void SessionFilter::Inject(RequestHead& request) {
     session.data = &data_;
     session.expires_at = expires_at_;
   }
-  for (auto& [name, value] : FormatRequestHeaders(status_, has_session() ? &session : nullptr)) {
-    request.headers.AppendCopy(name, value);
-  }
+  if (!data_parsed_) session.data_json = data_json_;
+  // Names are static strings; only the values are copied.
+  EmitRequestHeaders(status_, has_session() ? &session : nullptr,
+                     [&](std::string_view name, std::string_view value) {
+                       request.headers.AppendValueCopy(name, value);
+                     });
 }
 
 void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, FilterDone done) {
@@ -243,6 +259,7 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
 
 void SessionFilter::ApplyToCookie(const ChangeBatch& batch, ResponseHead& response, int64_t now,
                                   FilterDone done) {
+  EnsureData();
   const bool had = has_session();
   bool exists = had;
   bool reissue = status_ == SessionStatus::kNew || key_index_ > 0 || config().session.refresh_each_request;

@@ -121,7 +121,7 @@ inline bool CheckApplied(const SessionData& base, const ChangeBatch& batch) {
   constexpr uint64_t kMax = 4096;
   FUZZ_CHECK(CheckBatchFits(base, batch, kMax).ok() == (SerializedSize(next) <= kMax));
 
-  const InjectedSession injected{"cHVibGljLWlk", &next, 2000000000};
+  const InjectedSession injected{"cHVibGljLWlk", &next, 2000000000, {}};
   for (const auto& [name, value] : FormatRequestHeaders(SessionStatus::kActive, &injected)) {
     FUZZ_CHECK(IsPrintableAscii(value));
     if (name == kHeaderData) FUZZ_CHECK(value == SerializeSession(next));

@@ -169,7 +169,7 @@ TEST_CASE("fuzz seeds: codec-made cookies verify and example configs load") {
 TEST_CASE("fuzz checks report a violated invariant") {
   RecordViolations record;
   // A "valid" verdict with an id of the wrong size must be reported.
-  CHECK_FALSE(fuzz::CheckDecoded(DecodedCookie{CookieVerdict::kValid, "short-id", 5, 0, {}, {}}, *fuzz::Codecs().token));
+  CHECK_FALSE(fuzz::CheckDecoded(DecodedCookie{CookieVerdict::kValid, "short-id", 5, 0, {}, {}, {}}, *fuzz::Codecs().token));
   REQUIRE(RecordedViolations().size() == 1);
   CHECK(RecordedViolations()[0].find("kIdSize") != std::string::npos);
 }

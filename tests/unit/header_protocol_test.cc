@@ -71,7 +71,7 @@ TEST_CASE("SessionStatus strings are the contract's values") {
 
 TEST_CASE("FormatRequestHeaders injects id, data and expiry only for a live session") {
   SessionData data{{"user", "\"ada\""}, {"caf\xC3\xA9", "1"}};
-  InjectedSession session{"pub123", &data, 1700000000};
+  InjectedSession session{"pub123", &data, 1700000000, {}};
 
   SUBCASE("active") {
     const HeaderPairs h = FormatRequestHeaders(SessionStatus::kActive, &session);
@@ -84,7 +84,7 @@ TEST_CASE("FormatRequestHeaders injects id, data and expiry only for a live sess
     CHECK(h[3] == std::make_pair(std::string(kHeaderExpires), std::string("1700000000")));
   }
   SUBCASE("new with no data yet") {
-    InjectedSession empty{"pub", nullptr, 5};
+    InjectedSession empty{"pub", nullptr, 5, {}};
     const HeaderPairs h = FormatRequestHeaders(SessionStatus::kNew, &empty);
     REQUIRE(h.size() == 4);
     CHECK(h[0].second == "new");
