@@ -96,6 +96,13 @@ fuzz: deps
 	@scripts/install-deps.sh fuzz
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# Mixed traffic against Redis for SOAK_DURATION, RSS and fds every 10 s.
+SOAK_DURATION ?= 10m
+soak: deps
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@scripts/soak.sh $(SOAK_DURATION)
+
 # The demo in headless Chromium (installs chromium and chromium-driver).
 e2e: deps
 	@scripts/install-deps.sh e2e

@@ -23,11 +23,17 @@ case "$variant" in
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export SESSIOND_SANITIZE=address ;;
   tsan)
-    export TSAN_OPTIONS=second_deadlock_stack=1
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     export SESSIOND_SANITIZE=thread ;;
   *) echo "usage: $0 release|san|tsan [integration filter...]" >&2; exit 2 ;;
 esac
 [ "$variant" != release ] && export IT_JOBS=${IT_JOBS:-3}
+# ThreadSanitizer runs the unit tests and the integration tests whose paths
+# cross threads (tests/integration/tsan_subset.txt), unless filters are given.
+if [ "$variant" = tsan ] && [ $# -eq 0 ] && [ -f tests/integration/tsan_subset.txt ]; then
+  mapfile -t subset < <(grep -v -e '^#' -e '^[[:space:]]*$' tests/integration/tsan_subset.txt)
+  set -- "${subset[@]}"
+fi
 
 build=build/$variant
 export SESSIOND_BIN=$build/sessiond

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "crypto/crypto.h"
+#include "server/libevent_memory.h"
 #include "server/server.h"
 #include "session/session_filter.h"
 #include "util/log.h"
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   }
 
   sessiond::SetLogLevel(cfg.log.level);
+  sessiond::InstallLibeventAllocator();
   sessiond::Result<sessiond::FilterFactoryMaker> sessions = sessiond::SessionFilterFactoryMaker(*config);
   if (!sessions.ok()) {
     fprintf(stderr, "sessiond: %s\n", sessions.status().message().c_str());

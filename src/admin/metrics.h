@@ -30,6 +30,8 @@ struct Metrics {
   std::atomic<uint64_t> requests_by_code[600] = {};
   Histogram request_duration;
   std::atomic<int64_t> connections_active{0};
+  // Highest connections_active since the main thread last trimmed the heap.
+  std::atomic<int64_t> connections_peak{0};
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> upstream_errors{0};
   std::atomic<uint64_t> timeouts_client_header{0};

@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <malloc.h>
+
+#include <algorithm>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -93,7 +95,7 @@ int Server::Run() {
   // glibc keeps freed memory in its arenas; after a burst (10,000 connections
   // opened and dropped) hand the free pages back so RSS returns to baseline.
   trim_ = event_new(base_, -1, EV_PERSIST, TrimCb, this);
-  static const timeval kTrimEvery{10, 0};
+  static const timeval kTrimEvery{2, 0};
   evtimer_add(trim_, &kTrimEvery);
 
   LOG_INFO("sessiond listening on %s, upstream %s, %d worker(s), manager %s", config_->listen.text.c_str(),
@@ -127,7 +129,19 @@ void Server::BeginShutdown() {
 
 void Server::TickCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->OnTick(); }
 
-void Server::TrimCb(evutil_socket_t, short, void*) { malloc_trim(0); }
+// Hands freed memory back after connection counts fall (a burst of 10,000
+// clients gone), and every 30 s regardless. malloc_trim walks every arena, so
+// it is not run on every tick.
+void Server::TrimCb(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<Server*>(arg);
+  const int64_t active = s->metrics_.connections_active.load(std::memory_order_relaxed);
+  const int64_t peak = s->metrics_.connections_peak.load(std::memory_order_relaxed);
+  if (++s->trim_ticks_ >= 15 || peak - active >= 256) {
+    malloc_trim(0);
+    s->trim_ticks_ = 0;
+    s->metrics_.connections_peak.store(active, std::memory_order_relaxed);
+  }
+}
 
 void Server::OnTick() {
   bool all_exited = true;

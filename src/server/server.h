@@ -44,6 +44,7 @@ class Server {
   std::vector<event*> signals_;
   event* tick_ = nullptr;
   event* trim_ = nullptr;
+  int trim_ticks_ = 0;
   std::unique_ptr<AdminServer> admin_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

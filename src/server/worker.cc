@@ -135,8 +135,11 @@ void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
 void Worker::Register(ClientConnection* conn) {
   connections_.insert(conn);
   if (metrics_) {
-    metrics_->connections_active.fetch_add(1, std::memory_order_relaxed);
+    int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
     metrics_->connections_total.fetch_add(1, std::memory_order_relaxed);
+    int64_t peak = metrics_->connections_peak.load(std::memory_order_relaxed);
+    while (active > peak && !metrics_->connections_peak.compare_exchange_weak(peak, active, std::memory_order_relaxed)) {
+    }
   }
 }
 

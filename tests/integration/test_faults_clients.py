@@ -244,7 +244,13 @@ def test_ten_thousand_connections_opened_and_abandoned_leak_nothing(t):
         opened, held = _open_and_abandon(proxy, fd_base, n)
         wait_fds_at_most(proxy, fd_base + 2, IDLE + 8 * SLOW, "fds after %d abandoned connections (round %d)"
                          % (n, round_))
-        time.sleep(0.5)
+        # Freed memory goes back to the OS from the main thread's periodic
+        # trim (every 2 s once the connection count has fallen), not at once.
+        if not SANITIZED:
+            try:
+                wait_rss_at_most(proxy, rss_base + RSS_SLACK_KB, 6.0 * SLOW, "RSS after round %d" % round_)
+            except AssertionError:
+                pass  # reported with the numbers below
         after.append((opened, held, proxy.vm_kb("VmRSS")))
     prober.stop()
     prober.check_all_ok(2.0 * SLOW, "while %d connections were opened (in %.1fs) and abandoned" % (n, after[0][0]))
