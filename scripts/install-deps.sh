@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config
   libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev
   doctest-dev libhttp-parser-dev nlohmann-json3-dev
-  redis-server python3 curl procps
+  redis-server python3 curl procps nodejs
 )
 # Extra sets, selected by arguments: "bench" (nginx, wrk), "e2e" (chromium), "fuzz" (clang).
 for extra in "$@"; do
