@@ -15,6 +15,9 @@ namespace sessiond {
 
 namespace {
 
+// Expiry times are whole Unix seconds counted from the current second, so a
+// session lives at most session_expiration_time (up to a second less): the
+// setting is a bound.
 int64_t NowSeconds() { return static_cast<int64_t>(time(nullptr)); }
 
 double Since(std::chrono::steady_clock::time_point start) {
@@ -358,6 +361,7 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
     return;
   }
 
+  const bool loaded = persisted_;  // StartNewSession below resets it
   if (mint) {
     if (!StartNewSession(now)) {
       done(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -377,10 +381,10 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
     req.key = *final_key;
   }
   req.clear = batch.destroy;
-  // Changing the session this request loaded: if a concurrent request has
-  // destroyed or regenerated it meanwhile, the change is dropped rather
-  // than bringing the old id back.
-  req.must_exist = persisted_ && !batch.destroy;
+  // Changing (or moving, for Regenerate) the session this request loaded:
+  // if a concurrent request has destroyed or regenerated it meanwhile, the
+  // change is dropped rather than bringing the old id back.
+  req.must_exist = loaded && !batch.destroy;
   // Minted sessions start a fresh lifetime (so does every request with
   // sliding expiry); other writes keep the session's expiry.
   int64_t expires_at = (mint || refresh) ? codec().ExpiresAt(now) : expires_at_;

@@ -354,3 +354,37 @@ def test_destroy_racing_a_write_redis(t): _ending_races_a_write(t, "redis", "X-S
 def test_regenerate_racing_a_write_memory(t): _ending_races_a_write(t, "memory", "X-Session-Regenerate")
 def test_regenerate_racing_a_write_file(t): _ending_races_a_write(t, "file", "X-Session-Regenerate")
 def test_regenerate_racing_a_write_redis(t): _ending_races_a_write(t, "redis", "X-Session-Regenerate")
+
+
+def _regenerate_racing_a_destroy(t, manager):
+    """A Regenerate (login) whose request loaded the session before a Destroy
+    (logout) of it completed must not move the destroyed session to a new id:
+    its response clears the cookie and no cookie loads a session afterwards."""
+    gate = GateBackend(t)
+    proxy = start_proxy(t, manager, upstream=gate)
+    b = Browser(proxy)
+    make_session(b, {"user": "ada"})
+    old = b.cookie
+    late = {}
+
+    def slow_regenerate():
+        late["resp"] = Browser(proxy, cookie=old, fresh_connections=True).request(
+            instructions_target([("X-Session-Regenerate", "true"), set_header({"role": "admin"})], path="/gated"))
+    th = threading.Thread(target=slow_regenerate)
+    th.start()
+    try:
+        check(gate.arrived.wait(5 * SLOW), "the slow regenerate never reached the backend")
+        check_eq(b.write(("X-Session-Destroy", "true")).status, 200, "status of the Destroy")
+    finally:
+        gate.release.set()
+        th.join(15)
+    check("resp" in late, "the slow regenerate got no response")
+    check_cleared(late["resp"], "the Regenerate of a session destroyed meanwhile")
+    check_session(SessionView(Browser(proxy, cookie=old).request("/echo")), "none", {},
+                  "the old cookie after a Regenerate raced a Destroy")
+    check(not gate.errors, "GateBackend: %s" % gate.errors)
+
+
+def test_regenerate_racing_a_destroy_memory(t): _regenerate_racing_a_destroy(t, "memory")
+def test_regenerate_racing_a_destroy_file(t): _regenerate_racing_a_destroy(t, "file")
+def test_regenerate_racing_a_destroy_redis(t): _regenerate_racing_a_destroy(t, "redis")
