@@ -162,7 +162,9 @@ void ReadSecret(Section& root, Config* c) {
     mode_t mode = 0;
     int err = ReadSmallFile(v->text, kMaxSecretFileBytes, &bytes, &mode);
     if (err != 0) {
-      root.Fail(v->mark, "secret_key_file: cannot read " + v->text + ": " +
+      // Quote the path as written: a value expanded from the environment may
+      // be a secret, the ${NAME} that produced it is not.
+      root.Fail(v->mark, "secret_key_file: cannot read " + v->raw + ": " +
                              (err == EFBIG ? "larger than 64 KiB" : std::strerror(err)));
       return;
     }
@@ -174,7 +176,7 @@ void ReadSecret(Section& root, Config* c) {
       bytes.pop_back();
     }
     if (bytes.size() < kMinSecretBytes) {
-      root.Fail(v->mark, TooShort("secret_key_file: the key in " + v->text, bytes.size()));
+      root.Fail(v->mark, TooShort("secret_key_file: the key in " + v->raw, bytes.size()));
       return;
     }
     c->secret_key = std::move(bytes);

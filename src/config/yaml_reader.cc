@@ -195,6 +195,7 @@ std::optional<ScalarValue> Section::Scalar(const char* key) {
   }
   std::optional<std::string> text =
       reader_->Expand(e->value.Scalar(), v.mark, PathOf(key), &v.expanded);
+  v.raw = e->value.Scalar();
   if (!text) return std::nullopt;
   v.text = std::move(*text);
   return v;
@@ -282,6 +283,7 @@ std::optional<std::vector<ScalarValue>> Section::StringList(const char* key) {
     std::optional<std::string> text = reader_->Expand(item.Scalar(), v.mark, path, &v.expanded);
     if (!text) return std::nullopt;
     v.text = std::move(*text);
+    v.raw = item.Scalar();
     items.push_back(std::move(v));
   }
   return items;

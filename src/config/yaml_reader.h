@@ -32,6 +32,7 @@ namespace config_internal {
 // One scalar value after ${NAME} expansion.
 struct ScalarValue {
   std::string text;
+  std::string raw;        // as written, before expansion: safe to quote
   YAML::Mark mark;        // the value's position (the key's, when the value is empty)
   bool null = false;      // ~, null, or nothing after the colon
   bool expanded = false;  // text contains environment values: never quote it

@@ -226,7 +226,7 @@ inline bool CheckCookieInput(std::string_view input) {
     const std::string value = MintSealed(key, plain);
     FUZZ_CHECK(!value.empty());
     const DecodedCookie d = c.sealed->Open(value, kFuzzNow);
-    constexpr size_t kHead = 8 + CookieCodec::kIdSize;  // expiry || id
+    constexpr size_t kHead = 8 + CookieCodec::kIdSize + 16;  // expiry || id || public id
     uint64_t expiry = 0;
     for (size_t i = 0; i < 8 && i < plain.size(); ++i) expiry = (expiry << 8) | static_cast<unsigned char>(plain[i]);
     const bool in_range = expiry >= 1 && expiry <= static_cast<uint64_t>(CookieCodec::kMaxExpiry);

@@ -210,4 +210,34 @@ TEST_CASE("fuzz regression: a config starting with a comma is rejected, not pars
   CHECK(ParseConfigReturnsErrorWithin("# comment\n, upstream: http://127.0.0.1\n", 2));
 }
 
+// config_loader, CI run of 2026-11-26: "secret_key_file: /nonexistent/${X}"
+// with X unreadable made the error quote the expanded path, so the value of
+// X (possibly a secret) reached stderr. The path is now quoted as written.
+TEST_CASE("fuzz regression: a secret_key_file path from the environment is quoted as written") {
+  const EnvLookup env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "SECRET_PART") return std::string("s3cr3t-path-part");
+    return std::nullopt;
+  };
+  const Result<std::shared_ptr<const Config>> r = ParseConfig(
+      "upstream: http://127.0.0.1:3000\nsecret_key_file: /nonexistent/${SECRET_PART}\n", "x.yaml", env);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("secret_key_file") != std::string::npos);
+  CHECK(r.status().message().find("${SECRET_PART}") != std::string::npos);
+  CHECK(r.status().message().find("s3cr3t-path-part") == std::string::npos);
+}
+
+// cookie_decoder, CI run of 2026-11-26 (after the sealed layout gained the
+// public id): an authentic sealed payload holding expiry and id but less than
+// the 16-byte public id must be invalid, never read past its end.
+TEST_CASE("fuzz regression: a sealed payload cut inside the public id is invalid") {
+  const fuzz::FuzzCodecs& c = fuzz::Codecs();
+  std::string head;
+  const uint64_t past = static_cast<uint64_t>(fuzz::kFuzzNow - 10);
+  for (int shift = 56; shift >= 0; shift -= 8) head.push_back(static_cast<char>((past >> shift) & 0xFF));
+  head += std::string(CookieCodec::kIdSize, 'i');
+  CHECK(c.sealed->Open(fuzz::MintSealed(0, head + "{}"), fuzz::kFuzzNow).verdict == CookieVerdict::kInvalid);
+  CHECK(c.sealed->Open(fuzz::MintSealed(0, head + std::string(16, 'p') + "{}"), fuzz::kFuzzNow).verdict ==
+        CookieVerdict::kExpired);
+}
+
 }  // namespace sessiond
