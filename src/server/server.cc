@@ -129,14 +129,15 @@ void Server::BeginShutdown() {
 
 void Server::TickCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->OnTick(); }
 
-// Hands freed memory back after connection counts fall (a burst of 10,000
-// clients gone), and every 30 s regardless. malloc_trim walks every arena, so
-// it is not run on every tick.
+// Hands freed memory back within 2 s of connections going away (a burst of
+// 10,000 clients, or a few slow readers that held large buffers), and every
+// 30 s regardless. malloc_trim walks every arena, so it is not run on every
+// tick of a steady state.
 void Server::TrimCb(evutil_socket_t, short, void* arg) {
   auto* s = static_cast<Server*>(arg);
   const int64_t active = s->metrics_.connections_active.load(std::memory_order_relaxed);
   const int64_t peak = s->metrics_.connections_peak.load(std::memory_order_relaxed);
-  if (++s->trim_ticks_ >= 15 || peak - active >= 256) {
+  if (++s->trim_ticks_ >= 15 || peak - active >= 16) {
     malloc_trim(0);
     s->trim_ticks_ = 0;
     s->metrics_.connections_peak.store(active, std::memory_order_relaxed);
