@@ -11,6 +11,7 @@
 #include "http/client_connection.h"
 #include "http/head_writer.h"
 #include "http/hop_by_hop.h"
+#include "http/write_now.h"
 #include "server/worker.h"
 #include "util/log.h"
 
@@ -195,6 +196,10 @@ void Exchange::OnUpstreamConnected() {
     sent_continue_ = true;
   }
   PumpRequestBody();
+  // A request whose body is all queued (most have none) goes out now; one
+  // still pumping is written by the bufferevent, whose write callback drives
+  // the pump.
+  if (upstream_ && request_body_done_ && state_ == State::kAwaitingHead) WriteNow(upstream_->bev());
 }
 
 void Exchange::WriteRequestHead() {
@@ -494,6 +499,9 @@ void Exchange::FinishResponse() {
   }
   if (!request_body_done_) close_client_ = true;  // the rest of the body was never read
   Finalize();
+  // The response is complete, so nothing waits on the write callback. After
+  // Finalize: a client that has its response finds it already counted and logged.
+  WriteNow(conn_->bev());
   conn_->ExchangeFinished(!close_client_);
 }
 
