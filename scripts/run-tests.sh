@@ -23,7 +23,7 @@ case "$variant" in
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export SESSIOND_SANITIZE=address ;;
   tsan)
-    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
     export SESSIOND_SANITIZE=thread ;;
   *) echo "usage: $0 release|san|tsan [integration filter...]" >&2; exit 2 ;;
 esac
