@@ -69,8 +69,17 @@ inline bool CheckAcceptedConfig(const Config& c) {
   other.secret_key = Flipped(c.secret_key);
   for (std::string& f : other.secret_key_fallbacks) f = Flipped(f);
   other.redis.password = Flipped(c.redis.password);
+  // The URL as written carries the password (perhaps percent-encoded) in its
+  // user-info: change that text too, so a description that printed the raw
+  // URL would differ. (Searching the description for the URL instead fails
+  // on a key_prefix that merely contains the same text.)
+  const size_t scheme = other.redis.url.find("://");
+  const size_t at = other.redis.url.rfind('@');
+  if (scheme != std::string::npos && at != std::string::npos && at > scheme + 3) {
+    const size_t from = scheme + 3;
+    other.redis.url.replace(from, at - from, Flipped(other.redis.url.substr(from, at - from)));
+  }
   FUZZ_CHECK(DescribeConfig(other) == described);
-  if (!c.redis.password.empty()) FUZZ_CHECK(described.find(c.redis.url) == std::string::npos);
   return true;
 }
 

@@ -226,6 +226,24 @@ TEST_CASE("fuzz regression: a secret_key_file path from the environment is quote
   CHECK(r.status().message().find("s3cr3t-path-part") == std::string::npos);
 }
 
+// config_loader, CI run of 2026-11-26 (a harness bug, not a sessiond one): a
+// double-quoted key_prefix spanning several lines swallowed the text of the
+// redis url line, password included, so the old check "the description does
+// not contain redis.url" fired on the key_prefix the user wrote. The check now
+// changes the URL's user-info and requires an identical description.
+TEST_CASE("fuzz regression: a key_prefix that contains the redis url text is not a leak") {
+  const std::string url = "redis://user:p%40ss:word@127.0.0.1:6380/3";
+  const Result<std::shared_ptr<const Config>> r =
+      ParseConfig("upstream: http://127.0.0.1:3000\nsecret_key: ${KEY}\nsession:\n  manager: redis\n"
+                  "redis:\n  url: " + url + "\n  key_prefix: \"x " + url + "\"\n",
+                  "x.yaml", fuzz::FuzzEnv);
+  REQUIRE(r.ok());
+  CHECK((*r)->redis.password == "p@ss:word");
+  const std::string described = DescribeConfig(**r);
+  CHECK(described.find("p@ss:word") == std::string::npos);  // the parsed password: masked
+  CHECK(fuzz::CheckAcceptedConfig(**r));
+}
+
 // cookie_decoder, CI run of 2026-11-26 (after the sealed layout gained the
 // public id): an authentic sealed payload holding expiry and id but less than
 // the 16-byte public id must be invalid, never read past its end.
