@@ -91,15 +91,12 @@ def _check_latency(samples, limit, what):
           % (what, len(slow), len(samples), limit, ["%s %.2fs" % (s.op, s.elapsed) for s in slow[:8]]))
 
 
-# ---------------------------------------------------------------------------
-
-def test_redis_sigkill_under_load_fail_closed_503_then_recovers_losing_no_acknowledged_write(t):
-    redis = FaultRedis(t, persistent=True).start()
-    proxy = _proxy(t, redis, "fail_closed")
-    fd_base = settle_fd_baseline(proxy)
-    load = SessionLoad(proxy, clients=12).start()
+def _crash_redis_under(load, redis, proxy):
+    """With `load` running: 1.5 s of traffic, SIGKILL Redis, 1.5 s of outage,
+    restart it, wait for service, 1 s more past the recovery bound, stop the
+    load. Returns (killed_at, restarting_at, seconds from Redis readiness to
+    the first successful session write and read)."""
     time.sleep(1.5)
-
     killed_at = time.monotonic()
     redis.stop()
     time.sleep(1.5)
@@ -108,6 +105,17 @@ def test_redis_sigkill_under_load_fail_closed_503_then_recovers_losing_no_acknow
     recovery = _time_to_service(proxy, redis.ready_at, 10.0)
     time.sleep(RECOVERY + 1.0)
     load.stop()
+    return killed_at, restarting_at, recovery
+
+
+# ---------------------------------------------------------------------------
+
+def test_redis_sigkill_under_load_fail_closed_503_then_recovers_losing_no_acknowledged_write(t):
+    redis = FaultRedis(t, persistent=True).start()
+    proxy = _proxy(t, redis, "fail_closed")
+    fd_base = settle_fd_baseline(proxy)
+    load = SessionLoad(proxy, clients=12).start()
+    killed_at, restarting_at, recovery = _crash_redis_under(load, redis, proxy)
 
     check_eq(proxy.returncode, None, "sessiond exit status after a Redis crash under load (want: running)")
     _check_no_client_errors(load, "Redis SIGKILL under load")
@@ -136,16 +144,7 @@ def test_redis_sigkill_under_load_fail_open_serves_without_session_then_recovers
     fd_base = settle_fd_baseline(proxy)
     # fail_open acknowledges writes it had to drop: no read-your-writes check.
     load = SessionLoad(proxy, clients=12, check_reads=False).start()
-    time.sleep(1.5)
-
-    killed_at = time.monotonic()
-    redis.stop()
-    time.sleep(1.5)
-    restarting_at = time.monotonic()
-    redis.start()
-    recovery = _time_to_service(proxy, redis.ready_at, 10.0)
-    time.sleep(RECOVERY + 1.0)
-    load.stop()
+    killed_at, restarting_at, recovery = _crash_redis_under(load, redis, proxy)
 
     print("recovery %.3fs after Redis readiness; %s" % (recovery, load.summary()))
     check_eq(proxy.returncode, None, "sessiond exit status after a Redis crash under load (want: running)")

@@ -314,10 +314,11 @@ def test_memory_max_sessions_evicts_oldest(t):
 # ---------------------------------------------------------------------------
 # Destroy / Regenerate racing a write of the same session
 
-def _ending_races_a_write(t, manager, instruction):
-    """A write whose request loaded the session before a Destroy (logout) or
-    Regenerate (login) of it, and whose response comes after, must not bring
-    the old id back: afterwards the old cookie loads nothing."""
+def _race_behind_a_gate(t, manager, slow_instructions, fast_instruction, what):
+    """Starts a session, sends `slow_instructions` with its cookie to a backend
+    that holds the request, and, while it is held, `fast_instruction` through
+    the same browser. Returns (proxy, browser, the old cookie, the held
+    request's response, gate) once both are answered."""
     gate = GateBackend(t)
     proxy = start_proxy(t, manager, upstream=gate)
     b = Browser(proxy)
@@ -325,19 +326,27 @@ def _ending_races_a_write(t, manager, instruction):
     old = b.cookie
     late = {}
 
-    def slow_write():
+    def slow():
         late["resp"] = Browser(proxy, cookie=old, fresh_connections=True).request(
-            instructions_target([set_header({"late": 1})], path="/gated"))
-    th = threading.Thread(target=slow_write)
+            instructions_target(slow_instructions, path="/gated"))
+    th = threading.Thread(target=slow)
     th.start()
     try:
-        check(gate.arrived.wait(5 * SLOW), "the slow write never reached the backend")
-        resp = b.write((instruction, "true"))
-        check_eq(resp.status, 200, "status of %s while another request of the session is in flight" % instruction)
+        check(gate.arrived.wait(5 * SLOW), "the slow %s never reached the backend" % what)
+        resp = b.write((fast_instruction, "true"))
+        check_eq(resp.status, 200, "status of %s while the %s of the session is in flight" % (fast_instruction, what))
     finally:
         gate.release.set()
         th.join(15)
-    check("resp" in late, "the slow write got no response")
+    check("resp" in late, "the slow %s got no response" % what)
+    return proxy, b, old, late["resp"], gate
+
+
+def _ending_races_a_write(t, manager, instruction):
+    """A write whose request loaded the session before a Destroy (logout) or
+    Regenerate (login) of it, and whose response comes after, must not bring
+    the old id back: afterwards the old cookie loads nothing."""
+    proxy, b, old, _, gate = _race_behind_a_gate(t, manager, [set_header({"late": 1})], instruction, "write")
     resp = Browser(proxy, cookie=old).request("/echo")
     view = SessionView(resp)
     check(view.status != "active", "the old cookie works again after %s raced a write: the write recreated the "
@@ -360,26 +369,10 @@ def _regenerate_racing_a_destroy(t, manager):
     """A Regenerate (login) whose request loaded the session before a Destroy
     (logout) of it completed must not move the destroyed session to a new id:
     its response clears the cookie and no cookie loads a session afterwards."""
-    gate = GateBackend(t)
-    proxy = start_proxy(t, manager, upstream=gate)
-    b = Browser(proxy)
-    make_session(b, {"user": "ada"})
-    old = b.cookie
-    late = {}
-
-    def slow_regenerate():
-        late["resp"] = Browser(proxy, cookie=old, fresh_connections=True).request(
-            instructions_target([("X-Session-Regenerate", "true"), set_header({"role": "admin"})], path="/gated"))
-    th = threading.Thread(target=slow_regenerate)
-    th.start()
-    try:
-        check(gate.arrived.wait(5 * SLOW), "the slow regenerate never reached the backend")
-        check_eq(b.write(("X-Session-Destroy", "true")).status, 200, "status of the Destroy")
-    finally:
-        gate.release.set()
-        th.join(15)
-    check("resp" in late, "the slow regenerate got no response")
-    check_cleared(late["resp"], "the Regenerate of a session destroyed meanwhile")
+    proxy, _, old, late, gate = _race_behind_a_gate(
+        t, manager, [("X-Session-Regenerate", "true"), set_header({"role": "admin"})], "X-Session-Destroy",
+        "regenerate")
+    check_cleared(late, "the Regenerate of a session destroyed meanwhile")
     check_session(SessionView(Browser(proxy, cookie=old).request("/echo")), "none", {},
                   "the old cookie after a Regenerate raced a Destroy")
     check(not gate.errors, "GateBackend: %s" % gate.errors)
