@@ -13,7 +13,8 @@
 # written to) and writes what it discovers to build/fuzz/corpus/<target>/, so
 # later runs resume from there. A crash, leak, UB report, timeout or violated
 # invariant is saved under build/fuzz/artifacts/<target>/ and the log under
-# build/fuzz/logs/<target>.log. Two targets run at a time (one per core).
+# build/fuzz/logs/<target>.log; the summary prints each artifact in base64.
+# Two targets run at a time (one per core).
 #
 # Exit status: 0 when every target ran clean, 1 when any crashed (each one is
 # named, with its artifacts), 2 for usage or build errors.
@@ -173,7 +174,13 @@ for t in "${targets[@]}"; do
     crashed+=("$t")
     echo "  CRASHED $t: see $OUT/logs/$t.log"
     grep -E 'ERROR: |runtime error|fuzz invariant violated|SUMMARY' "$OUT/logs/$t.log" | head -n 5 | sed 's/^/          /'
-    ls "$OUT/artifacts/$t"/* 2>/dev/null | sed 's/^/          artifact: /'
+    # The artifact itself, base64, so a crash in a throw-away CI clone can be
+    # recreated from the log alone (bounded: an input is at most max_len).
+    for a in "$OUT/artifacts/$t"/*; do
+      [ -f "$a" ] || continue
+      echo "          artifact: $a ($(stat -c %s "$a") bytes), recreate with: echo <base64> | base64 -d > crash"
+      base64 -w 100 "$a" | head -n 200 | sed 's/^/          base64: /'
+    done
   fi
 done
 if [ ${#crashed[@]} -gt 0 ]; then

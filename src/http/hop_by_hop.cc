@@ -25,9 +25,11 @@ bool IsHopByHop(HeaderId id) {
 }  // namespace
 
 void RemoveHopByHop(HeaderList* headers) {
-  // Connection may name any number of fields; beyond 32 distinct names the
-  // rest are ignored (a bound on attacker-controlled work, not a real limit).
-  // "close" and "keep-alive", the usual tokens, name no other field.
+  // Connection may name any number of fields; beyond 32 names the rest are
+  // ignored (a bound on attacker-controlled work, not a real limit). Every
+  // token names a field, "close" included (RFC 9110 7.6.1: a field called
+  // Close goes with Connection: close; the name is reserved for that reason).
+  // Host alone is kept: it is end-to-end and sessiond has already read it.
   std::string_view named[32];
   size_t named_count = 0;
   for (const Header& h : headers->fields()) {
@@ -36,7 +38,7 @@ void RemoveHopByHop(HeaderList* headers) {
     while (!list.empty() && named_count < 32) {
       size_t comma = list.find(',');
       std::string_view token = TrimOws(list.substr(0, comma));
-      if (!token.empty() && ClassifyHeader(token) != HeaderId::kHost && !EqualsIgnoreCase(token, "close")) {
+      if (!token.empty() && ClassifyHeader(token) != HeaderId::kHost) {
         named[named_count++] = token;
       }
       if (comma == std::string_view::npos) break;

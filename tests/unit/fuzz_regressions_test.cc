@@ -258,4 +258,14 @@ TEST_CASE("fuzz regression: a sealed payload cut inside the public id is invalid
         CookieVerdict::kExpired);
 }
 
+// response_framing, CI run of 2026-11-26: RemoveHopByHop skipped the token
+// "close", so a field named Close survived `Connection: close`, whereas RFC
+// 9110 7.6.1 (and the harness) drop every field a Connection token names.
+TEST_CASE("fuzz regression: a field named Close goes with Connection: close") {
+  RecordViolations record;
+  CHECK(fuzz::CheckResponseBytes("HTTP/1.1 200 OK\r\nConnection: close\r\nClose: x\r\nContent-Length: 0\r\n\r\n"));
+  CHECK(fuzz::CheckRequestStream("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nClose: x\r\n\r\n"));
+  CHECK(RecordedViolations() == std::vector<std::string>());
+}
+
 }  // namespace sessiond

@@ -54,3 +54,13 @@ TEST_CASE("HasToken and case-insensitive lookups") {
   CHECK(h.Remove("X-COPY") == 1);
   CHECK(h.size() == 0);
 }
+
+TEST_CASE("Connection: close removes a field named Close too") {
+  HeaderList h;
+  h.Append("Connection", "close");
+  h.Append("Close", "x");
+  h.Append("X-Kept", "1");
+  RemoveHopByHop(&h);
+  REQUIRE(h.size() == 1);
+  CHECK(h.fields()[0].name == "X-Kept");
+}
