@@ -54,9 +54,10 @@ class SessionFilter : public ExchangeFilter {
   void LoadFromStore(RequestHead& request, FilterDone done);
   // Mints a new id with a fresh lifetime (status "new"); keeps data_.
   bool StartNewSession(int64_t now);
-  // StoreKey(id_, key_index_), computed once per (id, key index): the load and
-  // the apply step of one request both need it, and it costs an HMAC.
-  Result<std::string> CurrentStoreKey();
+  // codec().StoreKey(id_, key_index), remembered for the last (id, key index)
+  // asked: the load and the apply step of one request both need it, and it
+  // costs an HMAC.
+  Result<std::string> StoreKey(size_t key_index);
   void Inject(RequestHead& request);
   // A store call failed: 503 under fail_closed, otherwise carry on without it.
   bool StoreFailed(const char* what, const Status& status, const FilterDone& done);
@@ -90,18 +91,18 @@ class SessionFilter : public ExchangeFilter {
   bool persisted_ = false;       // the session exists in the store
   bool store_failed_ = false;    // the load failed (fail_open): the cookie is left alone
   std::string public_id_;
-  std::string store_key_;     // CurrentStoreKey() of store_key_id_ under store_key_index_
+  std::string store_key_;     // StoreKey(store_key_index_) of store_key_id_
   std::string store_key_id_;  // empty: nothing cached
   size_t store_key_index_ = 0;
 };
 
-Result<std::string> SessionFilter::CurrentStoreKey() {
-  if (store_key_id_.empty() || store_key_id_ != id_ || store_key_index_ != key_index_) {
-    Result<std::string> key = codec().StoreKey(id_, key_index_);
+Result<std::string> SessionFilter::StoreKey(size_t key_index) {
+  if (store_key_id_.empty() || store_key_id_ != id_ || store_key_index_ != key_index) {
+    Result<std::string> key = codec().StoreKey(id_, key_index);
     if (!key.ok()) return key;
     store_key_ = std::move(*key);
     store_key_id_ = id_;
-    store_key_index_ = key_index_;
+    store_key_index_ = key_index;
   }
   return store_key_;
 }
@@ -168,7 +169,7 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
 }
 
 void SessionFilter::LoadFromStore(RequestHead& request, FilterDone done) {
-  Result<std::string> key = CurrentStoreKey();
+  Result<std::string> key = StoreKey(key_index_);
   if (!key.ok()) {  // cannot happen for a verified id; treat as no session
     status_ = SessionStatus::kNone;
     Inject(request);
@@ -339,7 +340,7 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
   const bool had = has_session();
   std::string current_key;
   if (had) {
-    Result<std::string> key = CurrentStoreKey();
+    Result<std::string> key = StoreKey(key_index_);
     if (key.ok()) current_key = std::move(*key);
   }
 
@@ -385,9 +386,7 @@ void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& respons
       return;
     }
   }
-  // Under the current secret: the cached key unless the cookie verified under
-  // a fallback (migrate) and keeps its id.
-  Result<std::string> final_key = key_index_ == 0 ? CurrentStoreKey() : codec().StoreKey(id_, 0);
+  Result<std::string> final_key = StoreKey(0);  // under the current secret
   if (!final_key.ok()) {
     done(FilterResult::Reply(500, "Internal Server Error\n"));
     return;
