@@ -63,17 +63,9 @@ int Server::Run() {
     signals_.push_back(ev);
   }
 
-  for (int i = 0; i < config_->workers; ++i) {
-    auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_);
-    Status s = worker->Init();
-    if (!s.ok()) {
-      fprintf(stderr, "sessiond: %s\n", s.message().c_str());
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-      return 1;
-    }
-    workers_.push_back(std::move(worker));
-  }
-
+  // The admin listener listens before the workers do: once the proxy port
+  // accepts (what supervisors and the tests take as "up"), so does the admin
+  // port. Its readiness callback runs on this loop, after the workers exist.
   if (config_->admin.listen) {
     admin_ = std::make_unique<AdminServer>(base_, &metrics_, [this] {
       for (auto& w : workers_) {
@@ -87,6 +79,17 @@ int Server::Run() {
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
+  }
+
+  for (int i = 0; i < config_->workers; ++i) {
+    auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_);
+    Status s = worker->Init();
+    if (!s.ok()) {
+      fprintf(stderr, "sessiond: %s\n", s.message().c_str());
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      return 1;
+    }
+    workers_.push_back(std::move(worker));
   }
 
   for (auto& w : workers_) w->Start();

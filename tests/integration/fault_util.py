@@ -75,12 +75,15 @@ class FaultRedis(RedisServer):
     def hang(self, seconds):
         """Freezes Redis for `seconds` with DEBUG SLEEP, sent from another
         connection in a thread. Returns (thread, started_at): Redis is frozen
-        from about started_at; join the thread to know it woke up."""
+        from about started_at; join the thread to know it woke up. Joining
+        can return late on a loaded machine, so thread.wakes_no_earlier_than
+        bounds the wake-up from below: the command was not sent before it."""
         started = threading.Event()
         box = {}
 
         def run():
             with socket.create_connection(("127.0.0.1", self.port), timeout=seconds + 10) as s:
+                box["sending"] = time.monotonic()
                 s.sendall(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$%d\r\n%s\r\n"
                           % (len(str(seconds)), str(seconds).encode()))
                 box["at"] = time.monotonic()
@@ -91,6 +94,7 @@ class FaultRedis(RedisServer):
         th.start()
         check(started.wait(5), "could not send DEBUG SLEEP to redis")
         th.reply = lambda: box.get("reply")
+        th.wakes_no_earlier_than = box["sending"] + seconds
         return th, box["at"]
 
 
