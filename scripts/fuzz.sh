@@ -30,12 +30,12 @@ ALL_TARGETS=(request_framing response_framing cookie_decoder instruction_parser 
 # needs: a target never depends on code it does not exercise.
 HTTP_SRCS="src/http/message.cc src/http/body.cc src/http/headers.cc src/http/hop_by_hop.cc"
 CRYPTO_SRCS="src/crypto/crypto.cc src/crypto/keys.cc"
-CODEC_SRCS="src/session/cookie_codec.cc src/session/session_data.cc $CRYPTO_SRCS"
+CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc $CRYPTO_SRCS"
 declare -A SRCS=(
   [request_framing]="$HTTP_SRCS"
   [response_framing]="$HTTP_SRCS"
   [cookie_decoder]="$CODEC_SRCS"
-  [instruction_parser]="src/session/header_protocol.cc src/session/session_data.cc"
+  [instruction_parser]="src/session/header_protocol.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
   [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS"
 )

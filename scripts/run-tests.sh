@@ -42,6 +42,14 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# --- layering (scripts/check-layers.sh): one test ------------------------------
+echo "== layers: scripts/check-layers.sh"
+if scripts/check-layers.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 # --- unit tests (doctest) ---------------------------------------------------
 echo "== unit tests: $build/unit_tests"
 if [ -x "$build/unit_tests" ]; then

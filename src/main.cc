@@ -17,7 +17,7 @@
 #include "server/libevent_memory.h"
 #include "server/server.h"
 #include "session/session_filter.h"
-#include "util/log.h"
+#include "base/log.h"
 
 #ifndef SESSIOND_VERSION
 #define SESSIOND_VERSION "0.1.0"

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "server/listen_socket.h"
+#include "net/listen_socket.h"
 
 namespace sessiond {
 

@@ -14,9 +14,9 @@
 #include <functional>
 #include <string>
 
-#include "admin/metrics.h"
+#include "observe/metrics.h"
 #include "config/config.h"
-#include "util/status.h"
+#include "base/status.h"
 
 struct evhttp;
 struct evhttp_request;

@@ -19,7 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "util/status.h"
+#include "base/log.h"
+#include "base/status.h"
 
 namespace sessiond {
 
@@ -40,8 +41,6 @@ enum class StoreKind { kCookie, kRedis, kFile, kMemory };
 enum class SessionCreate { kLazy, kAlways };
 enum class OnStoreError { kFailClosed, kFailOpen };
 enum class AccessLogFormat { kCombined, kJson, kOff };
-enum class LogLevel { kDebug, kInfo, kWarn, kError };
-
 const char* ToString(SameSite v);
 const char* ToString(StoreKind v);
 const char* ToString(SessionCreate v);

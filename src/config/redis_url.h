@@ -12,7 +12,7 @@
 #include <string>
 
 #include "config/config.h"
-#include "util/status.h"
+#include "base/status.h"
 
 namespace sessiond {
 namespace config_internal {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "util/status.h"
+#include "base/status.h"
 
 namespace sessiond {
 namespace config_internal {

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "util/status.h"
+#include "base/status.h"
 
 // From <openssl/types.h>; declared here so users of this header do not pull
 // in OpenSSL.

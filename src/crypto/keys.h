@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "crypto/crypto.h"
-#include "util/status.h"
+#include "base/status.h"
 
 namespace sessiond::crypto {
 

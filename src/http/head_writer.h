@@ -1,9 +1,8 @@
-// HeadWriter: writes one message head straight into an output evbuffer with
-// a single reservation: no temporary string, no printf. Callers first add up
-// an upper bound of the size (Reserve), then Put the pieces, then Commit.
+// HeadWriter: writes one message head into memory the caller reserved (for
+// example straight in a connection's output buffer): no temporary string, no
+// printf. Callers first add up an upper bound of the size, reserve that much,
+// then Put the pieces and read back size().
 #pragma once
-
-#include <event2/buffer.h>
 
 #include <cstdint>
 #include <cstring>
@@ -23,16 +22,9 @@ class HeadWriter {
     return n;
   }
 
-  // Reserves `max_size` contiguous bytes at the end of `out`.
-  HeadWriter(evbuffer* out, size_t max_size) : out_(out) {
-    if (evbuffer_reserve_space(out_, static_cast<ev_ssize_t>(max_size), &vec_, 1) == 1 &&
-        vec_.iov_len >= max_size) {
-      begin_ = p_ = static_cast<char*>(vec_.iov_base);
-      end_ = begin_ + max_size;
-    }
-  }
-  HeadWriter(const HeadWriter&) = delete;
-  HeadWriter& operator=(const HeadWriter&) = delete;
+  // Writes into [dst, dst + capacity); dst may be null (then ok() is false
+  // and nothing is written).
+  HeadWriter(char* dst, size_t capacity) : begin_(dst), p_(dst), end_(dst ? dst + capacity : dst) {}
 
   bool ok() const { return begin_ != nullptr; }
 
@@ -58,17 +50,10 @@ class HeadWriter {
       Put("\r\n");
     }
   }
-  // Hands the written bytes to the buffer (and so to the socket).
-  void Commit() {
-    if (!begin_) return;
-    vec_.iov_len = static_cast<size_t>(p_ - begin_);
-    evbuffer_commit_space(out_, &vec_, 1);
-    begin_ = nullptr;
-  }
+  // Bytes written so far.
+  size_t size() const { return static_cast<size_t>(p_ - begin_); }
 
  private:
-  evbuffer* out_;
-  evbuffer_iovec vec_{};
   char* begin_ = nullptr;
   char* p_ = nullptr;
   char* end_ = nullptr;

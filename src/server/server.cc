@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "util/log.h"
+#include "base/log.h"
 
 namespace sessiond {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "admin/admin_server.h"
-#include "admin/metrics.h"
+#include "observe/metrics.h"
 #include "config/config.h"
 #include "server/worker.h"
 

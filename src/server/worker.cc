@@ -7,11 +7,11 @@
 
 #include <cstring>
 
-#include "admin/metrics.h"
+#include "observe/metrics.h"
 #include "crypto/crypto.h"
-#include "http/client_connection.h"
-#include "server/listen_socket.h"
-#include "util/log.h"
+#include "proxy/client_connection.h"
+#include "net/listen_socket.h"
+#include "base/log.h"
 
 namespace sessiond {
 
@@ -62,7 +62,7 @@ Status Worker::Init() {
 
 void Worker::Start() {
   thread_ = std::thread([this] {
-    if (make_filters_) filters_ = make_filters_(config_, *this);
+    if (make_filters_) filters_ = make_filters_(config_, loop_env(), metrics_);
     static const timeval kOneSecond{1, 0};
     evtimer_add(tick_, &kOneSecond);
     OnTick();
@@ -85,6 +85,14 @@ void Worker::Join() {
 }
 
 void Worker::Post(std::function<void()> fn) { tasks_->Post(std::move(fn)); }
+
+LoopEnv Worker::loop_env() {
+  LoopEnv env;
+  env.base = base_;
+  env.post = [this](std::function<void()> fn) { Post(std::move(fn)); };
+  env.index = index_;
+  return env;
+}
 
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
@@ -188,7 +196,7 @@ void Worker::Reload(std::shared_ptr<const Config> config) {
     bool upstream_changed = config->upstream.address.text != config_->upstream.address.text;
     config_ = config;
     if (upstream_changed) pool_->Clear();
-    if (make_filters_) filters_ = make_filters_(config_, *this);
+    if (make_filters_) filters_ = make_filters_(config_, loop_env(), metrics_);
   });
 }
 

@@ -16,23 +16,20 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/status.h"
 #include "config/config.h"
-#include "http/exchange_filter.h"
-#include "http/upstream_pool.h"
-#include "server/task_queue.h"
-#include "util/status.h"
+#include "net/loop_env.h"
+#include "net/task_queue.h"
+#include "proxy/proxy_host.h"
+#include "proxy/upstream_pool.h"
+#include "session/session_filter.h"
 
 namespace sessiond {
 
 class ClientConnection;
 struct Metrics;
 
-// Builds the per-worker session step. Called on the worker's thread at start
-// and after every reload; returns nullptr for no session step.
-using FilterFactoryMaker =
-    std::function<std::unique_ptr<ExchangeFilterFactory>(const std::shared_ptr<const Config>&, class Worker&)>;
-
-class Worker {
+class Worker : public ProxyHost {
  public:
   Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics);
   ~Worker();
@@ -58,14 +55,14 @@ class Worker {
 
   // ---- loop-thread API ----
   int index() const { return index_; }
-  event_base* base() const { return base_; }
-  const std::shared_ptr<const Config>& config() const { return config_; }
-  UpstreamPool& pool() { return *pool_; }
-  ExchangeFilterFactory* filters() { return filters_.get(); }
-  Metrics* metrics() { return metrics_; }
-  bool shutting_down() const { return shutting_down_; }
-  void Register(ClientConnection* conn);
-  void Unregister(ClientConnection* conn);
+  event_base* base() const override { return base_; }
+  const std::shared_ptr<const Config>& config() const override { return config_; }
+  UpstreamPool& pool() override { return *pool_; }
+  ExchangeFilterFactory* filters() override { return filters_.get(); }
+  Metrics* metrics() override { return metrics_; }
+  bool shutting_down() const override { return shutting_down_; }
+  void Register(ClientConnection* conn) override;
+  void Unregister(ClientConnection* conn) override;
   size_t connection_count() const { return connections_.size(); }
   // Thread-safe: the loop has ended (clean drain or forced stop).
   bool exited() const { return exited_.load(std::memory_order_acquire); }
@@ -74,7 +71,9 @@ class Worker {
 
   // A fresh request id: 32 hex characters, unique within this process
   // (a random per-worker prefix and a counter; not a secret).
-  std::string NextRequestId();
+  std::string NextRequestId() override;
+  // This worker's loop, for the session step and its store.
+  LoopEnv loop_env();
 
  private:
   static void AcceptCb(evconnlistener* listener, evutil_socket_t fd, sockaddr* addr, int len, void* arg);

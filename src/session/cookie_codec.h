@@ -35,8 +35,8 @@
 
 #include "config/config.h"
 #include "crypto/keys.h"
-#include "session/session_data.h"
-#include "util/status.h"
+#include "store/session_data.h"
+#include "base/status.h"
 
 namespace sessiond {
 

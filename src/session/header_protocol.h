@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "session/session_data.h"
-#include "util/status.h"
+#include "store/session_data.h"
+#include "base/status.h"
 
 namespace sessiond {
 

@@ -5,11 +5,11 @@
 #include <chrono>
 #include <mutex>
 
-#include "admin/metrics.h"
+#include "observe/metrics.h"
 #include "session/cookie_header.h"
 #include "session/header_protocol.h"
 #include "store/store_factory.h"
-#include "util/log.h"
+#include "base/log.h"
 
 namespace sessiond {
 
@@ -532,11 +532,11 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     return codec.status();
   }
 
-  FilterFactoryMaker maker = [process](const std::shared_ptr<const Config>& cfg,
-                                       Worker& worker) -> std::unique_ptr<ExchangeFilterFactory> {
+  FilterFactoryMaker maker = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
+                                       Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
-    ctx->metrics = worker.metrics();
+    ctx->metrics = metrics;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());
@@ -555,9 +555,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
       }
       stores = process->stores;
     }
-    Worker* w = &worker;
-    Result<std::unique_ptr<SessionStore>> store =
-        CreateStore(*cfg, worker.base(), [w](std::function<void()> fn) { w->Post(std::move(fn)); }, stores);
+    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores);
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();

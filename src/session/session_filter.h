@@ -26,7 +26,8 @@
 #include <memory>
 
 #include "config/config.h"
-#include "server/worker.h"
+#include "http/exchange_filter.h"
+#include "net/loop_env.h"
 #include "session/cookie_codec.h"
 #include "store/store.h"
 
@@ -42,6 +43,11 @@ struct SessionContext {
   std::shared_ptr<SessionStore> store;  // null for the cookie manager
   Metrics* metrics = nullptr;           // may be null (tests)
 };
+
+// Builds the per-worker session step. Called on the worker's thread at start
+// and after every reload; returns nullptr for no session step.
+using FilterFactoryMaker = std::function<std::unique_ptr<ExchangeFilterFactory>(
+    const std::shared_ptr<const Config>&, const LoopEnv& loop, Metrics* metrics)>;
 
 // The per-exchange filter.
 std::unique_ptr<ExchangeFilter> NewSessionFilter(std::shared_ptr<SessionContext> context);

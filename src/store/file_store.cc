@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/memory_store.h"
-#include "util/log.h"
+#include "base/log.h"
 
 namespace sessiond {
 

@@ -1,5 +1,7 @@
 #include "store/redis_store.h"
 
+#include "base/json_text.h"
+
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -12,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/memory_store.h"
-#include "util/log.h"
+#include "base/log.h"
 
 namespace sessiond {
 

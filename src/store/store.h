@@ -27,16 +27,13 @@
 #include <vector>
 
 #include "config/config.h"
-#include "session/session_data.h"
-#include "util/status.h"
+#include "store/session_data.h"
+#include "base/status.h"
+#include "net/loop_env.h"
 
 namespace sessiond {
 
 using StoreKey = std::string;
-
-// Runs a task on the owning worker's loop thread. Thread-safe; used by stores
-// that do blocking work on other threads (the file store) to complete there.
-using PostFn = std::function<void(std::function<void()>)>;
 
 // One atomic change of one session.
 struct ApplyRequest {

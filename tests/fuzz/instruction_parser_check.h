@@ -28,7 +28,7 @@
 
 #include "fuzz_check.h"
 #include "session/header_protocol.h"
-#include "session/session_data.h"
+#include "store/session_data.h"
 
 namespace sessiond {
 namespace fuzz {

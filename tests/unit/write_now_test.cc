@@ -1,5 +1,5 @@
 // WriteNow: queued bufferevent output sent within the current callback.
-#include "http/write_now.h"
+#include "proxy/write_now.h"
 
 #include <doctest/doctest.h>
 #include <event2/buffer.h>

@@ -43,11 +43,6 @@ std::string SerializeSession(const SessionData& data);
 // Length of SerializeSession(data), without building it.
 uint64_t SerializedSize(const SessionData& data);
 
-// Appends `s` as a JSON string literal, ASCII only: '"', '\\' and control
-// characters escaped, every non-ASCII code point as \uXXXX (surrogate pairs
-// above U+FFFF). Invalid UTF-8 bytes become U+FFFD, so the output is always
-// valid JSON and never contains CR, LF or NUL.
-void AppendJsonString(std::string* out, const std::string& s);
 
 // Applies clear, then deletes, then sets (nullopt deletes) to `data`: the
 // in-memory half of ApplyRequest, shared by the memory and file stores and by

@@ -1,4 +1,4 @@
-#include "session/session_data.h"
+#include "base/json_text.h"
 
 namespace sessiond {
 
@@ -6,7 +6,7 @@ namespace {
 
 // Decodes one UTF-8 sequence at s[i]; returns the code point and advances i,
 // or returns U+FFFD and advances one byte for an invalid or overlong sequence.
-uint32_t NextCodePoint(const std::string& s, size_t* i) {
+uint32_t NextCodePoint(std::string_view s, size_t* i) {
   const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = byte(*i);
   size_t len = 0;
@@ -35,7 +35,7 @@ void AppendU16(std::string* out, uint32_t unit) {
 
 }  // namespace
 
-void AppendJsonString(std::string* out, const std::string& s) {
+void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
   size_t i = 0;
   while (i < s.size()) {
@@ -66,44 +66,6 @@ void AppendJsonString(std::string* out, const std::string& s) {
     }
   }
   out->push_back('"');
-}
-
-std::string SerializeSession(const SessionData& data) {
-  std::string out;
-  out.reserve(SerializedSize(data));
-  out.push_back('{');
-  bool first = true;
-  for (const auto& [key, value] : data) {
-    if (!first) out.push_back(',');
-    first = false;
-    AppendJsonString(&out, key);
-    out.push_back(':');
-    out.append(value);
-  }
-  out.push_back('}');
-  return out;
-}
-
-uint64_t SerializedSize(const SessionData& data) {
-  uint64_t size = 2;  // {}
-  std::string scratch;
-  for (const auto& [key, value] : data) {
-    scratch.clear();
-    AppendJsonString(&scratch, key);
-    size += scratch.size() + 1 + value.size();  // "key":value
-  }
-  if (data.size() > 1) size += data.size() - 1;  // commas
-  return size;
-}
-
-void ApplyChanges(SessionData* data, bool clear, const std::vector<std::string>& deletes,
-                  const std::map<std::string, std::optional<std::string>>& sets) {
-  if (clear) data->clear();
-  for (const auto& key : deletes) data->erase(key);
-  for (const auto& [key, value] : sets) {
-    if (value) (*data)[key] = *value;
-    else data->erase(key);
-  }
 }
 
 }  // namespace sessiond

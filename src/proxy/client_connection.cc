@@ -1,4 +1,4 @@
-#include "http/client_connection.h"
+#include "proxy/client_connection.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <cstring>
 
-#include "admin/access_log.h"
-#include "admin/metrics.h"
-#include "http/exchange.h"
+#include "observe/access_log.h"
+#include "observe/metrics.h"
+#include "proxy/exchange.h"
 #include "http/message.h"
-#include "server/worker.h"
-#include "util/log.h"
+#include "proxy/proxy_host.h"
+#include "proxy/upstream_pool.h"
+#include "http/exchange_filter.h"
+#include "base/log.h"
 
 namespace sessiond {
 
@@ -69,7 +71,7 @@ bool StartsWithHead(evbuffer* in) {
 
 }  // namespace
 
-ClientConnection::ClientConnection(Worker* worker, evutil_socket_t fd, const sockaddr* peer)
+ClientConnection::ClientConnection(ProxyHost* worker, evutil_socket_t fd, const sockaddr* peer)
     : worker_(worker), config_(worker->config()), client_ip_(FormatPeer(peer)) {
   bev_ = bufferevent_socket_new(worker_->base(), fd, BEV_OPT_CLOSE_ON_FREE);
   if (!bev_) evutil_closesocket(fd);

@@ -1,4 +1,4 @@
-#include "http/exchange.h"
+#include "proxy/exchange.h"
 
 #include <event2/buffer.h>
 
@@ -6,14 +6,16 @@
 #include <cstdio>
 #include <cstring>
 
-#include "admin/access_log.h"
-#include "admin/metrics.h"
-#include "http/client_connection.h"
+#include "observe/access_log.h"
+#include "observe/metrics.h"
+#include "proxy/client_connection.h"
 #include "http/head_writer.h"
 #include "http/hop_by_hop.h"
-#include "http/write_now.h"
-#include "server/worker.h"
-#include "util/log.h"
+#include "proxy/write_now.h"
+#include "proxy/proxy_host.h"
+#include "proxy/upstream_pool.h"
+#include "http/exchange_filter.h"
+#include "base/log.h"
 
 namespace sessiond {
 
@@ -48,6 +50,29 @@ bool HasBareLf(evbuffer* in, size_t from) {
   }
   return false;
 }
+
+// A HeadWriter over `max_size` bytes reserved at the end of `out`; Commit()
+// hands what was written to the buffer.
+class EvbufferHead {
+ public:
+  EvbufferHead(evbuffer* out, size_t max_size) : out_(out) {
+    if (evbuffer_reserve_space(out_, static_cast<ev_ssize_t>(max_size), &vec_, 1) == 1 &&
+        vec_.iov_len >= max_size) {
+      writer_ = HeadWriter(static_cast<char*>(vec_.iov_base), max_size);
+    }
+  }
+  HeadWriter& writer() { return writer_; }
+  void Commit() {
+    if (!writer_.ok()) return;
+    vec_.iov_len = writer_.size();
+    evbuffer_commit_space(out_, &vec_, 1);
+  }
+
+ private:
+  evbuffer* out_;
+  evbuffer_iovec vec_{};
+  HeadWriter writer_{nullptr, 0};
+};
 
 }  // namespace
 
@@ -205,7 +230,8 @@ void Exchange::OnUpstreamConnected() {
 void Exchange::WriteRequestHead() {
   const size_t size = request_->method.size() + 1 + request_->target.size() + 11 +
                       HeadWriter::HeadersSize(request_->headers) + 30 + HeadWriter::kMaxNumber + 2;
-  HeadWriter w(bufferevent_get_output(upstream_->bev()), size);
+  EvbufferHead reserved(bufferevent_get_output(upstream_->bev()), size);
+  HeadWriter& w = reserved.writer();
   w.Put(request_->method);
   w.Put(" ");
   w.Put(request_->target);
@@ -219,7 +245,7 @@ void Exchange::WriteRequestHead() {
     w.Put("Transfer-Encoding: chunked\r\n");
   }
   w.Put("\r\n");
-  w.Commit();
+  reserved.Commit();
 }
 
 void Exchange::PumpRequestBody() {
@@ -415,7 +441,8 @@ void Exchange::WriteResponseHead() {
   const size_t size = 13 + response_->reason.size() + 2 + HeadWriter::HeadersSize(response_->headers) +
                       30 + HeadWriter::kMaxNumber + original_content_length_.size() + 16 +
                       request_id_.size() + 26 + 2;
-  HeadWriter w(bufferevent_get_output(conn_->bev()), size);
+  EvbufferHead reserved(bufferevent_get_output(conn_->bev()), size);
+  HeadWriter& w = reserved.writer();
   w.Put("HTTP/1.1 ");
   w.PutNumber(static_cast<uint64_t>(response_->status));
   w.Put(" ");
@@ -444,7 +471,7 @@ void Exchange::WriteResponseHead() {
     w.Put("Connection: keep-alive\r\n");
   }
   w.Put("\r\n");
-  w.Commit();
+  reserved.Commit();
   status_ = response_->status;
   response_started_ = true;
 }

@@ -30,12 +30,12 @@
 namespace sessiond {
 
 class Exchange;
-class Worker;
+class ProxyHost;
 
 class ClientConnection {
  public:
   // Takes ownership of fd (already non-blocking).
-  ClientConnection(Worker* worker, evutil_socket_t fd, const sockaddr* peer);
+  ClientConnection(ProxyHost* worker, evutil_socket_t fd, const sockaddr* peer);
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
@@ -45,7 +45,7 @@ class ClientConnection {
 
   // ---- for the Exchange ----
   bufferevent* bev() const { return bev_; }
-  Worker* worker() const { return worker_; }
+  ProxyHost* worker() const { return worker_; }
   const std::string& client_ip() const { return client_ip_; }
   // The client closed its sending side (it may still read our response).
   bool peer_eof() const { return peer_eof_; }
@@ -86,7 +86,7 @@ class ClientConnection {
   void ArmTimer(Millis timeout);
   void ScheduleDeferred();
 
-  Worker* worker_;
+  ProxyHost* worker_;
   std::shared_ptr<const Config> config_;  // the config of the current request
   bufferevent* bev_ = nullptr;
   event* timer_ = nullptr;

@@ -1,11 +1,11 @@
-#include "admin/access_log.h"
+#include "observe/access_log.h"
 
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
 
-#include "session/session_data.h"
+#include "base/json_text.h"
 
 namespace sessiond {
 
@@ -30,7 +30,7 @@ void AppendEscaped(std::string* out, std::string_view s) {
   }
 }
 
-void AppendJson(std::string* out, std::string_view s) { AppendJsonString(out, std::string(s)); }
+void AppendJson(std::string* out, std::string_view s) { AppendJsonString(out, s); }
 
 }  // namespace
 

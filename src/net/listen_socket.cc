@@ -1,4 +1,4 @@
-#include "server/listen_socket.h"
+#include "net/listen_socket.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -9,9 +9,10 @@
 
 #include <atomic>
 
-#include "config/config.h"
-
 namespace sessiond {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
 
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);

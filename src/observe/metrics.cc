@@ -1,4 +1,4 @@
-#include "admin/metrics.h"
+#include "observe/metrics.h"
 
 #include <cinttypes>
 #include <cstdio>

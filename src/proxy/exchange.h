@@ -29,7 +29,7 @@
 #include "http/body.h"
 #include "http/exchange_filter.h"
 #include "http/message.h"
-#include "http/upstream_pool.h"
+#include "proxy/upstream_pool.h"
 
 namespace sessiond {
 

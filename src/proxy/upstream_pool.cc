@@ -1,11 +1,11 @@
-#include "http/upstream_pool.h"
+#include "proxy/upstream_pool.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <algorithm>
 
-#include "util/log.h"
+#include "base/log.h"
 
 namespace sessiond {
 

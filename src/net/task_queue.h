@@ -14,7 +14,7 @@
 #include <mutex>
 #include <vector>
 
-#include "util/status.h"
+#include "base/status.h"
 
 namespace sessiond {
 

@@ -1,4 +1,4 @@
-#include "http/write_now.h"
+#include "proxy/write_now.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_struct.h>  // ev_write: the event bufferevent_writecb itself deletes

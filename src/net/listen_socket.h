@@ -2,7 +2,7 @@
 #pragma once
 
 #include "config/config.h"
-#include "util/status.h"
+#include "base/status.h"
 
 namespace sessiond {
 

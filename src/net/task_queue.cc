@@ -1,4 +1,4 @@
-#include "server/task_queue.h"
+#include "net/task_queue.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>

@@ -1,0 +1,44 @@
+// ProxyHost: what the proxy layer needs from the thread that runs it.
+//
+// A ClientConnection and its Exchanges live on one event loop and reach the
+// rest of the process only through this interface (implemented by
+// server/Worker), so the proxy layer never depends on how threads are wired.
+// Every call is made on the host's loop thread.
+#pragma once
+
+#include <event2/event.h>
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+
+namespace sessiond {
+
+class ClientConnection;
+class ExchangeFilterFactory;
+class UpstreamPool;
+struct Metrics;
+
+class ProxyHost {
+ public:
+  virtual ~ProxyHost() = default;
+
+  virtual event_base* base() const = 0;
+  // The configuration new requests use (replaced on reload).
+  virtual const std::shared_ptr<const Config>& config() const = 0;
+  virtual UpstreamPool& pool() = 0;
+  // The session step, or null for none.
+  virtual ExchangeFilterFactory* filters() = 0;
+  // May be null (tests).
+  virtual Metrics* metrics() = 0;
+  // Graceful shutdown has begun: finish the current exchange, then close.
+  virtual bool shutting_down() const = 0;
+  // A fresh request id (32 hex characters, unique within the process).
+  virtual std::string NextRequestId() = 0;
+  // Every live client connection is registered, so shutdown can reach it.
+  virtual void Register(ClientConnection* conn) = 0;
+  virtual void Unregister(ClientConnection* conn) = 0;
+};
+
+}  // namespace sessiond
