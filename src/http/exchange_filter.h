@@ -9,11 +9,13 @@
 // round trip; the exchange waits, holding the request body (or the upstream's
 // response body) in bounded buffers meanwhile.
 //
-// Ownership and cancellation: the Exchange owns its filter. If the exchange
-// ends early (client gone, timeout) the filter is destroyed while an
-// asynchronous step may be pending; the filter must then make sure `done` is
-// never called and nothing touches the destroyed object (e.g. store callbacks
-// hold a weak reference).
+// Ownership and cancellation: the exchange takes its filter from the factory
+// (Acquire) and hands it back exactly once when it ends (Recycle), after
+// OnComplete. If the exchange ends early (client gone, timeout) it is recycled
+// while an asynchronous step may be pending; the filter must then make sure
+// `done` is never called and nothing touches the exchange again. The exchange
+// holds a reference to the factory until then, so a reload that installs a
+// new factory never frees one with filters still out.
 #pragma once
 
 #include <functional>
@@ -64,12 +66,16 @@ class ExchangeFilter {
   virtual std::string_view LogTag() const { return {}; }
 };
 
-// Builds one filter per exchange. One factory per worker; called on that
+// Hands out one filter per exchange. One factory per worker; called on that
 // worker's thread.
 class ExchangeFilterFactory {
  public:
   virtual ~ExchangeFilterFactory() = default;
-  virtual std::unique_ptr<ExchangeFilter> Create(const ExchangeInfo& info) = 0;
+  // A filter for one exchange. The factory may hand out a recycled object, so
+  // a steady stream of requests allocates no filters. Never null.
+  virtual ExchangeFilter* Acquire(const ExchangeInfo& info) = 0;
+  // Takes back a filter from Acquire once its exchange has ended.
+  virtual void Recycle(ExchangeFilter* filter) = 0;
 
   // Readiness for /readyz: calls `done` (on this worker's thread, possibly
   // before returning) with OK when the filter's dependencies answer.

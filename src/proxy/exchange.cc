@@ -84,6 +84,7 @@ Exchange::Exchange(ClientConnection* conn, std::shared_ptr<const Config> config,
 }
 
 Exchange::~Exchange() {
+  if (filter_) filter_factory_->Recycle(filter_);
   if (timer_) event_free(timer_);
 }
 
@@ -96,8 +97,8 @@ void Exchange::Start() {
   if (request_body_pending()) conn_->RequestBodyProgress(0);  // starts the body timers
 
   state_ = State::kRequestFilter;
-  if (ExchangeFilterFactory* factory = conn_->worker()->filters()) {
-    filter_ = factory->Create(ExchangeInfo{conn_->client_ip()});
+  if ((filter_factory_ = conn_->worker()->filters())) {
+    filter_ = filter_factory_->Acquire(ExchangeInfo{conn_->client_ip()});
   }
   if (filter_) {
     filter_->OnRequestHead(*request_, [this](FilterResult r) { OnRequestFiltered(std::move(r)); });

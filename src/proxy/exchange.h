@@ -111,7 +111,8 @@ class Exchange {
   std::shared_ptr<const Config> config_;
   std::unique_ptr<RequestHead> request_;
   std::unique_ptr<ResponseHead> response_;
-  std::unique_ptr<ExchangeFilter> filter_;
+  std::shared_ptr<ExchangeFilterFactory> filter_factory_;  // keeps filter_'s factory alive
+  ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled in the destructor
   std::unique_ptr<UpstreamConnection> upstream_;
   event* timer_ = nullptr;
   State state_ = State::kRequestFilter;

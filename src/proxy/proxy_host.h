@@ -28,8 +28,9 @@ class ProxyHost {
   // The configuration new requests use (replaced on reload).
   virtual const std::shared_ptr<const Config>& config() const = 0;
   virtual UpstreamPool& pool() = 0;
-  // The session step, or null for none.
-  virtual ExchangeFilterFactory* filters() = 0;
+  // The session step, or null for none. An exchange keeps a copy of the
+  // pointer until it has recycled its filter (a reload may replace it).
+  virtual const std::shared_ptr<ExchangeFilterFactory>& filters() = 0;
   // May be null (tests).
   virtual Metrics* metrics() = 0;
   // Graceful shutdown has begun: finish the current exchange, then close.

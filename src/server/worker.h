@@ -58,7 +58,7 @@ class Worker : public ProxyHost {
   event_base* base() const override { return base_; }
   const std::shared_ptr<const Config>& config() const override { return config_; }
   UpstreamPool& pool() override { return *pool_; }
-  ExchangeFilterFactory* filters() override { return filters_.get(); }
+  const std::shared_ptr<ExchangeFilterFactory>& filters() override { return filters_; }
   Metrics* metrics() override { return metrics_; }
   bool shutting_down() const override { return shutting_down_; }
   void Register(ClientConnection* conn) override;
@@ -98,7 +98,7 @@ class Worker : public ProxyHost {
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
   std::unique_ptr<UpstreamPool> pool_;
-  std::unique_ptr<ExchangeFilterFactory> filters_;
+  std::shared_ptr<ExchangeFilterFactory> filters_;
   std::unordered_set<ClientConnection*> connections_;
   bool shutting_down_ = false;
   std::thread thread_;

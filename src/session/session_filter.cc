@@ -468,15 +468,18 @@ class UnavailableFilter : public ExchangeFilter {
 
 class UnavailableFilterFactory : public ExchangeFilterFactory {
  public:
-  std::unique_ptr<ExchangeFilter> Create(const ExchangeInfo&) override {
-    return std::make_unique<UnavailableFilter>();
-  }
+  ExchangeFilter* Acquire(const ExchangeInfo&) override { return &filter_; }
+  void Recycle(ExchangeFilter*) override {}
+
+ private:
+  UnavailableFilter filter_;  // stateless: one serves every exchange
 };
 
 class SessionFilterFactory : public ExchangeFilterFactory {
  public:
   explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx) : ctx_(std::move(ctx)) {}
-  std::unique_ptr<ExchangeFilter> Create(const ExchangeInfo&) override { return NewSessionFilter(ctx_); }
+  ExchangeFilter* Acquire(const ExchangeInfo&) override { return NewSessionFilter(ctx_).release(); }
+  void Recycle(ExchangeFilter* filter) override { delete filter; }
 
   void CheckReady(std::function<void(bool)> done) override {
     if (!ctx_->store) {
