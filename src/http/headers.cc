@@ -1,5 +1,7 @@
 #include "http/headers.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace sessiond {
@@ -107,22 +109,27 @@ bool HasToken(std::string_view list, std::string_view token) {
 
 std::string_view HeaderList::Store(std::string_view s) {
   if (s.empty()) return std::string_view();
-  if (s.size() > kArenaBlock / 2) {  // large: its own block, the current one stays open
-    blocks_.emplace_back(new char[s.size()]);
-    char* p = blocks_.back().get();
-    memcpy(p, s.data(), s.size());
-    if (blocks_.size() > 1) std::swap(blocks_.back(), blocks_[blocks_.size() - 2]);
-    return std::string_view(p, s.size());
-  }
-  if (blocks_.empty() || block_used_ + s.size() > block_size_) {
-    blocks_.emplace_back(new char[kArenaBlock]);
+  if (blocks_.empty() || block_used_ + s.size() > blocks_[block_].size) {
+    // The next kept block if it is big enough, else a new one in its place.
+    size_t next = blocks_.empty() ? 0 : block_ + 1;
+    if (next >= blocks_.size() || blocks_[next].size < s.size()) {
+      size_t size = std::max(kArenaBlock, s.size());
+      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next),
+                     ArenaBlock{std::unique_ptr<char[]>(new char[size]), size});
+    }
+    block_ = next;
     block_used_ = 0;
-    block_size_ = kArenaBlock;
   }
-  char* p = blocks_.back().get() + block_used_;
+  char* p = blocks_[block_].data.get() + block_used_;
   memcpy(p, s.data(), s.size());
   block_used_ += s.size();
   return std::string_view(p, s.size());
+}
+
+void HeaderList::Clear() {
+  fields_.clear();
+  block_ = 0;
+  block_used_ = 0;
 }
 
 void HeaderList::AppendCopy(std::string_view name, std::string_view value) {

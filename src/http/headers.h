@@ -76,6 +76,9 @@ class HeaderList {
   void AppendValueCopy(std::string_view static_name, std::string_view value);
   // Copies `s` into the list's storage and returns the stored view.
   std::string_view Store(std::string_view s);
+  // Empties the list for the next message, keeping its capacity and arena
+  // blocks: a list reused for message after message stops allocating.
+  void Clear();
 
   const std::vector<Header>& fields() const { return fields_; }
   size_t size() const { return fields_.size(); }
@@ -101,10 +104,15 @@ class HeaderList {
 
  private:
   std::vector<Header> fields_;
-  // Bump arena: blocks never move once allocated, so stored views stay valid.
-  std::vector<std::unique_ptr<char[]>> blocks_;
+  // Bump arena: blocks never move once allocated, so stored views stay valid
+  // until Clear(), which rewinds to the first block and keeps them all.
+  struct ArenaBlock {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  std::vector<ArenaBlock> blocks_;
+  size_t block_ = 0;  // the block being filled
   size_t block_used_ = 0;
-  size_t block_size_ = 0;
 };
 
 }  // namespace sessiond

@@ -462,6 +462,30 @@ bool ParseResponseHead(std::string raw, bool request_was_head, ResponseHead* out
   return true;
 }
 
+void RequestHead::Clear() {
+  raw.clear();
+  method = target = host = std::string_view();
+  rewritten_target.clear();
+  minor_version = 1;
+  is_head = false;
+  headers.Clear();
+  framing = BodyFraming::kNone;
+  content_length = 0;
+  keep_alive = true;
+  expect_continue = false;
+}
+
+void ResponseHead::Clear() {
+  raw.clear();
+  status = 0;
+  reason = std::string_view();
+  minor_version = 1;
+  headers.Clear();
+  framing = BodyFraming::kNone;
+  content_length = 0;
+  keep_alive = true;
+}
+
 const char* ReasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";

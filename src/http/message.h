@@ -48,6 +48,10 @@ struct RequestHead {
   bool keep_alive = true;       // the client allows another request on this connection
   bool expect_continue = false;  // Expect: 100-continue (answered by sessiond itself)
   std::string_view host;        // Host (or the authority of an absolute-form target)
+
+  // Back to the state of a new object for the next request, keeping the
+  // capacity of the header list.
+  void Clear();
 };
 
 struct ResponseHead {
@@ -63,6 +67,10 @@ struct ResponseHead {
   BodyFraming framing = BodyFraming::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;  // the upstream connection may be reused afterwards
+
+  // Back to the state of a new object for the next response, keeping the
+  // capacity of the header list.
+  void Clear();
 };
 
 // Parses a complete request head (ending in "\r\n\r\n"). Returns 0 on success,

@@ -1,0 +1,35 @@
+#include "http/headers.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace sessiond;
+
+TEST_CASE("HeaderList::Clear keeps stored values usable for the next message") {
+  HeaderList list;
+  std::string big(3000, 'x');  // larger than one arena block
+  for (int round = 0; round < 3; ++round) {
+    list.Clear();
+    CHECK(list.size() == 0);
+    std::string value = "v" + std::to_string(round);
+    list.AppendCopy("X-Small", value);
+    list.AppendValueCopy("X-Big", big);
+    list.AppendCopy("X-After", "after");
+    REQUIRE(list.size() == 3);
+    CHECK(*list.Get("X-Small") == value);
+    CHECK(*list.Get("X-Big") == big);
+    CHECK(*list.Get("X-After") == "after");
+  }
+}
+
+TEST_CASE("HeaderList stores many values across blocks without corrupting earlier ones") {
+  HeaderList list;
+  for (int i = 0; i < 200; ++i) list.AppendCopy("X-N", std::string(static_cast<size_t>(i % 50 + 1), char('a' + i % 26)));
+  size_t i = 0;
+  for (const Header& h : list.fields()) {
+    CHECK(h.value == std::string(i % 50 + 1, char('a' + i % 26)));
+    ++i;
+  }
+  CHECK(i == 200);
+}
