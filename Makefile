@@ -38,7 +38,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 CPPFLAGS := -Isrc -MMD -MP
 CXXFLAGS := -std=c++17 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LDLIBS = $(PKG_LIBS) -lhttp_parser -lpthread
+LDLIBS = $(PKG_LIBS) -lpthread
 
 SRCS := $(shell find src -name '*.cc' | sort)
 MAIN_SRC := src/main.cc

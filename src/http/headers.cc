@@ -126,6 +126,17 @@ std::string_view HeaderList::Store(std::string_view s) {
   return std::string_view(p, s.size());
 }
 
+void HeaderList::MoveViews(uintptr_t old_base, const char* new_base) {
+  // Offsets are computed on integers: the old buffer may already be freed.
+  auto move = [&](std::string_view v) {
+    return std::string_view(new_base + (reinterpret_cast<uintptr_t>(v.data()) - old_base), v.size());
+  };
+  for (Header& h : fields_) {
+    h.name = move(h.name);
+    h.value = move(h.value);
+  }
+}
+
 void HeaderList::Clear() {
   fields_.clear();
   block_ = 0;

@@ -70,6 +70,15 @@ class HeaderList {
   void Append(std::string_view name, std::string_view value) {
     fields_.push_back({name, value, ClassifyHeader(name)});
   }
+  // The same, for a name the caller has already classified (the head parser
+  // does it while validating the name): `id` must be ClassifyHeader(name).
+  void AppendClassified(std::string_view name, std::string_view value, HeaderId id) {
+    fields_.push_back({name, value, id});
+  }
+  // The bytes every field points into moved from address `old_base` to
+  // `new_base` (a parser's input buffer grew): shifts every view by the same
+  // distance. Only for a list whose fields all point into that buffer.
+  void MoveViews(uintptr_t old_base, const char* new_base);
   // Copies both strings into the list's own storage.
   void AppendCopy(std::string_view name, std::string_view value);
   // Copies only the value: `name` must outlive the list (a literal).

@@ -1,19 +1,7 @@
-// Request and response heads: strict parsing of the bytes up to and including
-// the blank line, and the framing decision that follows from them.
-//
-// Parsing is two passes over a complete head (the caller finds "\r\n\r\n"
-// first and enforces max_header_bytes):
-//   1. ScanHead() validates every byte: CRLF line endings only (a bare CR or
-//      bare LF is an error), no NUL or other control characters in values,
-//      token-only field names with no whitespace before the colon, no
-//      obs-fold continuation lines. Debian's http-parser is built non-strict
-//      and would accept all of these, and each is a request-smuggling vector
-//      when two parsers disagree.
-//   2. http-parser tokenizes the request/status line and fields.
-// Then the framing rules (RFC 9112 section 6) are applied with no leniency:
-// Content-Length and Transfer-Encoding together, several Content-Length
-// fields, a Content-Length that is not plain digits, or a Transfer-Encoding
-// other than exactly "chunked" are errors.
+// Request and response heads: what HeadParser (http/head_parser.h) makes of
+// the bytes up to and including the blank line, and the framing decision that
+// follows from them. The views point into the caller's bytes (see the
+// contract in head_parser.h), never into a copy.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +24,6 @@ struct RequestHead {
   RequestHead(const RequestHead&) = delete;
   RequestHead& operator=(const RequestHead&) = delete;
 
-  std::string raw;  // the head bytes; the views below point into it
   std::string_view method;
   std::string_view target;  // origin-form after normalisation (absolute-form is rewritten)
   std::string rewritten_target;  // storage when absolute-form was rewritten
@@ -59,7 +46,6 @@ struct ResponseHead {
   ResponseHead(const ResponseHead&) = delete;
   ResponseHead& operator=(const ResponseHead&) = delete;
 
-  std::string raw;
   int status = 0;
   std::string_view reason;
   int minor_version = 1;
@@ -72,19 +58,6 @@ struct ResponseHead {
   // capacity of the header list.
   void Clear();
 };
-
-// Parses a complete request head (ending in "\r\n\r\n"). Returns 0 on success,
-// otherwise the HTTP status to answer (400, 405, 413, 505) with a short
-// reason for the log in *why (never client bytes).
-int ParseRequestHead(std::string raw, uint64_t max_body_bytes, RequestHead* out, const char** why);
-
-// Parses a complete response head. `request_was_head` suppresses the body.
-// Returns false with *why on any violation (the caller answers 502).
-bool ParseResponseHead(std::string raw, bool request_was_head, ResponseHead* out, const char** why);
-
-// Byte-level validation of a head (see the file comment). Exposed for tests.
-// `request` selects request-line or status-line rules for the first line.
-bool ScanHead(std::string_view raw, bool request, const char** why);
 
 // Host syntax check (RFC 9110 section 7.2: uri-host [":" port]). Exposed for tests.
 bool IsValidHost(std::string_view host);
