@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -27,10 +28,6 @@ namespace {
 // reset caused by unread input (the "lingering close" of nginx and Apache).
 constexpr Millis kLingerTime{2000};
 
-// At most this many empty lines before a request line are skipped
-// (RFC 9112 section 2.2 allows a server to ignore them).
-constexpr int kMaxLeadingEmptyLines = 4;
-
 std::string FormatPeer(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = "";
   if (sa->sa_family == AF_INET) {
@@ -46,27 +43,24 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
-// Called while the head is still incomplete: false when the request line is
-// already complete and is not "... HTTP/d.d" (an HTTP/0.9 request, or a bare
-// LF), so the client gets its 400 now rather than a silent close at the
-// client_header timeout.
-bool RequestLineLooksValid(evbuffer* in, size_t limit) {
-  evbuffer_ptr lf = evbuffer_search_range(in, "\n", 1, nullptr, nullptr);
-  if (lf.pos < 0 || static_cast<size_t>(lf.pos) > limit) return true;  // not complete yet
-  size_t line_len = static_cast<size_t>(lf.pos);
-  if (line_len < 10) return false;
-  char tail[10];
-  evbuffer_ptr from;
-  evbuffer_ptr_set(in, &from, line_len - 10, EVBUFFER_PTR_SET);
-  evbuffer_copyout_from(in, &from, tail, sizeof(tail));
-  auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  return tail[0] == ' ' && memcmp(tail + 1, "HTTP/", 5) == 0 && digit(tail[6]) && tail[7] == '.' &&
-         digit(tail[8]) && tail[9] == '\r';
-}
-
-bool StartsWithHead(evbuffer* in) {
-  char method[5];
-  return evbuffer_copyout(in, method, 5) == 5 && memcmp(method, "HEAD ", 5) == 0;
+// Stop-gap until the connection layer hands HeadParser a buffer of its own:
+// copies the input bytes not yet in `bytes` (at most `cap` in all, in
+// doubling steps so that a pipelined burst is not copied whole) and resumes
+// the parser on them. The parser keeps offsets, so `bytes` may reallocate.
+HeadParser::State ParseBufferedHead(evbuffer* in, size_t cap, std::vector<char>* bytes, HeadParser* parser,
+                                    RequestHead* out) {
+  HeadParser::State state = HeadParser::State::kIncomplete;
+  const size_t avail = std::min(evbuffer_get_length(in), cap);
+  while (state == HeadParser::State::kIncomplete && bytes->size() < avail) {
+    const size_t have = bytes->size();
+    const size_t want = std::min(avail, std::max<size_t>(2 * have, 1024));
+    bytes->resize(want);
+    evbuffer_ptr at;
+    evbuffer_ptr_set(in, &at, have, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(in, &at, bytes->data() + have, want - have);
+    state = parser->Parse(bytes->data(), want, out);
+  }
+  return state;
 }
 
 }  // namespace
@@ -213,16 +207,7 @@ void ClientConnection::OnDeferred() {
 
 void ClientConnection::TryStartRequest() {
   evbuffer* in = bufferevent_get_input(bev_);
-  size_t len = evbuffer_get_length(in);
-  for (int i = 0; i < kMaxLeadingEmptyLines && len >= 2; ++i) {
-    char two[2];
-    evbuffer_copyout(in, two, 2);
-    if (two[0] != '\r' || two[1] != '\n') break;
-    evbuffer_drain(in, 2);
-    len -= 2;
-    head_search_from_ = 0;
-  }
-  if (len == 0) {
+  if (evbuffer_get_length(in) == 0) {
     if (peer_eof_) CloseAfterFlush();  // answered everything it sent
     return;
   }
@@ -231,44 +216,35 @@ void ClientConnection::TryStartRequest() {
     head_started_ = std::chrono::steady_clock::now();
     ArmTimer(config_->timeouts.client_header);
   }
-  const size_t limit = config_->limits.max_header_bytes;
-  evbuffer_ptr start;
-  evbuffer_ptr_set(in, &start, head_search_from_ > 3 ? head_search_from_ - 3 : 0, EVBUFFER_PTR_SET);
-  evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
-  if (found.pos < 0) {
-    head_search_from_ = len;
-    if (!RequestLineLooksValid(in, limit)) {
-      RejectRequest(400, "malformed request line", StartsWithHead(in));  // e.g. HTTP/0.9
-    } else if (len > limit) {
-      RejectRequest(431, "request head over max_header_bytes", StartsWithHead(in));
-    } else if (peer_eof_) {
-      CloseAfterFlush();  // an incomplete head and nothing more will come
-    }
+  if (!pending_request_) {  // a new head starts
+    config_ = worker_->config();  // a reload applies from the next request on
+    pending_request_ = std::make_unique<RequestHead>();
+    head_bytes_.clear();
+    head_parser_.StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
+  }
+  // The parser decides within max_header_bytes plus the empty lines it may
+  // skip: it answers at the first byte that rules the head out (docs/HTTP.md,
+  // "Parsing"), so a NUL or an HTTP/0.9 request line gets its 400 at once.
+  const size_t cap = config_->limits.max_header_bytes + 8;
+  const HeadParser::State state = ParseBufferedHead(in, cap, &head_bytes_, &head_parser_, pending_request_.get());
+  if (state == HeadParser::State::kIncomplete) {
+    if (peer_eof_) CloseAfterFlush();  // an incomplete head and nothing more will come
     return;
   }
-  size_t head_len = static_cast<size_t>(found.pos) + 4;
-  if (head_len > limit) {
-    RejectRequest(431, "request head over max_header_bytes", StartsWithHead(in));
+  if (state == HeadParser::State::kError) {
+    pending_request_.reset();
+    RejectRequest(head_parser_.error_status(), head_parser_.error(), head_parser_.is_head_request());
     return;
   }
-  std::string raw(head_len, '\0');
-  evbuffer_remove(in, &raw[0], head_len);
-  head_search_from_ = 0;
-  config_ = worker_->config();  // a reload applies from the next request on
-
-  auto request = std::make_unique<RequestHead>();
-  const char* why = "";
-  const bool is_head = raw.compare(0, 5, "HEAD ") == 0;
-  int status = ParseRequestHead(std::move(raw), config_->limits.max_body_bytes, request.get(), &why);
-  if (status != 0) {
-    RejectRequest(status, why, is_head);
-    return;
-  }
+  evbuffer_drain(in, head_parser_.head_size());
   evtimer_del(timer_);
   header_timer_running_ = false;
   body_deadline_set_ = false;
   state_ = State::kInExchange;
-  exchange_ = std::make_unique<Exchange>(this, config_, std::move(request));
+  // The request's views point into head_bytes_, which the exchange now owns
+  // (a moved vector keeps its buffer).
+  exchange_ = std::make_unique<Exchange>(this, config_, std::move(pending_request_), std::move(head_bytes_));
+  head_bytes_ = std::vector<char>();
   exchange_->Start();
 }
 

@@ -24,8 +24,10 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
+#include "http/head_parser.h"
 
 namespace sessiond {
 
@@ -95,7 +97,11 @@ class ClientConnection {
   State state_ = State::kWaitingHead;
   bool peer_eof_ = false;
   bool header_timer_running_ = false;  // the timer currently counts client_header
-  size_t head_search_from_ = 0;         // bytes of input already searched for "\r\n\r\n"
+  // The head being received: parser state, the request it fills, and the
+  // copy of its bytes that the request's views point into.
+  HeadParser head_parser_;
+  std::unique_ptr<RequestHead> pending_request_;
+  std::vector<char> head_bytes_;
   std::chrono::steady_clock::time_point head_started_;  // first byte of the current head
   bool body_deadline_set_ = false;
   std::chrono::steady_clock::time_point body_deadline_;

@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -33,22 +34,24 @@ void MoveBody(evbuffer* in, evbuffer* out, size_t data, bool chunked) {
   if (chunked) evbuffer_add(out, "\r\n", 2);
 }
 
-// True when a line of the (incomplete) head in `in` ends with a bare LF;
-// bytes before `from` were checked by an earlier call.
-bool HasBareLf(evbuffer* in, size_t from) {
-  evbuffer_ptr start;
-  evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET);
-  evbuffer_ptr pos = evbuffer_search(in, "\n", 1, &start);
-  while (pos.pos >= 0) {
-    if (pos.pos == 0) return true;
-    char prev;
-    evbuffer_ptr before;
-    evbuffer_ptr_set(in, &before, static_cast<size_t>(pos.pos) - 1, EVBUFFER_PTR_SET);
-    if (evbuffer_copyout_from(in, &before, &prev, 1) != 1 || prev != '\r') return true;
-    if (evbuffer_ptr_set(in, &pos, 1, EVBUFFER_PTR_ADD) != 0) break;
-    pos = evbuffer_search(in, "\n", 1, &pos);
+// Stop-gap until the connection layer hands HeadParser a buffer of its own:
+// copies the input bytes not yet in `bytes` (at most `cap` in all, in
+// doubling steps) and resumes the parser on them. The parser keeps offsets,
+// so `bytes` may reallocate.
+HeadParser::State ParseBufferedHead(evbuffer* in, size_t cap, std::vector<char>* bytes, HeadParser* parser,
+                                    ResponseHead* out) {
+  HeadParser::State state = HeadParser::State::kIncomplete;
+  const size_t avail = std::min(evbuffer_get_length(in), cap);
+  while (state == HeadParser::State::kIncomplete && bytes->size() < avail) {
+    const size_t have = bytes->size();
+    const size_t want = std::min(avail, std::max<size_t>(2 * have, 1024));
+    bytes->resize(want);
+    evbuffer_ptr at;
+    evbuffer_ptr_set(in, &at, have, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(in, &at, bytes->data() + have, want - have);
+    state = parser->Parse(bytes->data(), want, out);
   }
-  return false;
+  return state;
 }
 
 // A HeadWriter over `max_size` bytes reserved at the end of `out`; Commit()
@@ -77,8 +80,9 @@ class EvbufferHead {
 }  // namespace
 
 Exchange::Exchange(ClientConnection* conn, std::shared_ptr<const Config> config,
-                   std::unique_ptr<RequestHead> request)
+                   std::unique_ptr<RequestHead> request, std::vector<char> request_head_bytes)
     : conn_(conn), config_(std::move(config)), request_(std::move(request)),
+      request_head_bytes_(std::move(request_head_bytes)),
       start_(std::chrono::steady_clock::now()) {
   timer_ = evtimer_new(conn_->worker()->base(), TimerCb, this);
 }
@@ -181,7 +185,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   }
   UpstreamPool& pool = conn_->worker()->pool();
   upstream_bytes_seen_ = false;
-  head_search_from_ = 0;
+  pending_response_.reset();
   if (allow_pooled) upstream_ = pool.TakeIdle(config_->upstream.address);
   bool pooled = upstream_ != nullptr;
   if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
@@ -358,40 +362,30 @@ void Exchange::TryParseResponseHead() {
   evbuffer* in = bufferevent_get_input(upstream_->bev());
   const size_t limit = config_->limits.max_header_bytes;
   while (true) {
-    size_t len = evbuffer_get_length(in);
-    if (len == 0) return;
-    evbuffer_ptr start;
-    evbuffer_ptr_set(in, &start, head_search_from_ > 3 ? head_search_from_ - 3 : 0, EVBUFFER_PTR_SET);
-    evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, &start);
-    if (found.pos < 0) {
-      const size_t scanned = head_search_from_;
-      head_search_from_ = len;
-      if (len > limit) {
-        Fail(502, "upstream response head too large");
-      } else if (HasBareLf(in, scanned)) {
-        Fail(502, "upstream response head with a bare LF");  // no CRLF CRLF will ever come
-      }
+    if (!pending_response_) {  // a new head starts
+      if (evbuffer_get_length(in) == 0) return;
+      pending_response_ = std::make_unique<ResponseHead>();
+      response_head_bytes_.clear();
+      response_parser_.StartResponse(limit, request_->is_head);
+    }
+    // An impossible head (a bare LF, a NUL...) fails at once, not at the
+    // upstream_response timeout.
+    const HeadParser::State state =
+        ParseBufferedHead(in, limit, &response_head_bytes_, &response_parser_, pending_response_.get());
+    if (state == HeadParser::State::kIncomplete) return;
+    if (state == HeadParser::State::kError) {
+      Fail(502, response_parser_.error());
       return;
     }
-    size_t head_len = static_cast<size_t>(found.pos) + 4;
-    if (head_len > limit) {
-      Fail(502, "upstream response head too large");
-      return;
-    }
-    std::string raw(head_len, '\0');
-    evbuffer_remove(in, &raw[0], head_len);
-    head_search_from_ = 0;
-    auto response = std::make_unique<ResponseHead>();
-    const char* why = nullptr;
-    if (!ParseResponseHead(std::move(raw), request_->is_head, response.get(), &why)) {
-      Fail(502, why);
-      return;
-    }
+    evbuffer_drain(in, response_parser_.head_size());
+    std::unique_ptr<ResponseHead> response = std::move(pending_response_);
     if (response->status == 101) {
       Fail(502, "upstream switched protocols without an Upgrade request");
       return;
     }
     if (response->status < 200) continue;  // 1xx interim responses are dropped
+    // The response's views point into response_head_bytes_, kept unchanged
+    // from here on.
     response_ = std::move(response);
     break;
   }

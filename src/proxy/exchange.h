@@ -24,10 +24,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "http/body.h"
 #include "http/exchange_filter.h"
+#include "http/head_parser.h"
 #include "http/message.h"
 #include "proxy/upstream_pool.h"
 
@@ -40,7 +42,10 @@ class Exchange {
   static constexpr size_t kOutputHigh = 256 * 1024;
   static constexpr size_t kOutputLow = 64 * 1024;
 
-  Exchange(ClientConnection* conn, std::shared_ptr<const Config> config, std::unique_ptr<RequestHead> request);
+  // `request`'s views point into `request_head_bytes`, which the exchange
+  // keeps unchanged for its whole life.
+  Exchange(ClientConnection* conn, std::shared_ptr<const Config> config, std::unique_ptr<RequestHead> request,
+           std::vector<char> request_head_bytes);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -110,7 +115,11 @@ class Exchange {
   ClientConnection* conn_;
   std::shared_ptr<const Config> config_;
   std::unique_ptr<RequestHead> request_;
+  std::vector<char> request_head_bytes_;  // what request_'s views point into
   std::unique_ptr<ResponseHead> response_;
+  std::vector<char> response_head_bytes_;  // what response_'s (or the pending head's) views point into
+  HeadParser response_parser_;
+  std::unique_ptr<ResponseHead> pending_response_;  // the head being received
   std::shared_ptr<ExchangeFilterFactory> filter_factory_;  // keeps filter_'s factory alive
   ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled in the destructor
   std::unique_ptr<UpstreamConnection> upstream_;
@@ -129,7 +138,6 @@ class Exchange {
   bool upstream_eof_ = false;          // the upstream closed (its input may still hold bytes)
   bool upstream_error_ = false;        // ... with an error rather than a clean FIN
   bool close_client_ = false;          // close the client connection after this response
-  size_t head_search_from_ = 0;
   std::string original_content_length_;  // of a bodiless response (HEAD, 304), passed on
   int status_ = 0;                       // sent to the client
   bool finalized_ = false;
