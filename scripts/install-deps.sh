@@ -7,15 +7,16 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config
   libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev
-  doctest-dev libhttp-parser-dev nlohmann-json3-dev
+  doctest-dev nlohmann-json3-dev
   redis-server python3 curl procps nodejs
 )
-# Extra sets, selected by arguments: "bench" (nginx, wrk), "e2e" (chromium), "fuzz" (clang).
+# Extra sets, selected by arguments: "bench" (nginx, wrk), "e2e" (chromium), "fuzz" (clang, and http-parser as
+# the fuzzers' differential oracle).
 for extra in "$@"; do
   case "$extra" in
     bench) PKGS+=(nginx-light wrk valgrind) ;;
     e2e)   PKGS+=(chromium chromium-driver nodejs) ;;
-    fuzz)  PKGS+=(clang-14 libclang-rt-14-dev) ;;
+    fuzz)  PKGS+=(clang-14 libclang-rt-14-dev libhttp-parser-dev) ;;
     *) echo "install-deps.sh: unknown set '$extra'" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,6 @@
 // Checks shared by the request_framing and response_framing fuzz targets:
 // an independent line-by-line reading of a parsed head (to catch any
-// disagreement between ScanHead, http-parser and what the proxy forwards),
+// disagreement between HeadParser and what the proxy forwards),
 // BodyDecoder runs under every arrival pattern the exchange can produce, and
 // the hop-by-hop / X-Forwarded-* rewrite.
 #pragma once
@@ -14,6 +14,7 @@
 
 #include "fuzz_check.h"
 #include "http/body.h"
+#include "http/head_parser.h"
 #include "http/headers.h"
 #include "http/hop_by_hop.h"
 #include "http/message.h"
@@ -71,6 +72,11 @@ struct HeadLines {
   std::string_view start_line;
   std::vector<std::pair<std::string_view, std::string_view>> fields;
 };
+
+// `v` lies within `bytes` (a view into the parsed bytes, not a copy).
+inline bool ViewInside(std::string_view v, std::string_view bytes) {
+  return v.data() >= bytes.data() && v.data() + v.size() <= bytes.data() + bytes.size();
+}
 
 inline HeadLines ReadHeadLines(std::string_view raw) {
   HeadLines out;

@@ -1,6 +1,6 @@
 // The request_framing fuzz target: arbitrary client bytes through the path a
-// client connection takes (src/http/client_connection.cc TryStartRequest and
-// the exchange's request body pump), one pipelined request after another.
+// client connection takes (HeadParser on the buffered bytes, then the
+// exchange's request body pump), one pipelined request after another.
 //
 // For every head the parser accepts, the parse must agree with a plain
 // line-by-line reading (no field, target or version that two parsers could
@@ -26,12 +26,16 @@ struct RequestLimits {
 inline constexpr std::string_view kFuzzClientIp = "192.0.2.7";
 // Bounds the work per input; a longer pipeline adds nothing new.
 inline constexpr int kMaxPipelined = 8;
-// As client_connection.cc's kMaxLeadingEmptyLines.
+// As head_parser.cc's kMaxLeadingEmptyLines.
 inline constexpr int kLeadingEmptyLines = 4;
 
-inline bool CheckRequestHead(const RequestHead& req, const RequestLimits& limits) {
-  const std::string_view raw = req.raw;
-  FUZZ_CHECK(raw.size() >= 4 && raw.substr(raw.size() - 4) == "\r\n\r\n");
+// `head` is what the parser reported as the head (data[0, head_size())),
+// leading empty lines included; `req`'s views point into it.
+inline bool CheckRequestHead(const RequestHead& req, std::string_view head, const RequestLimits& limits) {
+  FUZZ_CHECK(head.size() >= 4 && head.substr(head.size() - 4) == "\r\n\r\n");
+  std::string_view raw = head;
+  for (int i = 0; i < kLeadingEmptyLines && raw.substr(0, 2) == "\r\n"; ++i) raw.remove_prefix(2);
+  FUZZ_CHECK(raw.size() <= limits.max_header_bytes);
   const HeadLines lines = ReadHeadLines(raw);
 
   // Request line: method SP target SP HTTP/1.x, nothing else.
@@ -45,6 +49,7 @@ inline bool CheckRequestHead(const RequestHead& req, const RequestLimits& limits
   const std::string_view version = line.substr(sp2 + 1);
   FUZZ_CHECK(IsToken(method));
   FUZZ_CHECK(req.method == method);
+  FUZZ_CHECK(ViewInside(req.method, head));
   FUZZ_CHECK(req.is_head == (method == "HEAD"));
   FUZZ_CHECK(method != "CONNECT");
   FUZZ_CHECK(version.size() == 8 && version.substr(0, 7) == "HTTP/1.");
@@ -61,8 +66,10 @@ inline bool CheckRequestHead(const RequestHead& req, const RequestLimits& limits
     FUZZ_CHECK(req.target[0] == '/');
     FUZZ_CHECK(SameIgnoringCase(target.substr(0, 7), "http://") || SameIgnoringCase(target.substr(0, 8), "https://"));
     FUZZ_CHECK(!req.host.empty());
+    FUZZ_CHECK(ViewInside(req.host, target));
   } else {
     FUZZ_CHECK(req.target == target);
+    FUZZ_CHECK(ViewInside(req.target, head));
     FUZZ_CHECK(target[0] == '/' || (target == "*" && method == "OPTIONS"));
   }
 
@@ -77,6 +84,10 @@ inline bool CheckRequestHead(const RequestHead& req, const RequestLimits& limits
   }
   if (absolute) expected.emplace_back("Host", req.host);
   FUZZ_TRY(CheckFieldsAndFraming(req.headers, expected));
+  for (const Header& h : req.headers.fields()) {
+    FUZZ_CHECK(ViewInside(h.value, head));
+    FUZZ_CHECK(ViewInside(h.name, head) || (absolute && h.name == "Host"));
+  }
 
   // Framing.
   const auto cl = req.headers.Get("content-length");
@@ -125,22 +136,21 @@ inline bool CheckRequestHead(const RequestHead& req, const RequestLimits& limits
 inline bool CheckRequestStream(std::string_view bytes, const RequestLimits& limits = RequestLimits()) {
   size_t pos = 0;
   for (int n = 0; n < kMaxPipelined; ++n) {
-    for (int i = 0; i < kLeadingEmptyLines && bytes.substr(pos, 2) == "\r\n"; ++i) pos += 2;
     const std::string_view rest = bytes.substr(pos);
-    const size_t end = rest.find("\r\n\r\n");
-    if (end == std::string_view::npos) return true;  // incomplete, or 431 beyond the limit
-    const size_t head_len = end + 4;
-    if (head_len > limits.max_header_bytes) return true;  // 431
-
+    HeadParser parser;
+    parser.StartRequest(limits.max_header_bytes, limits.max_body_bytes);
     RequestHead req;
-    const char* why = "";
-    const int status = ParseRequestHead(std::string(rest.substr(0, head_len)), limits.max_body_bytes, &req, &why);
-    if (status != 0) {
-      FUZZ_CHECK(status == 400 || status == 405 || status == 413 || status == 505);
-      FUZZ_CHECK(why != nullptr && *why != '\0' && IsPrintableAscii(why));
+    const HeadParser::State state = parser.Parse(rest.data(), rest.size(), &req);
+    if (state == HeadParser::State::kIncomplete) return true;
+    if (state == HeadParser::State::kError) {
+      const int status = parser.error_status();
+      FUZZ_CHECK(status == 400 || status == 405 || status == 413 || status == 431 || status == 505);
+      FUZZ_CHECK(parser.error() != nullptr && *parser.error() != '\0' && IsPrintableAscii(parser.error()));
       return true;
     }
-    FUZZ_TRY(CheckRequestHead(req, limits));
+    const size_t head_len = parser.head_size();
+    FUZZ_CHECK(head_len <= rest.size());
+    FUZZ_TRY(CheckRequestHead(req, rest.substr(0, head_len), limits));
     FUZZ_TRY(CheckHopByHop(&req.headers));
     FUZZ_TRY(CheckForwarded(&req.headers, kFuzzClientIp, req.host));
 

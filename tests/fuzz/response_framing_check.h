@@ -1,5 +1,5 @@
 // The response_framing fuzz target: arbitrary upstream bytes through the path
-// of src/http/exchange.cc (TryParseResponseHead, then PumpResponseBody):
+// of src/proxy/exchange.cc (TryParseResponseHead, then PumpResponseBody):
 // interim 1xx responses are skipped, the final head is parsed, hop-by-hop
 // fields are removed, and the body is decoded (Content-Length, chunked, or
 // until the upstream closes).
@@ -24,9 +24,10 @@ inline constexpr size_t kResponseMaxHeaderBytes = 4096;
 // Interim responses before the final one; more add nothing new.
 inline constexpr int kMaxInterim = 8;
 
-inline bool CheckResponseHead(const ResponseHead& resp, bool request_was_head) {
-  const std::string_view raw = resp.raw;
+// `raw` is what the parser reported as the head; `resp`'s views point into it.
+inline bool CheckResponseHead(const ResponseHead& resp, std::string_view raw, bool request_was_head) {
   FUZZ_CHECK(raw.size() >= 4 && raw.substr(raw.size() - 4) == "\r\n\r\n");
+  FUZZ_CHECK(raw.size() <= kResponseMaxHeaderBytes);
   const HeadLines lines = ReadHeadLines(raw);
 
   // Status line: HTTP/1.x SP 3DIGIT [SP reason].
@@ -44,8 +45,13 @@ inline bool CheckResponseHead(const ResponseHead& resp, bool request_was_head) {
   // The reason is copied into the head sent to the client.
   FUZZ_CHECK(!HasCrLfOrNul(resp.reason));
   FUZZ_CHECK(resp.reason == (line.size() > 13 ? line.substr(13) : std::string_view()));
+  FUZZ_CHECK(ViewInside(resp.reason, raw));
 
   FUZZ_TRY(CheckFieldsAndFraming(resp.headers, lines.fields));
+  for (const Header& h : resp.headers.fields()) {
+    FUZZ_CHECK(ViewInside(h.name, raw));
+    FUZZ_CHECK(ViewInside(h.value, raw));
+  }
 
   const auto cl = resp.headers.Get("content-length");
   const auto te = resp.headers.Get("transfer-encoding");
@@ -81,18 +87,19 @@ inline bool CheckResponseStream(std::string_view bytes, bool request_was_head) {
   size_t pos = 0;
   for (int n = 0; n <= kMaxInterim; ++n) {
     const std::string_view rest = bytes.substr(pos);
-    const size_t end = rest.find("\r\n\r\n");
-    if (end == std::string_view::npos) return true;  // 502: no complete head
-    const size_t head_len = end + 4;
-    if (head_len > kResponseMaxHeaderBytes) return true;  // 502: head too large
-
+    HeadParser parser;
+    parser.StartResponse(kResponseMaxHeaderBytes, request_was_head);
     ResponseHead resp;
-    const char* why = nullptr;
-    if (!ParseResponseHead(std::string(rest.substr(0, head_len)), request_was_head, &resp, &why)) {
-      FUZZ_CHECK(why != nullptr && *why != '\0' && IsPrintableAscii(why));
+    const HeadParser::State state = parser.Parse(rest.data(), rest.size(), &resp);
+    if (state == HeadParser::State::kIncomplete) return true;  // 502 at EOF: no complete head
+    if (state == HeadParser::State::kError) {
+      FUZZ_CHECK(parser.error_status() == 502);
+      FUZZ_CHECK(parser.error() != nullptr && *parser.error() != '\0' && IsPrintableAscii(parser.error()));
       return true;
     }
-    FUZZ_TRY(CheckResponseHead(resp, request_was_head));
+    const size_t head_len = parser.head_size();
+    FUZZ_CHECK(head_len <= rest.size());
+    FUZZ_TRY(CheckResponseHead(resp, rest.substr(0, head_len), request_was_head));
     if (resp.status == 101) return true;  // 502: no Upgrade was requested
     pos += head_len;
     if (resp.status < 200) continue;  // interim, dropped

@@ -22,6 +22,8 @@
 #include "../fuzz/config_loader_check.h"
 #include "../fuzz/cookie_decoder_check.h"
 #include "../fuzz/cookie_header_check.h"
+#include "../fuzz/head_check.h"
+#include "../fuzz/head_split_check.h"
 #include "../fuzz/instruction_parser_check.h"
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
@@ -121,6 +123,20 @@ bool ParseConfigReturnsErrorWithin(const std::string& text, unsigned seconds) {
 }  // namespace
 
 // ---- 1. Seed corpora -----------------------------------------------------------
+
+// The head targets' seeds, without their http-parser oracle (only the fuzz
+// targets link http-parser).
+TEST_CASE("fuzz seeds: request_head holds every invariant") {
+  ReplayCorpus("request_head", 10, [](const std::string& b) { return fuzz::CheckRequestHeadBytes(b); });
+}
+
+TEST_CASE("fuzz seeds: response_head holds every invariant") {
+  ReplayCorpus("response_head", 10, [](const std::string& b) { return fuzz::CheckResponseHeadBytes(b); });
+}
+
+TEST_CASE("fuzz seeds: head_split holds every invariant") {
+  ReplayCorpus("head_split", 10, [](const std::string& b) { return fuzz::CheckHeadSplit(b); });
+}
 
 TEST_CASE("fuzz seeds: request_framing holds every invariant") {
   ReplayCorpus("request_framing", 10, [](const std::string& b) { return fuzz::CheckRequestStream(b); });
