@@ -31,22 +31,18 @@ namespace {
 constexpr int kMaxLeadingEmptyLines = 4;
 
 // Byte classes, one table lookup per byte where a byte is looked at alone.
+// (Field-value bytes are HTAB, SP, VCHAR and obs-text; request-target bytes
+// VCHAR and, like nginx, obs-text: FindBelow below.)
 enum : uint8_t {
-  kTchar = 1,   // token characters (RFC 9110 section 5.6.2)
-  kValue = 2,   // field-value bytes: HTAB, SP, VCHAR, obs-text; no CR, LF, NUL, other CTLs, DEL
-  kTarget = 4,  // request-target bytes: VCHAR and (like nginx) obs-text
+  kTchar = 1,  // token characters (RFC 9110 section 5.6.2)
 };
 
 constexpr std::array<uint8_t, 256> MakeClasses() {
   std::array<uint8_t, 256> t{};
   for (int c = 0; c < 256; ++c) {
-    uint8_t v = 0;
     bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     for (char x : std::string_view("!#$%&'*+-.^_`|~")) tchar = tchar || c == x;
-    if (tchar) v |= kTchar;
-    if (c == '\t' || (c >= 0x20 && c != 0x7F)) v |= kValue;
-    if (c > 0x20 && c != 0x7F) v |= kTarget;
-    t[c] = v;
+    t[c] = tchar ? kTchar : 0;
   }
   return t;
 }
@@ -55,70 +51,109 @@ constexpr std::array<uint8_t, 256> kClasses = MakeClasses();
 inline bool Is(unsigned char c, uint8_t cls) { return (kClasses[c] & cls) != 0; }
 inline bool IsDigit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-// Skips whole 16-byte blocks of bytes >= `min` other than DEL (`min` is 0x20
-// for values, 0x21 for targets). Returns the first byte outside the class,
-// or where fewer than 16 bytes are left: the caller looks at the rest one by
-// one. Without SSE2 it skips nothing.
-inline const unsigned char* SkipPlain(const unsigned char* p, const unsigned char* e, unsigned char min) {
+// The vector scans below look at 16 bytes at a time. When fewer than 16
+// are left before `e`, they load the last 16 bytes before `e` instead and
+// ignore those before `p` (`begin`, the start of the caller's bytes, says
+// whether there are 16): a short tail costs one block too. Their constants
+// are made once per Parse call (Scanner).
 #if defined(__SSE2__)
-  const __m128i low = _mm_set1_epi8(static_cast<char>(min));
+struct Scanner {
+  // FindBelow: min(v, min - 1) == v exactly when v < min.
+  const __m128i below_sp = _mm_set1_epi8(0x1F);
+  const __m128i below_vchar = _mm_set1_epi8(0x20);
   const __m128i del = _mm_set1_epi8(0x7F);
-  while (e - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i at_least_low = _mm_cmpeq_epi8(_mm_max_epu8(v, low), v);
-    const __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, del), at_least_low);
-    const unsigned bad = ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xFFFFu;
-    if (bad != 0) return p + __builtin_ctz(bad);
-    p += 16;
-  }
-#else
-  (void)e;
-  (void)min;
-#endif
-  return p;
-}
-
-// Skips whole 16-byte blocks of letters, digits and '-' (the bytes of almost
-// every field name); the other token bytes are looked at one by one.
-inline const unsigned char* SkipNameBytes(const unsigned char* p, const unsigned char* e) {
-#if defined(__SSE2__)
-  // Unsigned ranges through signed compares: x + (0x80 - lo) < 0x80 + n
-  // holds exactly for lo <= x < lo + n.
+  // FindNotNameByte. Unsigned ranges through signed compares:
+  // x + (0x80 - lo) < 0x80 + n holds exactly for lo <= x < lo + n.
   const __m128i fold = _mm_set1_epi8(0x20);
   const __m128i letter_bias = _mm_set1_epi8(static_cast<char>(0x80 - 'a'));
   const __m128i letter_end = _mm_set1_epi8(static_cast<char>(0x80 + 26));
-  const __m128i digit_bias = _mm_set1_epi8(static_cast<char>(0x80 - '0'));
-  const __m128i digit_end = _mm_set1_epi8(static_cast<char>(0x80 + 10));
-  const __m128i dash = _mm_set1_epi8('-');
-  while (e - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    // OR 0x20 maps exactly 'A'-'Z' and 'a'-'z' onto 'a'-'z'.
+  const __m128i range_bias = _mm_set1_epi8(static_cast<char>(0x80 - '-'));
+  const __m128i range_end = _mm_set1_epi8(static_cast<char>(0x80 + ('9' - '-' + 1)));
+  const __m128i slash = _mm_set1_epi8('/');
+
+  // Bit i set: byte i of the block at `at` is below min (0x20 or 0x21) or DEL.
+  __attribute__((always_inline)) unsigned Below(const unsigned char* at, bool vchar) const {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    const __m128i low = _mm_cmpeq_epi8(_mm_min_epu8(v, vchar ? below_vchar : below_sp), v);
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(low, _mm_cmpeq_epi8(v, del))));
+  }
+  // Bit i set: byte i of the block at `at` is not a letter, digit, '-' or '.'.
+  __attribute__((always_inline)) unsigned NotName(const unsigned char* at) const {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    // OR 0x20 maps exactly 'A'-'Z' and 'a'-'z' onto 'a'-'z'; '-' '.' '/'
+    // and the digits are one range, less '/'.
     const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, fold), letter_bias), letter_end);
-    const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, digit_bias), digit_end);
-    const __m128i ok = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(v, dash));
-    const unsigned bad = ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xFFFFu;
-    if (bad != 0) return p + __builtin_ctz(bad);
-    p += 16;
+    const __m128i range = _mm_cmplt_epi8(_mm_add_epi8(v, range_bias), range_end);
+    const __m128i ok = _mm_or_si128(letter, _mm_andnot_si128(_mm_cmpeq_epi8(v, slash), range));
+    return ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xFFFFu;
+  }
+  // The first byte of [p, e) whose bit `mask_of` sets, or e.
+  template <class MaskOf>
+  __attribute__((always_inline)) static const unsigned char* Find(const unsigned char* begin, const unsigned char* p,
+                                                                  const unsigned char* e, MaskOf mask_of) {
+    for (const unsigned char* last = e - 16; p <= last; p += 16) {
+      if (const unsigned mask = mask_of(p)) return p + __builtin_ctz(mask);
+    }
+    if (p == e) return e;
+    (void)begin;
+    const unsigned mask = mask_of(e - 16) >> (16 - (e - p));
+    return mask != 0 ? p + __builtin_ctz(mask) : e;
+  }
+};
+#else
+struct Scanner {};
+#endif
+
+// The first byte of [p, e) below SP (`vchar`: below or at SP) or DEL, or e:
+// the end of a run of field-value bytes without HTAB (the caller skips
+// those), or of request-target bytes.
+__attribute__((always_inline)) inline const unsigned char* FindBelow(const Scanner& s, const unsigned char* begin,
+                                                                    const unsigned char* p, const unsigned char* e,
+                                                                    bool vchar) {
+#if defined(__SSE2__)
+  if (e - begin >= 16) {
+    // Long values (cookies) two blocks at a time.
+    for (const unsigned char* last = e - 32; p <= last; p += 32) {
+      if (const unsigned mask = s.Below(p, vchar) | s.Below(p + 16, vchar) << 16) return p + __builtin_ctz(mask);
+    }
+    return Scanner::Find(begin, p, e, [&](const unsigned char* at) { return s.Below(at, vchar); });
   }
 #else
-  (void)e;
+  (void)s;
+  (void)begin;
 #endif
+  const unsigned char min = vchar ? 0x21 : 0x20;
+  while (p < e && *p >= min && *p != 0x7F) ++p;
+  return p;
+}
+
+// The first byte of [p, e) that is not a letter, a digit, '-' or '.', or e:
+// the bytes of almost every field name and host name.
+__attribute__((always_inline)) inline const unsigned char* FindNotNameByte(const Scanner& s,
+                                                                          const unsigned char* begin,
+                                                                          const unsigned char* p,
+                                                                          const unsigned char* e) {
+#if defined(__SSE2__)
+  if (e - begin >= 16) return Scanner::Find(begin, p, e, [&](const unsigned char* at) { return s.NotName(at); });
+#else
+  (void)s;
+  (void)begin;
+#endif
+  auto name_byte = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+  };
+  while (p < e && name_byte(*p)) ++p;
   return p;
 }
 
 // The end of the field-value bytes starting at d[p] (HTAB, SP, VCHAR,
 // obs-text), at most e.
-inline size_t ScanValue(const unsigned char* d, size_t p, size_t e) {
+__attribute__((always_inline)) inline size_t ScanValue(const Scanner& s, const unsigned char* d, size_t p, size_t e) {
   while (true) {
-    p = static_cast<size_t>(SkipPlain(d + p, d + e, 0x20) - d);
-    if (e - p >= 16 && d[p] == '\t') {  // a tab inside a long value: keep skipping blocks
-      ++p;
-      continue;
-    }
-    break;
+    p = static_cast<size_t>(FindBelow(s, d, d + p, d + e, /*vchar=*/false) - d);
+    if (p == e || d[p] != '\t') return p;  // usually at the CR
+    ++p;
   }
-  while (p < e && Is(d[p], kValue)) ++p;
-  return p;
 }
 
 // ---- field-name classification -----------------------------------------------
@@ -167,7 +202,7 @@ inline bool NameIs(const unsigned char* p, const char (&lit)[N]) {
 }
 
 // ClassifyHeader (http/headers.cc) for a name known to be a token.
-HeaderId ClassifyTokenName(const unsigned char* p, size_t n) {
+__attribute__((always_inline)) inline HeaderId ClassifyTokenName(const unsigned char* p, size_t n) {
   switch (p[0] | 0x20) {
     case 'c':
       if (n == 6 && NameIs(p, "cookie")) return HeaderId::kCookie;
@@ -218,6 +253,57 @@ HeaderId ClassifyTokenName(const unsigned char* p, size_t n) {
 }
 
 inline bool Literal(const unsigned char* p, const char* lit, size_t n) { return memcmp(p, lit, n) == 0; }
+
+// ParseContentLength (http/message.h), inline: 1..18 plain digits.
+inline bool ParseDigits(std::string_view value, uint64_t* out) {
+  if (value.empty() || value.size() > 18) return false;
+  uint64_t n = 0;
+  for (const char ch : value) {
+    const unsigned digit = static_cast<unsigned char>(ch) - static_cast<unsigned>('0');
+    if (digit > 9) return false;
+    n = n * 10 + digit;
+  }
+  *out = n;
+  return true;
+}
+
+// The fields HeadParser::OnField looks at: framing, Host, Connection, Expect.
+inline bool IsFramingField(HeaderId id) {
+  constexpr uint32_t kMask = 1u << static_cast<int>(HeaderId::kContentLength) |
+                             1u << static_cast<int>(HeaderId::kTransferEncoding) |
+                             1u << static_cast<int>(HeaderId::kConnection) | 1u << static_cast<int>(HeaderId::kHost) |
+                             1u << static_cast<int>(HeaderId::kExpect);
+  static_assert(static_cast<int>(HeaderId::kSessionAny) < 32, "HeaderId fits a 32-bit mask");
+  return (kMask >> static_cast<int>(id)) & 1u;
+}
+
+// HasToken(list, "close") and HasToken(list, "keep-alive") in one pass:
+// comma-separated items, OWS around them ignored, any case. The word
+// compares of NameIs are exact here too: a field value holds no CR and no
+// byte below SP but HTAB, so only letters fold onto letters.
+void ScanConnectionTokens(std::string_view list, bool* close, bool* keep_alive) {
+  const unsigned char* s = reinterpret_cast<const unsigned char*>(list.data());
+  const size_t n = list.size();
+  // The usual values, whole.
+  if (n == 10 && NameIs(s, "keep-alive")) {
+    *keep_alive = true;
+    return;
+  }
+  if (n == 5 && Word4(s, "clos") && (s[4] | 0x20) == 'e') {
+    *close = true;
+    return;
+  }
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ',')) ++i;
+    const size_t start = i;
+    while (i < n && s[i] != ',') ++i;
+    size_t end = i;
+    while (end > start && s[end - 1] <= ' ') --end;
+    if (end - start == 5 && Word4(s + start, "clos") && (s[start + 4] | 0x20) == 'e') *close = true;
+    if (end - start == 10 && NameIs(s + start, "keep-alive")) *keep_alive = true;
+  }
+}
 
 // The bytes at p equal one of the literals (all of the same length).
 template <size_t N, class... Rest>
@@ -273,8 +359,16 @@ HeadParser::Method HeadParser::MatchMethod(const unsigned char* p, size_t n) {
   return Method::kNone;
 }
 
+namespace {
+
+// A parser as constructed: Start copies it (a few wide moves).
+static_assert(std::is_trivially_copyable_v<HeadParser>, "Start copies a fresh parser");
+constexpr HeadParser kFreshParser{};
+
+}  // namespace
+
 void HeadParser::StartRequest(size_t max_head_bytes, uint64_t max_body_bytes) {
-  *this = HeadParser();
+  *this = kFreshParser;
   request_ = true;
   max_head_bytes_ = max_head_bytes;
   max_body_bytes_ = max_body_bytes;
@@ -286,7 +380,7 @@ void HeadParser::StartRequest(size_t max_head_bytes, uint64_t max_body_bytes) {
 }
 
 void HeadParser::StartResponse(size_t max_head_bytes, bool request_was_head) {
-  *this = HeadParser();
+  *this = kFreshParser;
   request_ = false;
   max_head_bytes_ = max_head_bytes;
   request_was_head_ = request_was_head;
@@ -323,7 +417,8 @@ HeadParser::State HeadParser::Run(const char* data, size_t len, Head* out) {
   if (len < pos_) return Fail(500, "head bytes shrank between calls");
   const uintptr_t base = reinterpret_cast<uintptr_t>(data);
   if (!cleared_out_) {
-    out->Clear();
+    // Only the list is filled as the scan goes; Finish sets everything else.
+    out->headers.Clear();
     cleared_out_ = true;
   } else if (base != base_ && out->headers.size() > 0) {
     out->headers.MoveViews(base_, data);  // the caller's bytes moved
@@ -335,223 +430,274 @@ HeadParser::State HeadParser::Run(const char* data, size_t len, Head* out) {
   const size_t entry = pos_;
   size_t p = pos_;
   size_t e = len < limit_ ? len : limit_;  // bytes past limit_ can only make the head too large
+  size_t token = token_;
+  unsigned char c = 0;
 
-  while (true) {
-    switch (phase_) {
-      // ---- request line ----
-      case Phase::kLeadingLine:
-        if (p == e) goto need_more;
-        if (d[p] == '\r') {
-          if (leading_lines_ == kMaxLeadingEmptyLines) return Fail(400, "too many empty lines before the request line");
-          ++p;
-          phase_ = Phase::kLeadingLf;
-          continue;
-        }
-        start_ = token_ = p;
-        limit_ = start_ + max_head_bytes_;
-        e = len < limit_ ? len : limit_;
-        phase_ = Phase::kMethod;
-        [[fallthrough]];
+  // Out of bytes in the start line (the fields: ScanFields).
+  auto suspend = [this, entry](Phase phase, size_t at, size_t token) {
+    phase_ = phase;
+    pos_ = at;
+    token_ = token;
+    examined_ += at - entry;
+    if (at >= limit_) {
+      return kRequest ? Fail(431, "request head over max_header_bytes") : Fail(502, "upstream response head too large");
+    }
+    return State::kIncomplete;
+  };
 
-      case Phase::kMethod:
-        while (p < e && Is(d[p], kTchar)) ++p;
-        if (p == e) goto need_more;
-        if (d[p] != ' ' || p == token_) return Fail(400, "malformed method");
-        method_len_ = p - token_;
-        method_ = MatchMethod(d + token_, method_len_);
-        examined_ += method_len_;
-        if (method_ == Method::kNone) return Fail(400, "unknown method");
-        token_ = ++p;
-        phase_ = Phase::kTarget;
-        [[fallthrough]];
+  switch (phase_) {
+    case Phase::kLeadingLine: goto leading_line;
+    case Phase::kLeadingLf: goto leading_lf;
+    case Phase::kMethod: goto method;
+    case Phase::kTarget: goto target;
+    case Phase::kVersion: goto version;
+    case Phase::kStatusVersion: goto status_version;
+    case Phase::kStatusCode: goto status_code;
+    case Phase::kReason: goto reason;
+    case Phase::kStartLineLf: goto start_line_lf;
+    case Phase::kFieldStart:
+    case Phase::kName:
+    case Phase::kValue:
+    case Phase::kValueLf:
+    case Phase::kEndLf: goto fields;
+    case Phase::kFinished: return result_;
+  }
+  return result_;
 
-      case Phase::kTarget:
-        p = static_cast<size_t>(SkipPlain(d + p, d + e, 0x21) - d);
-        while (p < e && Is(d[p], kTarget)) ++p;
-        if (p == e) goto need_more;
-        // A CR or LF here is an HTTP/0.9 request (no version): answered now.
-        if (d[p] != ' ' || p == token_) return Fail(400, "malformed request target or missing HTTP version");
-        target_ = token_;
-        target_len_ = p - token_;
-        if (!OnTarget(d)) return State::kError;
-        token_ = ++p;
-        phase_ = Phase::kVersion;
-        [[fallthrough]];
+  // ---- request line ----
+leading_line:
+  if (p == e) return suspend(Phase::kLeadingLine, p, token);
+  if (d[p] == '\r') {
+    if (leading_lines_ == kMaxLeadingEmptyLines) return Fail(400, "too many empty lines before the request line");
+    ++p;
+    goto leading_lf;
+  }
+  start_ = token = p;
+  limit_ = start_ + max_head_bytes_;
+  e = len < limit_ ? len : limit_;
+  goto method;
 
-      case Phase::kVersion:
-        if (p == token_ && e - p >= 9 &&
-            (Literal(d + p, "HTTP/1.1\r", 9) || Literal(d + p, "HTTP/1.0\r", 9))) {
-          p += 9;
-        } else {
-          // "HTTP/" DIGIT "." DIGIT CR, one byte at a time.
-          for (; p < e; ++p) {
-            const size_t i = p - token_;
-            const unsigned char c = d[p];
-            if (i == 8) {
-              if (c != '\r') return Fail(400, "malformed HTTP version");
-              break;
-            }
-            const bool ok = i < 5 ? c == static_cast<unsigned char>("HTTP/"[i]) : i == 6 ? c == '.' : IsDigit(c);
-            if (!ok) return Fail(400, "malformed HTTP version");
-          }
-          if (p == e) goto need_more;
-          ++p;  // the CR
-        }
-        if (d[token_ + 5] != '1' || d[token_ + 7] > '1') return Fail(505, "unsupported HTTP version");
-        minor_version_ = d[token_ + 7] - '0';
-        phase_ = Phase::kStartLineLf;
-        [[fallthrough]];
+leading_lf:
+  if (p == e) return suspend(Phase::kLeadingLf, p, token);
+  if (d[p] != '\n') return Fail(400, "bare CR");
+  ++p;
+  ++leading_lines_;
+  goto leading_line;
 
-      case Phase::kStartLineLf:
-        if (p == e) goto need_more;
-        if (d[p] != '\n') return Fail(kBad, "bare CR");
-        ++p;
-        if (kRequest && method_ == Method::kConnect) return Fail(405, "CONNECT is not supported");
-        phase_ = Phase::kFieldStart;
-        [[fallthrough]];
+method:
+  while (p < e && Is(d[p], kTchar)) ++p;
+  if (p == e) return suspend(Phase::kMethod, p, token);
+  if (d[p] != ' ' || p == token) return Fail(400, "malformed method");
+  method_len_ = p - token;
+  method_ = method_len_ == 3 && Literal(d + token, "GET", 3) ? Method::kOther : MatchMethod(d + token, method_len_);
+  examined_ += method_len_;
+  if (method_ == Method::kNone) return Fail(400, "unknown method");
+  token = ++p;
 
-      // ---- fields ----
-      case Phase::kFieldStart: {
-        if (p == e) goto need_more;
-        const unsigned char c = d[p];
-        if (c == '\r') {
-          ++p;
-          phase_ = Phase::kEndLf;
-          continue;
-        }
-        if (!Is(c, kTchar)) {
-          return Fail(kBad, c == ' ' || c == '\t' ? "obsolete line folding"
-                            : c == '\n'           ? "bare LF"
-                                                  : "malformed header name");
-        }
-        token_ = p;
-        field_underscore_ = false;
-        phase_ = Phase::kName;
-        [[fallthrough]];
+target:
+  p = static_cast<size_t>(FindBelow(Scanner(), d, d + p, d + e, /*vchar=*/true) - d);
+  if (p == e) return suspend(Phase::kTarget, p, token);
+  // A CR or LF here is an HTTP/0.9 request (no version): answered now.
+  if (d[p] != ' ' || p == token) return Fail(400, "malformed request target or missing HTTP version");
+  target_ = token;
+  target_len_ = p - token;
+  if (d[token] != '/' && !OnTarget(d)) return State::kError;  // origin-form needs no more
+  token = ++p;
+
+version:
+  if (p == token && e - p >= 9 && (Literal(d + p, "HTTP/1.1\r", 9) || Literal(d + p, "HTTP/1.0\r", 9))) {
+    p += 9;
+  } else {
+    // "HTTP/" DIGIT "." DIGIT CR, one byte at a time.
+    for (; p < e; ++p) {
+      const size_t i = p - token;
+      c = d[p];
+      if (i == 8) {
+        if (c != '\r') return Fail(400, "malformed HTTP version");
+        break;
       }
+      const bool ok = i < 5 ? c == static_cast<unsigned char>("HTTP/"[i]) : i == 6 ? c == '.' : IsDigit(c);
+      if (!ok) return Fail(400, "malformed HTTP version");
+    }
+    if (p == e) return suspend(Phase::kVersion, p, token);
+    ++p;  // the CR
+  }
+  if (d[token + 5] != '1' || d[token + 7] > '1') return Fail(505, "unsupported HTTP version");
+  minor_version_ = d[token + 7] - '0';
 
-      case Phase::kName:
-        p = static_cast<size_t>(SkipNameBytes(d + p, d + e) - d);
-        while (p < e && Is(d[p], kTchar)) {
-          field_underscore_ = field_underscore_ || d[p] == '_';
-          ++p;
-        }
-        if (p == e) goto need_more;
-        if (d[p] != ':') return Fail(kBad, "malformed header line");  // e.g. whitespace before the colon
-        name_len_ = p - token_;
-        field_id_ = ClassifyTokenName(d + token_, name_len_);
-        examined_ += name_len_;  // at most, read again by the classification
-        ++p;
-        phase_ = Phase::kValueOws;
-        [[fallthrough]];
+start_line_lf:
+  if (p == e) return suspend(Phase::kStartLineLf, p, token);
+  if (d[p] != '\n') return Fail(kBad, "bare CR");
+  ++p;
+  if (kRequest && method_ == Method::kConnect) return Fail(405, "CONNECT is not supported");
+  phase_ = Phase::kFieldStart;
 
-      case Phase::kValueOws:
-        while (p < e && (d[p] == ' ' || d[p] == '\t')) ++p;
-        if (p == e) goto need_more;
-        value_ = p;
-        phase_ = Phase::kValue;
-        [[fallthrough]];
+fields: {
+  const State state = ScanFields<kRequest>(data, p, e, entry, &out->headers);
+  if (state != State::kDone) return state;
+  if constexpr (kRequest) {
+    return FinishRequest(data, out);
+  } else {
+    return FinishResponse(data, out);
+  }
+}
 
-      case Phase::kValue:
-        p = ScanValue(d, p, e);
-        if (p == e) goto need_more;
-        if (d[p] != '\r') return Fail(kBad, d[p] == '\n' ? "bare LF" : "invalid byte in header value");
-        value_end_ = p++;
-        phase_ = Phase::kValueLf;
-        [[fallthrough]];
-
-      case Phase::kValueLf:
-        if (p == e) goto need_more;
-        if (d[p] != '\n') return Fail(kBad, "bare CR");
-        ++p;
-        if (!OnField(d, out)) return State::kError;
-        phase_ = Phase::kFieldStart;
-        continue;
-
-      case Phase::kEndLf:
-        if (p == e) goto need_more;
-        if (d[p] != '\n') return Fail(kBad, "bare CR");
-        ++p;
-        examined_ += p - entry;
-        pos_ = head_size_ = p;
-        if constexpr (kRequest) {
-          return FinishRequest(data, out);
-        } else {
-          return FinishResponse(data, out);
-        }
-
-      case Phase::kLeadingLf:
-        if (p == e) goto need_more;
-        if (d[p] != '\n') return Fail(400, "bare CR");
-        ++p;
-        ++leading_lines_;
-        phase_ = Phase::kLeadingLine;
-        continue;
-
-      // ---- status line ----
-      case Phase::kStatusVersion:
-        if (p == 0 && e >= 9 && (Literal(d, "HTTP/1.1 ", 9) || Literal(d, "HTTP/1.0 ", 9))) {
-          p = 9;
-        } else {
-          for (; p < e; ++p) {
-            const unsigned char c = d[p];
-            if (p == 8) {
-              if (c != ' ') return Fail(502, "malformed status line");
-              break;
-            }
-            const bool ok = p < 5 ? c == static_cast<unsigned char>("HTTP/"[p]) : p == 6 ? c == '.' : IsDigit(c);
-            if (!ok) return Fail(502, "malformed status line");
-          }
-          if (p == e) goto need_more;
-          ++p;  // the SP
-        }
-        if (d[5] != '1' || d[7] > '1') return Fail(502, "unsupported HTTP version from upstream");
-        minor_version_ = d[7] - '0';
-        token_ = p;
-        phase_ = Phase::kStatusCode;
-        [[fallthrough]];
-
-      case Phase::kStatusCode: {
-        for (; p < e && p - token_ < 3; ++p) {
-          if (!IsDigit(d[p])) return Fail(502, "malformed status line");
-        }
-        if (p == e) goto need_more;
-        status_ = (d[token_] - '0') * 100 + (d[token_ + 1] - '0') * 10 + (d[token_ + 2] - '0');
-        if (status_ < 100 || status_ > 599) return Fail(502, "status code out of range");
-        const unsigned char c = d[p];
-        if (c == '\r') {  // no reason phrase (tolerated)
-          reason_ = p++;
-          phase_ = Phase::kStartLineLf;
-          continue;
-        }
+  // ---- status line ----
+status_version:
+  if (p == 0 && e >= 9 && (Literal(d, "HTTP/1.1 ", 9) || Literal(d, "HTTP/1.0 ", 9))) {
+    p = 9;
+  } else {
+    for (; p < e; ++p) {
+      c = d[p];
+      if (p == 8) {
         if (c != ' ') return Fail(502, "malformed status line");
-        token_ = ++p;
-        phase_ = Phase::kReason;
-        [[fallthrough]];
+        break;
       }
+      const bool ok = p < 5 ? c == static_cast<unsigned char>("HTTP/"[p]) : p == 6 ? c == '.' : IsDigit(c);
+      if (!ok) return Fail(502, "malformed status line");
+    }
+    if (p == e) return suspend(Phase::kStatusVersion, p, token);
+    ++p;  // the SP
+  }
+  if (d[5] != '1' || d[7] > '1') return Fail(502, "unsupported HTTP version from upstream");
+  minor_version_ = d[7] - '0';
+  token = p;
 
-      case Phase::kReason:
-        p = ScanValue(d, p, e);
-        if (p == e) goto need_more;
-        if (d[p] != '\r') return Fail(502, d[p] == '\n' ? "bare LF" : "invalid byte in reason phrase");
-        reason_ = token_;
-        reason_len_ = p - token_;
-        ++p;
-        phase_ = Phase::kStartLineLf;
-        continue;
+status_code:
+  if (p == token && e - p > 3 && IsDigit(d[p]) && IsDigit(d[p + 1]) && IsDigit(d[p + 2])) {
+    p += 3;
+  } else {
+    for (; p < e && p - token < 3; ++p) {
+      if (!IsDigit(d[p])) return Fail(502, "malformed status line");
+    }
+    if (p == e) return suspend(Phase::kStatusCode, p, token);
+  }
+  status_ = (d[token] - '0') * 100 + (d[token + 1] - '0') * 10 + (d[token + 2] - '0');
+  if (status_ < 100 || status_ > 599) return Fail(502, "status code out of range");
+  if (d[p] == '\r') {  // no reason phrase (tolerated)
+    reason_ = p++;
+    reason_len_ = 0;
+    goto start_line_lf;
+  }
+  if (d[p] != ' ') return Fail(502, "malformed status line");
+  token = ++p;
 
-      case Phase::kFinished:
-        return result_;
+reason:
+  p = ScanValue(Scanner(), d, p, e);
+  if (p == e) return suspend(Phase::kReason, p, token);
+  if (d[p] != '\r') return Fail(502, d[p] == '\n' ? "bare LF" : "invalid byte in reason phrase");
+  reason_ = token;
+  reason_len_ = p - token;
+  ++p;
+  goto start_line_lf;
+}
+
+// The field lines, from phase_ at d[p] (a function of its own: its few
+// locals stay in registers). kDone: the blank line ended the head at
+// head_size_; the fields are in `headers`.
+template <bool kRequest>
+HeadParser::State HeadParser::ScanFields(const char* data, size_t p, size_t e, size_t entry, HeaderList* headers) {
+  constexpr int kBad = kRequest ? 400 : 502;
+  const unsigned char* const d = reinterpret_cast<const unsigned char*>(data);
+  // The field being scanned lives in locals; the members hold it only while
+  // the parse is suspended.
+  size_t token = token_, name_len = name_len_, value = value_, value_end = value_end_;
+  HeaderId id = field_id_;
+  bool underscore = field_underscore_;
+  unsigned char c = 0;
+  const Scanner scan;
+
+  // Out of bytes: remember where, and answer 431/502 when the limit is what
+  // ran out. (Everything by value: locals whose address is taken would live
+  // in memory for the whole scan.)
+  auto suspend = [this, entry](Phase phase, size_t at, size_t token, size_t name_len, size_t value, size_t value_end,
+                               HeaderId id, bool underscore) {
+    phase_ = phase;
+    pos_ = at;
+    token_ = token;
+    name_len_ = name_len;
+    value_ = value;
+    value_end_ = value_end;
+    field_id_ = id;
+    field_underscore_ = underscore;
+    examined_ += at - entry;
+    if (at >= limit_) {
+      return kRequest ? Fail(431, "request head over max_header_bytes") : Fail(502, "upstream response head too large");
+    }
+    return State::kIncomplete;
+  };
+
+  switch (phase_) {
+    case Phase::kName: goto name;
+    case Phase::kValue: goto value_bytes;
+    case Phase::kValueLf: goto value_lf;
+    case Phase::kEndLf: goto end_lf;
+    default: goto field_start;
+  }
+
+field_start:
+  if (p == e) return suspend(Phase::kFieldStart, p, token, name_len, value, value_end, id, underscore);
+  c = d[p];
+  if (c == '\r') {
+    ++p;
+    goto end_lf;
+  }
+  if (!Is(c, kTchar)) {
+    return Fail(kBad, c == ' ' || c == '\t' ? "obsolete line folding" : c == '\n' ? "bare LF" : "malformed header name");
+  }
+  token = p;
+  underscore = false;
+
+name:
+  p = static_cast<size_t>(FindNotNameByte(scan, d, d + p, d + e) - d);
+  if (p == e || d[p] != ':') {
+    while (p < e && Is(d[p], kTchar)) {
+      underscore = underscore || d[p] == '_';
+      ++p;
+    }
+    if (p == e) return suspend(Phase::kName, p, token, name_len, value, value_end, id, underscore);
+    if (d[p] != ':') return Fail(kBad, "malformed header line");  // e.g. whitespace before the colon
+  }
+  name_len = p - token;
+  id = ClassifyTokenName(d + token, name_len);
+  value = ++p;
+
+value_bytes:
+  p = ScanValue(scan, d, p, e);
+  if (p == e) return suspend(Phase::kValue, p, token, name_len, value, value_end, id, underscore);
+  if (d[p] != '\r') return Fail(kBad, d[p] == '\n' ? "bare LF" : "invalid byte in header value");
+  value_end = p++;
+
+value_lf:
+  if (p == e) return suspend(Phase::kValueLf, p, token, name_len, value, value_end, id, underscore);
+  if (d[p] != '\n') return Fail(kBad, "bare CR");
+  ++p;
+  {
+    // A complete field: OWS off both ends (value bytes are HTAB, SP or
+    // above SP, so "<= SP" is exactly SP or HTAB; d[value_end] is the CR,
+    // so the first loop stops there), appended, checked.
+    while (d[value] <= ' ' && value < value_end) ++value;
+    size_t end = value_end;
+    while (end > value && d[end - 1] <= ' ') --end;
+    // Like nginx's default (underscores_in_headers off): a request field
+    // name with an underscore is dropped. Many backends (CGI, WSGI, PHP,
+    // Rack) fold '_' and '-' into the same variable, so "Content_Length" or
+    // "X_Forwarded_For" would otherwise smuggle a second value past our
+    // checks. (It never frames a body nor names the host either.)
+    if (!(kRequest && underscore)) {
+      headers->AppendClassified(std::string_view(data + token, name_len), std::string_view(data + value, end - value), id);
+      if (IsFramingField(id) && !OnField<kRequest>(id, d, value, end)) return State::kError;
     }
   }
+  goto field_start;
 
-need_more:
+end_lf:
+  if (p == e) return suspend(Phase::kEndLf, p, token, name_len, value, value_end, id, underscore);
+  if (d[p] != '\n') return Fail(kBad, "bare CR");
+  ++p;
   examined_ += p - entry;
-  pos_ = p;
-  if (p >= limit_) {
-    return kRequest ? Fail(431, "request head over max_header_bytes") : Fail(502, "upstream response head too large");
-  }
-  return State::kIncomplete;
+  pos_ = head_size_ = p;
+  return State::kDone;
 }
 
 // Checks the form of the request target (origin-form, asterisk-form for
@@ -588,28 +734,18 @@ bool HeadParser::OnTarget(const unsigned char* d) {
   return true;
 }
 
-// A complete field line: appended to `out` and checked at once.
-template <class Head>
-bool HeadParser::OnField(const unsigned char* d, Head* out) {
-  constexpr bool kRequest = std::is_same_v<Head, RequestHead>;
+// A complete field the head's framing, Host, Connection or Expect depend
+// on (appended already), checked at once. `value` is d[value, end).
+template <bool kRequest>
+bool HeadParser::OnField(HeaderId id, const unsigned char* d, size_t value_off, size_t end) {
   constexpr int kBad = kRequest ? 400 : 502;
-  size_t end = value_end_;
-  while (end > value_ && (d[end - 1] == ' ' || d[end - 1] == '\t')) --end;
-  examined_ += value_end_ - end;
-  // Like nginx's default (underscores_in_headers off): a request field name
-  // with an underscore is dropped. Many backends (CGI, WSGI, PHP, Rack) fold
-  // '_' and '-' into the same variable, so "Content_Length" or
-  // "X_Forwarded_For" would otherwise smuggle a second value past our checks.
-  if (kRequest && field_underscore_) return true;
-  const char* base = reinterpret_cast<const char*>(d);
-  const std::string_view value(base + value_, end - value_);
-  out->headers.AppendClassified(std::string_view(base + token_, name_len_), value, field_id_);
-  switch (field_id_) {
+  const std::string_view value(reinterpret_cast<const char*>(d) + value_off, end - value_off);
+  switch (id) {
     case HeaderId::kContentLength:
       examined_ += value.size();
       if (has_length_) return Reject(kBad, "duplicate Content-Length");
       if (chunked_) return Reject(kBad, "both Content-Length and Transfer-Encoding");
-      if (!ParseContentLength(value, &content_length_)) return Reject(kBad, "malformed Content-Length");
+      if (!ParseDigits(value, &content_length_)) return Reject(kBad, "malformed Content-Length");
       has_length_ = true;
       break;
     case HeaderId::kTransferEncoding:
@@ -622,8 +758,7 @@ bool HeadParser::OnField(const unsigned char* d, Head* out) {
       break;
     case HeaderId::kConnection:
       examined_ += value.size();
-      close_ = close_ || HasToken(value, "close");
-      keep_alive_token_ = keep_alive_token_ || HasToken(value, "keep-alive");
+      ScanConnectionTokens(value, &close_, &keep_alive_token_);
       break;
     case HeaderId::kHost:
       if constexpr (kRequest) {
@@ -631,8 +766,12 @@ bool HeadParser::OnField(const unsigned char* d, Head* out) {
         if (++hosts_ > 1) return Reject(400, "more than one Host");
         // An absolute-form target's authority replaces Host (RFC 9112
         // section 3.2.2), so only a Host that will be used is checked.
-        if (!absolute_ && !value.empty() && !IsValidHost(value)) return Reject(400, "malformed Host");
-        host_ = value_;
+        // Letters, digits, '-' and '.' only: a valid reg-name at a glance.
+        if (!absolute_ && !value.empty() && FindNotNameByte(Scanner(), d, d + value_off, d + end) != d + end &&
+            !IsValidHost(value)) {
+          return Reject(400, "malformed Host");
+        }
+        host_ = value_off;
         host_len_ = value.size();
       }
       break;
@@ -666,6 +805,7 @@ HeadParser::State HeadParser::FinishRequest(const char* data, RequestHead* out) 
     out->headers.AppendClassified("Host", authority, HeaderId::kHost);
     out->host = authority;
   } else {
+    out->rewritten_target.clear();
     out->target = std::string_view(data + target_, target_len_);
     out->host = std::string_view(data + host_, host_len_);
   }

@@ -27,7 +27,9 @@
 //   framing conflict later in the head is then still reported as such).
 //   error_status() is what to answer; error() is a short reason for the log
 //   that never quotes the peer's bytes.
-// - kIncomplete: more bytes are needed; `out` is not usable yet.
+// - kIncomplete: more bytes are needed; `out` is not usable yet (the first
+//   call empties out->headers and appends fields as they complete; kDone
+//   sets every other member of `out`).
 //
 // Strictness (docs/HTTP.md, "Parsing"): CRLF line endings only (a bare CR or
 // LF anywhere is an error), no obs-fold, token-only methods (those
@@ -90,7 +92,6 @@ class HeadParser {
     kStartLineLf,   // after the CR of the start line
     kFieldStart,    // a field line, or the CR of the blank line
     kName,
-    kValueOws,      // whitespace between ':' and the value
     kValue,
     kValueLf,       // after the CR of a field line
     kEndLf,         // after the CR of the blank line
@@ -101,8 +102,10 @@ class HeadParser {
   static Method MatchMethod(const unsigned char* p, size_t n);
   template <class Head>
   State Run(const char* data, size_t len, Head* out);
-  template <class Head>
-  bool OnField(const unsigned char* d, Head* out);
+  template <bool kRequest>
+  State ScanFields(const char* data, size_t p, size_t e, size_t entry, HeaderList* headers);
+  template <bool kRequest>
+  bool OnField(HeaderId id, const unsigned char* d, size_t value, size_t end);
   bool OnTarget(const unsigned char* d);
   State FinishRequest(const char* data, RequestHead* out);
   State FinishResponse(const char* data, ResponseHead* out);
