@@ -5,11 +5,35 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 using namespace sessiond;
+
+// Allocations counted while g_count_allocations is set (this replaces the
+// global operator new of the unit-test binary; it only counts).
+namespace {
+std::atomic<bool> g_count_allocations{false};
+std::atomic<int> g_allocations{0};
+}  // namespace
+
+// GCC cannot see that this operator new is malloc underneath, so it takes
+// free() in the matching delete for a mismatch.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(size_t size) {
+  if (g_count_allocations.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace {
 
@@ -269,6 +293,37 @@ TEST_CASE("head parser: the header list keeps its capacity from one message to t
   CHECK(head.headers.size() == 1);  // the first Parse call cleared the old fields
   CHECK(head.host == "b");
   CHECK(head.headers.fields().capacity() == capacity);
+}
+
+TEST_CASE("head parser: no allocation per message once the head objects are warm") {
+  std::string raw = "GET http://a.example/x?y=1 HTTP/1.1\r\nUser-Agent: t\r\nCookie: " + std::string(300, 'c') + "\r\n";
+  for (int i = 0; i < 12; ++i) raw += "X-" + std::to_string(i) + ": value\r\n";
+  raw += "\r\n";
+  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n";
+  HeadParser parser;
+  RequestHead request;
+  ResponseHead resp;
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    g_allocations = 0;
+    g_count_allocations = round > 0;  // the first round sizes the objects
+    parser.StartRequest(kMaxHead, kMaxBody);
+    const State a = parser.Parse(raw.data(), raw.size(), &request);
+    parser.StartResponse(kMaxHead, false);
+    const State b = parser.Parse(response.data(), response.size(), &resp);
+    g_count_allocations = false;
+    REQUIRE(a == State::kDone);
+    REQUIRE(b == State::kDone);
+    CHECK(request.headers.size() == 15);
+    CHECK(request.target == "/x?y=1");
+    if (round > 0) CHECK(g_allocations.load() == 0);
+  }
+  // The counter counts: a fresh head allocates its list.
+  g_allocations = 0;
+  g_count_allocations = true;
+  auto fresh = std::make_unique<RequestHead>();
+  g_count_allocations = false;
+  CHECK(g_allocations.load() >= 2);
 }
 
 // ---- requests: methods, targets, versions -------------------------------------
