@@ -5,7 +5,16 @@
 // The rule: a head HeadParser accepts must parse the same under http-parser
 // (method, target, version, status, reason, each field's name and trimmed
 // value in order). http-parser is lenient, so it may accept heads we refuse,
-// never the reverse.
+// never the reverse, but for one bug of its own: a field name that merely
+// starts with "Transfer-Encoding" ("Transfer-Encodingx", "Transfer-Encoding_a")
+// sets its Transfer-Encoding flag, so it refuses such a request unless the
+// field says chunked (HPE_INVALID_TRANSFER_ENCODING), and such a head with
+// a Content-Length (HPE_UNEXPECTED_CONTENT_LENGTH). And it takes only SP,
+// not HTAB, as whitespace after a Content-Length or Transfer-Encoding value
+// (HPE_INVALID_CONTENT_LENGTH, HPE_INVALID_TRANSFER_ENCODING), where RFC 9110
+// section 5.5 allows both around any field value (and the hostile corpus
+// accepts either answer). For a head that shows one of these, exactly the
+// matching refusal is not a disagreement.
 #pragma once
 
 #include <http_parser.h>
@@ -22,6 +31,7 @@ namespace fuzz {
 
 struct OracleHead {
   bool accepted = false;
+  http_errno error = HPE_OK;
   std::string method;
   std::string url;
   int major = 0, minor = 0;
@@ -87,7 +97,8 @@ inline OracleHead RunOracle(std::string_view head, http_parser_type type) {
   p.data = &state;
   const size_t n = http_parser_execute(&p, &settings, head.data(), head.size());
   // An upgrade (Connection: upgrade with Upgrade) stops right after the head.
-  out.accepted = HTTP_PARSER_ERRNO(&p) == HPE_OK && state.complete && (n == head.size() || p.upgrade);
+  out.error = HTTP_PARSER_ERRNO(&p);
+  out.accepted = out.error == HPE_OK && state.complete && (n == head.size() || p.upgrade);
   out.major = p.http_major;
   out.minor = p.http_minor;
   if (type == HTTP_REQUEST) out.method = http_method_str(static_cast<http_method>(p.method));
@@ -96,10 +107,44 @@ inline OracleHead RunOracle(std::string_view head, http_parser_type type) {
   return out;
 }
 
+// http-parser's Transfer-Encoding prefix bug (see the top) explains its
+// refusal of `head`.
+inline bool TransferEncodingPrefixBug(std::string_view head, const OracleHead& o) {
+  if (o.error != HPE_INVALID_TRANSFER_ENCODING && o.error != HPE_UNEXPECTED_CONTENT_LENGTH) return false;
+  for (const auto& field : ReadHeadLines(head.substr(SkippedLines(head))).fields) {
+    if (field.first.size() > 17 && SameIgnoringCase(field.first.substr(0, 17), "transfer-encoding")) return true;
+  }
+  return false;
+}
+
+// http-parser's refusal of a HTAB after a Content-Length or
+// Transfer-Encoding value (see the top) explains its refusal of `head`.
+inline bool TrailingTabBug(std::string_view head, const OracleHead& o) {
+  if (o.error != HPE_INVALID_CONTENT_LENGTH && o.error != HPE_INVALID_TRANSFER_ENCODING) return false;
+  for (std::string_view line : SplitOn(head.substr(SkippedLines(head)), '\n')) {
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, colon);
+    if (!SameIgnoringCase(name, "content-length") && !SameIgnoringCase(name, "transfer-encoding")) continue;
+    std::string_view value = line.substr(colon + 1);
+    if (!value.empty() && value.back() == '\r') value.remove_suffix(1);
+    const std::string_view trimmed = TrimSpTab(value);
+    if (trimmed.empty()) continue;
+    const std::string_view after = value.substr(value.rfind(trimmed.back()) + 1);
+    if (after.find('\t') != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+inline bool KnownOracleBug(std::string_view head, const OracleHead& o) {
+  return TransferEncodingPrefixBug(head, o) || TrailingTabBug(head, o);
+}
+
 // `head`: the head bytes HeadParser accepted into `req` (leading empty lines
 // included).
 inline bool CompareWithOracle(std::string_view head, const RequestHead& req) {
   const OracleHead o = RunOracle(head, HTTP_REQUEST);
+  if (!o.accepted && KnownOracleBug(head, o)) return true;
   FUZZ_CHECK(o.accepted);
   FUZZ_CHECK(o.method == req.method);
   FUZZ_CHECK(o.major == 1 && o.minor == req.minor_version);
@@ -129,6 +174,7 @@ inline bool CompareWithOracle(std::string_view head, const RequestHead& req) {
 
 inline bool CompareWithOracle(std::string_view head, const ResponseHead& resp) {
   const OracleHead o = RunOracle(head, HTTP_RESPONSE);
+  if (!o.accepted && KnownOracleBug(head, o)) return true;
   FUZZ_CHECK(o.accepted);
   FUZZ_CHECK(o.major == 1 && o.minor == resp.minor_version);
   FUZZ_CHECK(o.status == resp.status);
