@@ -4,13 +4,14 @@
 // The scan is a state machine whose state is a Phase and a few offsets, so a
 // call that runs out of bytes stops anywhere (inside a method, a name, a
 // value, between CR and LF) and the next call continues at the next byte.
-// Within a call each phase is a tight loop over its own byte class: runs of
-// plain value or target bytes are skipped 16 at a time with SSE2 (any
-// other byte ends the run and is looked at on its own), and common
-// field-name bytes likewise. Each field name is classified (HeaderId) as soon
-// as its ':' is seen, by length and first letter and one case-folded compare
-// of at most a few words, and each field is appended to the HeaderList and
-// checked against the framing rules the moment its line ends.
+// Within a call each phase is a tight loop over its own byte class: with
+// SSE2, runs of plain value or target bytes are skipped 16 at a time (32 in
+// long values), and the letters, digits, '-' and '.' of field names likewise;
+// any other byte ends the run and is looked at on its own. Each field name is
+// classified (HeaderId) as soon as its ':' is seen, by first letter and
+// length and one case-folded compare of a few words, and each field is
+// appended to the HeaderList and checked against the framing rules the
+// moment its line ends. The start line is Run's, the fields ScanFields'.
 #include "http/head_parser.h"
 
 #include <array>
@@ -55,7 +56,7 @@ inline bool IsDigit(unsigned char c) { return c >= '0' && c <= '9'; }
 // are left before `e`, they load the last 16 bytes before `e` instead and
 // ignore those before `p` (`begin`, the start of the caller's bytes, says
 // whether there are 16): a short tail costs one block too. Their constants
-// are made once per Parse call (Scanner).
+// are gathered in Scanner.
 #if defined(__SSE2__)
 struct Scanner {
   // FindBelow: min(v, min - 1) == v exactly when v < min.
@@ -88,14 +89,14 @@ struct Scanner {
     return ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xFFFFu;
   }
   // The first byte of [p, e) whose bit `mask_of` sets, or e.
+  // Needs 16 bytes before e.
   template <class MaskOf>
-  __attribute__((always_inline)) static const unsigned char* Find(const unsigned char* begin, const unsigned char* p,
-                                                                  const unsigned char* e, MaskOf mask_of) {
+  __attribute__((always_inline)) static const unsigned char* Find(const unsigned char* p, const unsigned char* e,
+                                                                  MaskOf mask_of) {
     for (const unsigned char* last = e - 16; p <= last; p += 16) {
       if (const unsigned mask = mask_of(p)) return p + __builtin_ctz(mask);
     }
     if (p == e) return e;
-    (void)begin;
     const unsigned mask = mask_of(e - 16) >> (16 - (e - p));
     return mask != 0 ? p + __builtin_ctz(mask) : e;
   }
@@ -116,7 +117,7 @@ __attribute__((always_inline)) inline const unsigned char* FindBelow(const Scann
     for (const unsigned char* last = e - 32; p <= last; p += 32) {
       if (const unsigned mask = s.Below(p, vchar) | s.Below(p + 16, vchar) << 16) return p + __builtin_ctz(mask);
     }
-    return Scanner::Find(begin, p, e, [&](const unsigned char* at) { return s.Below(at, vchar); });
+    return Scanner::Find(p, e, [&](const unsigned char* at) { return s.Below(at, vchar); });
   }
 #else
   (void)s;
@@ -134,7 +135,7 @@ __attribute__((always_inline)) inline const unsigned char* FindNotNameByte(const
                                                                           const unsigned char* p,
                                                                           const unsigned char* e) {
 #if defined(__SSE2__)
-  if (e - begin >= 16) return Scanner::Find(begin, p, e, [&](const unsigned char* at) { return s.NotName(at); });
+  if (e - begin >= 16) return Scanner::Find(p, e, [&](const unsigned char* at) { return s.NotName(at); });
 #else
   (void)s;
   (void)begin;
