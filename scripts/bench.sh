@@ -219,7 +219,7 @@ start_sessiond() {  # NAME PORT MANAGER WORKERS -> STARTED
   wait_listen "$2" "$STARTED" "$1"
 }
 
-# stop_sessiond NAME PID: a clean SIGTERM shutdown exits 0 (CONTRACT section 2).
+# stop_sessiond NAME PID: a clean SIGTERM shutdown exits 0 (docs/OPERATIONS.md, Signals).
 stop_sessiond() {
   local rc=0
   alive "$2" || problem "sessiond $1 was no longer running at the end of its step"

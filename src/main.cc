@@ -1,4 +1,4 @@
-// sessiond: command line, then hand-off to the Server (CONTRACT section 2).
+// sessiond: command line, then hand-off to the Server (docs/CONFIGURATION.md, Command line).
 //
 //   sessiond [-c FILE]                  run (FILE: -c, else $SESSIOND_CONFIG, else ./sessiond.yaml)
 //   sessiond --check-config [-c FILE]   validate and summarise; exit 0 valid, 2 invalid

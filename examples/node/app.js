@@ -2,8 +2,8 @@
 // A small web app with sessions and no session library: it runs behind sessiond.
 //
 // The app never reads or writes a cookie. sessiond hands it the session as
-// request headers and takes instructions back as response headers (CONTRACT
-// section 4):
+// request headers and takes instructions back as response headers
+// (docs/HEADER-PROTOCOL.md):
 //
 //   request   X-Session-Status   none | new | active | expired | invalid
 //             X-Session-Id       public id of the session (absent without one)

@@ -1,4 +1,4 @@
-// AdminServer: the admin listener (CONTRACT section 7), on the main thread.
+// AdminServer: the admin listener (docs/OPERATIONS.md, Admin endpoints), on the main thread.
 //
 //   GET /healthz  200 "ok" while the process runs
 //   GET /readyz   200 "ready" when every worker's last store check passed, else 503

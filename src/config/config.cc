@@ -1,4 +1,4 @@
-// The schema of sessiond.yaml (CONTRACT section 3): which keys exist, their
+// The schema of sessiond.yaml (docs/CONFIGURATION.md): which keys exist, their
 // types, ranges and defaults, and the checks that involve several keys.
 // Reading and positioning live in yaml_reader.*, address and URL syntax in
 // address.* and redis_url.*, the summary in describe.cc.

@@ -1,4 +1,4 @@
-// Config: the whole of sessiond's configuration (CONTRACT section 3), parsed
+// Config: the whole of sessiond's configuration (docs/CONFIGURATION.md), parsed
 // and validated once into an immutable value.
 //
 // LoadConfig() is the only way to build one. Everything derived from the raw

@@ -1,7 +1,7 @@
 // CookieCodec: session cookie value <-> session id (or sealed session), the
 // keyed store key and public id of a session, and the Set-Cookie header.
 //
-// Two cookie formats (CONTRACT section 5), both URL-safe and authenticated
+// Two cookie formats (docs/COOKIES.md, Formats), both URL-safe and authenticated
 // with keys derived from secret_key:
 //
 //   store managers (redis, file, memory): a signed token carrying only the id

@@ -1,4 +1,4 @@
-// The X-Session-* header protocol (CONTRACT section 4), as pure functions.
+// The X-Session-* header protocol (docs/HEADER-PROTOCOL.md), as pure functions.
 //
 // Request side: which client headers to strip (IsSessionHeader) and the
 // headers injected for the backend (FormatRequestHeaders). Response side: the

@@ -1,4 +1,4 @@
-// The session step of every exchange (CONTRACT sections 4 and 5).
+// The session step of every exchange (docs/HEADER-PROTOCOL.md and docs/COOKIES.md).
 //
 // Request side (SessionFilter::OnRequestHead):
 //   1. remove every client-sent X-Session-* header (any case, '_' or '-');
@@ -13,7 +13,7 @@
 //      the response waits for the store's acknowledgement;
 //   7. set, re-issue or clear the cookie.
 //
-// Lifetime semantics (documented for operators in the README):
+// Lifetime semantics (docs/HEADER-PROTOCOL.md, Session lifetime):
 // - session_expiration_time is the lifetime of a session from its creation
 //   (or from its last Regenerate). Writes do not extend it; with
 //   session_refresh_each_request every request does (sliding expiry).

@@ -1,4 +1,5 @@
-"""The command line, exit codes and signals (CONTRACT section 2)."""
+"""The command line, exit codes and signals (docs/CONFIGURATION.md, Command line;
+docs/CONFIGURATION.md, Exit codes; docs/OPERATIONS.md, Signals)."""
 
 import base64
 import re

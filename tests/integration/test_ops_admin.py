@@ -1,5 +1,5 @@
 """Admin listener: /healthz, /readyz against the session store, unknown paths
-(CONTRACT section 7)."""
+(docs/OPERATIONS.md, Admin endpoints; docs/OPERATIONS.md, Readiness)."""
 
 import os
 import time

@@ -1,4 +1,5 @@
-"""The session cookie (CONTRACT section 5) on every manager: tampering and
+"""The session cookie (docs/COOKIES.md, Verification; docs/COOKIES.md, Attributes) on every
+manager: tampering and
 truncation give `invalid` and clear the cookie, the session cookie never
 reaches the backend, Set-Cookie attributes follow the config, session_create
 lazy/always, and the cookie manager's 4096-byte browser limit."""

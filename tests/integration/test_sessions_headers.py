@@ -1,4 +1,5 @@
-"""X-Session-* header hygiene on every manager (CONTRACT section 4): client
+"""X-Session-* header hygiene on every manager (docs/HEADER-PROTOCOL.md, Stripping spoofed
+headers; docs/HEADER-PROTOCOL.md, Malformed instructions): client
 headers with the prefix never reach the backend, instruction headers never
 reach the client, and a malformed instruction answers 502 naming the header
 and changes nothing (all or nothing)."""

@@ -95,7 +95,7 @@ class TempFile {
 
 }  // namespace
 
-TEST_CASE("omitted keys take the defaults of CONTRACT section 3") {
+TEST_CASE("omitted keys take the defaults of docs/CONFIGURATION.md") {
   auto r = Parse(Minimal());
   REQUIRE(r.ok());
   const Config& c = **r;
