@@ -1,4 +1,4 @@
-"""Admin /metrics: every metric of docs/OPERATIONS.md, Metrics is exposed in valid
+"""Admin /metrics (docs/OPERATIONS.md, Metrics): the metrics below are exposed in valid
 Prometheus text, and the values move exactly with the traffic that passed."""
 
 from harness import check, check_eq, echo_headers
