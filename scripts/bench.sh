@@ -96,7 +96,7 @@ bundle() {
   if [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -e "$dir/run-scale.sh" ]; then
     die "$dir is not empty and holds no bundle: not writing into it"
   fi
-  rm -rf "$dir/bin" "$dir/lib" "$dir/share" "$dir/run-scale.sh" "$dir/README.txt"
+  rm -rf "${dir:?}/bin" "${dir:?}/lib" "${dir:?}/share" "$dir/run-scale.sh" "$dir/README.txt"
   mkdir -p "$dir/bin" "$dir/lib" "$dir/share"
   cp "$SESSIOND" "$dir/bin/sessiond"
   for tool in nginx wrk redis-server taskset; do
@@ -136,7 +136,7 @@ bundle() {
   } >"$dir/README.txt"
   local size
   size=$(du -sk "$dir" --exclude=results | awk '{ print $1 }')
-  note "bundle in $dir: $((size / 1024)) MiB ($(ls "$dir/lib" | wc -l) libraries)"
+  note "bundle in $dir: $((size / 1024)) MiB ($(find "$dir/lib" -type f | wc -l) libraries)"
   [ "$size" -le $((60 * 1024)) ] || note "the bundle is over 60 MiB"
 }
 
@@ -179,7 +179,7 @@ TMP=$(mktemp -d /tmp/sessiond-bench.XXXXXX)
 mkdir -p "$TMP/wrk" "$TMP/logs" "$TMP/cg" "$TMP/allocs"
 FACTS=$TMP/facts.txt
 : >"$FACTS"
-# shellcheck source=bench/lib.sh
+# shellcheck source=scripts/bench/lib.sh
 . "$HERE/lib.sh"
 CONF_DIR=$HERE
 NGINX=(nginx)
@@ -410,12 +410,12 @@ alloc_snapshot() {
 # ALLOC_SECONDS (read path, CONNS connections), snapshot; the fact
 #   alloc NAME REQUESTS CONNECTIONS DELTA_MALLOC ... DELTA_FREE
 count_allocs() {
-  local name=$1 pid=$2 sig=$3 port=$4 file=$TMP/allocs/$1 out=$TMP/allocs/$1.wrk before after requests
+  local name=$1 pid=$2 sig=$3 listen=$4 file=$TMP/allocs/$1 out=$TMP/allocs/$1.wrk before after requests i
   local -a b a d=()
-  warm_up "$port" "$CONNS" "$WARMUP" "$COOKIE"
+  warm_up "$listen" "$CONNS" "$WARMUP" "$COOKIE"
   before=$(alloc_snapshot "$pid" "$sig" "$file") || { problem "$name wrote no allocation counts"; return; }
   tracked wrk -t"$(wrk_threads "$CONNS")" -c"$CONNS" -d"${ALLOC_SECONDS}s" -H "Cookie: $COOKIE" \
-    "http://127.0.0.1:$port/" >"$out" 2>&1 || problem "wrk against $name (allocs) failed: $(tail -n 1 "$out")"
+    "http://127.0.0.1:$listen/" >"$out" 2>&1 || problem "wrk against $name (allocs) failed: $(tail -n 1 "$out")"
   after=$(alloc_snapshot "$pid" "$sig" "$file") || { problem "$name wrote no allocation counts"; return; }
   read -ra b <<<"$before"
   read -ra a <<<"$after"

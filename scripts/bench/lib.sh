@@ -142,13 +142,13 @@ children_of() {
 
 # workers_of MASTER_PID N: waits until the nginx master has N workers; prints them.
 workers_of() {
-  local w
+  local kids=()
   for _ in $(seq 200); do
-    read -ra w <<<"$(children_of "$1")"
-    [ "${#w[@]}" -ge "$2" ] && { echo "${w[@]}"; return; }
+    read -ra kids <<<"$(children_of "$1")"
+    [ "${#kids[@]}" -ge "$2" ] && { echo "${kids[@]}"; return; }
     sleep 0.05
   done
-  die "nginx (pid $1) started ${#w[@]} of $2 workers"
+  die "nginx (pid $1) started ${#kids[@]} of $2 workers"
 }
 
 # cpu_ticks PID...: utime + stime of the processes (all their threads), in
