@@ -25,7 +25,7 @@
 #              aligned_alloc, memalign; scripts/bench/malloc_count.c preloaded)
 #              for sessiond (cookie read path, 1 worker) and nginx's worker:
 #              counts after a wrk run minus counts before, over its requests.
-#   all        wrk, sweep, conns, callgrind, allocs, in that order (about 12
+#   all        wrk, sweep, conns, callgrind, allocs, in that order (about 10
 #              minutes with the defaults on a 2-core machine).
 #   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
 #              DIR/lib: every shared library they load and the dynamic loader;
