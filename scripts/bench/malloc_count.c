@@ -10,7 +10,10 @@
  * from any thread, with relaxed atomic increments, and passes each call on to
  * glibc's own allocator through the __libc_* entry points glibc exports for
  * exactly this (no dlsym, which itself allocates). Calls made inside glibc go
- * through the same symbols, so they are counted too.
+ * through the same symbols, so they are counted too; libstdc++'s operator new
+ * calls malloc (aligned new: aligned_alloc). Not counted: valloc, pvalloc and
+ * reallocarray, which glibc serves without these symbols and which neither
+ * server under test calls.
  *
  * On the signal (SIGUSR2, or the number in MALLOC_COUNT_SIGNAL: nginx uses
  * SIGUSR2 itself, to change its binary) the handler writes the counts to
