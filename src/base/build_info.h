@@ -1,7 +1,7 @@
 // What was built: the version, the git commit and the build date, fixed at
 // compile time by the Makefile (-D flags on build_info.cc only, so a new
 // commit recompiles one file). Shown by `sessiond --version` and exported as
-// the sessiond_build_info metric (docs/ARCHITECTURE.md, Observability).
+// the sessiond_build_info metric (docs/OPERATIONS.md, Metrics).
 #pragma once
 
 namespace sessiond {

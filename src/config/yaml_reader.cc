@@ -302,7 +302,7 @@ std::optional<std::string> ConfigReader::Expand(const std::string& raw, const YA
     }
     std::optional<std::string> value = env_(name);
     if (!value) {
-      // For a secret, say how to make one (docs/CONFIGURATION.md, Secrets).
+      // For a secret, say how to make one (docs/CONFIGURATION.md, `secret_key`).
       const bool secret = path == "secret_key" || path.rfind("secret_key_fallbacks[", 0) == 0;
       Fail(mark, path + ": environment variable " + name + " is not set" +
                      (secret ? "; run 'sessiond gen-secret' for a key: export " + name +

@@ -53,7 +53,7 @@ struct Metrics {
   std::atomic<uint64_t> store_errors[kStoreOps] = {};
   Histogram store_duration[kStoreOps];
 
-  // Configuration loads (docs/ARCHITECTURE.md, Observability): whether the
+  // Configuration loads (docs/OPERATIONS.md, Metrics): whether the
   // last SIGHUP reload applied (1) or was refused (0), and the Unix time of
   // the last load that applied. The load at start-up counts as one, as in
   // Prometheus's own prometheus_config_last_reload_* metrics.
