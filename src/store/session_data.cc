@@ -53,6 +53,12 @@ class MemberCursor {
 
   explicit MemberCursor(std::string_view text) : s_(text) {}
 
+  // Decodes a whole JSON string literal (quotes included) into *out.
+  static bool DecodeLiteral(std::string_view literal, std::string* out) {
+    MemberCursor cursor(literal);
+    return cursor.ReadString(out) && cursor.AtEnd();
+  }
+
   // Consumes the opening brace (and an empty object whole).
   bool Begin() {
     if (!Consume('{')) return false;
@@ -112,12 +118,17 @@ class MemberCursor {
 
   // A JSON string at i_, decoded into *out (when not null). Runs of plain
   // bytes are found with one table lookup per byte and copied at once.
-  bool ReadString(std::string* out) {
+  bool ReadString(std::string* out) { return out ? ReadStringAs<true>(out) : ReadStringAs<false>(nullptr); }
+
+  template <bool kDecode>
+  bool ReadStringAs(std::string* out) {
     if (!Consume('"')) return false;
     for (;;) {
       const size_t run = i_;
-      while (i_ < s_.size() && kBytes.in_string[static_cast<unsigned char>(s_[i_])] == kPlainByte) ++i_;
-      if (out && i_ > run) out->append(s_.data() + run, i_ - run);
+      i_ = SkipPlain(i_);
+      if constexpr (kDecode) {
+        if (i_ > run) out->append(s_.data() + run, i_ - run);
+      }
       if (i_ >= s_.size()) return false;  // unterminated
       const unsigned char kind = kBytes.in_string[static_cast<unsigned char>(s_[i_++])];
       if (kind == kQuoteByte) return true;
@@ -144,12 +155,12 @@ class MemberCursor {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             return false;
           }
-          if (out) AppendUtf8(out, cp);
+          if constexpr (kDecode) AppendUtf8(out, cp);
           continue;
         }
         default: return false;
       }
-      if (out) out->push_back(plain);
+      if constexpr (kDecode) out->push_back(plain);
     }
   }
 
@@ -158,30 +169,51 @@ class MemberCursor {
   bool SkipValue() {
     if (i_ >= s_.size()) return false;
     const char c = s_[i_];
-    if (c == '"') return ReadString(nullptr);
+    if (c == '"') return ReadStringAs<false>(nullptr);
     if (c == '{' || c == '[') {
       size_t depth = 0;
-      while (i_ < s_.size()) {
-        const char d = s_[i_];
-        if (d == '"') {
-          if (!ReadString(nullptr)) return false;
+      const char* const d = s_.data();
+      const size_t n = s_.size();
+      size_t i = i_;
+      while (i < n) {
+        const char b = d[i];
+        if (b == '"') {
+          i_ = i;
+          if (!ReadStringAs<false>(nullptr)) return false;
+          i = i_;
           continue;
         }
-        ++i_;
-        if (d == '{' || d == '[') {
+        ++i;
+        if (b == '{' || b == '[') {
           ++depth;
-        } else if (d == '}' || d == ']') {
-          if (--depth == 0) return true;
+        } else if ((b == '}' || b == ']') && --depth == 0) {
+          i_ = i;
+          return true;
         }
       }
+      i_ = i;
       return false;
     }
+    const char* const d = s_.data();
+    const size_t n = s_.size();
     const size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}') {
-      if (!kBytes.in_literal[static_cast<unsigned char>(s_[i_])]) return false;
-      ++i_;
+    size_t i = start;
+    while (i < n && d[i] != ',' && d[i] != '}') {
+      if (!kBytes.in_literal[static_cast<unsigned char>(d[i])]) return false;
+      ++i;
     }
-    return i_ > start;
+    i_ = i;
+    return i > start;
+  }
+
+  // The end of the run of plain string bytes starting at i. Locals, not
+  // members, in the loop: a member would be stored on every byte, since the
+  // compiler must assume the bytes read may alias it.
+  size_t SkipPlain(size_t i) const {
+    const char* const d = s_.data();
+    const size_t n = s_.size();
+    while (i < n && kBytes.in_string[static_cast<unsigned char>(d[i])] == kPlainByte) ++i;
+    return i;
   }
 
   std::string_view s_;
@@ -191,12 +223,22 @@ class MemberCursor {
 
 // True when AppendJsonString(decoded key) would reproduce `literal` (the
 // key's text with its quotes) byte for byte: printable ASCII, no escapes.
+// The decoded key is then the literal without its quotes.
 bool IsVerbatimKeyLiteral(std::string_view literal) {
   for (const char ch : literal.substr(1, literal.size() - 2)) {
     const unsigned char c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c > 0x7E || c == '\\') return false;
   }
   return true;
+}
+
+// The key a string literal that MemberCursor accepted stands for: a view of
+// the literal itself when it has no escapes, else decoded into *scratch.
+std::string_view KeyOf(std::string_view literal, std::string* scratch) {
+  if (IsVerbatimKeyLiteral(literal)) return literal.substr(1, literal.size() - 2);
+  scratch->clear();
+  (void)MemberCursor::DecodeLiteral(literal, scratch);  // accepted once already: cannot fail
+  return *scratch;
 }
 
 void AppendMember(std::string* out, bool* first, std::string_view key, std::string_view value) {
@@ -306,42 +348,49 @@ bool MergeSessionJson(std::string_view current, bool clear, const std::vector<st
   bool first = true;
   auto next_set = sets.begin();
   // Sets ordered before `key` (all remaining ones when key is null).
-  const auto flush_sets_before = [&](const std::string* key) {
-    for (; next_set != sets.end() && (key == nullptr || next_set->first < *key); ++next_set) {
+  const auto flush_sets_before = [&](std::optional<std::string_view> key) {
+    for (; next_set != sets.end() && (!key || std::string_view(next_set->first) < *key); ++next_set) {
       if (next_set->second) AppendMember(out, &first, next_set->first, *next_set->second);
     }
   };
-  std::string key, previous;
+  // Keys are compared decoded; most need no decoding (KeyOf). Two scratch
+  // buffers alternate so that `previous` survives decoding the next key.
+  std::string scratch[2];
+  int next_scratch = 0;
+  std::string_view key, previous;
   bool have_previous = false;
   std::string_view raw_key, value;
   for (;;) {
-    const MemberCursor::Step step = cursor.Next(&key, &raw_key, &value);
+    const MemberCursor::Step step = cursor.Next(nullptr, &raw_key, &value);
     if (step == MemberCursor::Step::kError) {
       out->clear();
       return false;
     }
     if (step == MemberCursor::Step::kEnd) break;
+    key = KeyOf(raw_key, &scratch[next_scratch]);
+    const bool verbatim = key.data() != scratch[next_scratch].data();
+    if (!verbatim) next_scratch ^= 1;
     if (have_previous && !(previous < key)) return MergeViaMap(current, clear, deletes, sets, out);
-    previous.swap(key);
+    previous = key;
     have_previous = true;
-    flush_sets_before(&previous);
-    if (next_set != sets.end() && next_set->first == previous) {  // Set replaces (or null deletes) it
-      if (next_set->second) AppendMember(out, &first, previous, *next_set->second);
+    flush_sets_before(key);
+    if (next_set != sets.end() && next_set->first == key) {  // Set replaces (or null deletes) it
+      if (next_set->second) AppendMember(out, &first, key, *next_set->second);
       ++next_set;
       continue;
     }
-    if (clear || std::binary_search(deleted.begin(), deleted.end(), std::string_view(previous))) continue;
-    if (IsVerbatimKeyLiteral(raw_key)) {
-      if (!first) out->push_back(',');
-      first = false;
-      out->append(raw_key);
-      out->push_back(':');
-      out->append(value);
-    } else {
-      AppendMember(out, &first, previous, value);
+    if (clear || std::binary_search(deleted.begin(), deleted.end(), key)) continue;
+    if (!verbatim) {
+      AppendMember(out, &first, key, value);  // the key in its one JSON form
+      continue;
     }
+    if (!first) out->push_back(',');
+    first = false;
+    out->append(raw_key);  // exactly what AppendJsonString(key) would write
+    out->push_back(':');
+    out->append(value);
   }
-  flush_sets_before(nullptr);
+  flush_sets_before(std::nullopt);
   out->push_back('}');
   return true;
 }
