@@ -316,6 +316,16 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     Finish(FilterResult::Continue());
     return;
   }
+  if (plan_.store == StoreOp::kApply && plan_.from_request_key && request_key_.empty()) {
+    // A "new" session was never loaded, so its key is computed now, before
+    // a mint replaces the id.
+    Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
+    if (!key.ok()) {
+      Finish(FilterResult::Reply(500, "Internal Server Error\n"));
+      return;
+    }
+    request_key_ = std::move(*key);
+  }
   if (plan_.mint && !MintId(response_now_)) {
     Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
     return;
@@ -394,13 +404,7 @@ void SessionFilter::OnTouched(const Status& status) {
 
 void SessionFilter::Apply(ChangeBatch batch) {
   ApplyRequest request;
-  if (plan_.from_request_key && request_key_.empty()) {
-    // A "new" session: never loaded, so its key was not computed yet.
-    Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
-    if (key.ok()) request_key_ = std::move(*key);
-  }
-  const bool same_key = plan_.from_request_key && !plan_.mint && facts_.key_index == 0;
-  if (!same_key) {  // the current secret's key of the (possibly new) id
+  if (!plan_.from_request_key || plan_.move) {  // the current secret's key of the (possibly new) id
     Result<std::string> key = codec().StoreKey(session_.id, 0);
     if (!key.ok()) {
       Finish(FilterResult::Reply(500, "Internal Server Error\n"));

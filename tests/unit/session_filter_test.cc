@@ -56,7 +56,7 @@ namespace {
 
 const std::string kSecret = "filter test secret, 0123456789abcdef0123456789";
 
-std::shared_ptr<const Config> MakeConfig(StoreKind manager) {
+std::shared_ptr<Config> MakeConfig(StoreKind manager) {
   auto config = std::make_shared<Config>();
   config->secret_key = kSecret;
   config->session.manager = manager;
@@ -64,9 +64,12 @@ std::shared_ptr<const Config> MakeConfig(StoreKind manager) {
   return config;
 }
 
-std::shared_ptr<SessionContext> MakeContext(StoreKind manager, std::shared_ptr<SessionStore> store = nullptr) {
+std::shared_ptr<SessionContext> MakeContext(StoreKind manager, std::shared_ptr<SessionStore> store = nullptr,
+                                            SessionCreate create = SessionCreate::kLazy) {
   auto ctx = std::make_shared<SessionContext>();
-  ctx->config = MakeConfig(manager);
+  std::shared_ptr<Config> config = MakeConfig(manager);
+  config->session.create = create;
+  ctx->config = config;
   Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*ctx->config);
   REQUIRE(codec.ok());
   ctx->codec = *codec;
@@ -430,6 +433,39 @@ TEST_CASE("store manager: a write of a loaded session is one Apply, and Regenera
   cookie = before;  // the old id stopped working
   exchange({});
   CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"none"});
+}
+
+TEST_CASE("a new session regenerated in its first response moves from its own key to the new id's key") {
+  // docs/HEADER-PROTOCOL.md, Order of application; docs/COOKIES.md, Store keys
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store, SessionCreate::kAlways);
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  heads.NewRequest("/login", "");
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in, out;
+  filter->OnRequestHead(heads.request, in.Done());
+  REQUIRE(in.called);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"new"});
+  heads.response.headers.Append("X-Session-Regenerate", "true");
+  filter->OnResponseHead(heads.request, heads.response, out.Done());
+  REQUIRE(store->applies.size() == 1);
+  const ApplyRequest& request = store->applies[0].request;
+  REQUIRE(request.new_key.has_value());
+  CHECK(*request.new_key != request.key);
+  CHECK_FALSE(request.must_exist);  // never stored: nothing to lose to a concurrent request
+  ApplyResult applied;
+  applied.exists = true;
+  store->applies[0].cb(Status::OK(), applied);
+  REQUIRE(out.called);
+  std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  DecodedCookie token = ctx->codec->DecodeToken(CookieValueOf(set[0]), time(nullptr));
+  REQUIRE(token.verdict == CookieVerdict::kValid);
+  Result<std::string> key = ctx->codec->StoreKey(token.id, 0);
+  REQUIRE(key.ok());
+  CHECK(*key == *request.new_key);  // the cookie names the session where it now is
+  factory->Recycle(filter);
 }
 
 }  // namespace
