@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "base/log.h"
@@ -129,11 +130,15 @@ template <auto Method>
 auto SessionFilter::StoreCallback() {
   ++calls_in_flight_;
   call_start_ = std::chrono::steady_clock::now();
-  return [this, generation = generation_](auto&&... args) {
+  auto callback = [this, generation = generation_](auto&&... args) {
     --calls_in_flight_;
     if (generation != generation_) return;
     (this->*Method)(std::forward<decltype(args)>(args)...);
   };
+  // What libstdc++ (and libc++) keep inside a std::function without a heap block.
+  static_assert(sizeof(callback) <= 2 * sizeof(void*) && std::is_trivially_copyable_v<decltype(callback)>,
+                "a store callback must fit std::function's inline storage");
+  return callback;
 }
 
 void SessionFilter::Reset() {
