@@ -29,7 +29,9 @@ endif
 
 BUILD := build/$(VARIANT)
 CXX ?= g++
-PKGS := libevent libevent_pthreads openssl yaml-cpp hiredis nlohmann_json
+PKGS := libevent openssl yaml-cpp hiredis nlohmann_json
+# Only the unit tests use libevent's locking (tests/unit/store_test_util.cc).
+TEST_PKGS := libevent_pthreads
 
 # Recursive (=) so pkg-config runs only when a recipe needs it, after `deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -71,7 +73,7 @@ $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT): $(LIB_OBJS) $(TEST_OBJS)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(TEST_PKGS)) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)

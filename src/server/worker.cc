@@ -24,6 +24,8 @@ Worker::~Worker() {
   while (!connections_.empty()) delete *connections_.begin();
   filters_.reset();
   pool_.reset();
+  exchanges_.reset();
+  blocks_.reset();
   if (listener_) evconnlistener_free(listener_);
   tasks_.reset();
   if (tick_) event_free(tick_);
@@ -34,8 +36,9 @@ Worker::~Worker() {
 Status Worker::Init() {
   // The epoll changelist batches event changes until the next epoll_wait, so
   // an add and a delete of the same event in one iteration cost no syscall
-  // (see http/write_now.h). Its one hazard, dup()ed descriptors sharing an
-  // epoll registration, does not arise: sessiond never dup()s a socket.
+  // (a read paused and resumed by the read limit, see net/connection.h). Its
+  // one hazard, dup()ed descriptors sharing an epoll registration, does not
+  // arise: sessiond never dup()s a socket.
   event_config* cfg = event_config_new();
   if (!cfg) return Status::IOError("cannot create an event loop");
   event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -56,7 +59,9 @@ Status Worker::Init() {
   }
   evconnlistener_set_error_cb(listener_, AcceptErrorCb);
   resume_accept_ = evtimer_new(base_, ResumeAcceptCb, this);
-  pool_ = std::make_unique<UpstreamPool>(base_);
+  blocks_ = std::make_unique<net::BlockPool>();
+  exchanges_ = std::make_unique<ExchangePool>(this);
+  pool_ = std::make_unique<UpstreamPool>(base_, blocks_.get(), metrics_);
   return Status::OK();
 }
 
@@ -97,13 +102,15 @@ LoopEnv Worker::loop_env() {
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
   auto* conn = new ClientConnection(worker, fd, addr);
-  conn->Start();  // frees itself on failure
+  conn->Start();  // frees itself when it ends
 }
 
 void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
 
 void Worker::OnTick() {
-  if (pool_) pool_->CloseExpired(config_->timeouts.idle);
+  if (pool_) pool_->Tick(config_->timeouts.idle);
+  if (exchanges_) exchanges_->Trim();
+  if (blocks_) blocks_->Trim();
   if (!filters_) {
     ready_.store(true, std::memory_order_release);
     return;
@@ -112,16 +119,15 @@ void Worker::OnTick() {
   filters_->CheckReady([this](bool ok) { ready_.store(ok, std::memory_order_release); });
 }
 
-std::string Worker::NextRequestId() {
+void Worker::NextRequestId(char* out) {
+  static_assert(kRequestIdLength == 32, "16 hex digits of prefix, 16 of counter");
   static const char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
   uint64_t prefix = request_id_prefix_;
   uint64_t counter = ++request_id_counter_;
   for (int i = 15; i >= 0; --i, prefix >>= 4, counter >>= 4) {
-    id[i] = kHex[prefix & 0xF];
-    id[16 + i] = kHex[counter & 0xF];
+    out[i] = kHex[prefix & 0xF];
+    out[16 + i] = kHex[counter & 0xF];
   }
-  return id;
 }
 
 // accept() failed. Out of file descriptors (or kernel memory) the listening
