@@ -119,6 +119,8 @@ void ClientConnection::OnPeerEof(net::Connection*) {
 void ClientConnection::OnWritable(net::Connection*) {
   if (state_ == State::kInExchange && exchange_) {
     exchange_->OnClientDrained();
+  } else if (state_ == State::kWaitingHead && (!conn_.input().empty() || peer_eof())) {
+    TryStartRequest();  // held back while the output was full
   } else if (state_ == State::kClosingAfterFlush && conn_.output().empty()) {
     StartLingering();
   }
@@ -184,6 +186,9 @@ void ClientConnection::DropPendingHead() {
 }
 
 void ClientConnection::TryStartRequest() {
+  // A client that pipelines requests but does not read the responses gets
+  // no more answered until its output drains (OnWritable resumes here).
+  if (conn_.output().size() >= Exchange::kOutputHigh) return;
   net::Buffer& in = conn_.input();
   if (!exchange_) {
     for (int i = 0; i < kMaxLeadingEmptyLines && in.size() >= 2; ++i) {
