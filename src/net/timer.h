@@ -1,14 +1,20 @@
 // Timer and Deferred: events embedded in their owners (no allocation), the
 // one way the proxy arms a timeout or defers work to the next loop turn.
 //
-// Timer::Arm(d) uses libevent's common-timeout queues
-// (event_base_init_common_timeout): every timer armed with the same duration
-// joins one queue in deadline order, so arming, re-arming and cancelling cost
-// O(1) however many connections wait, instead of O(log n) in the timer heap.
-// The durations that come from configuration (client_header, idle, the
-// upstream timeouts, the linger time) are few, so each gets its own queue.
-// A duration that varies from call to call (a deadline's remainder) goes
-// through ArmVaried(), the ordinary heap, so it never takes up a queue.
+// Timers are lazy, as nginx's are: Arm() and Cancel() only record the
+// deadline when the event already pending would fire no later than it; the
+// event then fires early, finds the deadline ahead (or gone) and reschedules
+// itself for the rest (or does nothing). A keep-alive connection re-arms its
+// timer several times per request (header, idle, upstream response) but
+// touches libevent's timer structures about once per timeout period.
+//
+// When the event must move earlier, it goes through libevent's common-timeout
+// queues (event_base_init_common_timeout): every timer armed with the same
+// duration joins one queue in deadline order, so adding costs O(1) however
+// many connections wait, instead of O(log n) in the timer heap. The durations
+// that come from configuration are few, so each gets its own queue; a
+// duration that varies from call to call (a deadline's remainder) goes
+// through the ordinary heap, so it never takes up a queue.
 #pragma once
 
 #include <event2/event.h>
@@ -22,26 +28,34 @@ namespace net {
 class Timer {
  public:
   using Callback = void (*)(void* arg);
+  using Clock = std::chrono::steady_clock;
 
   Timer(event_base* base, Callback cb, void* arg);
-  ~Timer() { Cancel(); }
+  ~Timer();
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
-  // Fires once, `timeout` from now (replacing any earlier arming).
-  void Arm(std::chrono::milliseconds timeout);
-  void ArmVaried(std::chrono::milliseconds timeout);
-  void Cancel();
+  // Calls the callback once, `timeout` from now (replacing any earlier
+  // arming). Arm() is for durations from configuration, ArmVaried() for
+  // computed ones (see the file comment).
+  void Arm(std::chrono::milliseconds timeout) { Set(timeout, /*common=*/true); }
+  void ArmVaried(std::chrono::milliseconds timeout) { Set(timeout, /*common=*/false); }
+  void Cancel() { armed_ = false; }
   bool armed() const { return armed_; }
 
  private:
   static void Fire(evutil_socket_t, short, void* arg);
+  void Set(std::chrono::milliseconds timeout, bool common);
+  void Schedule(std::chrono::milliseconds timeout, bool common);
 
   event ev_;
   event_base* base_;
   Callback cb_;
   void* arg_;
-  bool armed_ = false;
+  bool armed_ = false;    // a deadline is set
+  bool pending_ = false;  // the event is scheduled (it may outlive a Cancel)
+  Clock::time_point deadline_;  // when the callback is due
+  Clock::time_point fires_at_;  // when the pending event fires (<= deadline_ while armed)
   std::chrono::milliseconds cached_{-1};  // the duration of cached_tv_
   const timeval* cached_tv_ = nullptr;
 };

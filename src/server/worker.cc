@@ -48,7 +48,9 @@ Status Worker::Init() {
   tasks_ = std::make_unique<TaskQueue>(base_);
   if (Status s = tasks_->status(); !s.ok()) return s;
   tick_ = event_new(base_, -1, EV_PERSIST, TickCb, this);
-  if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&request_id_prefix_, r->data(), 8);
+  uint64_t prefix = 0;
+  if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&prefix, r->data(), 8);
+  for (int i = 15; i >= 0; --i, prefix >>= 4) request_id_prefix_hex_[i] = "0123456789abcdef"[prefix & 0xF];
   Result<int> fd = ListenSocket(config_->listen, /*reuse_port=*/true);
   if (!fd.ok()) return fd.status();
   listener_ = evconnlistener_new(base_, AcceptCb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
@@ -122,14 +124,10 @@ void Worker::OnTick() {
 void Worker::NextRequestId(char* out) {
   static_assert(kRequestIdLength == 32, "16 hex digits of prefix, 16 of counter");
   static const char kHex[] = "0123456789abcdef";
-  uint64_t prefix = request_id_prefix_;
+  memcpy(out, request_id_prefix_hex_, 16);
   uint64_t counter = ++request_id_counter_;
-  for (int i = 15; i >= 0; --i, prefix >>= 4, counter >>= 4) {
-    out[i] = kHex[prefix & 0xF];
-    out[16 + i] = kHex[counter & 0xF];
-  }
+  for (int i = 31; i >= 16; --i, counter >>= 4) out[i] = kHex[counter & 0xF];
 }
-
 // accept() failed. Out of file descriptors (or kernel memory) the listening
 // socket stays readable, so retrying at once would spin: stop accepting for
 // 100 ms, as nginx does, and warn at most every 10 s. The kernel keeps the

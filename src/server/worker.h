@@ -98,7 +98,7 @@ class Worker : public ProxyHost {
   event* tick_ = nullptr;
   event* resume_accept_ = nullptr;  // re-enables accepting after fd exhaustion
   int64_t last_accept_warning_ = 0;
-  uint64_t request_id_prefix_ = 0;
+  char request_id_prefix_hex_[16] = {};  // random, per worker
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
   // Destroyed in this order, after the connections: exchanges and upstream

@@ -361,3 +361,23 @@ TEST_CASE("Timer fires once after its timeout; re-arming replaces the deadline; 
   CHECK(fired == 3);
   event_base_free(base);
 }
+
+TEST_CASE("Timer re-armed for later does not fire at the earlier deadline (lazy re-arming)") {
+  event_base* base = NewBase();
+  int fired = 0;
+  sessiond::net::Timer t(base, [](void* arg) { ++*static_cast<int*>(arg); }, &fired);
+  t.Arm(std::chrono::milliseconds(1));
+  t.Arm(std::chrono::milliseconds(400));  // later: the pending event stays, and reschedules itself
+  event_base_loop(base, EVLOOP_ONCE);     // the early wake-up
+  CHECK(fired == 0);
+  CHECK(t.armed());
+  event_base_loop(base, EVLOOP_ONCE);
+  CHECK(fired == 1);
+  CHECK(!t.armed());
+  // Cancelled after being scheduled: the event still wakes up, and does nothing.
+  t.Arm(std::chrono::milliseconds(1));
+  t.Cancel();
+  event_base_loop(base, EVLOOP_ONCE);
+  CHECK(fired == 1);
+  event_base_free(base);
+}
