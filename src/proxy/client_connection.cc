@@ -187,8 +187,12 @@ void ClientConnection::DropPendingHead() {
 
 void ClientConnection::TryStartRequest() {
   // A client that pipelines requests but does not read the responses gets
-  // no more answered until its output drains (OnWritable resumes here).
-  if (conn_.output().size() >= Exchange::kOutputHigh) return;
+  // no more answered until its output drains (OnWritable resumes here), and
+  // is closed if it reads nothing for timeouts.idle.
+  if (conn_.output().size() >= Exchange::kOutputHigh) {
+    if (!exchange_) timer_.Arm(config_->timeouts.idle);
+    return;
+  }
   net::Buffer& in = conn_.input();
   if (!exchange_) {
     for (int i = 0; i < kMaxLeadingEmptyLines && in.size() >= 2; ++i) {
