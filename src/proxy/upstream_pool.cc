@@ -87,6 +87,9 @@ void UpstreamPool::Release(std::unique_ptr<UpstreamConnection> conn) {
   }
   c->idle_since_ = std::chrono::steady_clock::now();
   c->conn_.set_handler(c);
+  // Watch for a close (or stray bytes), even if the exchange's last reads
+  // had paused reading at the read limit.
+  c->conn_.EnableReading();
   Link(c);
 }
 

@@ -149,3 +149,26 @@ TEST_CASE("UpstreamPool drops an idle connection the upstream closes, and one to
   CHECK(loop.pool->idle_count() == 0);
   CHECK(loop.blocks.live_count() == 0);  // idle connections hold no buffer memory
 }
+
+TEST_CASE("UpstreamPool watches a released connection even if its last reads had paused at the read limit") {
+  Upstream up;
+  Loop loop;
+  auto c = loop.pool->Connect(up.address);
+  c->conn().set_handler(&loop.quiet);
+  c->conn().set_read_limit(32 << 10);
+  loop.Spin();
+  int server = accept(up.listener, nullptr, nullptr);
+  REQUIRE(server >= 0);
+  std::string data(70000, 'z');
+  REQUIRE(write(server, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  for (int i = 0; i < 500 && c->conn().input().size() < (32u << 10); ++i) loop.Spin(1);
+  REQUIRE(c->conn().input().size() >= (32u << 10));
+  REQUIRE(c->conn().input().size() < data.size());  // paused with the rest unread
+  c->conn().input().Clear();                           // consumed, without RefreshReading
+  loop.pool->Release(std::move(c));
+  CHECK(loop.pool->idle_count() == 1);
+  // The rest of the bytes are stray bytes for an idle connection: dropped.
+  for (int i = 0; i < 500 && loop.pool->idle_count() > 0; ++i) loop.Spin(1);
+  CHECK(loop.pool->idle_count() == 0);
+  close(server);
+}
