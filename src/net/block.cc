@@ -49,6 +49,17 @@ void BlockPool::Release(Block* b) {
   ++free_count_;
 }
 
+void BlockPool::set_max_free(size_t max_free) {
+  max_free_ = max_free;
+  while (free_count_ > max_free_) {
+    Block* b = free_;
+    free_ = b->next_free;
+    --free_count_;
+    std::free(b);
+  }
+  if (free_low_ > free_count_) free_low_ = free_count_;
+}
+
 void BlockPool::Trim() {
   // The free list is LIFO: the blocks below the low-water mark at its bottom
   // were not taken once since the last Trim.

@@ -13,9 +13,12 @@
 //
 // BlockPool hands out blocks for one event-loop thread: no locks. Released
 // blocks of the standard size go to a bounded free list (LIFO, so the warmest
-// block is reused first), so a loop in steady state allocates nothing; Trim()
-// (from the loop's once-a-second tick) frees the blocks that sat unused in the
-// free list for a whole interval, so a burst's memory goes back to malloc.
+// block is reused first), so a loop in steady state allocates nothing. The
+// owner sizes the bound to the load (set_max_free, e.g. from the number of
+// connections), so when a burst of connections ends its blocks go back to
+// malloc at once, in time for the process's heap trim; Trim() (from the
+// loop's once-a-second tick) also frees the blocks that sat unused in the
+// free list for a whole interval.
 // A block larger than the standard size (only for a head that needs more) is
 // freed as soon as it is released.
 #pragma once
@@ -70,6 +73,9 @@ class BlockPool {
 
   // At most `max_free` released standard blocks are kept for reuse.
   explicit BlockPool(size_t max_free = 128) : max_free_(max_free) {}
+  // Changes the bound; blocks over it are freed now.
+  void set_max_free(size_t max_free);
+  size_t max_free() const { return max_free_; }
   // Frees the free list. Every block must have been released by then (the
   // pool outlives every buffer of its loop).
   ~BlockPool();
@@ -99,7 +105,7 @@ class BlockPool {
  private:
   void Release(Block* b);
 
-  const size_t max_free_;
+  size_t max_free_;
   Block* free_ = nullptr;
   size_t free_count_ = 0;
   size_t free_low_ = 0;  // fewest free blocks since the last Trim

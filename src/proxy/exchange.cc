@@ -1,5 +1,6 @@
 #include "proxy/exchange.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -609,8 +610,17 @@ void ExchangePool::Recycle(Exchange* exchange) {
     delete exchange;
     return;
   }
-  if (free_.capacity() == 0) free_.reserve(max_free_);
+  if (free_.capacity() == 0) free_.reserve(kMaxFree);
   free_.push_back(exchange);
+}
+
+void ExchangePool::set_max_free(size_t max_free) {
+  max_free_ = std::min(max_free, kMaxFree);
+  while (free_.size() > max_free_) {
+    delete free_.back();
+    free_.pop_back();
+  }
+  if (free_low_ > free_.size()) free_low_ = free_.size();
 }
 
 void ExchangePool::Trim() {

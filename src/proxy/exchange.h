@@ -165,11 +165,14 @@ class Exchange final : private net::Connection::Handler {
   double upstream_duration_ = -1;
 };
 
-// A worker's spare exchanges: a bounded free list, trimmed like the block
-// pool (Trim() frees what sat unused since the previous Trim).
+// A worker's spare exchanges: a bounded free list, sized to the load and
+// trimmed like the block pool (net/block.h): set_max_free() frees what is
+// over the new bound at once, Trim() what sat unused since the previous Trim.
 class ExchangePool {
  public:
-  explicit ExchangePool(ProxyHost* host, size_t max_free = 256) : host_(host), max_free_(max_free) {}
+  static constexpr size_t kMaxFree = 256;
+
+  explicit ExchangePool(ProxyHost* host, size_t max_free = kMaxFree) : host_(host), max_free_(max_free) {}
   ~ExchangePool();
   ExchangePool(const ExchangePool&) = delete;
   ExchangePool& operator=(const ExchangePool&) = delete;
@@ -178,11 +181,12 @@ class ExchangePool {
   // Takes back an exchange that has ended (or never started).
   void Recycle(Exchange* exchange);
   void Trim();
+  void set_max_free(size_t max_free);
   size_t free_count() const { return free_.size(); }
 
  private:
   ProxyHost* host_;
-  const size_t max_free_;
+  size_t max_free_;
   std::vector<Exchange*> free_;
   size_t free_low_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "observe/metrics.h"
@@ -61,7 +62,7 @@ Status Worker::Init() {
   }
   evconnlistener_set_error_cb(listener_, AcceptErrorCb);
   resume_accept_ = evtimer_new(base_, ResumeAcceptCb, this);
-  blocks_ = std::make_unique<net::BlockPool>();
+  blocks_ = std::make_unique<net::BlockPool>(kMaxFreeBlocks);
   exchanges_ = std::make_unique<ExchangePool>(this);
   pool_ = std::make_unique<UpstreamPool>(base_, blocks_.get(), metrics_);
   return Status::OK();
@@ -152,8 +153,20 @@ void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (w->listener_ && !w->shutting_down_) evconnlistener_enable(w->listener_);
 }
 
+// The spare exchanges and blocks follow the number of connections: a
+// connection has at most two exchanges (one finishing, one starting) and a
+// few blocks in flight, and when a burst of connections ends, what it used
+// goes back to malloc at once rather than after the pools' idle trim, so the
+// main thread's heap trim (server.cc) can return it.
+void Worker::SizePools() {
+  const size_t n = connections_.size();
+  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, n + 16));
+  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * n + 16));
+}
+
 void Worker::Register(ClientConnection* conn) {
   connections_.insert(conn);
+  SizePools();
   if (metrics_) {
     int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
     metrics_->connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -165,6 +178,7 @@ void Worker::Register(ClientConnection* conn) {
 
 void Worker::Unregister(ClientConnection* conn) {
   connections_.erase(conn);
+  SizePools();
   if (metrics_) metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   MaybeExit();
 }

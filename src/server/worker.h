@@ -33,6 +33,9 @@ struct Metrics;
 
 class Worker : public ProxyHost {
  public:
+  // At most this many spare buffer blocks (16 KiB each) per worker.
+  static constexpr size_t kMaxFreeBlocks = 256;
+
   Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -85,6 +88,7 @@ class Worker : public ProxyHost {
   static void AcceptErrorCb(evconnlistener* listener, void* arg);
   static void ResumeAcceptCb(evutil_socket_t, short, void* arg);
   void OnTick();
+  void SizePools();
   void DoShutdown();
   void MaybeExit();
 

@@ -77,6 +77,21 @@ TEST_CASE("BlockPool::Trim frees the blocks no one took since the previous Trim"
   CHECK(pool.free_count() == 0);
 }
 
+TEST_CASE("BlockPool::set_max_free frees what is over the new bound at once") {
+  BlockPool pool(8);
+  Block* blocks[6];
+  for (Block*& b : blocks) b = pool.Get();
+  for (Block* b : blocks) BlockPool::Unref(b);
+  CHECK(pool.free_count() == 6);
+  pool.set_max_free(2);  // e.g. a burst of connections ended
+  CHECK(pool.free_count() == 2);
+  Block* again[3];
+  for (Block*& b : again) b = pool.Get();
+  CHECK(pool.allocations() == 7);  // two reused, one new
+  for (Block* b : again) BlockPool::Unref(b);
+  CHECK(pool.free_count() == 2);  // the new bound holds for releases too
+}
+
 TEST_CASE("BlockRef keeps a block alive and releases it once") {
   BlockPool pool;
   Block* b = pool.Get();
