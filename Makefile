@@ -58,7 +58,9 @@ endif
 BUILD := build/$(VARIANT)
 CXX ?= g++
 OBJCOPY ?= objcopy
-PKGS := libevent libevent_pthreads openssl yaml-cpp hiredis nlohmann_json
+PKGS := libevent openssl yaml-cpp hiredis nlohmann_json
+# Only the unit tests use libevent's locking (tests/unit/store_test_util.cc).
+TEST_PKGS := libevent_pthreads
 
 # Recursive (=) so pkg-config runs only when a recipe needs it, after `deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -129,7 +131,7 @@ endif
 
 $(UNIT): $(LIB_OBJS) $(TEST_OBJS)
 	$(call say,LD,$@)
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(TEST_PKGS)) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)

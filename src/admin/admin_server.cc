@@ -70,6 +70,9 @@ std::string RenderMetrics(const Metrics& m) {
 
   Counter(&out, "sessiond_upstream_errors_total", "Upstream failures answered 502/504 or cut mid-response.",
           Load(m.upstream_errors));
+  Counter(&out, "sessiond_upstream_connections_opened_total",
+          "Connections opened to the upstream (the rest of the requests reused a pooled one).",
+          Load(m.upstream_connections_opened));
   Counter(&out, "sessiond_sessions_created_total", "Sessions created.", Load(m.sessions_created));
   Counter(&out, "sessiond_sessions_destroyed_total", "Sessions destroyed by X-Session-Destroy.",
           Load(m.sessions_destroyed));

@@ -34,6 +34,7 @@ struct Metrics {
   std::atomic<int64_t> connections_peak{0};
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> upstream_errors{0};
+  std::atomic<uint64_t> upstream_connections_opened{0};  // connects started to the upstream
   std::atomic<uint64_t> timeouts_client_header{0};
   std::atomic<uint64_t> timeouts_client_body{0};
   std::atomic<uint64_t> timeouts_upstream_connect{0};
