@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# The sessiond benchmark (issue 5): sessiond against nginx proxy_pass and the
-# backend direct, in one run, reported as ratios to nginx proxy_pass.
+# The sessiond benchmark: sessiond against nginx proxy_pass and the backend
+# direct, in one run, reported as ratios to nginx proxy_pass, with each bar of
+# the core rebuild marked PASS/FAIL.
 #
-#   scripts/bench.sh [all|wrk|callgrind|conns]     (make bench = all)
+#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs]   (make bench = all)
+#   scripts/bench.sh bundle DIR     a self-contained copy for another machine
+#   scripts/bench.sh scale DIR      the many-core runner, from DIR (bundled first
+#                                   when DIR holds no bundle yet)
 #
-#   wrk        throughput and latency: wrk -t1 -cN -dS --latency against each
-#              contender, scenarios read / write / no cookie, the contenders
-#              interleaved over R rounds; medians over rounds; peak RSS; plus
-#              sessiond workers:2 against workers:1 on the cookie read path.
+#   wrk        throughput, latency and CPU time per request: wrk -t1 -cN -dS
+#              --latency against each contender, scenarios read / write / no
+#              cookie, the contenders interleaved over R rounds; medians over
+#              rounds; peak RSS; redis-server's CPU time per request of the
+#              redis manager's runs; plus sessiond workers:2 on the read path.
+#   sweep      client connections 50, 500, 1000, 2000 (keep-alive, cookie read
+#              path), sessiond against nginx with W workers each: req/s, p99,
+#              CPU time per request of the proxy, and new upstream connections
+#              per request counted at the backend (its stub_status "accepts").
 #   conns      10,000 idle keep-alive connections to sessiond; its RSS.
 #   callgrind  instructions per request (valgrind --tool=callgrind) for
 #              sessiond (cookie manager, read path) and nginx proxy_pass: a run
 #              with N requests minus a run with none, divided by N.
-#   all        the three, in that order.
+#   allocs     allocations per request (malloc, calloc, realloc, posix_memalign,
+#              aligned_alloc, memalign; scripts/bench/malloc_count.c preloaded)
+#              for sessiond (cookie read path, 1 worker) and nginx's worker:
+#              counts after a wrk run minus counts before, over its requests.
+#   all        wrk, sweep, conns, callgrind, allocs, in that order (about 10
+#              minutes with the defaults on a 2-core machine).
+#   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
+#              DIR/lib: every shared library they load and the dynamic loader;
+#              DIR/share: templates and helpers; DIR/run-scale.sh. Runs as
+#              DIR/lib/ld-linux-x86-64.so.2 --library-path DIR/lib DIR/bin/X.
+#   scale      DIR/run-scale.sh: workers 1, 2, 4 and the sweep at 4 workers,
+#              pinned to disjoint cores on 16 or more; see its header.
 #
 # Everything runs on 127.0.0.1 on free ports, from a temp dir; every process
 # started here is stopped by its PID on exit (also on error or Ctrl-C) and the
@@ -26,265 +46,224 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]        seconds per wrk run
-#   BENCH_ROUNDS [3]          interleaved rounds
-#   BENCH_CONNECTIONS [50]    wrk connections
+#   BENCH_ROUNDS [3]          interleaved rounds of the wrk step
+#   BENCH_CONNECTIONS [50]    wrk connections of the wrk step
+#   BENCH_WRK_THREADS [1]     wrk threads (at most the connections)
+#   BENCH_SWEEP ["50 500 1000 2000"]  client connections of the sweep
+#   BENCH_SWEEP_WORKERS [1]   workers of both contenders in the sweep
+#   BENCH_SWEEP_SECONDS [BENCH_SECONDS]  seconds per sweep point
+#   BENCH_SWEEP_ROUNDS [1]    rounds of the sweep
+#   BENCH_WARMUP_SECONDS [2]  unmeasured wrk run before each sweep point and
+#                             allocation count, at the same concurrency
+#   BENCH_ALLOC_SECONDS [5]   seconds of the counted wrk run of the allocs step
+#   BENCH_NGINX_KEEPALIVE [largest of BENCH_SWEEP and BENCH_CONNECTIONS]
+#                             nginx's upstream keepalive pool per worker
 #   BENCH_CG_REQUESTS [2000]  requests counted under callgrind
 #   BENCH_IDLE_CONNS [10000]  connections of the connection-scale step
 #   SESSIOND_BIN [build/release/sessiond]
-# Quick run while developing: BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh
+#   BENCH_KEEP [unset]        set: keep the temp dir (wrk outputs, facts, logs)
+#   scale mode reads more (BENCH_SCALE_*, BENCH_RESULTS): see run-scale.sh.
+# Quick run while developing:
+#   BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_CG_REQUESTS=200 BENCH_IDLE_CONNS=1000 \
+#   BENCH_WARMUP_SECONDS=1 BENCH_ALLOC_SECONDS=2 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() {
+  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs] | bundle DIR | scale DIR" >&2
+  exit 2
+}
 MODE=${1:-all}
 case "$MODE" in
-  all|wrk|callgrind|conns) ;;
-  *) echo "usage: $0 [all|wrk|callgrind|conns]" >&2; exit 2 ;;
+  all|wrk|sweep|conns|callgrind|allocs) [ $# -le 1 ] || usage ;;
+  bundle|scale) [ $# -eq 2 ] || usage ;;
+  *) usage ;;
 esac
-DURATION=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
-CONNS=${BENCH_CONNECTIONS:-50}
-CG_REQUESTS=${BENCH_CG_REQUESTS:-2000}
-IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 SESSIOND=${SESSIOND_BIN:-build/release/sessiond}
 HERE=scripts/bench
 OUT=build/bench
-COOKIE_NAME=session_id   # sessiond's default session_cookie_name
+
+# --- bundle: everything the scale runner needs, for a machine with nothing ----
+
+# bundle DIR: see the header. Libraries are found with ldd, copied under their
+# soname (symlinks resolved) and stripped of what the loader does not need.
+bundle() {
+  local dir=$1 tool path lib bin loader=""
+  for tool in nginx wrk redis-server taskset ldd strip; do
+    command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
+  done
+  [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
+  if [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -e "$dir/run-scale.sh" ]; then
+    die "$dir is not empty and holds no bundle: not writing into it"
+  fi
+  rm -rf "${dir:?}/bin" "${dir:?}/lib" "${dir:?}/share" "$dir/run-scale.sh" "$dir/README.txt"
+  mkdir -p "$dir/bin" "$dir/lib" "$dir/share"
+  cp "$SESSIOND" "$dir/bin/sessiond"
+  for tool in nginx wrk redis-server taskset; do
+    cp "$(command -v "$tool")" "$dir/bin/$tool"
+  done
+  for bin in "$dir"/bin/*; do
+    chmod u+w "$bin"
+    strip --strip-all "$bin" 2>/dev/null || note "could not strip $bin; bundling it as it is"
+    # "libx.so => /path (addr)" for libraries, "/lib64/ld-linux... (addr)" for the loader.
+    while read -r lib; do
+      [ -e "$dir/lib/$(basename "$lib")" ] && continue
+      cp -L "$lib" "$dir/lib/$(basename "$lib")"
+      chmod u+w "$dir/lib/$(basename "$lib")"
+      strip --strip-unneeded "$dir/lib/$(basename "$lib")" 2>/dev/null || true
+    done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+    path=$(ldd "$bin" | awk '$1 ~ /^\/.*ld-linux/ { print $1 }')
+    [ -n "$path" ] && loader=$(basename "$path")
+  done
+  [ "$loader" = ld-linux-x86-64.so.2 ] || die "the dynamic loader is '$loader', not ld-linux-x86-64.so.2"
+  cp "$HERE/run-scale.sh" "$dir/run-scale.sh"
+  chmod +x "$dir/run-scale.sh"
+  cp "$HERE/lib.sh" "$HERE/report.awk" "$HERE"/*.in "$dir/share/"
+  local run=("$dir/lib/$loader" --library-path "$dir/lib")
+  env -i "${run[@]}" "$dir/bin/sessiond" --version >/dev/null 2>&1 ||
+    die "the bundled sessiond does not run through the bundled loader"
+  {
+    echo "sessiond benchmark bundle, made $(date -u +%FT%TZ) on $(uname -srm)"
+    echo "  $("${run[@]}" "$dir/bin/sessiond" --version)"
+    echo "  $("${run[@]}" "$dir/bin/nginx" -v 2>&1)"
+    echo "  $("${run[@]}" "$dir/bin/wrk" -v 2>&1 | head -n 1)"
+    echo "  $("${run[@]}" "$dir/bin/redis-server" --version)"
+    echo
+    echo "Run: bash run-scale.sh (bash, coreutils, awk and /proc are all it needs)."
+    echo "Results: results/ (or \$BENCH_RESULTS): results.txt, results.json, raw.txt."
+    echo "Settings: the header of run-scale.sh. Every binary runs as"
+    echo "  lib/$loader --library-path lib bin/X"
+  } >"$dir/README.txt"
+  local size
+  size=$(du -sk "$dir" --exclude=results | awk '{ print $1 }')
+  note "bundle in $dir: $((size / 1024)) MiB ($(find "$dir/lib" -type f | wc -l) libraries)"
+  [ "$size" -le $((60 * 1024)) ] || note "the bundle is over 60 MiB"
+}
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 
-for tool in nginx wrk valgrind redis-server python3 pgrep; do
+if [ "$MODE" = bundle ]; then
+  bundle "$2"
+  exit 0
+fi
+if [ "$MODE" = scale ]; then
+  [ -e "$2/run-scale.sh" ] || bundle "$2"
+  exec bash "$2/run-scale.sh"
+fi
+
+# --- the benchmark on this machine --------------------------------------------
+
+DURATION=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNECTIONS:-50}
+SWEEP=${BENCH_SWEEP:-50 500 1000 2000}
+SWEEP_WORKERS=${BENCH_SWEEP_WORKERS:-1}
+SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-$DURATION}
+SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-1}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+ALLOC_SECONDS=${BENCH_ALLOC_SECONDS:-5}
+CG_REQUESTS=${BENCH_CG_REQUESTS:-2000}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+COOKIE_NAME=session_id   # sessiond's default session_cookie_name
+NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-$(echo "$CONNS $SWEEP" | tr ' ' '\n' | sort -n | tail -n 1)}
+BACKEND_WORKERS=1
+
+for tool in nginx wrk valgrind redis-server python3 cc; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
 done
 [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
 SESSIOND=$(realpath "$SESSIOND")
 
-# 10k client connections and 10k server connections, each side in its own
-# process; every process started below inherits this.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -ge $((IDLE_CONNS + 100)) ] ||
-  note "ulimit -n is $(ulimit -n): the connection-scale step may fall short of $IDLE_CONNS"
-
-# --- processes: everything started is tracked and stopped by PID -------------
-
 TMP=$(mktemp -d /tmp/sessiond-bench.XXXXXX)
-mkdir -p "$TMP/wrk" "$TMP/logs" "$TMP/cg"
+mkdir -p "$TMP/wrk" "$TMP/logs" "$TMP/cg" "$TMP/allocs"
 FACTS=$TMP/facts.txt
 : >"$FACTS"
-PIDS=()
+# shellcheck source=scripts/bench/lib.sh
+. "$HERE/lib.sh"
+CONF_DIR=$HERE
+NGINX=(nginx)
+WRK=(wrk)
+REDIS_SERVER=(redis-server)
+PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=()
 
 cleanup() {
-  local pid i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    pid=${PIDS[i]}
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
+  stop_all
+  if [ -n "${BENCH_KEEP:-}" ]; then note "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Client and server connections of the sweep and the connection-scale step,
+# each side in its own process; every process started below inherits this.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge $((IDLE_CONNS + 100)) ] ||
+  note "ulimit -n is $(ulimit -n): the connection-scale step may fall short of $IDLE_CONNS"
 
 # Others may rebuild the binary while this runs: every step uses this copy.
 cp "$SESSIOND" "$TMP/sessiond"
 SESSIOND_BUILT=$(date -u -r "$SESSIOND" +%FT%TZ)
 SESSIOND=$TMP/sessiond
+SESSIOND_CMD=("$SESSIOND")
 
-fact() { echo "$*" >>"$FACTS"; }
-problem() { note "$*"; fact problem "$*"; }
-
-# start NAME CMD...: runs CMD in the background with its output in
-# $TMP/logs/NAME.{stdout,stderr}; the PID is left in STARTED.
-start() {
-  local name=$1; shift
-  "$@" >"$TMP/logs/$name.stdout" 2>"$TMP/logs/$name.stderr" &
-  STARTED=$!
-  PIDS+=("$STARTED")
-}
-
-forget() {  # PID: no longer ours to stop
-  local p keep=()
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-# stop PID NAME [RESEND]: SIGTERM, wait for it, forget it; returns its exit
-# status. A process that catches SIGTERM after it opened its sockets but before
-# its event loop first blocks can sleep on (nginx with master_process off does,
-# and valgrind widens that window): SIGTERM is sent again every RESEND seconds
-# (default 15, above sessiond's default shutdown timeout), SIGKILL after 60.
-stop() {
-  local pid=$1 name=$2 resend=${3:-15} ticks=0 rc=0
-  kill -TERM "$pid" 2>/dev/null || true
-  while alive "$pid"; do
-    sleep 0.1
-    ticks=$((ticks + 1))
-    if [ "$ticks" -ge 600 ]; then
-      problem "$name did not exit within 60s of SIGTERM; killed"
-      kill -KILL "$pid" 2>/dev/null || true
-    elif [ $((ticks % (resend * 10))) -eq 0 ]; then
-      note "$name still running ${resend}s after SIGTERM; sending it again"
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  wait "$pid" || rc=$?
-  forget "$pid"
-  return "$rc"
-}
-
-# tracked CMD...: runs CMD to completion, returning its status. It runs in the
-# background and is waited for, so that SIGINT/SIGTERM reach the trap at once
-# (bash defers traps while a foreground child runs) and cleanup stops it too.
-tracked() {
-  local pid rc=0
-  "$@" &
-  pid=$!
-  PIDS+=("$pid")
-  wait "$pid" || rc=$?
-  forget "$pid"
-  return "$rc"
-}
-
-wait_listen() {  # PORT PID NAME [SECONDS]
-  python3 "$HERE/net.py" wait-listen "$1" "${4:-10}" "$2" ||
-    die "$3 did not start listening on 127.0.0.1:$1 (see its log: $(tail -n 3 "$TMP/logs/$3.stderr" 2>/dev/null))"
-}
-
-alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-worker_of() {  # nginx master PID -> its (one) worker's PID
-  local w
-  for _ in $(seq 100); do
-    w=$(pgrep -P "$1" | head -n 1) && [ -n "$w" ] && { echo "$w"; return; }
-    sleep 0.05
-  done
-  die "nginx (pid $1) started no worker"
-}
-
-mem_kb() {  # PID FIELD: VmHWM or VmRSS in kB
-  awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
-}
-
-# --- configs -------------------------------------------------------------------
-
-read -r P_BACKEND P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX P_CG_COOKIE P_IDLE \
-  <<<"$(python3 "$HERE/net.py" free-ports 9)"
+read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
+  P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE <<<"$(free_ports 14)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
 export SESSIOND_SECRET
 SESSIOND_SECRET=$("$SESSIOND" gen-secret)
 
-render_nginx() {  # TEMPLATE NAME PORT MODE -> config path
-  local conf=$TMP/$2.conf
-  sed -e "s|@DIR@|$TMP|g" -e "s|@NAME@|$2|g" -e "s|@PORT@|$3|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
-      -e "s|@USER@|$NGINX_USER|" -e "s|@MODE@|$4|" "$HERE/$1" >"$conf"
-  echo "$conf"
-}
-
-render_sessiond() {  # NAME PORT MANAGER WORKERS -> config path
-  local conf=$TMP/$1.yaml
-  sed -e "s|@PORT@|$2|" -e "s|@BACKEND_PORT@|$P_BACKEND|" -e "s|@MANAGER@|$3|" -e "s|@WORKERS@|$4|" \
-      -e "s|@REDIS_PORT@|$P_REDIS_SERVER|" "$HERE/sessiond.yaml.in" >"$conf"
-  "$SESSIOND" --check-config -c "$conf" >/dev/null 2>"$TMP/logs/$1.check" ||
-    die "sessiond rejected $conf: $(cat "$TMP/logs/$1.check")"
-  echo "$conf"
-}
-
-BACKEND_PID=""
-start_backend() {
-  [ -n "$BACKEND_PID" ] && return
-  start backend nginx -e "$TMP/backend.startup.log" -c "$(render_nginx backend.nginx.conf.in backend "$P_BACKEND" "")"
-  BACKEND_PID=$STARTED
-  wait_listen "$P_BACKEND" "$BACKEND_PID" backend
-}
-
-REDIS_PID=""
-start_redis() {
-  [ -n "$REDIS_PID" ] && return
-  start redis_server redis-server --bind 127.0.0.1 --port "$P_REDIS_SERVER" --save "" --appendonly no \
-    --dir "$TMP" --daemonize no
-  REDIS_PID=$STARTED
-  wait_listen "$P_REDIS_SERVER" "$REDIS_PID" redis_server
-}
-
-start_sessiond() {  # NAME PORT MANAGER WORKERS -> STARTED
-  local conf
-  conf=$(render_sessiond "$1" "$2" "$3" "$4")
-  start "$1" "$SESSIOND" -c "$conf"
-  wait_listen "$2" "$STARTED" "$1"
-}
-
-# stop_sessiond NAME PID: a clean SIGTERM shutdown exits 0 (CONTRACT section 2).
-stop_sessiond() {
-  local rc=0
-  alive "$2" || problem "sessiond $1 was no longer running at the end of its step"
-  stop "$2" "sessiond $1" || rc=$?
-  [ "$rc" -eq 0 ] || problem "sessiond $1 exited with status $rc on SIGTERM"
-}
-
+# One cookie, issued by a cookie-manager sessiond through the write path; the
+# same key signs for every cookie-manager instance, and nginx and the backend
+# just pass the header along, so every read-path run sends one of this size.
 COOKIE=""
-# One cookie per manager, each issued by that sessiond through the write path;
-# the read path is only measured if sessiond then reports the session active.
-get_cookie() {  # PORT
-  local c
-  c=$(python3 "$HERE/net.py" get-cookie "$1" /write "$COOKIE_NAME") || die "could not obtain a session cookie"
-  python3 "$HERE/net.py" expect-body "$1" /session-status "$c" active ||
-    die "sessiond on port $1 does not accept the cookie it issued"
-  echo "$c"
-}
 
 fact meta mode "$MODE"
 fact meta seconds "$DURATION"
 fact meta rounds "$ROUNDS"
 fact meta connections "$CONNS"
+fact meta wrk_threads "$(wrk_threads "$CONNS")"
+fact meta clk_tck "$(clk_tck)"
+fact meta sweep_workers "$SWEEP_WORKERS"
+fact meta sweep_seconds "$SWEEP_SECONDS"
+fact meta nginx_keepalive "$NGINX_KEEPALIVE"
 fact meta machine "$(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 fact meta sessiond "$("$SESSIOND" --version) (built $SESSIOND_BUILT)"
 fact meta nginx "$(nginx -v 2>&1)"
 fact meta wrk "$(wrk -v 2>&1 | head -n 1)"
 fact meta started "$(date -u +%FT%TZ)"
 
-# --- wrk: throughput, latency, memory -----------------------------------------
+# --- wrk: throughput, latency, CPU, memory -----------------------------------------
 
 run_wrk() {
   local -A port=([direct]=$P_BACKEND [nginx]=$P_NGINX [cookie]=$P_COOKIE [redis]=$P_REDIS
                  [cookie_w2]=$P_COOKIE_W2)
-  local -A pid
+  local -A pid      # the process whose memory is reported
+  local -A cpu      # the processes whose CPU time is counted
   local -A cookie
-  local c s r i out path rps
+  local c s r i path
   start_backend
   start_redis
   local nginx_master
-  start nginx_proxy nginx -e "$TMP/nginx.startup.log" -c "$(render_nginx proxy.nginx.conf.in nginx "$P_NGINX" "daemon off;")"
-  nginx_master=$STARTED
-  wait_listen "$P_NGINX" "$nginx_master" nginx_proxy
+  start_nginx_proxy nginx_proxy "$P_NGINX" 1; nginx_master=$STARTED
+  pid[nginx]=${NGINX_PIDS[1]}; cpu[nginx]="${NGINX_PIDS[*]}"
   start_sessiond sessiond_cookie "$P_COOKIE" cookie 1; pid[cookie]=$STARTED
   start_sessiond sessiond_redis "$P_REDIS" redis 1; pid[redis]=$STARTED
   start_sessiond sessiond_cookie_w2 "$P_COOKIE_W2" cookie 2; pid[cookie_w2]=$STARTED
-  # nginx's memory is its worker's; the backend direct is the backend's worker.
-  pid[direct]=$(worker_of "$BACKEND_PID")
-  pid[nginx]=$(worker_of "$nginx_master")
+  for c in cookie redis cookie_w2; do cpu[$c]=${pid[$c]}; done
+  # The backend direct: its worker's memory, master and worker's CPU.
+  pid[direct]=${BACKEND_PIDS[1]}; cpu[direct]="${BACKEND_PIDS[*]}"
 
-  cookie[cookie]=$(get_cookie "$P_COOKIE")
-  cookie[redis]=$(get_cookie "$P_REDIS")
-  # The same key signs for both cookie-manager instances; nginx and the
-  # backend just pass the header along, so they get a cookie of the same size.
-  cookie[cookie_w2]=${cookie[cookie]}
-  python3 "$HERE/net.py" expect-body "$P_COOKIE_W2" /session-status "${cookie[cookie_w2]}" active ||
-    die "sessiond workers:2 does not accept the cookie-manager cookie"
-  cookie[direct]=${cookie[cookie]}
-  cookie[nginx]=${cookie[cookie]}
-  COOKIE=${cookie[cookie]}
+  COOKIE=$(cookie_from "$P_COOKIE" "$COOKIE_NAME")
+  cookie[redis]=$(cookie_from "$P_REDIS" "$COOKIE_NAME")
+  session_active "$P_COOKIE_W2" "$COOKIE" || die "sessiond workers:2 does not accept the cookie-manager cookie"
+  for c in direct nginx cookie cookie_w2; do cookie[$c]=$COOKIE; done
 
   local contenders=(direct nginx cookie redis cookie_w2)
   note "warming up each contender (1s)"
   for c in "${contenders[@]}"; do
-    tracked wrk -t1 -c"$CONNS" -d1s -H "Cookie: ${cookie[$c]}" "http://127.0.0.1:${port[$c]}/" >/dev/null 2>&1 ||
-      problem "warm-up of $c failed"
+    warm_up "${port[$c]}" "$CONNS" 1 "${cookie[$c]}"
   done
 
   for ((r = 1; r <= ROUNDS; r++)); do
@@ -293,16 +272,11 @@ run_wrk() {
       for ((i = 0; i < ${#contenders[@]}; i++)); do
         c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
         [ "$c" = cookie_w2 ] && [ "$s" != read ] && continue
-        local hdr=(-H "Cookie: ${cookie[$c]}")
         path=/
         [ "$s" = write ] && path=/write
-        [ "$s" = nocookie ] && hdr=()
-        out=$TMP/wrk/${s}__${c}__r$r.txt
-        tracked wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:${port[$c]}$path" \
-          >"$out" 2>&1 || problem "wrk against $c ($s, round $r) failed: $(tail -n 1 "$out")"
-        rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-        note "round $r/$ROUNDS  $s  $c: ${rps:-?} req/s$(grep -o 'Non-2xx or 3xx responses: [0-9]*' "$out" |
-          sed 's/^/, /')"
+        # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
+        measure "$s" "$c" "$r" "$CONNS" "${port[$c]}" "$path" "$([ "$s" = nocookie ] || echo "${cookie[$c]}")" \
+          ${cpu[$c]}
       done
     done
   done
@@ -322,13 +296,39 @@ run_wrk() {
   stop "$nginx_master" "nginx proxy_pass" || problem "nginx proxy_pass did not exit cleanly"
 }
 
+# --- sweep: client connections ------------------------------------------------------
+
+run_sweep() {
+  local DURATION=$SWEEP_SECONDS w=$SWEEP_WORKERS n r c i nginx_master spid
+  local -A port=([nginx]=$P_SW_NGINX [cookie]=$P_SW_COOKIE) cpu
+  start_backend
+  start_nginx_proxy sweep_nginx "$P_SW_NGINX" "$w"; nginx_master=$STARTED; cpu[nginx]="${NGINX_PIDS[*]}"
+  start_sessiond sessiond_sweep "$P_SW_COOKIE" cookie "$w"; spid=$STARTED; cpu[cookie]=$spid
+  [ -n "$COOKIE" ] || COOKIE=$(cookie_from "$P_SW_COOKIE" "$COOKIE_NAME")
+  local contenders=(nginx cookie)
+  i=0
+  for n in $SWEEP; do
+    for ((r = 1; r <= SWEEP_ROUNDS; r++)); do
+      for c in "${contenders[@]:$((i % 2))}" "${contenders[@]:0:$((i % 2))}"; do
+        warm_up "${port[$c]}" "$n" "$WARMUP" "$COOKIE"
+        # shellcheck disable=SC2086
+        measure "sweep_w${w}_c$n" "$c" "$r" "$n" "${port[$c]}" / "$COOKIE" ${cpu[$c]}
+      done
+      i=$((i + 1))
+    done
+  done
+  alive "$spid" && fact mem sweep_cookie "$(mem_kb "$spid" VmHWM)" "$(mem_kb "$spid" VmRSS)"
+  stop_sessiond sweep "$spid"
+  stop "$nginx_master" "nginx proxy_pass (sweep)" || problem "nginx proxy_pass (sweep) did not exit cleanly"
+}
+
 # --- conns: idle connections --------------------------------------------------
 
 run_conns() {
   local pid
   start_backend
   start_sessiond sessiond_idle "$P_IDLE" cookie 1; pid=$STARTED
-  [ -n "$COOKIE" ] || COOKIE=$(get_cookie "$P_IDLE")
+  [ -n "$COOKIE" ] || COOKIE=$(cookie_from "$P_IDLE" "$COOKIE_NAME")
   note "opening $IDLE_CONNS idle keep-alive connections to sessiond"
   tracked python3 "$HERE/idle_conns.py" "$P_IDLE" "$IDLE_CONNS" "$pid" "$COOKIE" >"$TMP/idle.json" ||
     problem "the connection-scale step failed"
@@ -347,8 +347,7 @@ callgrind_total() {
   out=$TMP/cg/$name.$n.out
   start "cg_${name}_$n" valgrind --tool=callgrind --callgrind-out-file="$out" "$@"
   pid=$STARTED
-  python3 "$HERE/net.py" wait-listen "$listen_port" 120 "$pid" ||
-    die "$name did not start under callgrind: $(tail -n 3 "$TMP/logs/cg_${name}_$n.stderr")"
+  wait_listen "$listen_port" "$pid" "cg_${name}_$n" 120
   # Listening comes before the signal handlers in both servers; under valgrind
   # the gap is long enough for an early SIGTERM to hit the default action.
   sleep 1
@@ -367,17 +366,17 @@ run_callgrind() {
   start_backend
   if [ -z "$COOKIE" ]; then
     start_sessiond sessiond_cookie "$P_COOKIE" cookie 1
-    COOKIE=$(get_cookie "$P_COOKIE")
+    COOKIE=$(cookie_from "$P_COOKIE" "$COOKIE_NAME")
     stop_sessiond cookie "$STARTED"
   fi
-  nginx_conf=$(render_nginx proxy.nginx.conf.in cg_nginx "$P_CG_NGINX" "daemon off; master_process off;")
+  nginx_conf=$(render_nginx proxy.nginx.conf.in cg_nginx "$P_CG_NGINX" "daemon off; master_process off;" 1)
   sessiond_conf=$(render_sessiond cg_sessiond "$P_CG_COOKIE" cookie 1)
 
   note "callgrind: nginx proxy_pass, startup and shutdown only"
-  callgrind_total nginx "$P_CG_NGINX" 0 nginx -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
+  callgrind_total nginx "$P_CG_NGINX" 0 nginx -p "$TMP/" -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
   base=$IR
   note "callgrind: nginx proxy_pass, $CG_REQUESTS requests"
-  callgrind_total nginx "$P_CG_NGINX" "$CG_REQUESTS" nginx -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
+  callgrind_total nginx "$P_CG_NGINX" "$CG_REQUESTS" nginx -p "$TMP/" -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
   fact callgrind nginx "$CG_REQUESTS" "$IR" "$base"
 
   note "callgrind: sessiond cookie, startup and shutdown only"
@@ -392,16 +391,71 @@ run_callgrind() {
   cp "$TMP/cg/sessiond.$CG_REQUESTS.out" "$OUT/callgrind.sessiond.out"
 }
 
+# --- allocs: allocations per request -----------------------------------------------
+
+# alloc_snapshot PID SIGNAL FILE: the counts PID's malloc_count.so writes to
+# FILE on SIGNAL, as "malloc calloc realloc posix_memalign aligned_alloc
+# memalign free" on one line; fails if none come within 5 seconds.
+alloc_snapshot() {
+  rm -f "$3"
+  kill -s "$2" "$1"
+  for _ in $(seq 250); do
+    [ -s "$3" ] && { awk '{ printf "%s%s", sep, $2; sep = " " } END { print "" }' "$3"; return; }
+    sleep 0.02
+  done
+  return 1
+}
+
+# count_allocs NAME PID SIGNAL PORT: warm up, snapshot, a wrk run of
+# ALLOC_SECONDS (read path, CONNS connections), snapshot; the fact
+#   alloc NAME REQUESTS CONNECTIONS DELTA_MALLOC ... DELTA_FREE
+count_allocs() {
+  local name=$1 pid=$2 sig=$3 listen=$4 file=$TMP/allocs/$1 out=$TMP/allocs/$1.wrk before after requests i
+  local -a b a d=()
+  warm_up "$listen" "$CONNS" "$WARMUP" "$COOKIE"
+  before=$(alloc_snapshot "$pid" "$sig" "$file") || { problem "$name wrote no allocation counts"; return; }
+  tracked wrk -t"$(wrk_threads "$CONNS")" -c"$CONNS" -d"${ALLOC_SECONDS}s" -H "Cookie: $COOKIE" \
+    "http://127.0.0.1:$listen/" >"$out" 2>&1 || problem "wrk against $name (allocs) failed: $(tail -n 1 "$out")"
+  after=$(alloc_snapshot "$pid" "$sig" "$file") || { problem "$name wrote no allocation counts"; return; }
+  read -ra b <<<"$before"
+  read -ra a <<<"$after"
+  for i in "${!a[@]}"; do d+=($((a[i] - b[i]))); done
+  requests=$(wrk_summary "$out" | awk '{ print $4 }')
+  fact alloc "$name" "$requests" "$CONNS" "${d[@]}"
+  note "allocs  $name: ${d[*]} (malloc calloc realloc posix_memalign aligned_alloc memalign free) over $requests requests"
+}
+
+run_allocs() {
+  local so=$TMP/malloc_count.so nginx_master nginx_worker spid rt
+  cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$so" "$HERE/malloc_count.c" 2>"$TMP/logs/malloc_count.cc" ||
+    die "could not compile $HERE/malloc_count.c: $(head -n 5 "$TMP/logs/malloc_count.cc")"
+  start_backend
+  # nginx changes its binary on SIGUSR2: its counter answers a real-time signal.
+  rt=$(kill -l RTMIN+3)
+  start_nginx_proxy alloc_nginx "$P_AL_NGINX" 1 \
+    env LD_PRELOAD="$so" MALLOC_COUNT_FILE="$TMP/allocs/nginx" MALLOC_COUNT_SIGNAL="$rt"
+  nginx_master=$STARTED nginx_worker=${NGINX_PIDS[1]}
+  start_sessiond sessiond_alloc "$P_AL_COOKIE" cookie 1 env LD_PRELOAD="$so" MALLOC_COUNT_FILE="$TMP/allocs/cookie"
+  spid=$STARTED
+  [ -n "$COOKIE" ] || COOKIE=$(cookie_from "$P_AL_COOKIE" "$COOKIE_NAME")
+  count_allocs nginx "$nginx_worker" "$rt" "$P_AL_NGINX"
+  count_allocs cookie "$spid" USR2 "$P_AL_COOKIE"
+  stop_sessiond alloc "$spid"
+  stop "$nginx_master" "nginx proxy_pass (allocs)" || problem "nginx proxy_pass (allocs) did not exit cleanly"
+}
+
 # --- main ---------------------------------------------------------------------
 
 case "$MODE" in
-  all) run_wrk; run_conns; run_callgrind ;;
+  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs ;;
   wrk) run_wrk ;;
+  sweep) run_sweep ;;
   conns) run_conns ;;
   callgrind) run_callgrind ;;
+  allocs) run_allocs ;;
 esac
 fact meta finished "$(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Only sessiond's stderr is reported; nginx and valgrind logs stay behind.
+# Only sessiond's stderr is reported; nginx, redis and valgrind logs stay behind.
 find "$TMP/logs" -name '*.stderr' ! -name 'sessiond_*' -delete
 python3 "$HERE/report.py" "$TMP" "$OUT/results.json" "$OUT/results.txt"

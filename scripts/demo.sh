@@ -4,15 +4,17 @@
 #   scripts/demo.sh [python|node]      (make demo runs it after the build)
 #
 # Starts the example backend (examples/python/app.py by default) on
-# 127.0.0.1:3000 and sessiond on 127.0.0.1:8080 with config/demo.yaml, prints
-# the URL, and stops both on Ctrl-C or SIGTERM (exit 0). If either process
-# dies on its own, the other is stopped and the script exits 1.
+# 127.0.0.1:3000 and sessiond on 127.0.0.1:8080 with config/demo.yaml (its
+# admin listener, /metrics, on 127.0.0.1:9090), prints the URL, and stops both
+# on Ctrl-C or SIGTERM (exit 0). If either process dies on its own, the other
+# is stopped and the script exits 1.
 #
 # Environment:
 #   SESSIOND_SECRET   the secret_key; a throwaway one is generated when unset
 #   SESSIOND_BIN      the binary (default ./sessiond)
 #   DEMO_PORT         sessiond's port (default 8080)
 #   DEMO_APP_PORT     the app's port (default 3000)
+#   DEMO_ADMIN_PORT   sessiond's admin port (default 9090)
 # With other ports than the defaults, a copy of config/demo.yaml with those
 # ports is used. Works without a terminal (tests/e2e drives it that way):
 # the line "demo: ready at URL" marks the moment both processes accept.
@@ -22,6 +24,7 @@ cd "$(dirname "$0")/.."
 HOST=127.0.0.1
 PORT=${DEMO_PORT:-8080}
 APP_PORT=${DEMO_APP_PORT:-3000}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9090}
 BIN=${SESSIOND_BIN:-./sessiond}
 CONFIG=config/demo.yaml
 APP=${1:-python}
@@ -36,8 +39,10 @@ case "$APP" in
   node) app_cmd=(node examples/node/app.js) ;;
   *) echo "usage: $0 [python|node]" >&2; exit 2 ;;
 esac
-[[ "$PORT" =~ ^[0-9]+$ && "$APP_PORT" =~ ^[0-9]+$ ]] || die "DEMO_PORT and DEMO_APP_PORT must be port numbers"
-[ "$PORT" != "$APP_PORT" ] || die "DEMO_PORT and DEMO_APP_PORT must differ"
+[[ "$PORT" =~ ^[0-9]+$ && "$APP_PORT" =~ ^[0-9]+$ && "$ADMIN_PORT" =~ ^[0-9]+$ ]] \
+  || die "DEMO_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT must be port numbers"
+[ "$PORT" != "$APP_PORT" ] && [ "$PORT" != "$ADMIN_PORT" ] && [ "$APP_PORT" != "$ADMIN_PORT" ] \
+  || die "DEMO_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT must differ"
 [ -x "$BIN" ] || die "$BIN not found: run 'make demo' (or 'make build' first)"
 command -v "${app_cmd[0]}" >/dev/null || die "${app_cmd[0]} is not installed"
 command -v python3 >/dev/null || die "python3 is not installed"
@@ -56,9 +61,9 @@ except OSError:
 EOF
 }
 
-for p in "$APP_PORT" "$PORT"; do
+for p in "$APP_PORT" "$PORT" "$ADMIN_PORT"; do
   port_free "$p" || die "port $p on $HOST is already in use (see: ss -ltnp 'sport = :$p');" \
-                        "stop that process, or pick other ports with DEMO_PORT / DEMO_APP_PORT"
+                        "stop that process, or pick other ports with DEMO_PORT / DEMO_APP_PORT / DEMO_ADMIN_PORT"
 done
 
 if [ -z "${SESSIOND_SECRET:-}" ]; then
@@ -85,13 +90,15 @@ cleanup() {
 trap 'echo; echo "demo: stopping"; cleanup; exit 0' INT TERM
 trap cleanup EXIT
 
-if [ "$PORT" != 8080 ] || [ "$APP_PORT" != 3000 ]; then
+if [ "$PORT" != 8080 ] || [ "$APP_PORT" != 3000 ] || [ "$ADMIN_PORT" != 9090 ]; then
   tmp_config=$(mktemp "${TMPDIR:-/tmp}/sessiond-demo.XXXXXX.yaml")
   sed -e "s#^listen: 127\.0\.0\.1:8080\$#listen: $HOST:$PORT#" \
-      -e "s#^upstream: http://127\.0\.0\.1:3000\$#upstream: http://$HOST:$APP_PORT#" "$CONFIG" >"$tmp_config"
+      -e "s#^upstream: http://127\.0\.0\.1:3000\$#upstream: http://$HOST:$APP_PORT#" \
+      -e "s#^  listen: 127\.0\.0\.1:9090\$#  listen: $HOST:$ADMIN_PORT#" "$CONFIG" >"$tmp_config"
   if ! grep -q "^listen: $HOST:$PORT\$" "$tmp_config" \
-      || ! grep -q "^upstream: http://$HOST:$APP_PORT\$" "$tmp_config"; then
-    die "could not set the ports in a copy of $CONFIG (its listen/upstream lines changed?)"
+      || ! grep -q "^upstream: http://$HOST:$APP_PORT\$" "$tmp_config" \
+      || ! grep -q "^  listen: $HOST:$ADMIN_PORT\$" "$tmp_config"; then
+    die "could not set the ports in a copy of $CONFIG (its listen/upstream/admin lines changed?)"
   fi
   CONFIG=$tmp_config
 fi
@@ -110,7 +117,8 @@ wait_listening() {
   return 1
 }
 
-"${app_cmd[@]}" --host "$HOST" --port "$APP_PORT" --quiet &
+"${app_cmd[@]}" --host "$HOST" --port "$APP_PORT" --quiet --admin-url "http://$HOST:$ADMIN_PORT" \
+  --cookie-name session_id &
 pids+=("$!")
 wait_listening "${pids[0]}" "$APP_PORT" || die "the $APP example app did not start on $HOST:$APP_PORT"
 
@@ -122,6 +130,7 @@ cat <<EOF
 
   sessiond demo: open http://$HOST:$PORT/ in a browser
   ($APP app on http://$HOST:$APP_PORT/ behind sessiond, config $CONFIG;
+   sessiond's metrics on http://$HOST:$ADMIN_PORT/metrics;
    the access log follows. Ctrl-C stops both.)
 
 EOF

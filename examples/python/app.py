@@ -2,7 +2,7 @@
 """A small web app with sessions and no session library: it runs behind sessiond.
 
 The app never reads or writes a cookie. sessiond hands it the session as request
-headers and takes instructions back as response headers (CONTRACT section 4):
+headers and takes instructions back as response headers (docs/HEADER-PROTOCOL.md):
 
   request   X-Session-Status   none | new | active | expired | invalid
             X-Session-Id       public id of the session (absent without one)
@@ -17,9 +17,19 @@ The request headers are trustworthy only because sessiond removes every
 X-Session-* header a client sends: the app must be reachable through sessiond
 alone, which is why it listens on 127.0.0.1 by default.
 
-  python3 app.py [--host HOST] [--port PORT]    (env APP_HOST, APP_PORT;
-                                                 default 127.0.0.1:3000)
+  python3 app.py [--host HOST] [--port PORT] [--admin-url URL] [--cookie-name NAME]
+      env APP_HOST, APP_PORT (default 127.0.0.1:3000); --admin-url: sessiond's
+      admin listener, linked from the page for /metrics (scripts/demo.sh
+      passes it); --cookie-name: the session_cookie_name, for the page's view
+      of the cookie (default session_id)
 Standard library only.
+
+The page shows what sessiond does on each request: the X-Session-* headers
+the app received, the instructions it answered with (the redirect after a
+form carries them to the next page as ?sent=...), and the session cookie as
+the browser holds it. That last part needs JavaScript to read document.cookie,
+which works only because config/demo.yaml turns HttpOnly off, for the demo
+alone.
 """
 
 import argparse
@@ -36,6 +46,8 @@ MAX_NAME_CHARS = 64
 MAX_CART_ITEMS = 12          # keeps the session well under max_session_bytes
 MAX_FORM_BYTES = 4096
 PRODUCTS = ["teapot", "notebook", "lamp", "kettle", "mug", "scarf"]
+SESSION_HEADERS = ("X-Session-Status", "X-Session-Id", "X-Session-Data", "X-Session-Expires")
+MAX_SENT_SHOWN = 8           # instruction lines taken from ?sent=
 
 
 # ---------------------------------------------------------------------------
@@ -81,12 +93,33 @@ def esc(text):
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; } h3 { font-size: 1rem; }
 pre { background: #f4f4f4; padding: .75rem; overflow-x: auto; }
 form.inline { display: inline; } button { margin-right: .5rem; }
 .notice { background: #fff3cd; padding: .5rem .75rem; } .error { background: #f8d7da; padding: .5rem .75rem; }
 dl { display: grid; grid-template-columns: 6rem 1fr; gap: .3rem .5rem; }
 dt { font-weight: bold; } dd { margin: 0; font-family: monospace; overflow-wrap: anywhere; }
+table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .2rem .4rem; vertical-align: top; }
+td code, li code, #browser-cookie { font-family: monospace; overflow-wrap: anywhere; word-break: break-all; }
+.demo-note { background: #e7f1ff; padding: .5rem .75rem; font-size: .9rem; }
+"""
+
+# Fills #browser-cookie from document.cookie. A file, not inline, so the
+# Content-Security-Policy can stay "script-src 'self'".
+DEMO_JS = """'use strict';
+(function () {
+  var out = document.getElementById('browser-cookie');
+  var name = out.getAttribute('data-cookie-name');
+  var found = null;
+  document.cookie.split(';').forEach(function (pair) {
+    var eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === name) found = pair.slice(eq + 1).trim();
+  });
+  out.textContent = found === null
+    ? '(none: no session yet, or the cookie is HttpOnly as it should be in production)'
+    : name + '=' + found;
+  out.setAttribute('data-found', found === null ? 'no' : 'yes');
+})();
 """
 
 NOTICES = {
@@ -95,7 +128,9 @@ NOTICES = {
 }
 
 
-def render_page(session, error=None):
+def render_page(session, error=None, received=None, sent=(), admin_url=None, cookie_name="session_id"):
+    """received: the X-Session-* request headers as sent by sessiond (name ->
+    value or None); sent: the instruction lines of the previous response."""
     parts = ['<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              "<title>sessiond demo (%s)</title><style>%s</style></head><body><main>" % (LANGUAGE, STYLE),
@@ -133,7 +168,42 @@ def render_page(session, error=None):
     parts.append("</dl>")
     parts.append('<pre id="session-data">%s</pre>'
                  % esc(json.dumps(session.data, indent=2, sort_keys=True, ensure_ascii=False)))
+    parts.append(render_wire(received or {}, sent, admin_url, cookie_name))
+    parts.append('<script src="/demo.js"></script>')
     parts.append("</main></body></html>\n")
+    return "".join(parts)
+
+
+def render_wire(received, sent, admin_url, cookie_name):
+    """What sessiond did on this request, as the app and the browser see it."""
+    parts = ["<h2>On the wire</h2>",
+             "<h3>Request headers sessiond added for the app</h3>",
+             '<table id="received-headers"><tbody>']
+    for name in SESSION_HEADERS:
+        value = received.get(name)
+        parts.append('<tr><th>%s</th><td><code id="received-%s">%s</code></td></tr>'
+                     % (name, name.lower(), esc(value) if value is not None else "(absent)"))
+    parts.append("</tbody></table>")
+    parts.append("<h3>Instructions the app answered with</h3>")
+    if sent:
+        parts.append('<p>The last form\'s response (a redirect to this page) carried:</p><ul id="instructions">%s</ul>'
+                     % "".join("<li><code>%s</code></li>" % esc(line) for line in sent))
+    else:
+        parts.append('<p id="instructions-none">None on the last response: the session stayed as it was.</p>')
+    parts.append("<p>sessiond applied them to the session, set or cleared the cookie, and removed them "
+                 "before the response reached the browser.</p>")
+    parts.append("<h3>The session cookie in your browser</h3>")
+    parts.append('<p><code id="browser-cookie" data-cookie-name="%s">(needs JavaScript)</code></p>'
+                 % esc(cookie_name))
+    parts.append('<p class="demo-note" id="httponly-note">The demo turns HttpOnly off '
+                 "(<code>session_cookie_httponly: false</code> in config/demo.yaml) only so that this page "
+                 "can show the cookie. Keep it on in production: then no script, yours or an injected one, "
+                 "can read the session cookie. sessiond removes the cookie from every request before it "
+                 "reaches the app, which sees only the headers above.</p>")
+    if admin_url:
+        parts.append('<p>sessiond\'s own view: <a id="metrics-link" href="%s/metrics">%s/metrics</a> '
+                     "(its admin listener: Prometheus metrics, also /healthz and /readyz).</p>"
+                     % (esc(admin_url), esc(admin_url)))
     return "".join(parts)
 
 
@@ -155,18 +225,35 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sessiond-demo-python"
     quiet = False
+    admin_url = None
+    cookie_name = "session_id"
+    # Head and body in ONE write, and no Nagle. By default http.server sends
+    # the head (end_headers) and the body as two writes; on a kept-alive
+    # connection the second one then waits for the ACK of the first, which
+    # the peer delays (delayed ACK): 40 ms added to every response sessiond
+    # reads from its pool. A buffered wfile collects the whole response and
+    # handle_one_request() flushes it in one send; TCP_NODELAY covers a
+    # response larger than the buffer.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def do_GET(self):
-        path = urllib.parse.urlsplit(self.path).path
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
         session = Session(self.headers)
         if path == "/":
-            self._send_html(200, render_page(session))
+            self._send_html(200, self._page(session, sent=_sent_lines(url.query)))
+        elif path == "/demo.js":
+            self._send(200, "text/javascript; charset=utf-8", DEMO_JS.encode())
         elif path == "/api/session":
-            raw = {name: self.headers.get(name) for name in
-                   ("X-Session-Status", "X-Session-Id", "X-Session-Data", "X-Session-Expires")}
+            raw = {name: self.headers.get(name) for name in SESSION_HEADERS}
             self._send(200, "application/json", json.dumps(raw, indent=2).encode() + b"\n")
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _page(self, session, error=None, sent=()):
+        received = {name: self.headers.get(name) for name in SESSION_HEADERS}
+        return render_page(session, error, received, sent, self.admin_url, self.cookie_name)
 
     def do_HEAD(self):
         self.do_GET()
@@ -180,8 +267,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/login":
             name = form.get("name", "").strip()
             if not name or len(name) > MAX_NAME_CHARS or any(ord(c) < 0x20 for c in name):
-                self._send_html(400, render_page(session, "Please enter a name of 1 to %d characters."
-                                                 % MAX_NAME_CHARS))
+                self._send_html(400, self._page(session, "Please enter a name of 1 to %d characters."
+                                                % MAX_NAME_CHARS))
                 return
             # A new session id at login: a session id planted before login
             # (session fixation) is worthless afterwards. The cart survives.
@@ -220,8 +307,11 @@ class Handler(BaseHTTPRequestHandler):
         return dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
 
     def _redirect(self, session_headers):
+        # The instructions also travel to the next page (?sent=...) so that
+        # it can show them: sessiond strips them from this response.
+        sent = urllib.parse.urlencode([("sent", "%s: %s" % pair) for pair in session_headers])
         self.send_response(303)
-        self.send_header("Location", "/")
+        self.send_header("Location", "/?" + sent)
         for name, value in session_headers:
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
@@ -236,12 +326,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         # The page shows one visitor's session: no shared caches, no framing,
-        # no scripts at all.
+        # no script but /demo.js.
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy",
-                         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                         "frame-ancestors 'none'; base-uri 'none'")
+                         "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -252,13 +342,24 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("%s [%s] %s\n" % (self.address_string(), self.log_date_time_string(), fmt % args))
 
 
+def _sent_lines(query):
+    """The instruction lines of ?sent=..., only X-Session-* ones, bounded."""
+    lines = [v for k, v in urllib.parse.parse_qsl(query) if k == "sent"]
+    return [line for line in lines if line.lower().startswith("x-session-")][:MAX_SENT_SHOWN]
+
+
 def main():
     ap = argparse.ArgumentParser(description="sessiond example backend (Python)")
     ap.add_argument("--host", default=os.environ.get("APP_HOST", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("APP_PORT", "3000")))
     ap.add_argument("--quiet", action="store_true", help="no access log on stderr")
+    ap.add_argument("--admin-url", default=os.environ.get("APP_ADMIN_URL"),
+                    help="sessiond's admin listener, e.g. http://127.0.0.1:9090, linked from the page")
+    ap.add_argument("--cookie-name", default="session_id", help="session_cookie_name, shown on the page")
     args = ap.parse_args()
     Handler.quiet = args.quiet
+    Handler.admin_url = args.admin_url.rstrip("/") if args.admin_url else None
+    Handler.cookie_name = args.cookie_name
     ThreadingHTTPServer.daemon_threads = True
     try:
         server = ThreadingHTTPServer((args.host, args.port), Handler)

@@ -4,23 +4,30 @@
   report.py RUN_DIR OUT_JSON OUT_TXT
 
 RUN_DIR holds what bench.sh collected:
-  wrk/SCENARIO__CONTENDER__rROUND.txt   wrk --latency output of one run
   facts.txt                             one fact per line, whitespace-separated:
-      meta KEY VALUE...                 run parameters (seconds, rounds, ...)
-      mem CONTENDER HWM_KB RSS_KB       server memory after the wrk part
+      meta KEY VALUE...                 run parameters (seconds, rounds, clk_tck, ...)
+      run SCENARIO CONTENDER ROUND PROXY_TICKS BACKEND_ACCEPTS REDIS_TICKS
+          RPS P50_MS P99_MS REQUESTS NON2XX SOCKET_ERRORS
+                                        one wrk run (lib.sh, measure); ticks are
+                                        utime+stime in 1/clk_tck s; "-" = not measured
+      mem CONTENDER HWM_KB RSS_KB       server memory after its step
       callgrind NAME REQUESTS IR_WITH IR_WITHOUT
                                         instructions with N requests and with none
+      alloc NAME REQUESTS CONNECTIONS MALLOC CALLOC REALLOC POSIX_MEMALIGN
+            ALIGNED_ALLOC MEMALIGN FREE calls during one wrk run of REQUESTS
       problem TEXT...                   something that went wrong during the run
   idle.json                             idle_conns.py's output (optional)
   logs/*.stderr                         the servers' stderr (optional)
 
-Writes the raw numbers and medians as JSON and the table as text, and prints
-the table. Every ratio is to nginx proxy_pass. The bars are reported as
-PASS/FAIL/n/a; this never fails because a bar was missed (exit 0), only when
-its input is unreadable.
+Scenarios: read, write, nocookie (the wrk step) and sweep_wW_cN (the sweep:
+W workers, N client connections). Writes the raw numbers and medians as JSON
+and the table as text, and prints the table. Every ratio is to nginx
+proxy_pass in the same run. The bars are reported PASS/FAIL (or n/a, "scale"
+for the rows only scale mode measures, "info" for figures without a bar);
+this never fails because a bar was missed (exit 0), only when its input is
+unreadable.
 """
 
-import glob
 import json
 import os
 import re
@@ -42,57 +49,18 @@ CONTENDERS = [
 LABEL = dict(CONTENDERS)
 ANCHOR = "nginx"
 MIB = 1024  # kB per MiB
+ALLOC_KINDS = ["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"]
+SWEEP = re.compile(r"sweep_w(\d+)_c(\d+)$")
 
 
 # --- parsing -----------------------------------------------------------------
 
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not m:
-        raise ValueError("unknown wrk duration %r" % text)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
-    return float(m.group(1)) * scale
-
-
-def parse_wrk(text):
-    run = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": None,
-           "non2xx": 0, "socket_errors": 0}
-    m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-    if m:
-        run["rps"] = float(m.group(1))
-    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
-        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, text, re.M)
-        if m:
-            run[key] = to_ms(m.group(1))
-    m = re.search(r"^\s+(\d+) requests in", text, re.M)
-    if m:
-        run["requests"] = int(m.group(1))
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    if m:
-        run["non2xx"] = int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    if m:
-        run["socket_errors"] = sum(int(g) for g in m.groups())
-        run["socket_errors_detail"] = dict(zip(("connect", "read", "write", "timeout"),
-                                               (int(g) for g in m.groups())))
-    return run
-
-
-def load_runs(run_dir):
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "wrk", "*.txt"))):
-        m = re.fullmatch(r"(\w+?)__(\w+?)__r(\d+)\.txt", os.path.basename(path))
-        if not m:
-            continue
-        with open(path, errors="replace") as f:
-            run = parse_wrk(f.read())
-        run["round"] = int(m.group(3))
-        runs.setdefault((m.group(1), m.group(2)), []).append(run)
-    return runs
+def number(text, kind=float):
+    return None if text == "-" else kind(text)
 
 
 def load_facts(run_dir):
-    facts = {"meta": {}, "mem": {}, "callgrind": {}, "problems": []}
+    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "problems": []}
     path = os.path.join(run_dir, "facts.txt")
     if not os.path.exists(path):
         return facts
@@ -104,6 +72,15 @@ def load_facts(run_dir):
             kind = parts[0]
             if kind == "meta" and len(parts) >= 3:
                 facts["meta"][parts[1]] = " ".join(parts[2:])
+            elif kind == "run" and len(parts) == 13:
+                run = {"round": int(parts[3]),
+                       "proxy_ticks": number(parts[4], int),
+                       "backend_accepts": number(parts[5], int),
+                       "redis_ticks": number(parts[6], int),
+                       "rps": number(parts[7]), "p50_ms": number(parts[8]), "p99_ms": number(parts[9]),
+                       "requests": number(parts[10], int),
+                       "non2xx": number(parts[11], int) or 0, "socket_errors": number(parts[12], int) or 0}
+                facts["runs"].setdefault((parts[1], parts[2]), []).append(run)
             elif kind == "mem" and len(parts) == 4:
                 facts["mem"][parts[1]] = {"hwm_kb": int(parts[2]), "rss_kb": int(parts[3])}
             elif kind == "callgrind" and len(parts) == 5:
@@ -111,6 +88,14 @@ def load_facts(run_dir):
                 facts["callgrind"][parts[1]] = {
                     "requests": n, "ir_with_requests": with_, "ir_without_requests": without,
                     "ir_per_request": (with_ - without) / n if n else None}
+            elif kind == "alloc" and len(parts) == 11:
+                requests = number(parts[2], int)
+                counts = dict(zip(ALLOC_KINDS + ["free"], (int(p) for p in parts[4:])))
+                total = sum(counts[k] for k in ALLOC_KINDS)
+                facts["alloc"][parts[1]] = {
+                    "requests": requests, "connections": int(parts[3]), "calls": counts,
+                    "allocations": total,
+                    "per_request": total / requests if requests else None}
             elif kind == "problem":
                 facts["problems"].append(" ".join(parts[1:]))
     return facts
@@ -118,11 +103,16 @@ def load_facts(run_dir):
 
 def load_logs(run_dir):
     logs = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "logs", "*.stderr"))):
-        with open(path, errors="replace") as f:
+    logs_dir = os.path.join(run_dir, "logs")
+    if not os.path.isdir(logs_dir):
+        return logs
+    for name in sorted(os.listdir(logs_dir)):
+        if not name.endswith(".stderr"):
+            continue
+        with open(os.path.join(logs_dir, name), errors="replace") as f:
             lines = [l.rstrip("\n") for l in f if l.strip()]
         if lines:
-            logs[os.path.basename(path)[:-len(".stderr")]] = lines
+            logs[name[:-len(".stderr")]] = lines
     return logs
 
 
@@ -136,16 +126,24 @@ def median_of(runs, key):
 def spread(runs, key):
     """Half the range over rounds, relative to the median: how noisy the median is."""
     values = [r[key] for r in runs if r.get(key) is not None]
-    if len(values) < 2:
+    if len(values) < 2 or not statistics.median(values):
         return None
     return (max(values) - min(values)) / 2 / statistics.median(values)
+
+
+def per_request(runs, key, scale=1.0):
+    """sum(key) * scale / sum(requests) over the runs that measured key."""
+    measured = [r for r in runs if r.get(key) is not None and r.get("requests")]
+    requests = sum(r["requests"] for r in measured)
+    return sum(r[key] for r in measured) * scale / requests if requests else None
 
 
 def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def summarise(runs):
+def summarise(runs, clk_tck):
+    us_per_tick = 1e6 / clk_tck
     summary = {}
     for (scenario, contender), rs in runs.items():
         summary.setdefault(scenario, {})[contender] = {
@@ -154,6 +152,9 @@ def summarise(runs):
             "rps_spread": spread(rs, "rps"),
             "p50_ms": median_of(rs, "p50_ms"),
             "p99_ms": median_of(rs, "p99_ms"),
+            "cpu_us_per_request": per_request(rs, "proxy_ticks", us_per_tick),
+            "new_upstream_per_request": per_request(rs, "backend_accepts"),
+            "redis_cpu_us_per_request": per_request(rs, "redis_ticks", us_per_tick),
             "non2xx": sum(r["non2xx"] for r in rs),
             "socket_errors": sum(r["socket_errors"] for r in rs),
             "requests": sum(r["requests"] or 0 for r in rs),
@@ -161,9 +162,19 @@ def summarise(runs):
     for per in summary.values():
         anchor = per.get(ANCHOR, {})
         for s in per.values():
-            for key in ("rps", "p50_ms", "p99_ms"):
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request"):
                 s[key + "_x_nginx"] = ratio(s[key], anchor.get(key))
     return summary
+
+
+def sweep_points(summary):
+    """[(workers, connections, scenario)] of the sweep, in order."""
+    points = []
+    for scenario in summary:
+        m = SWEEP.match(scenario)
+        if m:
+            points.append((int(m.group(1)), int(m.group(2)), scenario))
+    return sorted(points)
 
 
 def bar(name, value, op, limit, note=""):
@@ -174,38 +185,79 @@ def bar(name, value, op, limit, note=""):
     return {"bar": name, "value": value, "op": op, "limit": limit, "verdict": verdict, "note": note}
 
 
+def only(name, op, limit, verdict, note=""):
+    return {"bar": name, "value": None, "op": op, "limit": limit, "verdict": verdict, "note": note}
+
+
 def bars(summary, facts, idle):
+    """The bars of the core rebuild, in the order of its table."""
     def get(scenario, contender, key):
         return summary.get(scenario, {}).get(contender, {}).get(key)
 
+    meta = facts["meta"]
+    cg = facts["callgrind"]
+    conns = meta.get("connections", "?")
     out = [
-        bar("cookie read req/s (x nginx)", get("read", "cookie", "rps_x_nginx"), ">=", 1.0),
-        bar("cookie instructions/request (x nginx)",
-            ratio(facts["callgrind"].get("cookie", {}).get("ir_per_request"),
-                  facts["callgrind"].get("nginx", {}).get("ir_per_request")), "<=", 1.0),
-        bar("redis read req/s (x nginx)", get("read", "redis", "rps_x_nginx"), ">=", 0.8),
-        bar("redis write req/s (x nginx)", get("write", "redis", "rps_x_nginx"), ">=", 0.6),
-        bar("cookie p99 read (x nginx p99)", get("read", "cookie", "p99_ms_x_nginx"), "<=", 1.25),
-        bar("redis p99 read (x nginx p99)", get("read", "redis", "p99_ms_x_nginx"), "<=", 1.25),
+        bar("cookie read path, instructions/request (x nginx)",
+            ratio(cg.get("cookie", {}).get("ir_per_request"), cg.get("nginx", {}).get("ir_per_request")),
+            "<=", 1.0),
+        bar("cookie read path, req/s, 1 worker (x nginx)", get("read", "cookie", "rps_x_nginx"), ">=", 1.0),
+        bar("no cookie (nothing stored), req/s (x nginx)", get("nocookie", "cookie", "rps_x_nginx"), ">=", 1.1),
+        bar("cookie write path (re-seals), req/s (x nginx)", get("write", "cookie", "rps_x_nginx"), ">=", 0.9),
+        bar("redis read path, req/s (x nginx)", get("read", "redis", "rps_x_nginx"), ">=", 0.9),
+        bar("p99, cookie read path, %s connections (x nginx)" % conns, get("read", "cookie", "p99_ms_x_nginx"),
+            "<=", 1.0, "" if conns == "50" else "the bar is at 50 connections"),
+        only("4 workers, 16 cores: cookie read req/s (x nginx)", ">=", 1.0, "scale", "scale mode only"),
+        only("4 workers, 16 cores: CPU time/request (x nginx)", "<=", 1.0, "scale", "scale mode only"),
+        bar("allocations per request, cookie read path", facts["alloc"].get("cookie", {}).get("per_request"),
+            "<=", 0, alloc_note(facts["alloc"].get("cookie"))),
     ]
+    points = sweep_points(summary)
+    for n in (1000, 2000):
+        at = [(w, s) for w, c, s in points if c == n]
+        for key, op, what in (("rps_x_nginx", ">=", "req/s"), ("p99_ms_x_nginx", "<=", "p99")):
+            name = "%s connections, 4 workers: %s (x nginx)" % (format(n, ","), what)
+            four = [s for w, s in at if w == 4]
+            if four:
+                out.append(bar(name, get(four[0], "cookie", key), op, 1.0,
+                               "unpinned, %s" % meta.get("machine", "?").split(",")[0]))
+            else:
+                here = ", ".join("%d worker(s) here: %s" % (w, fmt_x(get(s, "cookie", key)).strip() or "n/a")
+                                 for w, s in at)
+                out.append(only(name, op, 1.0, "scale", "scale mode only" + ("; " + here if here else "")))
+    worst = None
+    for w, c, s in points:
+        v = get(s, "cookie", "new_upstream_per_request")
+        if c in (1000, 2000) and v is not None and (worst is None or v > worst[0]):
+            worst = (v, c, w)
+    out.append(bar("new upstream connections/request, 1,000 and 2,000 conns", worst and worst[0], "<=", 0.001,
+                   "worst: %d connections, %d worker(s)" % (worst[1], worst[2]) if worst else ""))
+
     after = [(facts["mem"][c]["rss_kb"], c) for c in ("cookie", "redis") if c in facts["mem"]]
-    worst = max(after) if after else None
-    out.append(bar("sessiond RSS after the benchmark (MiB)", worst[0] / MIB if worst else None,
-                   "<=", 16, "worst of cookie/redis: %s" % LABEL[worst[1]] if worst else ""))
-    held, note = None, ""
+    worst_rss = max(after) if after else None
+    out.append(bar("sessiond RSS after the benchmark (MiB)", worst_rss[0] / MIB if worst_rss else None,
+                   "<=", 16, "worst of cookie/redis: %s" % LABEL[worst_rss[1]] if worst_rss else ""))
+    name = "RSS with 10,000 idle keep-alive connections (MiB)"
     if idle and idle["requested"] < 10000:
-        out.append({"bar": "10k idle connections RSS (MiB)", "value": None, "op": "<=", "limit": 64,
-                    "verdict": "n/a", "note": "this run held only %d (BENCH_IDLE_CONNS)" % idle["requested"]})
-        return out
-    if idle:
-        held = idle["rss_kb_held"] / MIB
-        note = "%d of %d connections open" % (idle["still_open"], idle["requested"])
-        if idle["still_open"] < idle["requested"]:
-            out.append({"bar": "10k idle connections RSS (MiB)", "value": held, "op": "<=",
-                        "limit": 64, "verdict": "FAIL", "note": note + ": not all held"})
-            return out
-    out.append(bar("10k idle connections RSS (MiB)", held, "<=", 64, note))
+        out.append(only(name, "<=", 24, "n/a", "this run held only %d (BENCH_IDLE_CONNS)" % idle["requested"]))
+    elif idle and idle["still_open"] < idle["requested"]:
+        out.append({"bar": name, "value": idle["rss_kb_held"] / MIB, "op": "<=", "limit": 24, "verdict": "FAIL",
+                    "note": "%d of %d connections open: not all held" % (idle["still_open"], idle["requested"])})
+    else:
+        out.append(bar(name, idle["rss_kb_held"] / MIB if idle else None, "<=", 24))
+    out.append(bar("Redis CPU per session write (us)", get("write", "redis", "redis_cpu_us_per_request"),
+                   "<=", 3, "redis-server utime+stime / requests of the redis write runs"))
+    v = get("read", "redis", "redis_cpu_us_per_request")
+    out.append({"bar": "Redis CPU per read request (us)", "value": v, "op": "", "limit": None,
+                "verdict": "info" if v is not None else "n/a", "note": "no bar"})
     return out
+
+
+def alloc_note(a):
+    if not a:
+        return ""
+    return "%d allocations over %d requests on %d connections (opened inside the counted run)" % (
+        a["allocations"], a["requests"] or 0, a["connections"])
 
 
 # --- formatting --------------------------------------------------------------
@@ -218,18 +270,32 @@ def fmt_x(value, width=7):
     return ("" if value is None else "%.2fx" % value).rjust(width)
 
 
+def fmt_value(v):
+    if v is None:
+        return "n/a"
+    if v == 0:
+        return "0"
+    if abs(v) < 0.1:
+        return "%.4f" % v
+    return "%.2f" % v
+
+
 def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
     out = []
     add = out.append
     add("sessiond benchmark (%s): every ratio (x) is to nginx proxy_pass" % meta.get("mode", "?"))
     add("%s; %s; %s" % (meta.get("sessiond", "?"), meta.get("nginx", "?"), meta.get("machine", "?")))
-    if summary:
+    head = "%-30s %9s %5s %6s %7s %7s %6s %7s %6s %7s %7s"
+    row = "  %-28s %9s %5s %6s %7s %7s %6s %7s %6s %7d %7d"
+    if any(s in summary for s, _ in SCENARIOS):
         add("")
-        add("wrk -t1 -c%s -d%ss --latency, %s round(s), contenders interleaved; medians over rounds"
-            % (meta.get("connections", "?"), meta.get("seconds", "?"), meta.get("rounds", "?")))
-        add("(+- is half the req/s range over the rounds, relative to the median)")
-        add("%-30s %9s %6s %7s %8s %7s %8s %7s %8s %7s" % (
-            "scenario / contender", "req/s", "+-", "x", "p50 ms", "x", "p99 ms", "x", "non-2xx", "sockerr"))
+        add("wrk -t%s -c%s -d%ss --latency, %s round(s), contenders interleaved; medians over rounds"
+            % (meta.get("wrk_threads", "1"), meta.get("connections", "?"), meta.get("seconds", "?"),
+               meta.get("rounds", "?")))
+        add("(+- is half the req/s range over the rounds, relative to the median; CPU is the utime+stime of")
+        add(" the server under test per request: nginx master and worker, sessiond's process, the backend's)")
+        add(head % ("scenario / contender", "req/s", "+-", "x", "p50 ms", "p99 ms", "x", "CPU us", "x",
+                    "non-2xx", "sockerr"))
     for scenario, title in SCENARIOS:
         per = summary.get(scenario)
         if not per:
@@ -239,42 +305,80 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
             s = per.get(contender)
             if not s:
                 continue
-            add("  %-28s %9s %6s %7s %8s %7s %8s %7s %8d %7d" % (
+            add(row % (
                 label, fmt(s["rps"], ".0f", 9),
                 "" if s["rps_spread"] is None else "%.0f%%" % (100 * s["rps_spread"]),
-                fmt_x(s["rps_x_nginx"]),
-                fmt(s["p50_ms"], ".2f", 8), fmt_x(s["p50_ms_x_nginx"]),
-                fmt(s["p99_ms"], ".2f", 8), fmt_x(s["p99_ms_x_nginx"]),
-                s["non2xx"], s["socket_errors"]))
+                fmt_x(s["rps_x_nginx"], 6), fmt(s["p50_ms"], ".2f", 7), fmt(s["p99_ms"], ".2f", 7),
+                fmt_x(s["p99_ms_x_nginx"], 6), fmt(s["cpu_us_per_request"], ".1f", 7),
+                fmt_x(s["cpu_us_per_request_x_nginx"], 6), s["non2xx"], s["socket_errors"]))
     if w2_ratio is not None:
         add("  workers:2 / workers:1, sessiond cookie read req/s: %.2fx" % w2_ratio)
+    redis = [(s, summary.get(s, {}).get("redis", {}).get("redis_cpu_us_per_request")) for s in ("read", "write")]
+    if any(v is not None for _, v in redis):
+        add("  redis-server CPU per request of sessiond redis: %s"
+            % ", ".join("%s %s us" % (s, fmt(v, ".1f", 0)) for s, v in redis))
+
+    points = sweep_points(summary)
+    if points:
+        add("")
+        add("client connections sweep: keep-alive, cookie read path, wrk -t%s -d%ss, %s round(s);"
+            % (meta.get("wrk_threads", "1"), meta.get("sweep_seconds", "?"), max(
+                summary[s].get("cookie", {}).get("rounds", 0) for _, _, s in points)))
+        add("upstream: connections the backend accepted during the run (stub_status), per request;"
+            " nginx keepalive %s" % meta.get("nginx_keepalive", "?"))
+        add("%-7s %-5s %-20s %9s %6s %7s %6s %7s %6s %10s %7s %7s" % (
+            "workers", "conns", "contender", "req/s", "x", "p99 ms", "x", "CPU us", "x", "upstream/r",
+            "non-2xx", "sockerr"))
+        for w, c, scenario in points:
+            for contender in ("nginx", "cookie"):
+                s = summary[scenario].get(contender)
+                if not s:
+                    continue
+                add("%7d %5d %-20s %9s %6s %7s %6s %7s %6s %10s %7d %7d" % (
+                    w, c, LABEL[contender], fmt(s["rps"], ".0f", 9), fmt_x(s["rps_x_nginx"], 6),
+                    fmt(s["p99_ms"], ".2f", 7), fmt_x(s["p99_ms_x_nginx"], 6),
+                    fmt(s["cpu_us_per_request"], ".1f", 7), fmt_x(s["cpu_us_per_request_x_nginx"], 6),
+                    fmt(s["new_upstream_per_request"], ".4f", 10), s["non2xx"], s["socket_errors"]))
 
     mem = facts["mem"]
     if mem:
         add("")
-        add("%-34s %14s %7s %14s" % ("memory after the wrk part", "peak RSS MiB", "x", "RSS now MiB"))
+        add("%-34s %14s %7s %14s" % ("memory after its step", "peak RSS MiB", "x", "RSS now MiB"))
         anchor = mem.get(ANCHOR, {}).get("hwm_kb")
-        labels = dict(CONTENDERS, redis_server="redis-server (for sessiond redis)")
-        for key in [c for c, _ in CONTENDERS] + ["redis_server"]:
+        labels = dict(CONTENDERS, redis_server="redis-server (for sessiond redis)",
+                      sweep_cookie="sessiond cookie after the sweep")
+        for key in [c for c, _ in CONTENDERS] + ["redis_server", "sweep_cookie"]:
             if key in mem:
                 m = mem[key]
                 add("  %-32s %14.1f %7s %14.1f" % (labels[key], m["hwm_kb"] / MIB,
                                                   fmt_x(ratio(m["hwm_kb"], anchor)), m["rss_kb"] / MIB))
         add("  (nginx and the backend: the worker process; sessiond: its one process)")
 
-    cg = facts["callgrind"]
-    if cg:
+    cg, allocs = facts["callgrind"], facts["alloc"]
+    if cg or allocs:
         add("")
-        add("%-34s %14s %16s %16s %7s" % ("instructions (callgrind), read path", "per request",
-                                           "with requests", "without", "x"))
-        anchor = cg.get(ANCHOR, {}).get("ir_per_request")
+        add("%-30s %12s %7s %15s %15s %11s %7s" % ("per request, cookie read path", "instructions", "x",
+                                                 "with requests", "without", "allocations", "x"))
+        cg_anchor = cg.get(ANCHOR, {}).get("ir_per_request")
+        alloc_anchor = allocs.get(ANCHOR, {}).get("per_request")
         for key in ("nginx", "cookie"):
-            if key in cg:
-                c = cg[key]
-                add("  %-32s %14.0f %16d %16d %7s" % (
-                    "%s (%d req)" % (LABEL[key], c["requests"]), c["ir_per_request"],
-                    c["ir_with_requests"], c["ir_without_requests"],
-                    fmt_x(ratio(c["ir_per_request"], anchor))))
+            if key not in cg and key not in allocs:
+                continue
+            c, a = cg.get(key, {}), allocs.get(key, {})
+            add("  %-28s %12s %7s %15s %15s %11s %7s" % (
+                LABEL[key], fmt(c.get("ir_per_request"), ".0f", 12),
+                fmt_x(ratio(c.get("ir_per_request"), cg_anchor)),
+                fmt(c.get("ir_with_requests"), "d", 15), fmt(c.get("ir_without_requests"), "d", 15),
+                fmt(a.get("per_request"), ".3f", 11), fmt_x(ratio(a.get("per_request"), alloc_anchor))))
+        if cg:
+            add("  instructions: callgrind, %s requests on one keep-alive connection, startup and shutdown"
+                " subtracted" % next(iter(cg.values()))["requests"])
+        for key in ("nginx", "cookie"):
+            if key in allocs:
+                a = allocs[key]
+                add("  allocations, %s: %s; %d requests of wrk -c%d (malloc_count.so%s)" % (
+                    LABEL[key], ", ".join("%s %d" % (k, a["calls"][k]) for k in ALLOC_KINDS if a["calls"][k])
+                    or "none", a["requests"] or 0, a["connections"], ", the worker" if key == "nginx" else ""))
 
     if idle:
         add("")
@@ -289,11 +393,11 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
             % (idle["rss_kb_before"] / MIB, idle["rss_kb_held"] / MIB, idle["hwm_kb_held"] / MIB))
 
     add("")
-    add("bars")
+    add("bars (the core rebuild's; ratios to nginx proxy_pass in this run)")
     for b in bar_list:
-        value = "n/a" if b["value"] is None else "%.2f" % b["value"]
-        add("  [%-4s] %-42s %8s  (%s %g)%s" % (b["verdict"], b["bar"], value, b["op"], b["limit"],
-                                              "  " + b["note"] if b["note"] else ""))
+        limit = "" if b["limit"] is None else "(%s %g)" % (b["op"], b["limit"])
+        add("  [%-5s] %-56s %8s  %-8s%s" % (b["verdict"], b["bar"], fmt_value(b["value"]), limit,
+                                            "  " + b["note"] if b["note"] else ""))
 
     bad = [(scenario, contender, s) for scenario, per in summary.items()
            for contender, s in per.items() if s["non2xx"] or s["socket_errors"]]
@@ -314,7 +418,6 @@ def main(argv):
     if len(argv) != 4:
         sys.exit(__doc__)
     run_dir, out_json, out_txt = argv[1:]
-    runs = load_runs(run_dir)
     facts = load_facts(run_dir)
     logs = load_logs(run_dir)
     idle = None
@@ -322,7 +425,7 @@ def main(argv):
     if os.path.exists(idle_path) and os.path.getsize(idle_path):
         with open(idle_path) as f:
             idle = json.load(f)
-    summary = summarise(runs)
+    summary = summarise(facts["runs"], int(facts["meta"].get("clk_tck", "100")))
     read = summary.get("read", {})
     w2_ratio = ratio(read.get("cookie_w2", {}).get("rps"), read.get("cookie", {}).get("rps"))
     bar_list = bars(summary, facts, idle)
@@ -330,11 +433,12 @@ def main(argv):
 
     raw = {
         "meta": facts["meta"],
-        "runs": {"%s/%s" % k: v for k, v in sorted(runs.items())},
+        "runs": {"%s/%s" % k: v for k, v in sorted(facts["runs"].items())},
         "medians": summary,
         "workers2_over_workers1_cookie_read_rps": w2_ratio,
         "memory_kb": facts["mem"],
         "callgrind": facts["callgrind"],
+        "allocations": facts["alloc"],
         "idle_connections": idle,
         "bars": bar_list,
         "problems": facts["problems"],

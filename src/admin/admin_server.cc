@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "admin/process_metrics.h"
 #include "net/listen_socket.h"
 
 namespace sessiond {
@@ -20,8 +21,17 @@ void Counter(std::string* out, const char* name, const char* help, uint64_t valu
   out->append(line);
 }
 
-void Reply(evhttp_request* req, int code, const char* reason, const char* type, const std::string& body) {
+// The endpoints, as `GET /` lists them.
+const char kIndex[] =
+    "sessiond admin endpoints:\n"
+    "  /healthz  200 \"ok\" while the process runs\n"
+    "  /readyz   200 when the session store answers, else 503\n"
+    "  /metrics  Prometheus text format\n";
+
+void Reply(evhttp_request* req, int code, const char* reason, const char* type, const std::string& body,
+           const char* allow = nullptr) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (allow) evhttp_add_header(headers, "Allow", allow);
   evhttp_add_header(headers, "Content-Type", type);
   evhttp_add_header(headers, "Cache-Control", "no-store");
   evbuffer* buf = evbuffer_new();
@@ -60,6 +70,9 @@ std::string RenderMetrics(const Metrics& m) {
 
   Counter(&out, "sessiond_upstream_errors_total", "Upstream failures answered 502/504 or cut mid-response.",
           Load(m.upstream_errors));
+  Counter(&out, "sessiond_upstream_connections_opened_total",
+          "Connections opened to the upstream (the rest of the requests reused a pooled one).",
+          Load(m.upstream_connections_opened));
   Counter(&out, "sessiond_sessions_created_total", "Sessions created.", Load(m.sessions_created));
   Counter(&out, "sessiond_sessions_destroyed_total", "Sessions destroyed by X-Session-Destroy.",
           Load(m.sessions_destroyed));
@@ -99,6 +112,20 @@ std::string RenderMetrics(const Metrics& m) {
     m.store_duration[op].Render(&out, "sessiond_store_duration_seconds",
                                 std::string("op=\"") + Metrics::StoreOpName(op) + "\"");
   }
+
+  out.append("# HELP sessiond_config_last_reload_successful Whether the last configuration reload "
+             "(SIGHUP) applied: 1, or was refused: 0.\n"
+             "# TYPE sessiond_config_last_reload_successful gauge\n");
+  snprintf(line, sizeof(line), "sessiond_config_last_reload_successful %d\n",
+           m.config_last_reload_successful.load(std::memory_order_relaxed));
+  out.append(line);
+  out.append("# HELP sessiond_config_last_reload_success_timestamp_seconds Unix time of the last "
+             "configuration load that applied (start-up or reload).\n"
+             "# TYPE sessiond_config_last_reload_success_timestamp_seconds gauge\n");
+  snprintf(line, sizeof(line), "sessiond_config_last_reload_success_timestamp_seconds %" PRId64 "\n",
+           m.config_last_reload_success_unix.load(std::memory_order_relaxed));
+  out.append(line);
+  RenderProcessMetrics(&out);
   return out;
 }
 
@@ -118,9 +145,15 @@ Status AdminServer::Listen(const SocketAddress& address) {
     return Status::IOError("cannot create the admin listener");
   }
   evhttp_set_max_headers_size(http_, 8192);
-  evhttp_set_max_body_size(http_, 0);
+  // A small body is read (and ignored) so that a POST reaches Handle and
+  // gets its 405, not a 413 from evhttp.
+  evhttp_set_max_body_size(http_, 4096);
   evhttp_set_timeout(http_, 10);
-  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  // Every method evhttp knows reaches Handle, which answers 405 to all but
+  // GET and HEAD (evhttp's own answer to a disallowed method is a 501).
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
   evhttp_set_gencb(http_, HandleCb, this);
   if (!evhttp_accept_socket_with_handle(http_, *fd)) {
     close(*fd);
@@ -132,10 +165,18 @@ Status AdminServer::Listen(const SocketAddress& address) {
 void AdminServer::HandleCb(evhttp_request* req, void* arg) { static_cast<AdminServer*>(arg)->Handle(req); }
 
 void AdminServer::Handle(evhttp_request* req) {
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+    Reply(req, 405, "Method Not Allowed", "text/plain; charset=utf-8",
+          "method not allowed: the admin endpoints answer GET and HEAD\n", "GET, HEAD");
+    return;
+  }
   const char* uri = evhttp_request_get_uri(req);
   std::string path = uri ? uri : "";
   path = path.substr(0, path.find('?'));
-  if (path == "/healthz") {
+  if (path == "/") {
+    Reply(req, 200, "OK", "text/plain; charset=utf-8", kIndex);
+  } else if (path == "/healthz") {
     Reply(req, 200, "OK", "text/plain; charset=utf-8", "ok\n");
   } else if (path == "/readyz") {
     if (ready_()) {

@@ -1,10 +1,12 @@
-// AdminServer: the admin listener (CONTRACT section 7), on the main thread.
+// AdminServer: the admin listener (docs/OPERATIONS.md, Admin endpoints), on the main thread.
 //
+//   GET /         the list of endpoints (text/plain)
 //   GET /healthz  200 "ok" while the process runs
 //   GET /readyz   200 "ready" when every worker's last store check passed, else 503
 //   GET /metrics  Prometheus text format (text/plain; version=0.0.4)
 //
-// Anything else is 404; methods other than GET/HEAD are 405. It uses
+// Any other path is 404; methods other than GET/HEAD are 405 with
+// "Allow: GET, HEAD" (text/plain), whatever the path. It uses
 // libevent's evhttp: these are tiny local requests, nothing streams, and
 // evhttp's limits (headers, body) are set small.
 #pragma once

@@ -1,4 +1,4 @@
-// The schema of sessiond.yaml (CONTRACT section 3): which keys exist, their
+// The schema of sessiond.yaml (docs/CONFIGURATION.md): which keys exist, their
 // types, ranges and defaults, and the checks that involve several keys.
 // Reading and positioning live in yaml_reader.*, address and URL syntax in
 // address.* and redis_url.*, the summary in describe.cc.
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -54,6 +55,33 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
                                             {"info", LogLevel::kInfo},
                                             {"warn", LogLevel::kWarn},
                                             {"error", LogLevel::kError}};
+
+// The schema's mappings and their keys (docs/CONFIGURATION.md). Also given
+// to the reader, so a key written in the wrong mapping is pointed to the
+// right one.
+#define SESSIOND_TOP_KEYS                                                                     \
+  "listen", "upstream", "workers", "secret_key", "secret_key_file", "secret_key_fallbacks", \
+      "session", "redis", "file", "memory", "admin", "limits", "timeouts", "log"
+#define SESSIOND_SESSION_KEYS                                                                 \
+  "manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",         \
+      "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
+      "session_cookie_partitioned", "session_expiration_time", "session_permanent",         \
+      "session_refresh_each_request", "session_create", "max_session_bytes"
+#define SESSIOND_REDIS_KEYS "url", "key_prefix", "timeout", "on_error"
+#define SESSIOND_FILE_KEYS "directory"
+#define SESSIOND_MEMORY_KEYS "max_sessions"
+#define SESSIOND_ADMIN_KEYS "listen"
+#define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
+#define SESSIOND_TIMEOUTS_KEYS "client_header", "upstream_connect", "upstream_response", "idle", "shutdown"
+#define SESSIOND_LOG_KEYS "access", "level"
+
+std::vector<SchemaSection> Schema() {
+  return {{"", {SESSIOND_TOP_KEYS}},           {"session", {SESSIOND_SESSION_KEYS}},
+          {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
+          {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
+          {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
+          {"log", {SESSIOND_LOG_KEYS}}};
+}
 
 template <class E>
 const char* NameOf(EnumNames<E> names, E value) {
@@ -128,10 +156,10 @@ bool IsCookiePath(const std::string& path) {
 
 std::string TooShort(const std::string& what, size_t got) {
   return what + ": must be at least " + std::to_string(kMinSecretBytes) + " bytes (got " +
-         std::to_string(got) + "); `sessiond gen-secret` prints a good one";
+         std::to_string(got) + "); run 'sessiond gen-secret' for a good one";
 }
 
-void ReadSecret(Section& root, Config* c) {
+void ReadPrimarySecret(Section& root, Config* c) {
   const bool inline_key = root.Has("secret_key");
   const bool key_file = root.Has("secret_key_file");
   if (inline_key && key_file) {
@@ -140,7 +168,11 @@ void ReadSecret(Section& root, Config* c) {
     return;
   }
   if (!inline_key && !key_file) {
-    root.Fail(root.mark(), "secret_key (or secret_key_file) is required");
+    if (root.Misspelled("secret_key") || root.Misspelled("secret_key_file")) return;
+    root.Fail(root.mark(),
+              "secret_key (or secret_key_file) is required; run 'sessiond gen-secret' for a key, "
+              "e.g. secret_key: ${SESSIOND_SECRET} with "
+              "SESSIOND_SECRET=$(sessiond gen-secret) in the environment");
     return;
   }
   if (inline_key) {
@@ -183,14 +215,17 @@ void ReadSecret(Section& root, Config* c) {
     c->secret_key_file = v->text;
     c->secret_key_file_world_readable = (mode & 077) != 0;
   }
+}
 
+void ReadSecret(Section& root, Config* c) {
+  ReadPrimarySecret(root, c);
   std::optional<std::vector<ScalarValue>> fallbacks = root.StringList("secret_key_fallbacks");
   if (!fallbacks) return;
   for (size_t i = 0; i < fallbacks->size(); ++i) {
     ScalarValue& v = (*fallbacks)[i];
     if (v.text.size() < kMinSecretBytes) {
       root.Fail(v.mark, TooShort("secret_key_fallbacks[" + std::to_string(i) + "]", v.text.size()));
-      return;
+      continue;
     }
     c->secret_key_fallbacks.push_back(std::move(v.text));
   }
@@ -207,7 +242,7 @@ void ReadTopLevel(Section& root, Config* c) {
   }
 
   if (!root.Has("upstream")) {
-    root.Fail(root.mark(), "upstream is required (e.g. upstream: http://127.0.0.1:3000)");
+    if (!root.Misspelled("upstream")) root.Fail(root.mark(), "upstream is required (e.g. upstream: http://127.0.0.1:3000)");
   } else if (std::optional<ScalarValue> v = root.Required("upstream")) {
     Result<UpstreamConfig> upstream = ParseUpstreamUrl(v->text);
     if (!upstream.ok()) {
@@ -241,11 +276,7 @@ void ReadTopLevel(Section& root, Config* c) {
 }
 
 void ReadSession(Section& root, SessionConfig* s) {
-  Section sec = root.Child(
-      "session", {"manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",
-                  "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",
-                  "session_cookie_partitioned", "session_expiration_time", "session_permanent",
-                  "session_refresh_each_request", "session_create", "max_session_bytes"});
+  Section sec = root.Child("session", {SESSIOND_SESSION_KEYS});
   sec.Enum("manager", kStoreKindNames, false, &s->manager);
 
   if (std::optional<ScalarValue> v = sec.Required("session_cookie_name")) {
@@ -282,11 +313,13 @@ void ReadSession(Section& root, SessionConfig* s) {
   sec.Bool("session_cookie_secure", &s->cookie_secure);
   sec.Enum("session_cookie_samesite", kSameSiteNames, true, &s->cookie_samesite);
   sec.Bool("session_cookie_partitioned", &s->cookie_partitioned);
-  sec.PositiveDuration("session_expiration_time", &s->expiration);
+  // The one duration where a bare number is allowed: minutes, its unit in
+  // the original design (docs/CONFIGURATION.md, Durations).
+  sec.PositiveDuration("session_expiration_time", BareNumber::kMinutes, &s->expiration);
   sec.Bool("session_permanent", &s->permanent);
   sec.Bool("session_refresh_each_request", &s->refresh_each_request);
   sec.Enum("session_create", kSessionCreateNames, false, &s->create);
-  sec.UInt("max_session_bytes", 64, 1048576, &s->max_session_bytes);
+  sec.Size("max_session_bytes", 64, 1048576, &s->max_session_bytes);
   if (sec.failed()) return;
 
   // Browsers drop SameSite=None and Partitioned cookies that lack Secure.
@@ -300,16 +333,18 @@ void ReadSession(Section& root, SessionConfig* s) {
 }
 
 void ReadRedis(Section& root, RedisConfig* r) {
-  Section sec = root.Child("redis", {"url", "key_prefix", "timeout", "on_error"});
+  Section sec = root.Child("redis", {SESSIOND_REDIS_KEYS});
   // The URL is checked even when another manager is selected, so switching
-  // manager later cannot surface a latent error.
+  // manager later cannot surface a latent error. A url that is there but
+  // unusable (null, an unset variable) has been reported already.
   std::optional<ScalarValue> url = sec.Required("url");
-  if (sec.failed()) return;
-  r->url = url ? url->text : kDefaultRedisUrl;
-  Status s = ParseRedisUrl(r->url, r);
-  if (!s.ok()) sec.Fail(sec.ValueMark("url"), "redis.url: " + s.message());
+  if (url || !sec.Has("url")) {
+    r->url = url ? url->text : kDefaultRedisUrl;
+    Status s = ParseRedisUrl(r->url, r);
+    if (!s.ok()) sec.Fail(sec.ValueMark("url"), "redis.url: " + s.message());
+  }
   sec.String("key_prefix", true, &r->key_prefix);
-  sec.PositiveDuration("timeout", &r->timeout);
+  sec.PositiveDuration("timeout", BareNumber::kError, &r->timeout);
   sec.Enum("on_error", kOnStoreErrorNames, false, &r->on_error);
 }
 
@@ -317,13 +352,13 @@ void ReadSections(Section& root, Config* c) {
   ReadSession(root, &c->session);
   ReadRedis(root, &c->redis);
 
-  Section file = root.Child("file", {"directory"});
+  Section file = root.Child("file", {SESSIOND_FILE_KEYS});
   file.String("directory", false, &c->file.directory);
 
-  Section memory = root.Child("memory", {"max_sessions"});
+  Section memory = root.Child("memory", {SESSIOND_MEMORY_KEYS});
   memory.UInt("max_sessions", 1, UINT64_MAX, &c->memory.max_sessions);
 
-  Section admin = root.Child("admin", {"listen"});
+  Section admin = root.Child("admin", {SESSIOND_ADMIN_KEYS});
   std::optional<ScalarValue> v = admin.Scalar("listen");
   // Absent, ~ or empty: no admin listener.
   if (v && !v->null && !v->text.empty()) {
@@ -338,19 +373,20 @@ void ReadSections(Section& root, Config* c) {
     }
   }
 
-  Section limits = root.Child("limits", {"max_header_bytes", "max_body_bytes"});
-  limits.UInt("max_header_bytes", 1024, 1048576, &c->limits.max_header_bytes);
-  limits.UInt("max_body_bytes", 0, uint64_t{1} << 40, &c->limits.max_body_bytes);
+  Section limits = root.Child("limits", {SESSIOND_LIMITS_KEYS});
+  limits.Size("max_header_bytes", 1024, 1048576, &c->limits.max_header_bytes);
+  limits.Size("max_body_bytes", 0, uint64_t{1} << 40, &c->limits.max_body_bytes);
 
-  Section timeouts = root.Child(
-      "timeouts", {"client_header", "upstream_connect", "upstream_response", "idle", "shutdown"});
-  timeouts.PositiveDuration("client_header", &c->timeouts.client_header);
-  timeouts.PositiveDuration("upstream_connect", &c->timeouts.upstream_connect);
-  timeouts.PositiveDuration("upstream_response", &c->timeouts.upstream_response);
-  timeouts.PositiveDuration("idle", &c->timeouts.idle);
-  timeouts.PositiveDuration("shutdown", &c->timeouts.shutdown);
+  Section timeouts = root.Child("timeouts", {SESSIOND_TIMEOUTS_KEYS});
+  for (auto [key, field] : {std::pair{"client_header", &c->timeouts.client_header},
+                            std::pair{"upstream_connect", &c->timeouts.upstream_connect},
+                            std::pair{"upstream_response", &c->timeouts.upstream_response},
+                            std::pair{"idle", &c->timeouts.idle},
+                            std::pair{"shutdown", &c->timeouts.shutdown}}) {
+    timeouts.PositiveDuration(key, BareNumber::kError, field);
+  }
 
-  Section log = root.Child("log", {"access", "level"});
+  Section log = root.Child("log", {SESSIOND_LOG_KEYS});
   log.Enum("access", kAccessLogNames, false, &c->log.access);
   log.Enum("level", kLogLevelNames, false, &c->log.level);
 }
@@ -370,10 +406,8 @@ class DocumentCounter : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
-Result<std::shared_ptr<const Config>> ParseDocument(const std::string& yaml_text,
-                                                    const std::string& filename,
-                                                    const EnvLookup& env) {
-  ConfigReader reader(filename, env);
+Result<std::shared_ptr<const Config>> ParseDocument(ConfigReader& reader, const std::string& yaml_text,
+                                                    const std::string& filename) {
   // Not YAML::LoadAll: yaml-cpp 0.7 loops forever on some inputs (a file
   // starting with ","; jbeder/yaml-cpp#1040). Counting document starts with
   // at most two parser steps finds a second document without that loop.
@@ -384,27 +418,28 @@ Result<std::shared_ptr<const Config>> ParseDocument(const std::string& yaml_text
     for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
     }
     if (counter.starts.size() > 1) {
-      return Status::Invalid(reader.Locate(counter.starts[1], "only one YAML document is allowed"));
+      reader.Fail(counter.starts[1], "only one YAML document is allowed");
+      return reader.status();
     }
   }
-  std::vector<YAML::Node> docs;
-  docs.push_back(YAML::Load(yaml_text));
-  if (docs[0].IsNull()) {
+  const YAML::Node doc = YAML::Load(yaml_text);
+  if (doc.IsNull()) {
     YAML::Mark start;  // line 1, column 1
-    return Status::Invalid(reader.Locate(
-        start,
-        "the configuration is empty; upstream and secret_key (or secret_key_file) are "
-        "required"));
+    reader.Fail(start,
+                "the configuration is empty; upstream and secret_key (or secret_key_file) are "
+                "required");
+    return reader.status();
   }
-  if (!docs[0].IsMap()) {
-    return Status::Invalid(
-        reader.Locate(docs[0].Mark(), "the configuration must be a mapping of keys"));
+  // Syntax first: an unclosed quote has swallowed keys, so the schema
+  // would only add errors that are consequences of it.
+  if (!reader.CheckQuotes(doc)) return reader.status();
+  if (!doc.IsMap()) {
+    reader.Fail(doc.Mark(), "the configuration must be a mapping of keys");
+    return reader.status();
   }
 
-  Section root =
-      reader.Root(docs[0], {"listen", "upstream", "workers", "secret_key", "secret_key_file",
-                            "secret_key_fallbacks", "session", "redis", "file", "memory", "admin",
-                            "limits", "timeouts", "log"});
+  reader.SetSchema(Schema());
+  Section root = reader.Root(doc, {SESSIOND_TOP_KEYS});
   auto config = std::make_shared<Config>();
   config->source_path = filename;
   ReadTopLevel(root, config.get());
@@ -433,11 +468,17 @@ EnvLookup ProcessEnv() {
 Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
                                                   const std::string& filename,
                                                   const EnvLookup& env) {
+  ConfigReader reader(filename, yaml_text, env);
   try {
-    return ParseDocument(yaml_text, filename, env);
+    return ParseDocument(reader, yaml_text, filename);
   } catch (const YAML::Exception& e) {
-    ConfigReader reader(filename, env);
-    return Status::Invalid(reader.Locate(e.mark, "YAML syntax error: " + e.msg));
+    // yaml-cpp names a tab in the indentation only sometimes ("illegal map
+    // value" is as likely); when one precedes the error, it is the cause.
+    ConfigReader syntax(filename, yaml_text, env);
+    if (!syntax.ReportIndentTabs(e.mark.is_null() ? INT32_MAX : e.mark.line)) {
+      syntax.Fail(e.mark, "YAML syntax error: " + e.msg);
+    }
+    return syntax.status();
   } catch (const std::exception& e) {
     return Status::Invalid(filename + ": cannot load the configuration: " + e.what());
   }

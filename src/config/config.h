@@ -1,4 +1,4 @@
-// Config: the whole of sessiond's configuration (CONTRACT section 3), parsed
+// Config: the whole of sessiond's configuration (docs/CONFIGURATION.md), parsed
 // and validated once into an immutable value.
 //
 // LoadConfig() is the only way to build one. Everything derived from the raw
@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -149,10 +150,14 @@ EnvLookup ProcessEnv();
 
 // Parses and validates YAML text. `filename` is used only in error messages;
 // relative paths (secret_key_file, file.directory) stay relative to the
-// working directory. Returns the config or the first error found, as
-// Status::Invalid whose message is one line "FILE:LINE:COL: what is wrong"
-// (or "FILE: what is wrong" when there is no position, e.g. unreadable file).
+// working directory. Returns the config or every error found, as
+// Status::Invalid whose message holds one line per error, in file order,
+// separated by '\n': "FILE:LINE:COL: what is wrong" (or "FILE: what is
+// wrong" when there is no position, e.g. unreadable file). At most
+// kMaxConfigErrors lines; a YAML syntax error stops the reading, so it comes
+// alone (with any tab found in the indentation, its usual cause).
 // Error messages never contain a secret value.
+inline constexpr size_t kMaxConfigErrors = 20;
 Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
                                                   const std::string& filename,
                                                   const EnvLookup& env);
@@ -164,9 +169,16 @@ Result<std::shared_ptr<const Config>> LoadConfig(const std::string& path);
 // secrets and the redis password masked.
 std::string DescribeConfig(const Config& config);
 
-// Parses a duration: "90s", "30m", "12h", "7d", "250ms", or a bare
-// non-negative integer meaning minutes. Returns nullopt when malformed or
-// out of range (more than 100 years).
+// Parses a duration (docs/CONFIGURATION.md, Durations): one or more terms of
+// a whole number and a unit, ms s m h d, largest unit first and each unit at
+// most once: "250ms", "90s", "1h30m", "1h30m15s250ms". A bare number is NOT a
+// duration here. Returns nullopt when malformed or out of range (more than
+// 100 years).
 std::optional<Millis> ParseDuration(const std::string& text);
+
+// As ParseDuration, but a bare whole number means minutes: the form of
+// session.session_expiration_time, whose unit was minutes in the original
+// design.
+std::optional<Millis> ParseMinutesOrDuration(const std::string& text);
 
 }  // namespace sessiond

@@ -15,20 +15,25 @@ namespace {
 
 using namespace config_internal;
 
-// The largest unit that divides the value exactly, in ParseDuration's syntax,
+// In ParseDuration's syntax, largest unit first ("1h30m", "10s", "250ms"),
 // so the output can be pasted back into the file.
 std::string FormatDuration(Millis d) {
-  const long long ms = d.count();
+  long long ms = d.count();
+  if (ms <= 0) return "0s";
   struct Unit {
     long long millis;
     const char* suffix;
   };
   static const Unit kUnits[] = {
       {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  std::string out;
   for (const Unit& u : kUnits) {
-    if (ms != 0 && ms % u.millis == 0) return std::to_string(ms / u.millis) + u.suffix;
+    if (ms >= u.millis) {
+      out += std::to_string(ms / u.millis) + u.suffix;
+      ms %= u.millis;
+    }
   }
-  return "0s";
+  return out;
 }
 
 // Keeps every value on its own line, whatever bytes it holds.

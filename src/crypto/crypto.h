@@ -86,6 +86,10 @@ inline constexpr size_t kAeadOverhead = kAeadNonceSize + kAeadTagSize;
 // Encrypts and authenticates `plaintext` and authenticates `aad` under a fresh
 // random nonce. Random 96-bit nonces are safe for up to 2^32 seals per key.
 Result<std::string> Seal(std::string_view key, std::string_view aad, std::string_view plaintext);
+// The same into *out, replacing its contents: a caller that keeps one buffer
+// seals without allocating once it has grown. `plaintext` must not overlap
+// *out. On failure *out is empty.
+Status Seal(std::string_view key, std::string_view aad, std::string_view plaintext, std::string* out);
 
 // As Seal with a caller-chosen nonce: for known-answer tests only. Reusing a
 // nonce under one key destroys GCM's confidentiality and authenticity.
@@ -96,6 +100,11 @@ Result<std::string> SealWithNonce(std::string_view key, std::string_view nonce,
 // short or anything (nonce, ciphertext, tag, aad, key) differs; no plaintext
 // is released unless the tag verifies.
 Result<std::string> Open(std::string_view key, std::string_view aad, std::string_view sealed);
+// The same into *plaintext, replacing its contents (its capacity is reused,
+// so the request path decrypts without allocating). False for every failure,
+// and *plaintext is then wiped and empty. `sealed` must not overlap it.
+[[nodiscard]] bool Open(std::string_view key, std::string_view aad, std::string_view sealed,
+                        std::string* plaintext);
 
 // Base64url (RFC 4648 section 5) without padding.
 std::string Base64UrlEncode(std::string_view data);
@@ -107,8 +116,13 @@ constexpr size_t Base64UrlEncodedSize(size_t n) { return n / 3 * 4 + (n % 3 == 0
 // Strict decoding: only [A-Za-z0-9_-], no padding, no whitespace, a length
 // that is not 1 mod 4, and zero unused bits in the last character, so every
 // byte string has exactly one accepted encoding. Returns false otherwise
-// (*out is then unspecified).
+// (*out is then unspecified). *out is replaced, keeping its capacity.
 [[nodiscard]] bool Base64UrlDecode(std::string_view text, std::string* out);
+// Length of the decoding of n characters (n must not be 1 mod 4).
+constexpr size_t Base64UrlDecodedSize(size_t n) { return n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1); }
+// The same into out[0, Base64UrlDecodedSize(text.size())), which the caller
+// provides.
+[[nodiscard]] bool Base64UrlDecode(std::string_view text, unsigned char* out);
 
 // Lowercase hexadecimal.
 std::string HexEncode(std::string_view data);

@@ -34,6 +34,7 @@ struct Metrics {
   std::atomic<int64_t> connections_peak{0};
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> upstream_errors{0};
+  std::atomic<uint64_t> upstream_connections_opened{0};  // connects started to the upstream
   std::atomic<uint64_t> timeouts_client_header{0};
   std::atomic<uint64_t> timeouts_client_body{0};
   std::atomic<uint64_t> timeouts_upstream_connect{0};
@@ -52,6 +53,13 @@ struct Metrics {
   static const char* StoreOpName(int op);
   std::atomic<uint64_t> store_errors[kStoreOps] = {};
   Histogram store_duration[kStoreOps];
+
+  // Configuration loads (docs/OPERATIONS.md, Metrics): whether the
+  // last SIGHUP reload applied (1) or was refused (0), and the Unix time of
+  // the last load that applied. The load at start-up counts as one, as in
+  // Prometheus's own prometheus_config_last_reload_* metrics.
+  std::atomic<int> config_last_reload_successful{1};
+  std::atomic<int64_t> config_last_reload_success_unix{0};
 };
 
 inline void Inc(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }

@@ -5,56 +5,64 @@
 //         -> [filter: OnResponseHead] -> write head, stream response body
 //         -> Finish (upstream back to the pool if reusable)
 //
-// The exchange owns the parsed heads, the filter, the upstream connection
-// and the upstream timer. Its ClientConnection owns it and frees it only
-// from a deferred callback, so the exchange may report Finished/Aborted from
-// anywhere in its own call stack.
+// The exchange owns the parsed heads (their bytes pinned in the connections'
+// blocks), the filter, the upstream connection and the upstream timer. Its
+// ClientConnection drives it and hands it back to the worker's ExchangePool
+// only from a deferred callback, so the exchange may report Finished/Aborted
+// from anywhere in its own call stack. Exchanges are reused: the heads' header
+// lists and arenas, the timer and the request id buffer stay allocated, so a
+// request in steady state allocates nothing here.
 //
-// Backpressure: body bytes move between the two sides' buffers without
-// copying (evbuffer_remove_buffer). A side stops pumping while the other
-// side's output buffer holds more than kOutputHigh bytes and resumes from the
-// write callback once it has drained below kOutputLow; the input buffers'
-// read high-watermarks then stop libevent from reading the socket, so the
-// kernel's flow control reaches the sender.
+// Backpressure (docs/ARCHITECTURE.md, "Backpressure"): body bytes move between
+// the two sides' buffers without copying (Buffer::MoveTo). A side stops
+// pumping while the other side's output holds more than kOutputHigh bytes and
+// resumes when a write from the loop has drained it to kOutputLow; each
+// connection's read limit then stops reading the socket, so the kernel's flow
+// control reaches the sender.
 #pragma once
 
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-
 #include <chrono>
+#include <cstddef>
 #include <memory>
-#include <string>
-#include <vector>
 
 #include "config/config.h"
 #include "http/body.h"
 #include "http/exchange_filter.h"
 #include "http/head_parser.h"
+#include "http/local_reply.h"
 #include "http/message.h"
+#include "net/block.h"
+#include "net/connection.h"
+#include "net/timer.h"
+#include "proxy/proxy_host.h"
 #include "proxy/upstream_pool.h"
 
 namespace sessiond {
 
 class ClientConnection;
 
-class Exchange {
+class Exchange final : private net::Connection::Handler {
  public:
   static constexpr size_t kOutputHigh = 256 * 1024;
   static constexpr size_t kOutputLow = 64 * 1024;
+  static constexpr size_t kMaxRequestId = 128;
 
-  // `request`'s views point into `request_head_bytes`, which the exchange
-  // keeps unchanged for its whole life.
-  Exchange(ClientConnection* conn, std::shared_ptr<const Config> config, std::unique_ptr<RequestHead> request,
-           std::vector<char> request_head_bytes);
+  explicit Exchange(ProxyHost* host);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
 
-  void Start();
+  // The head being parsed for this exchange, then the request.
+  RequestHead& request() { return request_; }
+  // Keeps the request head's bytes (which request() views) valid.
+  void PinRequestHead(net::BlockRef pin) { request_pin_ = std::move(pin); }
+
+  // Runs the exchange for `conn` with `config` (the request head is parsed).
+  void Start(ClientConnection* conn, std::shared_ptr<const Config> config);
 
   // ---- events relayed by the ClientConnection ----
   void OnClientReadable();  // request body bytes may be waiting
-  void OnClientDrained();   // the client's output fell below kOutputLow
+  void OnClientDrained();   // the client's output fell to kOutputLow
   // The client connection is going away: drop the upstream, never touch the
   // connection again.
   void Abort();
@@ -62,12 +70,15 @@ class Exchange {
   void OnRequestBodyTimeout();
 
   bool request_body_pending() const { return !request_body_done_ && state_ != State::kDone; }
-  bool response_started() const { return response_started_; }
   bool done() const { return state_ == State::kDone; }
   int status() const { return status_; }
 
+  // Back to the state of a new exchange (called by the pool).
+  void Reset();
+
  private:
   enum class State {
+    kIdle,            // not started
     kRequestFilter,   // waiting for the filter's verdict on the request
     kConnecting,      // waiting for the upstream connect
     kAwaitingHead,    // request sent (body may still stream), waiting for the response head
@@ -76,11 +87,15 @@ class Exchange {
     kDone,
   };
 
-  static void UpstreamReadCb(bufferevent* bev, void* arg);
-  static void UpstreamWriteCb(bufferevent* bev, void* arg);
-  static void UpstreamEventCb(bufferevent* bev, short what, void* arg);
-  static void TimerCb(evutil_socket_t, short, void* arg);
+  // The upstream connection's events.
+  void OnReadable(net::Connection*) override;
+  void OnPeerEof(net::Connection*) override;
+  void OnWritable(net::Connection*) override;
+  void OnConnected(net::Connection*) override;
+  void OnError(net::Connection*, int err) override;
+  static void TimerCb(void* arg);
 
+  net::Connection& client();
   void PrepareRequestHeaders();
   // 400 (or 413 for an announced oversize chunk) when the request body bytes
   // already buffered break the chunked framing, else 0. Checked before
@@ -93,7 +108,7 @@ class Exchange {
   void WriteRequestHead();
   void PumpRequestBody();
   void OnUpstreamReadable();
-  void OnUpstreamEvent(short what);
+  void OnUpstreamClosed(bool clean_eof);
   void TryParseResponseHead();
   void OnResponseFiltered(FilterResult result);
   void WriteResponseHead();
@@ -107,24 +122,25 @@ class Exchange {
   // Fails the exchange with a local response when nothing has been sent to
   // the client yet; otherwise cuts the client connection.
   void Fail(int status, const char* log_reason);
-  void SendLocalReply(int status, const std::string& body);
+  // `body` with null data: the reason phrase (see http/local_reply.h).
+  void SendLocalReply(int status, std::string_view body);
   void DropUpstream();
-  void ArmTimer(Millis timeout);
   bool ClientWantsKeepAlive() const;
+  std::string_view request_id() const { return std::string_view(request_id_, request_id_len_); }
 
-  ClientConnection* conn_;
+  ProxyHost* const host_;
+  ClientConnection* conn_ = nullptr;
   std::shared_ptr<const Config> config_;
-  std::unique_ptr<RequestHead> request_;
-  std::vector<char> request_head_bytes_;  // what request_'s views point into
-  std::unique_ptr<ResponseHead> response_;
-  std::vector<char> response_head_bytes_;  // what response_'s (or the pending head's) views point into
+  RequestHead request_;
+  net::BlockRef request_pin_;
+  ResponseHead response_;
+  net::BlockRef response_pin_;
   HeadParser response_parser_;
-  std::unique_ptr<ResponseHead> pending_response_;  // the head being received
   std::shared_ptr<ExchangeFilterFactory> filter_factory_;  // keeps filter_'s factory alive
-  ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled in the destructor
+  ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled when the exchange is
   std::unique_ptr<UpstreamConnection> upstream_;
-  event* timer_ = nullptr;
-  State state_ = State::kRequestFilter;
+  net::Timer timer_;
+  State state_ = State::kIdle;
 
   BodyDecoder request_body_;
   BodyDecoder response_body_;
@@ -138,14 +154,41 @@ class Exchange {
   bool upstream_eof_ = false;          // the upstream closed (its input may still hold bytes)
   bool upstream_error_ = false;        // ... with an error rather than a clean FIN
   bool close_client_ = false;          // close the client connection after this response
-  std::string original_content_length_;  // of a bodiless response (HEAD, 304), passed on
-  int status_ = 0;                       // sent to the client
   bool finalized_ = false;
-  std::string request_id_;
+  std::string_view original_content_length_;  // of a bodiless response (HEAD, 304), passed on
+  int status_ = 0;                             // sent to the client
+  char request_id_[kMaxRequestId];
+  size_t request_id_len_ = 0;
   uint64_t response_bytes_ = 0;  // body bytes queued to the client
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point upstream_sent_;
   double upstream_duration_ = -1;
+};
+
+// A worker's spare exchanges: a bounded free list, sized to the load and
+// trimmed like the block pool (net/block.h): set_max_free() frees what is
+// over the new bound at once, Trim() what sat unused since the previous Trim.
+class ExchangePool {
+ public:
+  static constexpr size_t kMaxFree = 256;
+
+  explicit ExchangePool(ProxyHost* host, size_t max_free = kMaxFree) : host_(host), max_free_(max_free) {}
+  ~ExchangePool();
+  ExchangePool(const ExchangePool&) = delete;
+  ExchangePool& operator=(const ExchangePool&) = delete;
+
+  Exchange* Acquire();
+  // Takes back an exchange that has ended (or never started).
+  void Recycle(Exchange* exchange);
+  void Trim();
+  void set_max_free(size_t max_free);
+  size_t free_count() const { return free_.size(); }
+
+ private:
+  ProxyHost* host_;
+  size_t max_free_;
+  std::vector<Exchange*> free_;
+  size_t free_low_ = 0;
 };
 
 }  // namespace sessiond

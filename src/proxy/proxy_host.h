@@ -8,25 +8,37 @@
 
 #include <event2/event.h>
 
+#include <cstddef>
 #include <memory>
-#include <string>
 
 #include "config/config.h"
 
 namespace sessiond {
 
+namespace net {
+class BlockPool;
+}
 class ClientConnection;
 class ExchangeFilterFactory;
+class ExchangePool;
 class UpstreamPool;
 struct Metrics;
 
 class ProxyHost {
  public:
+  // Characters of a generated request id.
+  static constexpr size_t kRequestIdLength = 32;
+
   virtual ~ProxyHost() = default;
 
   virtual event_base* base() const = 0;
   // The configuration new requests use (replaced on reload).
   virtual const std::shared_ptr<const Config>& config() const = 0;
+  // The loop's buffer memory; outlives every connection of the loop.
+  virtual net::BlockPool& blocks() = 0;
+  // Exchanges (with their heads and header lists) for reuse across requests
+  // and connections, so an idle connection holds none.
+  virtual ExchangePool& exchanges() = 0;
   virtual UpstreamPool& pool() = 0;
   // The session step, or null for none. An exchange keeps a copy of the
   // pointer until it has recycled its filter (a reload may replace it).
@@ -35,8 +47,9 @@ class ProxyHost {
   virtual Metrics* metrics() = 0;
   // Graceful shutdown has begun: finish the current exchange, then close.
   virtual bool shutting_down() const = 0;
-  // A fresh request id (32 hex characters, unique within the process).
-  virtual std::string NextRequestId() = 0;
+  // Writes a fresh request id (kRequestIdLength hex characters, unique
+  // within the process) to `out`.
+  virtual void NextRequestId(char* out) = 0;
   // Every live client connection is registered, so shutdown can reach it.
   virtual void Register(ClientConnection* conn) = 0;
   virtual void Unregister(ClientConnection* conn) = 0;

@@ -1,81 +1,109 @@
 #include "proxy/upstream_pool.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <algorithm>
 
-#include "base/log.h"
+#include "observe/metrics.h"
 
 namespace sessiond {
 
+UpstreamConnection::UpstreamConnection(UpstreamPool* pool, event_base* base, net::BlockPool* blocks)
+    : conn_(base, blocks), pool_(pool) {}
+
 UpstreamConnection::~UpstreamConnection() {
-  if (bev_) bufferevent_free(bev_);  // BEV_OPT_CLOSE_ON_FREE closes the socket
+  if (!idle_) --pool_->in_use_;  // an exchange dropped it
 }
 
-void UpstreamConnection::IdleReadCb(bufferevent* bev, void* arg) {
-  // An idle upstream connection must stay silent; anything it sends would be
-  // mistaken for the start of the next response.
-  auto* conn = static_cast<UpstreamConnection*>(arg);
-  conn->pool_->DropIdle(conn);
-}
-
-void UpstreamConnection::IdleEventCb(bufferevent* bev, short what, void* arg) {
-  auto* conn = static_cast<UpstreamConnection*>(arg);
-  conn->pool_->DropIdle(conn);
-}
-
+void UpstreamConnection::OnReadable(net::Connection*) { pool_->DropIdle(this); }
+void UpstreamConnection::OnPeerEof(net::Connection*) { pool_->DropIdle(this); }
+void UpstreamConnection::OnError(net::Connection*, int) { pool_->DropIdle(this); }
 
 UpstreamPool::~UpstreamPool() { Clear(); }
 
+size_t UpstreamPool::idle_cap() const {
+  size_t peak = in_use_;
+  for (size_t p : peaks_) peak = std::max(peak, p);
+  return std::max(kMinIdle, peak);
+}
+
+void UpstreamPool::NoteInUse() {
+  ++in_use_;
+  size_t& peak = peaks_[peak_slot_];
+  if (in_use_ > peak) peak = in_use_;
+}
+
+void UpstreamPool::Link(UpstreamConnection* c) {
+  c->prev_ = newest_;
+  c->next_ = nullptr;
+  if (newest_) {
+    newest_->next_ = c;
+  } else {
+    oldest_ = c;
+  }
+  newest_ = c;
+  ++idle_count_;
+}
+
+void UpstreamPool::Unlink(UpstreamConnection* c) {
+  (c->prev_ ? c->prev_->next_ : oldest_) = c->next_;
+  (c->next_ ? c->next_->prev_ : newest_) = c->prev_;
+  c->prev_ = c->next_ = nullptr;
+  --idle_count_;
+}
+
+void UpstreamPool::DropIdle(UpstreamConnection* c) {
+  Unlink(c);
+  delete c;  // idle_: not counted in use
+}
+
 std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& address) {
-  while (!idle_.empty() && idle_.back()->address_ != address.text) idle_.pop_back();  // closes it
-  if (idle_.empty()) return nullptr;
-  std::unique_ptr<UpstreamConnection> conn = std::move(idle_.back());
-  idle_.pop_back();
-  bufferevent_setcb(conn->bev_, nullptr, nullptr, nullptr, nullptr);
-  return conn;
+  while (newest_ && newest_->address_ != address.text) DropIdle(newest_);
+  if (!newest_) return nullptr;
+  UpstreamConnection* c = newest_;
+  Unlink(c);
+  c->idle_ = false;
+  c->conn_.set_handler(nullptr);
+  NoteInUse();
+  return std::unique_ptr<UpstreamConnection>(c);
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address) {
-  std::unique_ptr<UpstreamConnection> conn(new UpstreamConnection());
-  conn->pool_ = this;
-  conn->address_ = address.text;
-  conn->bev_ = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
-  if (!conn->bev_) return nullptr;
-  if (bufferevent_socket_connect(conn->bev_, address.sa(), static_cast<int>(address.length)) != 0) {
-    return nullptr;
-  }
-  evutil_socket_t fd = bufferevent_getfd(conn->bev_);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return conn;
+  std::unique_ptr<UpstreamConnection> c(new UpstreamConnection(this, base_, blocks_));
+  c->address_ = address.text;
+  NoteInUse();  // from here on its destructor counts it out
+  if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) return nullptr;
+  if (metrics_) Inc(metrics_->upstream_connections_opened);
+  c->conn_.EnableReading();
+  return c;
 }
 
 void UpstreamPool::Release(std::unique_ptr<UpstreamConnection> conn) {
-  if (idle_.size() >= kMaxIdle) return;  // conn closes as it goes out of scope
-  ++conn->requests_;
-  conn->idle_since_ = std::chrono::steady_clock::now();
-  // Reading stays enabled (the exchange left it so): an idle connection that
-  // the upstream closes or writes to is noticed at once.
-  bufferevent_setcb(conn->bev_, UpstreamConnection::IdleReadCb, nullptr, UpstreamConnection::IdleEventCb,
-                    conn.get());
-  idle_.push_back(std::move(conn));
+  UpstreamConnection* c = conn.release();
+  --in_use_;
+  c->idle_ = true;
+  ++c->requests_;
+  if (idle_count_ >= idle_cap()) {
+    delete c;
+    return;
+  }
+  c->idle_since_ = std::chrono::steady_clock::now();
+  c->conn_.set_handler(c);
+  // Watch for a close (or stray bytes), even if the exchange's last reads
+  // had paused reading at the read limit.
+  c->conn_.EnableReading();
+  Link(c);
 }
 
-void UpstreamPool::CloseExpired(Millis idle_timeout) {
-  const auto oldest = std::chrono::steady_clock::now() - idle_timeout;
-  // LIFO: the front holds the connections idle the longest.
-  size_t expired = 0;
-  while (expired < idle_.size() && idle_[expired]->idle_since_ <= oldest) ++expired;
-  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
+void UpstreamPool::Tick(Millis idle_timeout) {
+  peak_slot_ = (peak_slot_ + 1) % kPeakWindow;
+  peaks_[peak_slot_] = in_use_;
+  const size_t cap = idle_cap();
+  while (idle_count_ > cap) DropIdle(oldest_);
+  const auto oldest_allowed = std::chrono::steady_clock::now() - idle_timeout;
+  while (oldest_ && oldest_->idle_since_ <= oldest_allowed) DropIdle(oldest_);
 }
 
-void UpstreamPool::DropIdle(UpstreamConnection* conn) {
-  auto it = std::find_if(idle_.begin(), idle_.end(), [conn](const auto& p) { return p.get() == conn; });
-  if (it != idle_.end()) idle_.erase(it);  // destroys the connection
+void UpstreamPool::Clear() {
+  while (oldest_) DropIdle(oldest_);
 }
-
-void UpstreamPool::Clear() { idle_.clear(); }
 
 }  // namespace sessiond

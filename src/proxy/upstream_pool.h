@@ -3,36 +3,41 @@
 // An exchange takes a connection (idle from the pool, or a new one) and owns
 // it exclusively while its request is in flight; afterwards it either hands
 // it back with Release() (the response was complete and the upstream allows
-// keep-alive) or destroys it. An idle connection that the upstream closes, or
-// that sends unsolicited bytes, is closed and dropped from the pool; one idle
-// longer than the idle timeout is closed by CloseExpired(), which the worker
-// calls once a second (a timestamp per connection instead of a timer keeps
-// event-loop work off the request path). Reading stays enabled the whole
-// time; taking and releasing only swap the callbacks. Everything runs on the
+// keep-alive) or destroys it. Reading stays enabled the whole time: an idle
+// connection that the upstream closes, resets or writes to (anything it sent
+// would be mistaken for the next response) is closed and dropped at once.
+//
+// How many stay idle follows the load, so connections are reused however
+// many requests are in flight (docs/PERFORMANCE.md): the cap on idle
+// connections is the highest number in flight at once during the last
+// kPeakWindow ticks (at least kMinIdle). A fixed cap below the number in
+// flight would close connections after every response and open new ones for
+// the next requests: a connect per request and a TIME-WAIT storm. Tick(),
+// once a second from the worker, closes the idle connections over the cap
+// and those idle longer than the idle timeout (a timestamp per connection,
+// checked from the oldest: no timer per connection). Everything runs on the
 // worker's loop thread; there are no locks.
 #pragma once
-
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "config/config.h"
+#include "net/connection.h"
 
 namespace sessiond {
 
 class UpstreamPool;
+struct Metrics;
 
-class UpstreamConnection {
+class UpstreamConnection final : private net::Connection::Handler {
  public:
   ~UpstreamConnection();  // closes the socket
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
-  bufferevent* bev() const { return bev_; }
+  net::Connection& conn() { return conn_; }
   // True when this connection already carried a request: the upstream may have
   // closed it just as we reused it, so a failure before any response byte is
   // worth one retry on a fresh connection.
@@ -40,54 +45,77 @@ class UpstreamConnection {
 
  private:
   friend class UpstreamPool;
-  UpstreamConnection() = default;
-  static void IdleReadCb(bufferevent* bev, void* arg);
-  static void IdleEventCb(bufferevent* bev, short what, void* arg);
-  bufferevent* bev_ = nullptr;
-  std::chrono::steady_clock::time_point idle_since_;
-  UpstreamPool* pool_ = nullptr;
+  UpstreamConnection(UpstreamPool* pool, event_base* base, net::BlockPool* blocks);
+
+  // While idle in the pool, any event means the connection is unusable.
+  void OnReadable(net::Connection*) override;
+  void OnPeerEof(net::Connection*) override;
+  void OnWritable(net::Connection*) override {}
+  void OnError(net::Connection*, int) override;
+
+  net::Connection conn_;
+  UpstreamPool* pool_;
   std::string address_;  // the upstream it is connected to, as configured
   int requests_ = 0;
+  bool idle_ = false;
+  std::chrono::steady_clock::time_point idle_since_;
+  UpstreamConnection* prev_ = nullptr;  // the idle list, oldest first
+  UpstreamConnection* next_ = nullptr;
 };
 
 class UpstreamPool {
  public:
-  // At most this many idle connections per worker; extras are closed.
-  static constexpr size_t kMaxIdle = 128;
+  static constexpr size_t kMinIdle = 8;
+  static constexpr int kPeakWindow = 10;
 
-  explicit UpstreamPool(event_base* base) : base_(base) {}
-  ~UpstreamPool();
+  UpstreamPool(event_base* base, net::BlockPool* blocks, Metrics* metrics)
+      : base_(base), blocks_(blocks), metrics_(metrics) {}
+  ~UpstreamPool();  // closes the idle connections; none may be in use
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   // The most recently used idle connection to `address`, or nullptr. Its
-  // callbacks are cleared and reading is disabled; the caller installs its
-  // own. Idle connections to any other address (the upstream before a
-  // reload) are closed on the way.
+  // handler is cleared (the caller installs its own); reading stays enabled.
+  // Idle connections to any other address (the upstream before a reload) are
+  // closed on the way.
   std::unique_ptr<UpstreamConnection> TakeIdle(const SocketAddress& address);
 
-  // Starts a non-blocking connect. Returns nullptr when the connect fails
-  // immediately. Completion is reported through the bufferevent's event
-  // callback (BEV_EVENT_CONNECTED or an error), which the caller installs.
+  // Starts a non-blocking connect (reading enabled). Returns nullptr when
+  // the connect fails at once; otherwise the outcome is reported to the
+  // handler the caller installs (OnConnected or OnError).
   std::unique_ptr<UpstreamConnection> Connect(const SocketAddress& address);
 
-  // Hands a connection back for reuse.
+  // Hands a connection back for reuse (its buffers must be empty).
   void Release(std::unique_ptr<UpstreamConnection> conn);
 
-  // Closes connections idle for longer than `idle_timeout`.
-  void CloseExpired(Millis idle_timeout);
+  // Once a second: advances the peak window, then closes idle connections
+  // over the cap and those idle for longer than `idle_timeout`.
+  void Tick(Millis idle_timeout);
 
   // Closes every idle connection (e.g. the upstream address changed on reload).
   void Clear();
 
-  size_t idle_count() const { return idle_.size(); }
+  size_t idle_count() const { return idle_count_; }
+  size_t in_use() const { return in_use_; }
+  // The current cap on idle connections.
+  size_t idle_cap() const;
 
  private:
   friend class UpstreamConnection;
-  void DropIdle(UpstreamConnection* conn);
+  void Link(UpstreamConnection* c);    // appends to the idle list (newest)
+  void Unlink(UpstreamConnection* c);
+  void DropIdle(UpstreamConnection* c);  // unlinks and destroys
+  void NoteInUse();
 
   event_base* base_;
-  std::vector<std::unique_ptr<UpstreamConnection>> idle_;  // LIFO: back is the warmest
+  net::BlockPool* blocks_;
+  Metrics* metrics_;
+  UpstreamConnection* oldest_ = nullptr;
+  UpstreamConnection* newest_ = nullptr;
+  size_t idle_count_ = 0;
+  size_t in_use_ = 0;
+  size_t peaks_[kPeakWindow] = {};  // most in use at once, per tick
+  int peak_slot_ = 0;
 };
 
 }  // namespace sessiond

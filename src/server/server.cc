@@ -97,6 +97,7 @@ int Server::Run() {
 
   // glibc keeps freed memory in its arenas; after a burst (10,000 connections
   // opened and dropped) hand the free pages back so RSS returns to baseline.
+  metrics_.config_last_reload_success_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
   trim_ = event_new(base_, -1, EV_PERSIST, TrimCb, this);
   static const timeval kTrimEvery{2, 0};
   evtimer_add(trim_, &kTrimEvery);
@@ -164,11 +165,22 @@ void Server::OnTick() {
 void Server::Reload() {
   Result<std::shared_ptr<const Config>> loaded = LoadConfig(config_->source_path);
   if (!loaded.ok()) {
-    fprintf(stderr, "sessiond: reload failed, keeping the running configuration: %s\n",
-            loaded.status().message().c_str());
+    // One line per configuration error; the first also says what happened.
+    const std::string& errors = loaded.status().message();
+    size_t start = 0;
+    while (start < errors.size()) {
+      size_t end = errors.find('\n', start);
+      if (end == std::string::npos) end = errors.size();
+      fprintf(stderr, "sessiond: %s%.*s\n", start == 0 ? "reload failed, keeping the running configuration: " : "",
+              static_cast<int>(end - start), errors.c_str() + start);
+      start = end + 1;
+    }
     LOG_ERROR("reload failed, keeping the running configuration");
+    metrics_.config_last_reload_successful.store(0, std::memory_order_relaxed);
     return;
   }
+  metrics_.config_last_reload_successful.store(1, std::memory_order_relaxed);
+  metrics_.config_last_reload_success_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
   std::shared_ptr<const Config> next = *loaded;
   if (next->listen.text != config_->listen.text || next->workers != config_->workers) {
     LOG_WARN("reload: listen and workers changes need a restart; keeping %s with %d worker(s)",

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "observe/metrics.h"
@@ -24,6 +25,8 @@ Worker::~Worker() {
   while (!connections_.empty()) delete *connections_.begin();
   filters_.reset();
   pool_.reset();
+  exchanges_.reset();
+  blocks_.reset();
   if (listener_) evconnlistener_free(listener_);
   tasks_.reset();
   if (tick_) event_free(tick_);
@@ -34,8 +37,9 @@ Worker::~Worker() {
 Status Worker::Init() {
   // The epoll changelist batches event changes until the next epoll_wait, so
   // an add and a delete of the same event in one iteration cost no syscall
-  // (see http/write_now.h). Its one hazard, dup()ed descriptors sharing an
-  // epoll registration, does not arise: sessiond never dup()s a socket.
+  // (a read paused and resumed by the read limit, see net/connection.h). Its
+  // one hazard, dup()ed descriptors sharing an epoll registration, does not
+  // arise: sessiond never dup()s a socket.
   event_config* cfg = event_config_new();
   if (!cfg) return Status::IOError("cannot create an event loop");
   event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -45,7 +49,9 @@ Status Worker::Init() {
   tasks_ = std::make_unique<TaskQueue>(base_);
   if (Status s = tasks_->status(); !s.ok()) return s;
   tick_ = event_new(base_, -1, EV_PERSIST, TickCb, this);
-  if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&request_id_prefix_, r->data(), 8);
+  uint64_t prefix = 0;
+  if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&prefix, r->data(), 8);
+  for (int i = 15; i >= 0; --i, prefix >>= 4) request_id_prefix_hex_[i] = "0123456789abcdef"[prefix & 0xF];
   Result<int> fd = ListenSocket(config_->listen, /*reuse_port=*/true);
   if (!fd.ok()) return fd.status();
   listener_ = evconnlistener_new(base_, AcceptCb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
@@ -56,7 +62,9 @@ Status Worker::Init() {
   }
   evconnlistener_set_error_cb(listener_, AcceptErrorCb);
   resume_accept_ = evtimer_new(base_, ResumeAcceptCb, this);
-  pool_ = std::make_unique<UpstreamPool>(base_);
+  blocks_ = std::make_unique<net::BlockPool>(kMaxFreeBlocks);
+  exchanges_ = std::make_unique<ExchangePool>(this);
+  pool_ = std::make_unique<UpstreamPool>(base_, blocks_.get(), metrics_);
   return Status::OK();
 }
 
@@ -97,13 +105,15 @@ LoopEnv Worker::loop_env() {
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
   auto* conn = new ClientConnection(worker, fd, addr);
-  conn->Start();  // frees itself on failure
+  conn->Start();  // frees itself when it ends
 }
 
 void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
 
 void Worker::OnTick() {
-  if (pool_) pool_->CloseExpired(config_->timeouts.idle);
+  if (pool_) pool_->Tick(config_->timeouts.idle);
+  if (exchanges_) exchanges_->Trim();
+  if (blocks_) blocks_->Trim();
   if (!filters_) {
     ready_.store(true, std::memory_order_release);
     return;
@@ -112,18 +122,13 @@ void Worker::OnTick() {
   filters_->CheckReady([this](bool ok) { ready_.store(ok, std::memory_order_release); });
 }
 
-std::string Worker::NextRequestId() {
+void Worker::NextRequestId(char* out) {
+  static_assert(kRequestIdLength == 32, "16 hex digits of prefix, 16 of counter");
   static const char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  uint64_t prefix = request_id_prefix_;
+  memcpy(out, request_id_prefix_hex_, 16);
   uint64_t counter = ++request_id_counter_;
-  for (int i = 15; i >= 0; --i, prefix >>= 4, counter >>= 4) {
-    id[i] = kHex[prefix & 0xF];
-    id[16 + i] = kHex[counter & 0xF];
-  }
-  return id;
+  for (int i = 31; i >= 16; --i, counter >>= 4) out[i] = kHex[counter & 0xF];
 }
-
 // accept() failed. Out of file descriptors (or kernel memory) the listening
 // socket stays readable, so retrying at once would spin: stop accepting for
 // 100 ms, as nginx does, and warn at most every 10 s. The kernel keeps the
@@ -148,8 +153,20 @@ void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (w->listener_ && !w->shutting_down_) evconnlistener_enable(w->listener_);
 }
 
+// The spare exchanges and blocks follow the number of connections: a
+// connection has at most two exchanges (one finishing, one starting) and a
+// few blocks in flight, and when a burst of connections ends, what it used
+// goes back to malloc at once rather than after the pools' idle trim, so the
+// main thread's heap trim (server.cc) can return it.
+void Worker::SizePools() {
+  const size_t n = connections_.size();
+  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, n + 16));
+  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * n + 16));
+}
+
 void Worker::Register(ClientConnection* conn) {
   connections_.insert(conn);
+  SizePools();
   if (metrics_) {
     int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
     metrics_->connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -161,6 +178,7 @@ void Worker::Register(ClientConnection* conn) {
 
 void Worker::Unregister(ClientConnection* conn) {
   connections_.erase(conn);
+  SizePools();
   if (metrics_) metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   MaybeExit();
 }

@@ -18,8 +18,10 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "net/block.h"
 #include "net/loop_env.h"
 #include "net/task_queue.h"
+#include "proxy/exchange.h"
 #include "proxy/proxy_host.h"
 #include "proxy/upstream_pool.h"
 #include "session/session_filter.h"
@@ -31,6 +33,9 @@ struct Metrics;
 
 class Worker : public ProxyHost {
  public:
+  // At most this many spare buffer blocks (16 KiB each) per worker.
+  static constexpr size_t kMaxFreeBlocks = 256;
+
   Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -57,6 +62,8 @@ class Worker : public ProxyHost {
   int index() const { return index_; }
   event_base* base() const override { return base_; }
   const std::shared_ptr<const Config>& config() const override { return config_; }
+  net::BlockPool& blocks() override { return *blocks_; }
+  ExchangePool& exchanges() override { return *exchanges_; }
   UpstreamPool& pool() override { return *pool_; }
   const std::shared_ptr<ExchangeFilterFactory>& filters() override { return filters_; }
   Metrics* metrics() override { return metrics_; }
@@ -71,7 +78,7 @@ class Worker : public ProxyHost {
 
   // A fresh request id: 32 hex characters, unique within this process
   // (a random per-worker prefix and a counter; not a secret).
-  std::string NextRequestId() override;
+  void NextRequestId(char* out) override;
   // This worker's loop, for the session step and its store.
   LoopEnv loop_env();
 
@@ -81,6 +88,7 @@ class Worker : public ProxyHost {
   static void AcceptErrorCb(evconnlistener* listener, void* arg);
   static void ResumeAcceptCb(evutil_socket_t, short, void* arg);
   void OnTick();
+  void SizePools();
   void DoShutdown();
   void MaybeExit();
 
@@ -94,9 +102,13 @@ class Worker : public ProxyHost {
   event* tick_ = nullptr;
   event* resume_accept_ = nullptr;  // re-enables accepting after fd exhaustion
   int64_t last_accept_warning_ = 0;
-  uint64_t request_id_prefix_ = 0;
+  char request_id_prefix_hex_[16] = {};  // random, per worker
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
+  // Destroyed in this order, after the connections: exchanges and upstream
+  // connections hold blocks, so the block pool goes last.
+  std::unique_ptr<net::BlockPool> blocks_;
+  std::unique_ptr<ExchangePool> exchanges_;
   std::unique_ptr<UpstreamPool> pool_;
   std::shared_ptr<ExchangeFilterFactory> filters_;
   std::unordered_set<ClientConnection*> connections_;

@@ -106,166 +106,17 @@ void AppendHttpDate(std::string* out, int64_t unix_seconds) {
   out->append(" GMT");
 }
 
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Reads the session JSON of a sealed cookie back into SessionData: the
-// inverse of SerializeSession. Keys are decoded (JSON escapes to UTF-8);
-// values are kept verbatim, since SerializeSession wrote each stored value
-// as it was, already compact ASCII-only JSON.
-//
-// Why not nlohmann-json: this runs on every request of the cookie manager,
-// and a full parse plus a dump() of every value cost about 45,000
-// instructions for a 200-byte session against a few thousand here. The
-// payload has passed AES-GCM authentication, so it is our own output; the
-// reader checks only as much structure as it needs to split it safely, and
-// anything unexpected makes the cookie invalid. Every index is bounds-checked
-// so even a forged payload cannot make it misbehave.
-class SessionJsonReader {
- public:
-  explicit SessionJsonReader(std::string_view text) : s_(text) {}
-
-  // False when the text is not one JSON object; *out is then partial. With
-  // out == nullptr the text is only validated.
-  bool Read(SessionData* out) {
-    if (!Consume('{')) return false;
-    if (Consume('}')) return AtEnd();
-    std::string key;
-    for (;;) {
-      key.clear();
-      if (!ReadString(&key) || !Consume(':')) return false;
-      const size_t start = i_;
-      if (!SkipValue()) return false;
-      if (out) (*out)[key] = std::string(s_.substr(start, i_ - start));
-      if (Consume(',')) continue;
-      return Consume('}') && AtEnd();
-    }
-  }
-
- private:
-  bool AtEnd() const { return i_ == s_.size(); }
-
-  bool Consume(char c) {
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-
-  bool ReadHex4(uint32_t* out) {
-    if (s_.size() - i_ < 4) return false;
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      uint32_t d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else return false;
-      v = (v << 4) | d;
-    }
-    *out = v;
-    return true;
-  }
-
-  // A JSON string at i_, decoded into *out (when not null).
-  bool ReadString(std::string* out) {
-    if (!Consume('"')) return false;
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        if (out) out->push_back(c);
-        continue;
-      }
-      if (i_ >= s_.size()) return false;
-      const char e = s_[i_++];
-      char plain = 0;
-      switch (e) {
-        case '"': case '\\': case '/': plain = e; break;
-        case 'b': plain = '\b'; break;
-        case 'f': plain = '\f'; break;
-        case 'n': plain = '\n'; break;
-        case 'r': plain = '\r'; break;
-        case 't': plain = '\t'; break;
-        case 'u': {
-          uint32_t cp = 0;
-          if (!ReadHex4(&cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // must pair with a low surrogate
-            uint32_t low = 0;
-            if (!Consume('\\') || !Consume('u') || !ReadHex4(&low) || low < 0xDC00 ||
-                low > 0xDFFF) {
-              return false;
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return false;
-          }
-          if (out) AppendUtf8(out, cp);
-          continue;
-        }
-        default: return false;
-      }
-      if (out) out->push_back(plain);
-    }
-    return false;  // unterminated
-  }
-
-  // Advances over one JSON value: a string, an object or array (brackets
-  // counted, strings skipped whole), or a bare literal/number.
-  bool SkipValue() {
-    if (i_ >= s_.size()) return false;
-    const char c = s_[i_];
-    if (c == '"') return ReadString(nullptr);
-    if (c == '{' || c == '[') {
-      size_t depth = 0;
-      while (i_ < s_.size()) {
-        const char d = s_[i_];
-        if (d == '"') {
-          if (!ReadString(nullptr)) return false;
-          continue;
-        }
-        ++i_;
-        if (d == '{' || d == '[') {
-          ++depth;
-        } else if (d == '}' || d == ']') {
-          if (--depth == 0) return true;
-        }
-      }
-      return false;
-    }
-    const size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}') {
-      if (std::string_view("0123456789+-.eEtrufalsn").find(s_[i_]) == std::string_view::npos) {
-        return false;
-      }
-      ++i_;
-    }
-    return i_ > start;
-  }
-
-  std::string_view s_;
-  size_t i_ = 0;
-};
-
 }  // namespace
+
+void DecodedCookie::Clear() {
+  verdict = CookieVerdict::kInvalid;
+  id.clear();
+  expires_at = 0;
+  key_index = 0;
+  data.clear();
+  json.clear();
+  public_id.clear();
+}
 
 Result<std::shared_ptr<const CookieCodec>> CookieCodec::Create(const Config& config) {
   const SessionConfig& s = config.session;
@@ -351,38 +202,44 @@ Result<std::string> CookieCodec::EncodeToken(std::string_view id, int64_t expire
 
 DecodedCookie CookieCodec::DecodeToken(std::string_view value, int64_t now) const {
   DecodedCookie result;
+  DecodeToken(value, now, &result);
+  return result;
+}
+
+void CookieCodec::DecodeToken(std::string_view value, int64_t now, DecodedCookie* out) const {
+  out->Clear();
   if (value.size() > kMaxTokenBytes || value.size() < kTokenIdEnd + 1 ||
       value.substr(0, kTokenVersion.size()) != kTokenVersion || value[kTokenIdEnd] != '.') {
-    return result;
+    return;
   }
   const std::string_view id_text = value.substr(kTokenVersion.size(), kTokenIdEnd - kTokenVersion.size());
   const std::string_view rest = value.substr(kTokenIdEnd + 1);
   const size_t dot = rest.find('.');
-  if (dot == std::string_view::npos) return result;
+  if (dot == std::string_view::npos) return;
   const std::string_view expiry_text = rest.substr(0, dot);
   const std::string_view mac_text = rest.substr(dot + 1);
 
   int64_t expires_at = 0;
-  std::string id;
-  std::string mac;
+  crypto::Sha256Digest mac;
+  static_assert(crypto::Base64UrlDecodedSize(kTokenMacChars) == crypto::kSha256Size);
   if (mac_text.size() != kTokenMacChars || !ParseExpiry(expiry_text, &expires_at) ||
-      !crypto::Base64UrlDecode(id_text, &id) || id.size() != kIdSize ||
-      !crypto::Base64UrlDecode(mac_text, &mac) || mac.size() != crypto::kSha256Size) {
-    return result;
+      !crypto::Base64UrlDecode(id_text, &out->id) || out->id.size() != kIdSize ||
+      !crypto::Base64UrlDecode(mac_text, mac.data())) {
+    out->id.clear();
+    return;
   }
 
   for (size_t i = 0; i < keys_.size(); ++i) {
     crypto::Sha256Digest expected;
-    if (!TokenMac(i, id, expiry_text, &expected)) return result;
-    if (crypto::ConstantTimeEqual(AsView(expected), mac)) {
-      result.verdict = expires_at <= now ? CookieVerdict::kExpired : CookieVerdict::kValid;
-      result.id = std::move(id);
-      result.expires_at = expires_at;
-      result.key_index = i;
-      return result;
+    if (!TokenMac(i, out->id, expiry_text, &expected)) break;
+    if (crypto::ConstantTimeEqual(AsView(expected), AsView(mac))) {
+      out->verdict = expires_at <= now ? CookieVerdict::kExpired : CookieVerdict::kValid;
+      out->expires_at = expires_at;
+      out->key_index = i;
+      return;
     }
   }
-  return result;
+  out->id.clear();
 }
 
 // ---------------------------------------------------------------------------
@@ -396,9 +253,18 @@ size_t CookieCodec::SealedCookieSize(size_t json_size) const {
 
 Result<std::string> CookieCodec::Seal(std::string_view id, int64_t expires_at,
                                       const SessionData& data) const {
+  CookieScratch scratch;
+  std::string value;
+  Status status = Seal(id, expires_at, SerializeSession(data), {}, &scratch, &value);
+  if (!status.ok()) return status;
+  return value;
+}
+
+Status CookieCodec::Seal(std::string_view id, int64_t expires_at, std::string_view json,
+                         std::string_view public_id, CookieScratch* scratch, std::string* value) const {
+  value->clear();
   if (id.size() != kIdSize) return Status::Invalid("session id has the wrong length");
   if (expires_at < 1 || expires_at > kMaxExpiry) return Status::Invalid("expiry out of range");
-  const std::string json = SerializeSession(data);
   // Refuse before encrypting: the size is known from the JSON length alone.
   const size_t cookie_size = SealedCookieSize(json.size());
   if (cookie_size > kBrowserCookieLimit) {
@@ -408,75 +274,84 @@ Result<std::string> CookieCodec::Seal(std::string_view id, int64_t expires_at,
 
   // The public id travels inside the sealed value, so reading a session
   // (every request) costs no HMAC; it is recomputed here, under the current
-  // secret, whenever the cookie is issued.
-  crypto::Sha256Digest public_id;
-  if (!keys_[0].public_id_key.Sign(id, &public_id)) return Status::Invalid("public id computation failed");
-  std::string plaintext;
-  plaintext.reserve(kExpiryBytes + kIdSize + kPublicIdBytes + json.size());
+  // secret, unless the caller has it from a cookie sealed under that secret.
+  std::string& plain = scratch->plain;
+  plain.clear();
   for (int shift = 56; shift >= 0; shift -= 8) {
-    plaintext.push_back(static_cast<char>((static_cast<uint64_t>(expires_at) >> shift) & 0xFF));
+    plain.push_back(static_cast<char>((static_cast<uint64_t>(expires_at) >> shift) & 0xFF));
   }
-  plaintext.append(id);
-  plaintext.append(AsView(public_id).substr(0, kPublicIdBytes));
-  plaintext.append(json);
+  plain.append(id);
+  unsigned char raw_public_id[kPublicIdBytes];
+  if (public_id.size() == crypto::Base64UrlEncodedSize(kPublicIdBytes) &&
+      crypto::Base64UrlDecode(public_id, raw_public_id)) {
+    plain.append(reinterpret_cast<const char*>(raw_public_id), kPublicIdBytes);
+  } else {
+    crypto::Sha256Digest digest;
+    if (!keys_[0].public_id_key.Sign(id, &digest)) return Status::Invalid("public id computation failed");
+    plain.append(AsView(digest).substr(0, kPublicIdBytes));
+  }
+  plain.append(json);
 
-  Result<std::string> sealed = crypto::Seal(keys_[0].cookie_enc, sealed_aad_, plaintext);
-  if (!sealed.ok()) return sealed.status();
-  std::string out;
-  out.reserve(kSealedVersion.size() + crypto::Base64UrlEncodedSize(sealed->size()));
-  out.append(kSealedVersion);
-  crypto::AppendBase64Url(&out, *sealed);
-  return out;
-}
-
-bool ParseSessionJson(std::string_view json, SessionData* out) {
-  out->clear();
-  if (SessionJsonReader(json).Read(out)) return true;
-  out->clear();
-  return false;
+  Status sealed = crypto::Seal(keys_[0].cookie_enc, sealed_aad_, plain, &scratch->sealed);
+  if (!sealed.ok()) return sealed;
+  value->reserve(kSealedVersion.size() + crypto::Base64UrlEncodedSize(scratch->sealed.size()));
+  value->append(kSealedVersion);
+  crypto::AppendBase64Url(value, scratch->sealed);
+  return Status::OK();
 }
 
 DecodedCookie CookieCodec::Open(std::string_view value, int64_t now, bool decode_data) const {
   DecodedCookie result;
+  CookieScratch scratch;
+  Open(value, now, decode_data, &scratch, &result);
+  return result;
+}
+
+void CookieCodec::Open(std::string_view value, int64_t now, bool decode_data, CookieScratch* scratch,
+                       DecodedCookie* out) const {
+  out->Clear();
   if (value.size() > kMaxSealedBytes || value.substr(0, kSealedVersion.size()) != kSealedVersion) {
-    return result;
+    return;
   }
-  std::string sealed;
+  std::string& sealed = scratch->sealed;
   if (!crypto::Base64UrlDecode(value.substr(kSealedVersion.size()), &sealed) ||
       sealed.size() < crypto::kAeadOverhead + kExpiryBytes + kIdSize + kPublicIdBytes) {
-    return result;
+    return;
   }
 
   for (size_t i = 0; i < keys_.size(); ++i) {
-    Result<std::string> plain = crypto::Open(keys_[i].cookie_enc, sealed_aad_, sealed);
-    if (!plain.ok()) continue;
-    const std::string& p = *plain;
+    if (!crypto::Open(keys_[i].cookie_enc, sealed_aad_, sealed, &scratch->plain)) continue;
+    const std::string_view p = scratch->plain;
     uint64_t expiry = 0;
     for (size_t k = 0; k < kExpiryBytes; ++k) expiry = (expiry << 8) | static_cast<unsigned char>(p[k]);
-    if (expiry < 1 || expiry > static_cast<uint64_t>(kMaxExpiry)) return result;
+    if (expiry < 1 || expiry > static_cast<uint64_t>(kMaxExpiry)) return;
     const int64_t expires_at = static_cast<int64_t>(expiry);
     if (expires_at > now) {
-      const std::string_view json = std::string_view(p).substr(kExpiryBytes + kIdSize + kPublicIdBytes);
-      if (!SessionJsonReader(json).Read(decode_data ? &result.data : nullptr)) {
-        result.data.clear();
-        return result;
-      }
-      result.json = std::string(json);
-      result.verdict = CookieVerdict::kValid;
+      const std::string_view json = p.substr(kExpiryBytes + kIdSize + kPublicIdBytes);
+      if (decode_data ? !ParseSessionJson(json, &out->data) : !IsSessionJson(json)) return;
+      out->json.assign(json);
+      out->verdict = CookieVerdict::kValid;
     } else {
-      result.verdict = CookieVerdict::kExpired;
+      out->verdict = CookieVerdict::kExpired;
     }
-    result.id = p.substr(kExpiryBytes, kIdSize);
-    result.public_id = crypto::Base64UrlEncode(std::string_view(p).substr(kExpiryBytes + kIdSize, kPublicIdBytes));
-    result.expires_at = expires_at;
-    result.key_index = i;
-    return result;
+    out->id.assign(p.substr(kExpiryBytes, kIdSize));
+    crypto::AppendBase64Url(&out->public_id, p.substr(kExpiryBytes + kIdSize, kPublicIdBytes));
+    out->expires_at = expires_at;
+    out->key_index = i;
+    return;
   }
-  return result;
 }
 
 DecodedCookie CookieCodec::Verify(std::string_view value, int64_t now, bool decode_data) const {
   return manager_ == StoreKind::kCookie ? Open(value, now, decode_data) : DecodeToken(value, now);
+}
+
+void CookieCodec::Verify(std::string_view value, int64_t now, CookieScratch* scratch, DecodedCookie* out) const {
+  if (manager_ == StoreKind::kCookie) {
+    Open(value, now, /*decode_data=*/false, scratch, out);
+  } else {
+    DecodeToken(value, now, out);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -505,21 +380,26 @@ Result<std::string> CookieCodec::PublicId(std::string_view id) const {
 // ---------------------------------------------------------------------------
 
 std::string CookieCodec::SetCookie(std::string_view value, int64_t expires_at, int64_t now) const {
-  constexpr size_t kMaxAgeAndExpires = sizeof("; Max-Age=") + 20 + sizeof("; Expires=") + 40;
   std::string out;
-  out.reserve(name_eq_.size() + value.size() + scope_attrs_.size() + flag_attrs_.size() +
-              (permanent_ ? kMaxAgeAndExpires : 0));
-  out.append(name_eq_);
-  out.append(value);
-  out.append(scope_attrs_);
-  if (permanent_) {
-    out.append("; Max-Age=");
-    AppendDecimal(&out, expires_at > now ? expires_at - now : 0);
-    out.append("; Expires=");
-    AppendHttpDate(&out, expires_at);
-  }
-  out.append(flag_attrs_);
+  AppendSetCookie(&out, value, expires_at, now);
   return out;
+}
+
+void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int64_t expires_at,
+                                  int64_t now) const {
+  constexpr size_t kMaxAgeAndExpires = sizeof("; Max-Age=") + 20 + sizeof("; Expires=") + 40;
+  out->reserve(out->size() + name_eq_.size() + value.size() + scope_attrs_.size() + flag_attrs_.size() +
+               (permanent_ ? kMaxAgeAndExpires : 0));
+  out->append(name_eq_);
+  out->append(value);
+  out->append(scope_attrs_);
+  if (permanent_) {
+    out->append("; Max-Age=");
+    AppendDecimal(out, expires_at > now ? expires_at - now : 0);
+    out->append("; Expires=");
+    AppendHttpDate(out, expires_at);
+  }
+  out->append(flag_attrs_);
 }
 
 Status CookieCodec::CheckCookieSize(std::string_view value) const {

@@ -1,7 +1,7 @@
 // CookieCodec: session cookie value <-> session id (or sealed session), the
 // keyed store key and public id of a session, and the Set-Cookie header.
 //
-// Two cookie formats (CONTRACT section 5), both URL-safe and authenticated
+// Two cookie formats (docs/COOKIES.md, Formats), both URL-safe and authenticated
 // with keys derived from secret_key:
 //
 //   store managers (redis, file, memory): a signed token carrying only the id
@@ -49,6 +49,10 @@ enum class CookieVerdict {
 // What a cookie value turned out to be. For kInvalid every other field is
 // empty/zero. For kExpired id, expires_at and key_index are set, data is not
 // decoded (empty).
+//
+// The Verify overload that fills a caller's DecodedCookie reuses its strings'
+// capacity, so a filter that keeps one decodes cookie after cookie without
+// allocating.
 struct DecodedCookie {
   CookieVerdict verdict = CookieVerdict::kInvalid;
   std::string id;          // raw session id, CookieCodec::kIdSize bytes
@@ -57,11 +61,18 @@ struct DecodedCookie {
   SessionData data;        // cookie manager, kValid only, when asked to decode it
   std::string json;        // cookie manager, kValid only: the sealed JSON, exactly SerializeSession(data)
   std::string public_id;   // cookie manager: PublicId(id) as sealed (empty for tokens)
+
+  // Back to kInvalid with every field empty, keeping the strings' capacity.
+  void Clear();
 };
 
-// Parses the JSON object of a sealed cookie (DecodedCookie::json) into
-// SessionData. False (and *out empty) when it is not one JSON object.
-bool ParseSessionJson(std::string_view json, SessionData* out);
+// Working memory of Verify and Seal for the cookie manager: the AEAD bytes
+// and the plaintext. Kept by the caller (one per filter) so that neither
+// allocates once the buffers have grown to a cookie's size.
+struct CookieScratch {
+  std::string sealed;
+  std::string plain;
+};
 
 class CookieCodec {
  public:
@@ -124,6 +135,22 @@ class CookieCodec {
   // DecodeToken or Open, whichever session.manager calls for.
   DecodedCookie Verify(std::string_view value, int64_t now, bool decode_data = true) const;
 
+  // The request path's Verify: into *out (see DecodedCookie), with the data
+  // validated but not decoded (out->json holds it), using *scratch as working
+  // memory. Allocates nothing once *out and *scratch have held a cookie of
+  // this size, and costs no HMAC for the cookie manager (the public id
+  // travels in the sealed value).
+  void Verify(std::string_view value, int64_t now, CookieScratch* scratch, DecodedCookie* out) const;
+
+  // The request path's Seal: the sealed value of the session whose JSON form
+  // is `json` (SerializeSession's output, or MergeSessionJson's) into *value,
+  // replacing it. `public_id` is PublicId(id) when the caller knows it (a
+  // cookie that verified under key index 0 for this id carries it), or empty
+  // to have it computed (an HMAC). Errors as for the other Seal; *value is
+  // then empty.
+  Status Seal(std::string_view id, int64_t expires_at, std::string_view json, std::string_view public_id,
+              CookieScratch* scratch, std::string* value) const;
+
   // --- keyed names of a session -------------------------------------------
 
   // The key a store files the session under: 64 lowercase hex characters of
@@ -144,6 +171,8 @@ class CookieCodec {
   // Max-Age and Expires appear only when session_permanent is true; Max-Age is
   // expires_at - now (0 if that is negative). One allocation.
   std::string SetCookie(std::string_view value, int64_t expires_at, int64_t now) const;
+  // The same, appended to *out (a buffer the caller reuses).
+  void AppendSetCookie(std::string* out, std::string_view value, int64_t expires_at, int64_t now) const;
 
   // The header value that deletes the cookie: empty value, Max-Age=0, Expires
   // at the epoch, and the same Path/Domain/Secure/SameSite/Partitioned as
@@ -156,6 +185,10 @@ class CookieCodec {
 
  private:
   CookieCodec() = default;
+
+  void DecodeToken(std::string_view value, int64_t now, DecodedCookie* out) const;
+  void Open(std::string_view value, int64_t now, bool decode_data, CookieScratch* scratch,
+            DecodedCookie* out) const;
 
   // Digest of the token MAC input under keys_[index].
   bool TokenMac(size_t index, std::string_view id, std::string_view expiry,

@@ -25,43 +25,53 @@ bool HasLineBreakOrNul(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+void AddPair(std::string_view pair, std::string_view name, SessionCookieViews* found, std::string* forwarded) {
+  pair = TrimWsp(pair);
+  if (pair.empty()) return;
+  const size_t eq = pair.find('=');
+  if (eq != std::string_view::npos && !name.empty() && TrimWsp(pair.substr(0, eq)) == name) {
+    std::string_view value = TrimWsp(pair.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (value.empty()) return;
+    if (value.size() > kMaxSessionCookieBytes || found->count >= kMaxSessionCookies) {
+      ++found->ignored;
+      return;
+    }
+    found->values[found->count++] = value;
+    return;
+  }
+  if (HasLineBreakOrNul(pair)) return;
+  if (!forwarded->empty()) forwarded->append("; ");
+  forwarded->append(pair);
+}
+
+}  // namespace
+
+void SplitCookieHeader(std::string_view header, std::string_view name, SessionCookieViews* found,
+                       std::string* forwarded) {
+  size_t start = 0;
+  while (start < header.size()) {
+    size_t end = header.find(';', start);
+    if (end == std::string_view::npos) end = header.size();
+    AddPair(header.substr(start, end - start), name, found, forwarded);
+    start = end + 1;
+  }
+}
+
 CookieSplitter::CookieSplitter(std::string_view session_cookie_name)
     : name_(session_cookie_name) {}
 
 void CookieSplitter::Add(std::string_view header) {
   // Usually one header whose pairs are mostly kept: one allocation.
   split_.forwarded.reserve(split_.forwarded.size() + header.size() + 2);
-  size_t start = 0;
-  while (start < header.size()) {
-    size_t end = header.find(';', start);
-    if (end == std::string_view::npos) end = header.size();
-    AddPair(header.substr(start, end - start));
-    start = end + 1;
-  }
-}
-
-void CookieSplitter::AddPair(std::string_view pair) {
-  pair = TrimWsp(pair);
-  if (pair.empty()) return;
-  const size_t eq = pair.find('=');
-  if (eq != std::string_view::npos && !name_.empty() &&
-      TrimWsp(pair.substr(0, eq)) == name_) {
-    std::string_view value = TrimWsp(pair.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    if (value.empty()) return;
-    if (value.size() > kMaxSessionCookieBytes ||
-        split_.session_values.size() >= kMaxSessionCookies) {
-      ++split_.ignored_session_cookies;
-      return;
-    }
-    split_.session_values.emplace_back(value);
-    return;
-  }
-  if (HasLineBreakOrNul(pair)) return;
-  if (!split_.forwarded.empty()) split_.forwarded.append("; ");
-  split_.forwarded.append(pair);
+  const size_t before = found_.count;
+  SplitCookieHeader(header, name_, &found_, &split_.forwarded);
+  for (size_t i = before; i < found_.count; ++i) split_.session_values.emplace_back(found_.values[i]);
+  split_.ignored_session_cookies = found_.ignored;
 }
 
 CookieSplit CookieSplitter::Finish() { return std::move(split_); }

@@ -26,6 +26,7 @@
 //   this keeps a bug there from becoming header injection upstream).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -49,6 +50,29 @@ struct CookieSplit {
   size_t ignored_session_cookies = 0;
 };
 
+// The session cookies of one request as views into its Cookie header
+// values: the allocation-free form the request path uses. Same rules and
+// bounds as CookieSplit.
+struct SessionCookieViews {
+  std::array<std::string_view, kMaxSessionCookies> values;  // [0, count) are set
+  size_t count = 0;
+  size_t ignored = 0;  // as CookieSplit::ignored_session_cookies
+
+  void Clear() {
+    count = 0;
+    ignored = 0;
+  }
+};
+
+// Splits one Cookie header value: the session cookie values are added to
+// *found (views into `header`, valid as long as it is), every other pair is
+// appended to *forwarded, "; "-joined with what it already holds. Call it for
+// each Cookie header of a request in order, with the same *found and
+// *forwarded (cleared first by the caller, whose capacity they keep). An
+// empty name matches no cookie. Accepts any bytes without failing.
+void SplitCookieHeader(std::string_view header, std::string_view session_cookie_name, SessionCookieViews* found,
+                       std::string* forwarded);
+
 // Feed the value of every Cookie header of one request, in order, then take
 // the result. Accepts any bytes without failing.
 class CookieSplitter {
@@ -60,9 +84,8 @@ class CookieSplitter {
   CookieSplit Finish();
 
  private:
-  void AddPair(std::string_view pair);
-
   std::string name_;
+  SessionCookieViews found_;
   CookieSplit split_;
 };
 

@@ -273,17 +273,10 @@ Result<ChangeBatch> ParseInstructions(const HeaderPairs& headers) {
   return parser.Finish();
 }
 
-Status CheckSessionSize(const SessionData& data, uint64_t max_bytes) {
-  const uint64_t size = SerializedSize(data);
-  if (size <= max_bytes) return Status::OK();
-  return Status::TooLarge("X-Session-Set: session would be " + std::to_string(size) +
-                          " bytes, over max_session_bytes (" + std::to_string(max_bytes) + ")");
-}
-
 Status CheckBatchFits(const SessionData& current, const ChangeBatch& batch, uint64_t max_bytes) {
   SessionData next = current;
   ApplyChanges(&next, batch.destroy, batch.deletes, batch.sets);
-  return CheckSessionSize(next, max_bytes);
+  return CheckSessionSize(SerializedSize(next), max_bytes);
 }
 
 }  // namespace sessiond

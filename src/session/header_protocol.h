@@ -1,4 +1,4 @@
-// The X-Session-* header protocol (CONTRACT section 4), as pure functions.
+// The X-Session-* header protocol (docs/HEADER-PROTOCOL.md), as pure functions.
 //
 // Request side: which client headers to strip (IsSessionHeader) and the
 // headers injected for the backend (FormatRequestHeaders). Response side: the
@@ -174,14 +174,11 @@ Result<ChangeBatch> ParseInstructions(const HeaderPairs& headers);
 
 // ---- Size limit -------------------------------------------------------------
 
-// TooLarge "X-Session-Set: session would be N bytes, over max_session_bytes
-// (M)" when SerializedSize(data) > max_bytes, else OK.
-Status CheckSessionSize(const SessionData& data, uint64_t max_bytes);
-
-// CheckSessionSize of `current` with `batch` applied (Destroy clears, then
-// Delete, then Set). Regenerate does not change the data. Because every
-// non-null Set key survives into the result, CheckBatchFits(SessionData{},
-// batch, max) is a valid early rejection before the store is even asked.
+// CheckSessionSize (store/session_data.h, the one size rule) of `current`
+// with `batch` applied (Destroy clears, then Delete, then Set). Regenerate
+// does not change the data. Because every non-null Set key survives into the
+// result, CheckBatchFits(SessionData{}, batch, max) is a valid early rejection
+// before the store is even asked.
 Status CheckBatchFits(const SessionData& current, const ChangeBatch& batch, uint64_t max_bytes);
 
 }  // namespace sessiond

@@ -4,12 +4,15 @@
 
 #include <chrono>
 #include <mutex>
+#include <type_traits>
+#include <vector>
 
+#include "base/log.h"
 #include "observe/metrics.h"
 #include "session/cookie_header.h"
 #include "session/header_protocol.h"
+#include "session/session_plan.h"
 #include "store/store_factory.h"
-#include "base/log.h"
 
 namespace sessiond {
 
@@ -24,142 +27,192 @@ double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-bool HasNonNullSet(const ChangeBatch& batch) {
-  for (const auto& [key, value] : batch.sets) {
-    if (value) return true;
-  }
-  return false;
-}
+// What a client sees when the upstream's instructions cannot be carried out
+// (docs/HEADER-PROTOCOL.md, Malformed instructions): never the reason, which
+// goes to the log.
+constexpr std::string_view kBadGatewayBody = "Bad Gateway\n";
+// Bytes of the request target quoted in a log line.
+constexpr size_t kMaxLoggedTarget = 256;
 
-class SessionFilter : public ExchangeFilter {
+class SessionFilter final : public ExchangeFilter {
  public:
-  explicit SessionFilter(std::shared_ptr<SessionContext> ctx) : ctx_(std::move(ctx)) {}
+  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy) : ctx_(ctx), policy_(policy) {}
 
   void OnRequestHead(RequestHead& request, FilterDone done) override;
   void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) override;
   std::string_view LogTag() const override { return ToString(injected_status_); }
 
+  // Forgets the exchange, keeping every buffer's capacity for the next one.
+  // A store callback of the old exchange that arrives later is ignored.
+  void Reset();
+  bool has_calls_in_flight() const { return calls_in_flight_ > 0; }
+
  private:
   const Config& config() const { return *ctx_->config; }
   const CookieCodec& codec() const { return *ctx_->codec; }
-  bool has_session() const { return status_ == SessionStatus::kActive || status_ == SessionStatus::kNew; }
+  bool has_store() const { return ctx_->store != nullptr; }
   void Count(std::atomic<uint64_t> Metrics::*counter) {
     if (ctx_->metrics) Inc(ctx_->metrics->*counter);
   }
-  void CountStore(int op, const Status& status, std::chrono::steady_clock::time_point start);
+  void CountStore(int op, const Status& status);
+  // Counts what the plan did once it is carried out; `exists` is whether the
+  // session exists afterwards.
+  void CountOutcome(bool exists);
 
-  // Takes the session cookie out of the request and verifies it.
+  // Request side.
   void ReadCookie(RequestHead& request, int64_t now);
-  // Loads the verified session from the store, then injects and continues.
-  void LoadFromStore(RequestHead& request, FilterDone done);
-  // Mints a new id with a fresh lifetime (status "new"); keeps data_.
-  bool StartNewSession(int64_t now);
-  // codec().StoreKey(id_, key_index), remembered for the last (id, key index)
-  // asked: the load and the apply step of one request both need it, and it
-  // costs an HMAC.
-  Result<std::string> StoreKey(size_t key_index);
+  void Load();
+  void OnLoaded(const Status& status, std::optional<SessionData> data);
+  // session_create: always, then inject and continue.
+  void ContinueRequest();
   void Inject(RequestHead& request);
-  // A store call failed: 503 under fail_closed, otherwise carry on without it.
-  bool StoreFailed(const char* what, const Status& status, const FilterDone& done);
+  // A new id with a fresh lifetime for the current session; its data stays.
+  bool MintId(int64_t now);
 
-  void ApplyToCookie(const ChangeBatch& batch, ResponseHead& response, int64_t now, FilterDone done);
-  void ApplyToStore(const ChangeBatch& batch, ResponseHead& response, int64_t now, FilterDone done);
-  void SetCookie(ResponseHead& response, const std::string& value, int64_t expires_at, int64_t now);
-  void ClearCookie(ResponseHead& response);
+  // Response side.
+  void WriteCookieSession(const ChangeBatch& batch);
+  void Touch();
+  void OnTouched(const Status& status);
+  void Apply(ChangeBatch batch);
+  void OnApplied(const Status& status, const ApplyResult& result);
+  void SetTokenCookie();
+  void AddSetCookie(std::string_view value, int64_t expires_at);
+  void ClearCookie();
 
-  std::shared_ptr<SessionContext> ctx_;
-  // Set while this filter is alive; store callbacks hold a weak reference and
-  // do nothing once the exchange (and this filter) is gone.
-  std::shared_ptr<char> alive_;
+  // Answers 502 "Bad Gateway" for instructions that cannot be carried out;
+  // `what` ("<header>: <reason>") goes to the error log with the request's
+  // path and id.
+  void Reject(std::string_view what);
+  // A store call failed: 503 under fail_closed (true), otherwise carry on
+  // without the store (false).
+  bool StoreFailed(const char* what, const Status& status);
+  // Hands `result` to the exchange (once).
+  void Finish(FilterResult result);
 
-  SessionStatus status_ = SessionStatus::kNone;
-  SessionStatus injected_status_ = SessionStatus::kNone;  // what the backend was told
-  std::string id_;          // raw session id when has_session()
-  int64_t expires_at_ = 0;  // of the current session
-  size_t key_index_ = 0;    // the secret the cookie verified under
-  SessionData data_;
-  // Cookie manager: the session as sealed in the cookie; data_ is parsed from
-  // it only when a response changes the session (EnsureData).
-  std::string data_json_;
-  bool data_parsed_ = true;
-  void EnsureData() {
-    if (data_parsed_) return;
-    data_parsed_ = true;
-    if (!ParseSessionJson(data_json_, &data_)) data_.clear();  // authenticated: cannot happen
-  }
-  bool sent_cookie_ = false;     // the client sent some session cookie
-  bool persisted_ = false;       // the session exists in the store
-  bool store_failed_ = false;    // the load failed (fail_open): the cookie is left alone
-  std::string public_id_;
-  std::string store_key_;     // StoreKey(store_key_index_) of store_key_id_
-  std::string store_key_id_;  // empty: nothing cached
-  size_t store_key_index_ = 0;
+  // The callback of a store call of this exchange: runs Method, unless the
+  // call completes after the filter was recycled, when it only counts itself
+  // done. It captures two words, which fit std::function's inline storage,
+  // so a store call allocates nothing here.
+  template <auto Method>
+  auto StoreCallback();
+
+  const SessionContext* const ctx_;
+  const SessionPolicy* const policy_;
+
+  // The exchange being served. A store call captures generation_; Reset
+  // bumps it, so a late callback can tell it belongs to an earlier exchange.
+  uint64_t generation_ = 0;
+  int calls_in_flight_ = 0;  // store calls not yet called back, any generation
+  FilterDone done_;
+  RequestHead* request_ = nullptr;    // valid until the exchange ends
+  ResponseHead* response_ = nullptr;  // during OnResponseHead
+  std::chrono::steady_clock::time_point call_start_;
+  int64_t response_now_ = 0;
+
+  RequestFacts facts_;                 // what the request had (the plan's input)
+  SessionStatus injected_status_ = SessionStatus::kNone;
+  SessionPlan plan_;                   // what the response does
+  // The current session: raw id, expiry, the secret index its cookie verified
+  // under, the data as JSON (the X-Session-Data value) and the public id.
+  DecodedCookie session_;
+  std::string request_key_;  // store key of the request's session, once computed
+
+  // Reused buffers.
+  CookieScratch scratch_;
+  SessionCookieViews cookies_;
+  std::string forwarded_cookies_;
+  std::string merged_json_;
+  std::string cookie_value_;
+  std::string set_cookie_;
 };
 
-Result<std::string> SessionFilter::StoreKey(size_t key_index) {
-  if (store_key_id_.empty() || store_key_id_ != id_ || store_key_index_ != key_index) {
-    Result<std::string> key = codec().StoreKey(id_, key_index);
-    if (!key.ok()) return key;
-    store_key_ = std::move(*key);
-    store_key_id_ = id_;
-    store_key_index_ = key_index;
-  }
-  return store_key_;
+template <auto Method>
+auto SessionFilter::StoreCallback() {
+  ++calls_in_flight_;
+  call_start_ = std::chrono::steady_clock::now();
+  auto callback = [this, generation = generation_](auto&&... args) {
+    --calls_in_flight_;
+    if (generation != generation_) return;
+    (this->*Method)(std::forward<decltype(args)>(args)...);
+  };
+  // What libstdc++ (and libc++) keep inside a std::function without a heap block.
+  static_assert(sizeof(callback) <= 2 * sizeof(void*) && std::is_trivially_copyable_v<decltype(callback)>,
+                "a store callback must fit std::function's inline storage");
+  return callback;
 }
 
-void SessionFilter::CountStore(int op, const Status& status, std::chrono::steady_clock::time_point start) {
+void SessionFilter::Reset() {
+  ++generation_;
+  done_ = nullptr;
+  request_ = nullptr;
+  response_ = nullptr;
+  facts_ = RequestFacts();
+  injected_status_ = SessionStatus::kNone;
+  plan_ = SessionPlan();
+  session_.Clear();
+  request_key_.clear();
+}
+
+void SessionFilter::CountStore(int op, const Status& status) {
   if (!ctx_->metrics) return;
-  ctx_->metrics->store_duration[op].Observe(Since(start));
+  ctx_->metrics->store_duration[op].Observe(Since(call_start_));
   if (!status.ok() && status.code() != Status::Code::kTooLarge) Inc(ctx_->metrics->store_errors[op]);
 }
 
+void SessionFilter::CountOutcome(bool exists) {
+  if (plan_.destroys) Count(&Metrics::sessions_destroyed);
+  if (exists && plan_.creates) Count(&Metrics::sessions_created);
+}
+
+void SessionFilter::Finish(FilterResult result) {
+  FilterDone done = std::move(done_);
+  done_ = nullptr;
+  done(std::move(result));
+}
+
+// ---------------------------------------------------------------------------
+// Request side
+// ---------------------------------------------------------------------------
+
 void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
+  done_ = std::move(done);
+  request_ = &request;
   request.headers.Remove(HeaderId::kSessionAny);
-  const int64_t now = NowSeconds();
-  ReadCookie(request, now);
-  if (status_ == SessionStatus::kActive && ctx_->store) {
-    LoadFromStore(request, std::move(done));
+  ReadCookie(request, NowSeconds());
+  if (facts_.status == SessionStatus::kActive && has_store()) {
+    Load();
     return;
   }
-  if (!has_session() && config().session.create == SessionCreate::kAlways && !StartNewSession(now)) {
-    done(FilterResult::Reply(503, "session id generator unavailable\n"));
-    return;
-  }
-  Inject(request);
-  done(FilterResult::Continue());
+  ContinueRequest();
 }
 
 void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   if (request.headers.Count(HeaderId::kCookie) == 0) return;
-  CookieSplitter splitter(codec().cookie_name());
+  cookies_.Clear();
+  forwarded_cookies_.clear();
   for (const Header& h : request.headers.fields()) {
-    if (h.id == HeaderId::kCookie) splitter.Add(h.value);
+    if (h.id == HeaderId::kCookie) SplitCookieHeader(h.value, codec().cookie_name(), &cookies_, &forwarded_cookies_);
   }
-  CookieSplit split = splitter.Finish();
+  // The session values are views into the request's raw head, which removing
+  // the fields does not touch.
   request.headers.Remove(HeaderId::kCookie);
-  if (!split.forwarded.empty()) request.headers.AppendValueCopy("Cookie", split.forwarded);
-  sent_cookie_ = !split.session_values.empty() || split.ignored_session_cookies > 0;
-  if (!sent_cookie_) return;
+  if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy("Cookie", forwarded_cookies_);
+  facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0;
+  if (!facts_.sent_cookie) return;
 
   bool expired = false;
-  for (const std::string& value : split.session_values) {
-    // The cookie manager's data stays JSON until a response changes it.
-    DecodedCookie decoded = codec().Verify(value, now, /*decode_data=*/false);
-    if (decoded.verdict == CookieVerdict::kValid) {
-      status_ = SessionStatus::kActive;
-      id_ = std::move(decoded.id);
-      expires_at_ = decoded.expires_at;
-      key_index_ = decoded.key_index;
-      if (!decoded.json.empty()) {
-        data_json_ = std::move(decoded.json);
-        data_parsed_ = false;
-      }
-      public_id_ = std::move(decoded.public_id);
+  for (size_t i = 0; i < cookies_.count; ++i) {
+    codec().Verify(cookies_.values[i], now, &scratch_, &session_);
+    if (session_.verdict == CookieVerdict::kValid) {
+      facts_.status = SessionStatus::kActive;
+      facts_.key_index = session_.key_index;
+      facts_.expires_at = session_.expires_at;
       return;
     }
-    expired = expired || decoded.verdict == CookieVerdict::kExpired;
+    expired = expired || session_.verdict == CookieVerdict::kExpired;
   }
-  status_ = expired ? SessionStatus::kExpired : SessionStatus::kInvalid;
+  session_.Clear();
+  facts_.status = expired ? SessionStatus::kExpired : SessionStatus::kInvalid;
   if (expired) {
     Count(&Metrics::cookies_expired);
   } else {
@@ -168,89 +221,88 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   }
 }
 
-void SessionFilter::LoadFromStore(RequestHead& request, FilterDone done) {
-  Result<std::string> key = StoreKey(key_index_);
+void SessionFilter::Load() {
+  Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
   if (!key.ok()) {  // cannot happen for a verified id; treat as no session
-    status_ = SessionStatus::kNone;
-    Inject(request);
-    done(FilterResult::Continue());
+    facts_.status = SessionStatus::kNone;
+    ContinueRequest();
     return;
   }
-  alive_ = std::make_shared<char>();
-  std::weak_ptr<char> alive = alive_;
-  auto start = std::chrono::steady_clock::now();
-  RequestHead* req = &request;  // alive as long as the exchange, hence as this filter
-  ctx_->store->Load(*key, [this, alive, start, req, done = std::move(done)](Status s,
-                                                                            std::optional<SessionData> data) {
-    if (alive.expired()) return;
-    CountStore(Metrics::kLoad, s, start);
-    if (!s.ok()) {
-      status_ = SessionStatus::kNone;
-      id_.clear();
-      store_failed_ = true;  // fail_open: the session may be fine; keep its cookie
-      if (StoreFailed("load", s, done)) return;
-    } else if (data) {
-      data_ = std::move(*data);
-      persisted_ = true;
-    } else {
-      // Verified cookie, but the session is gone (destroyed elsewhere).
-      status_ = SessionStatus::kNone;
-      id_.clear();
-    }
-    if (!has_session() && config().session.create == SessionCreate::kAlways && !StartNewSession(NowSeconds())) {
-      done(FilterResult::Reply(503, "session id generator unavailable\n"));
+  request_key_ = std::move(*key);
+  ctx_->store->Load(request_key_, StoreCallback<&SessionFilter::OnLoaded>());
+}
+
+void SessionFilter::OnLoaded(const Status& status, std::optional<SessionData> data) {
+  CountStore(Metrics::kLoad, status);
+  if (!status.ok()) {
+    facts_.status = SessionStatus::kNone;
+    facts_.store_failed = true;  // fail_open: the session may be fine; keep its cookie
+    if (StoreFailed("load", status)) return;
+  } else if (data) {
+    facts_.stored = true;
+    session_.json.clear();
+    AppendSession(&session_.json, *data);
+  } else {
+    facts_.status = SessionStatus::kNone;  // verified cookie, but the session is gone
+  }
+  ContinueRequest();
+}
+
+void SessionFilter::ContinueRequest() {
+  if (StartsSessionOnRequest(facts_, *policy_)) {
+    if (!MintId(NowSeconds())) {
+      Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
       return;
     }
-    Inject(*req);
-    done(FilterResult::Continue());
-  });
-}
-
-bool SessionFilter::StoreFailed(const char* what, const Status& status, const FilterDone& done) {
-  LOG_WARN("session store %s failed: %s", what, status.ToString().c_str());
-  if (config().redis.on_error == OnStoreError::kFailClosed || config().session.manager != StoreKind::kRedis) {
-    done(FilterResult::Reply(503, "session store unavailable\n"));
-    return true;
+    session_.json.clear();
+    facts_.status = SessionStatus::kNew;
+    facts_.key_index = 0;
+    facts_.stored = false;
+    facts_.expires_at = session_.expires_at;
   }
-  return false;  // fail_open: carry on without the store
+  Inject(*request_);
+  Finish(FilterResult::Continue());
 }
 
-bool SessionFilter::StartNewSession(int64_t now) {
+bool SessionFilter::MintId(int64_t now) {
   Result<std::string> id = codec().NewSessionId();
   if (!id.ok()) {
     LOG_ERROR("cannot mint a session id: %s", id.status().ToString().c_str());
     return false;
   }
-  id_ = std::move(*id);
-  public_id_.clear();
-  key_index_ = 0;
-  expires_at_ = codec().ExpiresAt(now);
-  persisted_ = false;
-  status_ = SessionStatus::kNew;
+  session_.id = std::move(*id);
+  session_.public_id.clear();
+  session_.key_index = 0;
+  session_.expires_at = policy_->ExpiresAt(now);
   return true;
 }
 
 void SessionFilter::Inject(RequestHead& request) {
-  injected_status_ = status_;
+  injected_status_ = facts_.status;
   InjectedSession session;
-  if (has_session()) {
-    if (public_id_.empty()) {  // the cookie manager's cookie carries it already
-      Result<std::string> pid = codec().PublicId(id_);
-      if (pid.ok()) public_id_ = std::move(*pid);
+  const bool live = facts_.has_session();
+  if (live) {
+    if (session_.public_id.empty()) {  // the cookie manager's cookie carries it already
+      Result<std::string> pid = codec().PublicId(session_.id);
+      if (pid.ok()) session_.public_id = std::move(*pid);
     }
-    session.public_id = public_id_;
-    session.data = &data_;
-    session.expires_at = expires_at_;
+    session.public_id = session_.public_id;
+    session.expires_at = session_.expires_at;
+    session.data_json = session_.json;  // empty: "{}"
   }
-  if (!data_parsed_) session.data_json = data_json_;
-  // Names are static strings; only the values are copied.
-  EmitRequestHeaders(status_, has_session() ? &session : nullptr,
-                     [&](std::string_view name, std::string_view value) {
-                       request.headers.AppendValueCopy(name, value);
-                     });
+  // Names are static strings; the values are copied into the list's arena.
+  EmitRequestHeaders(facts_.status, live ? &session : nullptr, [&](std::string_view name, std::string_view value) {
+    request.headers.AppendValueCopy(name, value);
+  });
 }
 
+// ---------------------------------------------------------------------------
+// Response side
+// ---------------------------------------------------------------------------
+
 void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, FilterDone done) {
+  done_ = std::move(done);
+  response_ = &response;
   InstructionParser parser;
   for (const Header& h : response.headers.fields()) {
     if (h.id == HeaderId::kSessionAny) parser.Add(h.name, h.value);
@@ -259,198 +311,180 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
   Result<ChangeBatch> batch = parser.Finish();
   if (!batch.ok()) {
     Count(&Metrics::instructions_malformed);
-    LOG_WARN("rejected session instructions from the upstream: %s", batch.status().message().c_str());
-    done(FilterResult::Reply(502, batch.status().message() + "\n"));
+    Reject(batch.status().message());
     return;
   }
-  const int64_t now = NowSeconds();
-  if (ctx_->store && store_failed_) {
-    // fail_open and the store already failed this request: go on without
-    // it rather than make the client wait for a second timeout.
-    if (!batch->empty()) LOG_WARN("session store unavailable (fail_open): session changes dropped");
-    done(FilterResult::Continue());
+  response_now_ = NowSeconds();
+  plan_ = PlanResponse(facts_, *batch, *policy_, response_now_);
+  if (plan_.skips) {
+    if (plan_.drops_changes) LOG_WARN("session store unavailable (fail_open): session changes dropped");
+    Finish(FilterResult::Continue());
     return;
   }
-  if (ctx_->store) {
-    ApplyToStore(*batch, response, now, std::move(done));
-  } else {
-    ApplyToCookie(*batch, response, now, std::move(done));
-  }
-}
-
-void SessionFilter::ApplyToCookie(const ChangeBatch& batch, ResponseHead& response, int64_t now,
-                                  FilterDone done) {
-  EnsureData();
-  const bool had = has_session();
-  bool exists = had;
-  bool reissue = status_ == SessionStatus::kNew || key_index_ > 0 || config().session.refresh_each_request;
-  bool created = status_ == SessionStatus::kNew;
-  bool mint = false;
-  if (batch.destroy && exists) {
-    Count(&Metrics::sessions_destroyed);
-    exists = false;
-    data_.clear();
-  }
-  if (batch.destroy && HasNonNullSet(batch)) mint = true;  // a fresh session with only the new keys
-  if (batch.regenerate) mint = true;
-  if (!exists && !batch.destroy && HasNonNullSet(batch)) mint = true;
-  if (mint && !exists) data_.clear();
-  if (!batch.empty()) reissue = true;
-
-  if (mint) {
-    if (!StartNewSession(now)) {
-      done(FilterResult::Reply(503, "session id generator unavailable\n"));
+  if (plan_.store == StoreOp::kApply && plan_.from_request_key && request_key_.empty()) {
+    // A "new" session was never loaded, so its key is computed now, before
+    // a mint replaces the id.
+    Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
+    if (!key.ok()) {
+      Finish(FilterResult::Reply(500, "Internal Server Error\n"));
       return;
     }
-    created = !(batch.regenerate && had && !batch.destroy);
-    exists = true;
+    request_key_ = std::move(*key);
   }
-  if (!exists) {
-    if (sent_cookie_) ClearCookie(response);
-    done(FilterResult::Continue());
+  if (plan_.mint && !MintId(response_now_)) {
+    Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
     return;
   }
-  SessionData next = data_;
-  ApplyChanges(&next, false, batch.deletes, batch.sets);
-  if (Status s = CheckSessionSize(next, config().session.max_session_bytes); !s.ok()) {
+  if (!has_store()) {
+    WriteCookieSession(*batch);
+    return;
+  }
+  switch (plan_.store) {
+    case StoreOp::kApply:
+      Apply(std::move(*batch));
+      return;
+    case StoreOp::kTouch:
+      Touch();
+      return;
+    case StoreOp::kNone:
+      break;
+  }
+  if (plan_.cookie == CookieAction::kClear) ClearCookie();
+  Finish(FilterResult::Continue());
+}
+
+void SessionFilter::WriteCookieSession(const ChangeBatch& batch) {
+  if (!plan_.exists) {
+    if (plan_.cookie == CookieAction::kClear) ClearCookie();
+    CountOutcome(false);
+    Finish(FilterResult::Continue());
+    return;
+  }
+  // The session's JSON after the batch: the request's JSON unless the batch
+  // changes keys (a Destroy's clear without keys leaves "{}").
+  std::string_view json = session_.json;
+  if (batch.destroy || batch.changes_keys()) {
+    if (!MergeSessionJson(session_.json, batch.destroy, batch.deletes, batch.sets, &merged_json_)) {
+      // Authenticated, so our own JSON: cannot happen. Start from no keys.
+      (void)MergeSessionJson({}, batch.destroy, batch.deletes, batch.sets, &merged_json_);
+    }
+    json = merged_json_;
+  }
+  if (json.empty()) json = "{}";
+  if (Status size = CheckSessionSize(json.size(), config().session.max_session_bytes); !size.ok()) {
     Count(&Metrics::sessions_too_large);
-    LOG_WARN("rejected session instructions from the upstream: %s", s.message().c_str());
-    done(FilterResult::Reply(502, s.message() + "\n"));
+    Reject(std::string(kHeaderSet) + ": " + size.message());
     return;
   }
-  if (!reissue) {
-    done(FilterResult::Continue());
-    return;
+  if (plan_.cookie == CookieAction::kSet) {
+    // The public id sealed in a cookie of the current secret can be sealed
+    // again; otherwise Seal computes it.
+    const std::string_view public_id = session_.key_index == 0 ? std::string_view(session_.public_id) : "";
+    Status sealed = codec().Seal(session_.id, plan_.expires_at, json, public_id, &scratch_, &cookie_value_);
+    if (!sealed.ok()) {
+      if (sealed.code() == Status::Code::kTooLarge) Count(&Metrics::sessions_too_large);
+      Reject(std::string(kHeaderSet) + ": " + sealed.message());
+      return;
+    }
+    AddSetCookie(cookie_value_, plan_.expires_at);
   }
-  int64_t expires_at = config().session.refresh_each_request ? codec().ExpiresAt(now) : expires_at_;
-  Result<std::string> sealed = codec().Seal(id_, expires_at, next);
-  if (!sealed.ok()) {
-    if (sealed.status().code() == Status::Code::kTooLarge) Count(&Metrics::sessions_too_large);
-    LOG_WARN("cannot issue the session cookie: %s", sealed.status().message().c_str());
-    done(FilterResult::Reply(502, "X-Session-Set: " + sealed.status().message() + "\n"));
-    return;
-  }
-  if (created) Count(&Metrics::sessions_created);
-  SetCookie(response, *sealed, expires_at, now);
-  done(FilterResult::Continue());
+  CountOutcome(true);
+  Finish(FilterResult::Continue());
 }
 
-void SessionFilter::ApplyToStore(const ChangeBatch& batch, ResponseHead& response, int64_t now,
-                                 FilterDone done) {
-  const bool had = has_session();
-  std::string current_key;
-  if (had) {
-    Result<std::string> key = StoreKey(key_index_);
-    if (key.ok()) current_key = std::move(*key);
-  }
+void SessionFilter::Touch() {
+  ctx_->store->Touch(request_key_, std::chrono::seconds(plan_.expires_at - response_now_),
+                     StoreCallback<&SessionFilter::OnTouched>());
+}
 
-  ApplyRequest req;
-  req.deletes = batch.deletes;
-  req.sets = batch.sets;
-  req.max_bytes = config().session.max_session_bytes;
-  bool mint = batch.regenerate || (batch.destroy && HasNonNullSet(batch)) || (!had && HasNonNullSet(batch));
-  bool destroying = batch.destroy && had;
-  // Nothing in the store to change, and nothing to create: only the cookie.
-  const bool migrate = had && key_index_ > 0;
-  const bool create_empty = status_ == SessionStatus::kNew && !persisted_;
-  const bool refresh = had && config().session.refresh_each_request;
-  if (!mint && !destroying && !migrate && !create_empty && (!had || (batch.deletes.empty() && batch.sets.empty()))) {
-    if (refresh && persisted_) {
-      int64_t expires_at = codec().ExpiresAt(now);
-      alive_ = alive_ ? alive_ : std::make_shared<char>();
-      std::weak_ptr<char> alive = alive_;
-      auto start = std::chrono::steady_clock::now();
-      ResponseHead* resp = &response;
-      ctx_->store->Touch(current_key, std::chrono::seconds(expires_at - now),
-                         [this, alive, start, resp, expires_at, now, done = std::move(done)](Status s) {
-                           if (alive.expired()) return;
-                           CountStore(Metrics::kTouch, s, start);
-                           if (!s.ok()) {
-                             if (StoreFailed("touch", s, done)) return;
-                           } else if (Result<std::string> t = codec().EncodeToken(id_, expires_at); t.ok()) {
-                             SetCookie(*resp, *t, expires_at, now);
-                           }
-                           done(FilterResult::Continue());
-                         });
-      return;
-    }
-    if (!had && sent_cookie_ && !store_failed_) ClearCookie(response);
-    done(FilterResult::Continue());
-    return;
-  }
-
-  const bool loaded = persisted_;  // StartNewSession below resets it
-  if (mint) {
-    if (!StartNewSession(now)) {
-      done(FilterResult::Reply(503, "session id generator unavailable\n"));
-      return;
-    }
-  }
-  Result<std::string> final_key = StoreKey(0);  // under the current secret
-  if (!final_key.ok()) {
-    done(FilterResult::Reply(500, "Internal Server Error\n"));
-    return;
-  }
-  if (had) {
-    req.key = current_key;
-    // A Destroy without new keys deletes the session where it is.
-    if (*final_key != current_key && (mint || !destroying)) req.new_key = *final_key;
+void SessionFilter::OnTouched(const Status& status) {
+  CountStore(Metrics::kTouch, status);
+  if (!status.ok()) {
+    if (StoreFailed("touch", status)) return;
   } else {
-    req.key = *final_key;
+    SetTokenCookie();
   }
-  req.clear = batch.destroy;
-  // Changing (or moving, for Regenerate) the session this request loaded:
-  // if a concurrent request has destroyed or regenerated it meanwhile, the
-  // change is dropped rather than bringing the old id back.
-  req.must_exist = loaded && !batch.destroy;
-  // Minted sessions start a fresh lifetime (so does every request with
-  // sliding expiry); other writes keep the session's expiry.
-  int64_t expires_at = (mint || refresh) ? codec().ExpiresAt(now) : expires_at_;
-  if (expires_at <= now) expires_at = now + 1;
-  req.ttl = std::chrono::seconds(expires_at - now);
-  const bool new_cookie = mint || migrate || refresh || create_empty;
+  Finish(FilterResult::Continue());
+}
 
-  alive_ = alive_ ? alive_ : std::make_shared<char>();
-  std::weak_ptr<char> alive = alive_;
-  auto start = std::chrono::steady_clock::now();
-  ResponseHead* resp = &response;
-  const bool created = (mint && !(batch.regenerate && had && !batch.destroy)) || create_empty;
-  ctx_->store->Apply(req, [this, alive, start, resp, expires_at, now, new_cookie, destroying, created,
-                           done = std::move(done)](Status s, ApplyResult result) {
-    if (alive.expired()) return;
-    CountStore(Metrics::kApply, s, start);
-    if (!s.ok()) {
-      if (s.code() == Status::Code::kTooLarge) {
-        Count(&Metrics::sessions_too_large);
-        LOG_WARN("rejected session instructions from the upstream: X-Session-Set: %s", s.message().c_str());
-        done(FilterResult::Reply(502, "X-Session-Set: " + s.message() + "\n"));
-        return;
-      }
-      if (StoreFailed("apply", s, done)) return;
-      done(FilterResult::Continue());  // fail_open: the change is dropped
+void SessionFilter::Apply(ChangeBatch batch) {
+  ApplyRequest request;
+  if (!plan_.from_request_key || plan_.move) {  // the current secret's key of the (possibly new) id
+    Result<std::string> key = codec().StoreKey(session_.id, 0);
+    if (!key.ok()) {
+      Finish(FilterResult::Reply(500, "Internal Server Error\n"));
       return;
     }
-    if (destroying) Count(&Metrics::sessions_destroyed);
-    if (!result.exists) {
-      ClearCookie(*resp);
-    } else {
-      if (created) Count(&Metrics::sessions_created);
-      if (new_cookie) {
-        if (Result<std::string> t = codec().EncodeToken(id_, expires_at); t.ok()) {
-          SetCookie(*resp, *t, expires_at, now);
-        }
-      }
+    if (!plan_.from_request_key) request.key = std::move(*key);
+    else if (plan_.move) request.new_key = std::move(*key);
+  }
+  if (plan_.from_request_key) request.key = request_key_;
+  request.clear = plan_.clear;
+  request.deletes = std::move(batch.deletes);
+  request.sets = std::move(batch.sets);
+  request.must_exist = plan_.must_exist;
+  request.ttl = std::chrono::seconds(plan_.ttl_seconds(response_now_));
+  request.max_bytes = config().session.max_session_bytes;
+  ctx_->store->Apply(request, StoreCallback<&SessionFilter::OnApplied>());
+}
+
+void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
+  const bool exists = result.exists;
+  CountStore(Metrics::kApply, status);
+  if (!status.ok()) {
+    if (status.code() == Status::Code::kTooLarge) {
+      Count(&Metrics::sessions_too_large);
+      Reject(std::string(kHeaderSet) + ": " + status.message());
+      return;
     }
-    done(FilterResult::Continue());
-  });
+    if (StoreFailed("apply", status)) return;
+    Finish(FilterResult::Continue());  // fail_open: the change is dropped
+    return;
+  }
+  CountOutcome(exists);
+  switch (exists ? plan_.cookie : plan_.cookie_if_gone) {
+    case CookieAction::kSet: SetTokenCookie(); break;
+    case CookieAction::kClear: ClearCookie(); break;
+    case CookieAction::kNone: break;
+  }
+  Finish(FilterResult::Continue());
 }
 
-void SessionFilter::SetCookie(ResponseHead& response, const std::string& value, int64_t expires_at, int64_t now) {
-  response.headers.AppendCopy("Set-Cookie", codec().SetCookie(value, expires_at, now));
+void SessionFilter::SetTokenCookie() {
+  if (Result<std::string> token = codec().EncodeToken(session_.id, plan_.expires_at); token.ok()) {
+    AddSetCookie(*token, plan_.expires_at);
+  }
 }
 
-void SessionFilter::ClearCookie(ResponseHead& response) {
-  response.headers.AppendCopy("Set-Cookie", codec().ClearCookie());
+void SessionFilter::AddSetCookie(std::string_view value, int64_t expires_at) {
+  set_cookie_.clear();
+  codec().AppendSetCookie(&set_cookie_, value, expires_at, response_now_);
+  response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
+}
+
+void SessionFilter::ClearCookie() { response_->headers.AppendValueCopy("Set-Cookie", codec().ClearCookie()); }
+
+void SessionFilter::Reject(std::string_view what) {
+  std::string_view target = request_ ? request_->target : std::string_view();
+  const bool cut = target.size() > kMaxLoggedTarget;
+  if (cut) target = target.substr(0, kMaxLoggedTarget);
+  std::string_view request_id = "-";
+  if (request_) {
+    if (std::optional<std::string_view> id = request_->headers.Get(HeaderId::kXRequestId)) request_id = *id;
+  }
+  LOG_WARN("rejected session instructions from the upstream: %.*s (path %.*s%s, request id %.*s)",
+           static_cast<int>(what.size()), what.data(), static_cast<int>(target.size()), target.data(),
+           cut ? "..." : "", static_cast<int>(request_id.size()), request_id.data());
+  Finish(FilterResult::Reply(502, std::string(kBadGatewayBody)));
+}
+
+bool SessionFilter::StoreFailed(const char* what, const Status& status) {
+  LOG_WARN("session store %s failed: %s", what, status.ToString().c_str());
+  if (!policy_->fail_open) {
+    Finish(FilterResult::Reply(503, "session store unavailable\n"));
+    return true;
+  }
+  return false;  // fail_open: carry on without the store
 }
 
 // Stands in when a worker's session step cannot be built (e.g. a reload
@@ -477,9 +511,34 @@ class UnavailableFilterFactory : public ExchangeFilterFactory {
 
 class SessionFilterFactory : public ExchangeFilterFactory {
  public:
-  explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx) : ctx_(std::move(ctx)) {}
-  ExchangeFilter* Acquire(const ExchangeInfo&) override { return NewSessionFilter(ctx_).release(); }
-  void Recycle(ExchangeFilter* filter) override { delete filter; }
+  explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx)
+      : ctx_(std::move(ctx)), policy_(SessionPolicy::From(*ctx_->config)) {
+    pool_.reserve(kMaxPooledSessionFilters);
+  }
+  // Every filter is back (exchanges hold the factory until they recycle
+  // theirs). Pooled filters go first: the store, which goes with ctx_ after
+  // them, drops their pending callbacks without running them.
+  ~SessionFilterFactory() override {
+    for (SessionFilter* filter : pool_) delete filter;
+  }
+
+  ExchangeFilter* Acquire(const ExchangeInfo&) override {
+    if (pool_.empty()) return new SessionFilter(ctx_.get(), &policy_);
+    SessionFilter* filter = pool_.back();
+    pool_.pop_back();
+    return filter;
+  }
+
+  void Recycle(ExchangeFilter* filter) override {
+    auto* session_filter = static_cast<SessionFilter*>(filter);
+    session_filter->Reset();
+    // One with a store call in flight must stay alive for its callback.
+    if (pool_.size() < kMaxPooledSessionFilters || session_filter->has_calls_in_flight()) {
+      pool_.push_back(session_filter);
+    } else {
+      delete session_filter;
+    }
+  }
 
   void CheckReady(std::function<void(bool)> done) override {
     if (!ctx_->store) {
@@ -504,13 +563,15 @@ class SessionFilterFactory : public ExchangeFilterFactory {
 
  private:
   std::shared_ptr<SessionContext> ctx_;
+  const SessionPolicy policy_;
+  std::vector<SessionFilter*> pool_;
   uint64_t ticks_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<ExchangeFilter> NewSessionFilter(std::shared_ptr<SessionContext> context) {
-  return std::make_unique<SessionFilter>(std::move(context));
+std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<SessionContext> context) {
+  return std::make_unique<SessionFilterFactory>(std::move(context));
 }
 
 Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config) {

@@ -1,19 +1,29 @@
-// The session step of every exchange (CONTRACT sections 4 and 5).
+// The session step of every exchange (docs/HEADER-PROTOCOL.md and docs/COOKIES.md).
 //
-// Request side (SessionFilter::OnRequestHead):
+// Request side (OnRequestHead):
 //   1. remove every client-sent X-Session-* header (any case, '_' or '-');
 //   2. take the session cookie out of Cookie, keep the other cookies;
 //   3. verify it (signature, expiry, fallback keys) and, for the store
 //      managers, load the session from the store (asynchronously);
 //   4. add X-Session-Status, -Id, -Data, -Expires for the backend.
-// Response side (SessionFilter::OnResponseHead):
+// Response side (OnResponseHead):
 //   5. read and remove the X-Session-* instruction headers; a malformed batch
-//      answers 502 and changes nothing;
-//   6. apply the batch atomically (one store Apply, or a new sealed cookie);
-//      the response waits for the store's acknowledgement;
+//      answers 502 "Bad Gateway" and changes nothing (the error log says why,
+//      with the path and the request id: docs/HEADER-PROTOCOL.md, Malformed
+//      instructions);
+//   6. PlanResponse (session_plan.h) decides what the batch means for this
+//      session; the filter carries the plan out: one store call (Apply or
+//      Touch) or one seal, and the response waits for the store's
+//      acknowledgement;
 //   7. set, re-issue or clear the cookie.
 //
-// Lifetime semantics (documented for operators in the README):
+// The cookie manager's read path (a valid sealed cookie, no instructions in
+// the response) allocates nothing once a pooled filter has served a request
+// of that size: the cookie is split into views, verified into the filter's
+// reused buffers, and the injected values are copied into the request's
+// header arena.
+//
+// Lifetime semantics (docs/HEADER-PROTOCOL.md, Session lifetime):
 // - session_expiration_time is the lifetime of a session from its creation
 //   (or from its last Regenerate). Writes do not extend it; with
 //   session_refresh_each_request every request does (sliding expiry).
@@ -36,7 +46,11 @@ namespace sessiond {
 struct Metrics;
 
 // What the filters of one worker share. Replaced on reload; exchanges in
-// flight keep the previous one alive through their shared_ptr.
+// flight keep the previous one alive through their factory.
+//
+// The store must outlive every filter of the factory and must drop the
+// callbacks of calls still in flight when it is destroyed (store.h says all
+// stores do): a filter the factory frees never hears from the store again.
 struct SessionContext {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const CookieCodec> codec;
@@ -49,8 +63,13 @@ struct SessionContext {
 using FilterFactoryMaker = std::function<std::unique_ptr<ExchangeFilterFactory>(
     const std::shared_ptr<const Config>&, const LoopEnv& loop, Metrics* metrics)>;
 
-// The per-exchange filter.
-std::unique_ptr<ExchangeFilter> NewSessionFilter(std::shared_ptr<SessionContext> context);
+// The per-worker factory of session filters over `context`. Filters are
+// pooled: Recycle resets one (a late store callback of its old exchange is
+// then ignored, never applied to the next exchange) and keeps up to
+// kMaxPooledSessionFilters for reuse, plus any whose store call is still in
+// flight (freeing those would leave the store a dangling callback).
+inline constexpr size_t kMaxPooledSessionFilters = 256;
+std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<SessionContext> context);
 
 // Prepares what is built once per process (cookie keys, the shared half of
 // the store) and returns the per-worker factory maker. Fails (the process

@@ -4,11 +4,6 @@
 
 namespace sessiond {
 
-Status SessionTooLarge(uint64_t size, uint64_t max_bytes) {
-  return Status::TooLarge("session would be " + std::to_string(size) +
-                          " bytes, over max_session_bytes (" + std::to_string(max_bytes) + ")");
-}
-
 Result<ApplyResult> ApplyToSession(std::optional<SessionData> current, const ApplyRequest& request) {
   const bool destroy = request.clear && request.sets.empty() && !request.new_key;
   if (destroy || (request.must_exist && !current)) return ApplyResult{};
@@ -16,8 +11,7 @@ Result<ApplyResult> ApplyToSession(std::optional<SessionData> current, const App
   result.exists = true;
   if (current) result.data = std::move(*current);
   ApplyChanges(&result.data, request.clear, request.deletes, request.sets);
-  const uint64_t size = SerializedSize(result.data);
-  if (size > request.max_bytes) return SessionTooLarge(size, request.max_bytes);
+  if (Status size = CheckSessionSize(SerializedSize(result.data), request.max_bytes); !size.ok()) return size;
   return result;
 }
 

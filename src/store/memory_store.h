@@ -34,13 +34,10 @@ namespace sessiond {
 // no new_key (a Destroy); every other request leaves an existing session, even
 // an empty one: "Apply with no changes" creates an empty session
 // (session_create: always), and deleting the last key keeps the session.
-// Fails with TooLarge, and the caller must change nothing, when
-// SerializedSize of the result exceeds request.max_bytes (a deletion is never
-// too large).
+// Fails with CheckSessionSize's TooLarge, and the caller must change nothing,
+// when SerializedSize of the result exceeds request.max_bytes (a deletion is
+// never too large).
 Result<ApplyResult> ApplyToSession(std::optional<SessionData> current, const ApplyRequest& request);
-
-// The TooLarge status every store returns, so the message is identical.
-Status SessionTooLarge(uint64_t size, uint64_t max_bytes);
 
 class MemoryTable {
  public:

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "store/memory_store.h"
 #include "base/log.h"
 
 namespace sessiond {
@@ -437,7 +436,8 @@ void RedisStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
            ApplyResult result;
            if (r && r->type == REDIS_REPLY_ERROR) {
              if (r->str && strncmp(r->str, "TOOLARGE ", 9) == 0) {
-               st = SessionTooLarge(std::strtoull(r->str + 9, nullptr, 10), max_bytes);
+               st = CheckSessionSize(std::strtoull(r->str + 9, nullptr, 10), max_bytes);
+               if (st.ok()) st = Status::Unavailable("redis: unexpected reply");  // TOOLARGE within the limit
              } else {
                st = ErrorReplyStatus(r);
              }

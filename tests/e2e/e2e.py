@@ -2,12 +2,18 @@
 """Browser end-to-end test: headless Chromium against the demo (scripts/demo.sh).
 
 For each example app (python, and node when `node` is installed) the demo runs
-non-interactively on free ports (DEMO_PORT / DEMO_APP_PORT), exactly as
-`make demo` would run it, and a real browser:
-  opens the page (logged out), signs in with a name, sees the name, adds two
-  items to the cart (the count follows), reloads (all still there), checks
-  the session cookie is HttpOnly (present for WebDriver, absent from
-  document.cookie), logs out and sees the login form again.
+non-interactively on free ports (DEMO_PORT / DEMO_APP_PORT / DEMO_ADMIN_PORT),
+exactly as `make demo` would run it, and a real browser:
+  opens the page (logged out), signs in with a name, sees the name and what
+  sessiond did (the X-Session-* headers the app received, the instructions it
+  answered with, the session cookie as the browser holds it: the page's copy
+  must equal WebDriver's), adds two items to the cart (the count and the
+  instructions follow), reloads (all still there), follows the /metrics link
+  to the admin listener, logs out and sees the login form again.
+The demo turns HttpOnly off so the page can show the cookie; a second
+sessiond with the stock configuration (sessiond.yaml.example, plain http)
+in front of the same app proves the default: the cookie is HttpOnly,
+document.cookie does not show it, and neither does the page.
 Screenshots go to the output folder. Then the demo is stopped with SIGTERM
 and must exit 0.
 
@@ -18,6 +24,7 @@ Last line: "e2e: N passed, M failed"; exit status 0 only if all passed.
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -29,7 +36,7 @@ import threading
 import time
 import traceback
 
-from webdriver import ChromeDriver, WebDriverError
+from webdriver import ELEMENT_KEY, ChromeDriver, WebDriverError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -85,8 +92,10 @@ class Demo:
         self.log_path = os.path.join(out_dir, "demo-%s.log" % app)
         self.url = None
         self.lines = []
-        env = dict(os.environ, SESSIOND_BIN=sessiond_bin,
-                   DEMO_PORT=str(free_port()), DEMO_APP_PORT=str(free_port()))
+        self.app_port = free_port()
+        self.admin_port = free_port()
+        env = dict(os.environ, SESSIOND_BIN=sessiond_bin, DEMO_PORT=str(free_port()),
+                   DEMO_APP_PORT=str(self.app_port), DEMO_ADMIN_PORT=str(self.admin_port))
         env.pop("SESSIOND_SECRET", None)   # the demo generates its own
         self.proc = subprocess.Popen([os.path.join(REPO, "scripts", "demo.sh"), app], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -135,13 +144,37 @@ def cart_count(browser):
     return int(browser.text(browser.find("#cart-count")))
 
 
-def run_scenario(app, browser, url, out_dir, r):
+def received(browser, name):
+    """The X-Session-* request header `name` as the page says the app got it."""
+    return browser.text(browser.find("#received-%s" % name.lower()))
+
+
+def instructions(browser):
+    return [browser.text(e) for e in browser.find_all("#instructions li")]
+
+
+def check_cookie_shown(app, browser, r, what):
+    """The page's copy of the session cookie equals the browser's own."""
+    cookies = {c["name"]: c for c in browser.cookies()}
+    r.check(COOKIE in cookies, "[%s] %s: the browser holds the %s cookie" % (app, what, COOKIE))
+    want = "%s=%s" % (COOKIE, cookies[COOKIE]["value"])
+    shown = browser.wait_for(lambda: browser.text(browser.find("#browser-cookie")).startswith(COOKIE + "=")
+                             and browser.text(browser.find("#browser-cookie")), "the page's cookie view")
+    r.check(shown == want, "[%s] %s: the page shows the browser's cookie (%d chars)" % (app, what, len(want)))
+    return cookies[COOKIE]
+
+
+def run_scenario(app, browser, url, admin_port, out_dir, r):
     # 1. Logged out.
     browser.get(url)
     r.check("sessiond demo" in browser.title(), "[%s] page title names the demo" % app)
     r.check(browser.find_all("#login-form") and not browser.find_all("#whoami"),
             "[%s] first visit shows the login form, nobody signed in" % app)
     r.check(browser.text(browser.find("#session-status")) == "none", "[%s] session status is none" % app)
+    r.check(received(browser, "X-Session-Status") == "none" and received(browser, "X-Session-Id") == "(absent)",
+            "[%s] the page shows the headers the app received: status none, no id" % app)
+    r.check("no session yet" in browser.text(browser.find("#browser-cookie")),
+            "[%s] no session cookie shown before there is one" % app)
 
     # 2. Sign in.
     browser.send_keys(browser.find("#name"), NAME)
@@ -151,38 +184,70 @@ def run_scenario(app, browser, url, out_dir, r):
     r.check(user == NAME, "[%s] page says signed in as the name, as text (got %r)" % (app, user))
     r.check(browser.text(browser.find("#session-status")) == "active", "[%s] session status is active" % app)
 
-    # 3. The session cookie exists but JavaScript cannot see it.
-    cookies = {c["name"]: c for c in browser.cookies()}
-    r.check(COOKIE in cookies, "[%s] the browser holds the %s cookie" % (app, COOKIE))
-    r.check(cookies[COOKIE].get("httpOnly") is True, "[%s] the %s cookie is HttpOnly" % (app, COOKIE))
-    r.check(cookies[COOKIE].get("sameSite") == "Lax", "[%s] the %s cookie is SameSite=Lax" % (app, COOKIE))
-    # A script-set cookie shows document.cookie works at all on this page.
-    visible = browser.execute("document.cookie = 'e2e_probe=1; path=/'; return document.cookie;")
-    r.check("e2e_probe=1" in visible and COOKIE not in visible,
-            "[%s] document.cookie shows other cookies but not %s (got %r)" % (app, COOKIE, visible))
+    # 3. What sessiond did, as the page shows it.
+    session_id = browser.text(browser.find("#session-id"))
+    r.check(received(browser, "X-Session-Status") == "active" and received(browser, "X-Session-Id") == session_id,
+            "[%s] received headers: X-Session-Status active, X-Session-Id %s" % (app, session_id))
+    data = json.loads(received(browser, "X-Session-Data"))
+    r.check(data.get("user") == NAME, "[%s] received X-Session-Data holds the user (got %r)" % (app, data))
+    r.check(received(browser, "X-Session-Expires").isdigit(), "[%s] received X-Session-Expires is a Unix time" % app)
+    sent = instructions(browser)
+    r.check(sent[:1] == ["X-Session-Regenerate: true"] and len(sent) == 2 and sent[1].startswith("X-Session-Set: ")
+            and json.loads(sent[1].split(": ", 1)[1]) == {"user": NAME},
+            "[%s] the login's instructions are shown: %r" % (app, sent))
+    cookie = check_cookie_shown(app, browser, r, "after login")
+    r.check(cookie.get("httpOnly") is False, "[%s] the demo's %s cookie is not HttpOnly (the page shows it)"
+            % (app, COOKIE))
+    r.check(cookie.get("sameSite") == "Lax", "[%s] the %s cookie is SameSite=Lax" % (app, COOKIE))
+    note = browser.text(browser.find("#httponly-note"))
+    r.check("HttpOnly off" in note and "Keep it on in production" in note,
+            "[%s] the page says the demo turns HttpOnly off, to keep it on in production" % app)
 
-    # 4. Cart: each click adds one item.
+    # 4. Cart: each click adds one item, and the page shows the Set it caused.
     before = cart_count(browser)
     for n in (1, 2):
+        old_cookie = browser.text(browser.find("#browser-cookie"))
         browser.click(browser.find("#add-item"))
         got = browser.wait_for(lambda: cart_count(browser) == before + n and cart_count(browser),
                                "cart count %d" % (before + n))
         r.check(got == before + n, "[%s] Add item #%d: cart count %d -> %d" % (app, n, before, got))
+        sent = instructions(browser)
+        r.check(len(sent) == 1 and sent[0].startswith("X-Session-Set: ")
+                and len(json.loads(sent[0].split(": ", 1)[1]).get("cart", [])) == before + n,
+                "[%s] Add item #%d: the page shows the X-Session-Set with %d items" % (app, n, before + n))
+        check_cookie_shown(app, browser, r, "after add #%d" % n)
+        r.check(browser.text(browser.find("#browser-cookie")) != old_cookie,
+                "[%s] Add item #%d: a new sealed cookie (the data lives in it)" % (app, n))
 
-    # 5. Reload: the session persists.
+    # 5. Reload: the session persists, and a plain GET carries no instructions.
     browser.refresh()
     browser.wait_for(lambda: browser.find_all("#user"), "the page after reload")
     r.check(browser.text(browser.find("#user")) == NAME and cart_count(browser) == before + 2,
             "[%s] after reload still signed in with %d items" % (app, before + 2))
+    browser.get(url)
+    browser.wait_for(lambda: browser.find_all("#instructions-none"), "a page without instructions")
+    r.check(not browser.find_all("#instructions li"), "[%s] a plain GET shows no instructions" % app)
     png = browser.screenshot(os.path.join(out_dir, "%s-signed-in.png" % app))
     r.check(png.startswith(PNG_SIGNATURE) and len(png) > 2000,
             "[%s] screenshot %s-signed-in.png saved (%d bytes)" % (app, app, len(png)))
 
-    # 6. Log out.
+    # 6. The /metrics link leads to sessiond's admin listener.
+    link = browser.find("#metrics-link")
+    href = browser.execute("return arguments[0].href;", {ELEMENT_KEY: link})
+    r.check(href == "http://127.0.0.1:%d/metrics" % admin_port, "[%s] the page links /metrics (got %r)" % (app, href))
+    browser.click(link)
+    body = browser.wait_for(lambda: "sessiond_requests_total" in browser.execute("return document.body.innerText;")
+                            and browser.execute("return document.body.innerText;"), "the metrics page")
+    r.check("sessiond_sessions_created_total" in body, "[%s] /metrics shows sessiond's metrics" % app)
+    browser.get(url)
+    browser.wait_for(lambda: browser.find_all("#user"), "the page after /metrics")
+
+    # 7. Log out.
     browser.click(browser.find("#logout"))
     browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after logout")
     r.check(not browser.find_all("#whoami") and cart_count(browser) == 0,
             "[%s] after logout: login form, nobody signed in, empty cart" % app)
+    r.check(instructions(browser) == ["X-Session-Destroy: true"], "[%s] the logout's instruction is shown" % app)
     names = [c["name"] for c in browser.cookies()]
     r.check(COOKIE not in names, "[%s] logout removed the %s cookie (cookies now %r)" % (app, COOKIE, names))
     browser.refresh()
@@ -190,6 +255,69 @@ def run_scenario(app, browser, url, out_dir, r):
     r.check(browser.text(browser.find("#session-status")) == "none",
             "[%s] still logged out after reload" % app)
     browser.screenshot(os.path.join(out_dir, "%s-signed-out.png" % app))
+
+
+def stock_config(listen_port, app_port):
+    """sessiond.yaml.example, every default as shipped, but for the ports and
+    session_cookie_secure (the test speaks plain http): HttpOnly stays on."""
+    with open(os.path.join(REPO, "sessiond.yaml.example")) as f:
+        text = f.read()
+    replaced = text.replace("listen: 127.0.0.1:8080 ", "listen: 127.0.0.1:%d " % listen_port, 1)
+    replaced = replaced.replace("upstream: http://127.0.0.1:3000 ", "upstream: http://127.0.0.1:%d " % app_port, 1)
+    replaced = replaced.replace("session_cookie_secure: true ", "session_cookie_secure: false ", 1)
+    if replaced.count("%d" % listen_port) != 1 or "session_cookie_secure: false" not in replaced:
+        raise RuntimeError("sessiond.yaml.example changed: cannot derive the stock config")
+    return replaced
+
+
+def run_stock_httponly(app, browser, sessiond_bin, app_port, out_dir, r):
+    """The default configuration keeps the cookie away from scripts."""
+    port = free_port()
+    config = os.path.join(out_dir, "stock-%s.yaml" % app)
+    with open(config, "w") as f:
+        f.write(stock_config(port, app_port))
+    secret = subprocess.run([sessiond_bin, "gen-secret"], capture_output=True, text=True, check=True).stdout.strip()
+    log = open(os.path.join(out_dir, "stock-sessiond-%s.log" % app), "wb")
+    proc = subprocess.Popen([sessiond_bin, "-c", config], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, SESSIOND_SECRET=secret))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the stock sessiond did not start (log in %s)" % out_dir)
+                time.sleep(0.05)
+        # "localhost": a cookie jar apart from the demo's 127.0.0.1.
+        browser.get("http://localhost:%d/" % port)
+        browser.send_keys(browser.find("#name"), "stock")
+        browser.click(browser.find("#login"))
+        browser.wait_for(lambda: browser.find_all("#user"), "the signed-in page (stock config)")
+        cookies = {c["name"]: c for c in browser.cookies()}
+        r.check(COOKIE in cookies, "[%s] stock config: the browser holds the %s cookie" % (app, COOKIE))
+        r.check(cookies[COOKIE].get("httpOnly") is True, "[%s] stock config: the %s cookie is HttpOnly" % (app, COOKIE))
+        # A script-set cookie shows document.cookie works at all on this page.
+        visible = browser.execute("document.cookie = 'e2e_probe=1; path=/'; return document.cookie;")
+        r.check("e2e_probe=1" in visible and COOKIE not in visible,
+                "[%s] stock config: document.cookie shows other cookies but not %s (got %r)" % (app, COOKIE, visible))
+        shown = browser.execute("return document.getElementById('browser-cookie').getAttribute('data-found');")
+        r.check(shown == "no", "[%s] stock config: the page cannot show the HttpOnly cookie" % app)
+        browser.click(browser.find("#logout"))
+        browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after logout (stock config)")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                status = proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                status = proc.wait(5)
+        else:
+            status = proc.returncode
+        log.close()
+    r.check(status == 0, "[%s] the stock sessiond exits 0 on SIGTERM (status %r)" % (app, status))
 
 
 def run_app(app, driver, out_dir, sessiond_bin, r):
@@ -201,7 +329,8 @@ def run_app(app, driver, out_dir, sessiond_bin, r):
         url = demo.wait_ready()
         r.check(url is not None, "[%s] scripts/demo.sh started (log %s)" % (app, demo.log_path))
         browser = driver.new_session(profile)
-        run_scenario(app, browser, url, out_dir, r)
+        run_scenario(app, browser, url, demo.admin_port, out_dir, r)
+        run_stock_httponly(app, browser, sessiond_bin, demo.app_port, out_dir, r)
     except CheckFailed:
         pass  # already counted
     except Exception as e:  # noqa: BLE001 - any error fails this app's run, not the whole report

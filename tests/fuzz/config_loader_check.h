@@ -6,8 +6,8 @@
 // that is both a valid secret and a plausible host name (so it can reach
 // every place a value can go, including messages that quote host names).
 //
-// Invariants: ParseConfig never throws; an error is one printable line
-// starting with the file name that never contains an environment value
+// Invariants: ParseConfig never throws; an error is one or more printable
+// lines, each starting with the file name, that never contains an environment value
 // (config.h and yaml_reader.h: such a value may be a secret) unless the YAML
 // spelled it out literally; an accepted config satisfies the documented
 // ranges, yields a CookieCodec (what --check-config accepts must start), and
@@ -94,8 +94,15 @@ inline bool CheckConfigText(std::string_view text) {
   if (!r.ok()) {
     const std::string& m = r.status().message();
     FUZZ_CHECK(r.status().code() == Status::Code::kInvalid);
-    FUZZ_CHECK(m.rfind(std::string(kConfigFileName) + ":", 0) == 0);
-    for (char ch : m) FUZZ_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7F);
+    // One or more lines (every error of the file), each naming the file,
+    // at most kMaxConfigErrors of them plus a "more not shown" line.
+    size_t lines = 0;
+    for (std::string_view line : SplitOn(m, '\n')) {
+      ++lines;
+      FUZZ_CHECK(line.substr(0, kConfigFileName.size() + 1) == std::string(kConfigFileName) + ":");
+      for (char ch : line) FUZZ_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7F);
+    }
+    FUZZ_CHECK(lines >= 1 && lines <= kMaxConfigErrors + 1);
     if (text.find(kEnvSecret) == std::string_view::npos) FUZZ_CHECK(m.find(kEnvSecret) == std::string::npos);
     return true;
   }

@@ -5,7 +5,7 @@ fresh TestContext `t` whose temp dir holds configs and the process logs.
 Everything a test starts through `t` is stopped by the runner afterwards,
 and the test FAILS if, at that point:
   - sessiond did not exit 0 within the grace period after SIGTERM
-    (CONTRACT section 2: clean shutdown exits 0),
+    (docs/OPERATIONS.md, Signals: a clean shutdown exits 0),
   - sessiond's stderr holds a sanitizer report (ASan, UBSan, LSan, TSan),
   - the backend saw malformed HTTP from sessiond (backend protocol errors).
 
@@ -487,7 +487,7 @@ _INTERNALS = (".cc", ".h:", "errno", "strerror", "connection refused", "reset by
 
 def check_error_response(resp, status, also_forbidden=()):
     """resp is the status, with a short plain-text body free of internals
-    (CONTRACT section 6: error bodies are short and never include internals)."""
+    (docs/HTTP.md, Statuses: error bodies are short and never include internals)."""
     check_eq(resp.status, status, "status (body %r)" % (resp.body[:200] if resp.body else resp.body))
     ctype = resp.header("Content-Type") or ""
     check(ctype.lower().startswith("text/plain"),

@@ -126,7 +126,7 @@ def get_with(*headers):
 
 
 # ---------------------------------------------------------------------------
-# CL.TE and TE.CL: both framing headers present is always 400 (CONTRACT 6).
+# CL.TE and TE.CL: both framing headers present is always 400 (docs/HTTP.md, Framing and smuggling).
 
 _SMUGGLE_BODY = b"0\r\n\r\n" + HIDDEN
 add("cl_te", "cl_te", post([b"Content-Length: %d" % len(_SMUGGLE_BODY), b"Transfer-Encoding: chunked"],

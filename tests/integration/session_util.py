@@ -8,6 +8,9 @@
   Browser(proxy)            a client that keeps the session cookie like a browser does:
                             echo() -> SessionView, write(instructions) -> Response
   parse_set_cookie(value)   Set-Cookie header -> SetCookie(name, value, attrs)
+  log_mark(proxy), check_rejected(...)
+                            a 502 "Bad Gateway" for instructions sessiond refused, and
+                            the error log line saying why
 
 Every process a helper starts is registered with the TestContext, so the
 runner stops it (and checks its exit) after the test.
@@ -24,7 +27,7 @@ import time
 import urllib.parse
 
 from client import ConnectionClosed
-from harness import SLOW, check, check_eq, free_port, wait_until
+from harness import SLOW, check, check_eq, check_error_response, free_port, wait_until
 
 MANAGERS = ("cookie", "memory", "file", "redis")
 STORE_MANAGERS = ("memory", "file", "redis")
@@ -362,6 +365,35 @@ def instructions_target(instructions, path="/set-headers"):
 def set_header(obj):
     """An X-Session-Set instruction for a dict."""
     return ("X-Session-Set", json.dumps(obj))
+
+
+# ---------------------------------------------------------------------------
+# Refused instructions
+
+def log_mark(proxy):
+    """Where sessiond's error log ends now; check_rejected reads what follows."""
+    return len(proxy.stderr_text())
+
+
+def check_rejected(proxy, resp, mark, header, what, reason=None, path="/set-headers"):
+    """docs/HEADER-PROTOCOL.md, Malformed instructions: the client got a 502
+    whose body is only "Bad Gateway", and the error log (after `mark`) has a
+    line naming the header, the reason (when given), the request path and the
+    request id the response carries. Returns that line."""
+    check_error_response(resp, 502)
+    check_eq(resp.body, b"Bad Gateway\n", "%s: the 502 body" % what)
+    lines = [line for line in proxy.stderr_text()[mark:].splitlines()
+             if "rejected session instructions" in line]
+    check(lines, "%s: no error log line for the refused instructions" % what)
+    line = lines[-1]
+    check(header.lower() + ":" in line.lower(), "%s: the log line does not name %s: %r" % (what, header, line))
+    if reason is not None:
+        check(reason in line, "%s: the log line does not give the reason %r: %r" % (what, reason, line))
+    check("path " + path in line, "%s: the log line does not give the path %s: %r" % (what, path, line))
+    rid = resp.header("X-Request-Id")
+    check(rid and ("request id %s" % rid) in line,
+          "%s: the log line does not give the request id %r: %r" % (what, rid, line))
+    return line
 
 
 class Browser:

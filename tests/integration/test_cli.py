@@ -1,13 +1,17 @@
-"""The command line, exit codes and signals (CONTRACT section 2)."""
+"""The command line, exit codes and signals (docs/CONFIGURATION.md, Command line;
+docs/CONFIGURATION.md, Exit codes; docs/OPERATIONS.md, Signals)."""
 
 import base64
+import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
-from harness import SECRET, check, check_eq, free_port, to_yaml, wait_until
+from harness import SECRET, check, check_eq, free_port, sessiond_bin, to_yaml, wait_until
 
 FALLBACK_SECRET = "integration-fallback-5e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b"
 
@@ -172,3 +176,88 @@ def test_sigterm_finishes_inflight_request_and_stops_accepting(t):
     check(stopped_accepting, "sessiond still accepted connections 1s after SIGTERM")
     check_eq(proxy.wait(5), 0, "exit status after SIGTERM")
     check(time.monotonic() - t0 < 6, "shutdown took %.1fs" % (time.monotonic() - t0))
+
+
+# ---------------------------------------------------------------------------
+# The command line an operator meets first (docs/CONFIGURATION.md, Command line).
+
+def test_help_lists_t_and_check_config_equals(t):
+    out = t.run_cli(["--help"]).stdout
+    check(re.search(r"^\s*-t, --check-config\b", out, re.M), "--help does not show -t: %r" % out)
+    check("--check-config=FILE" in out, "--help does not show --check-config=FILE: %r" % out)
+    check("gen-secret" in out, "--help does not mention gen-secret")
+
+
+def test_t_and_check_config_equals_validate_like_check_config(t):
+    path = t.write_file("good.yaml", _valid_config(upstream_port=4321))
+    reference = t.run_cli(["--check-config", "-c", path])
+    check_eq(reference.returncode, 0, "--check-config -c exit status (stderr %r)" % reference.stderr[:300])
+    for args in (["-t", "-c", path], ["--check-config=" + path], ["-t", "--config=" + path]):
+        p = t.run_cli(args)
+        check_eq(p.returncode, 0, "exit status of %r (stderr %r)" % (args, p.stderr[:300]))
+        check_eq(p.stdout, reference.stdout, "summary of %r" % args)
+    p = t.run_cli(["--check-config="])
+    check_eq(p.returncode, 2, "--check-config= without a file")
+
+
+def test_gen_secret_help_explains_and_generates_nothing(t):
+    for flag in ("--help", "-h"):
+        p = t.run_cli(["gen-secret", flag])
+        check_eq(p.returncode, 0, "exit status of gen-secret %s" % flag)
+        check(p.stdout.startswith("usage: sessiond gen-secret"), "gen-secret %s printed %r" % (flag, p.stdout[:200]))
+        check("SESSIOND_SECRET" in p.stdout and "secret_key_file" in p.stdout,
+              "gen-secret --help does not show how to use the secret: %r" % p.stdout)
+        check(not re.search(r"^[A-Za-z0-9_-]{43}$", p.stdout, re.M), "gen-secret --help printed a secret")
+    p = t.run_cli(["gen-secret", "extra"])
+    check_eq(p.returncode, 2, "exit status of gen-secret with an extra argument")
+    check(p.stderr.startswith("sessiond: "), "stderr %r" % p.stderr[:200])
+
+
+def _run_without_config_env(t, args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "SESSIOND_CONFIG"}
+    return subprocess.run([sessiond_bin()] + args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=10, stdin=subprocess.DEVNULL)
+
+
+def test_no_config_anywhere_hints_at_the_example(t):
+    empty = os.path.join(t.tmpdir, "empty")
+    os.mkdir(empty)
+    for args in ([], ["--check-config"]):
+        p = _run_without_config_env(t, args, empty)
+        check_eq(p.returncode, 2, "exit status of %r without any configuration" % args)
+        lines = p.stderr.splitlines()
+        check(lines and lines[0] == "sessiond: sessiond.yaml: cannot read: No such file or directory",
+              "first line %r" % lines[:1])
+        check(any(l.startswith("sessiond: hint: ") and "cp sessiond.yaml.example sessiond.yaml" in l
+                  for l in lines), "no hint to copy sessiond.yaml.example: %r" % p.stderr)
+    # A file named explicitly (-c or $SESSIOND_CONFIG) that is missing is a
+    # typo in that name, not a first run: no hint.
+    p = _run_without_config_env(t, ["-c", "nope.yaml"], empty)
+    check_eq(p.returncode, 2, "exit status for a missing -c file")
+    check("sessiond: hint:" not in p.stderr, "hint shown for an explicit -c: %r" % p.stderr)
+    p = t.run_cli([], env={"SESSIOND_CONFIG": os.path.join(empty, "nope.yaml")})
+    check_eq(p.returncode, 2, "exit status for a missing $SESSIOND_CONFIG file")
+    check("sessiond: hint:" not in p.stderr, "hint shown for $SESSIOND_CONFIG: %r" % p.stderr)
+
+
+def test_version_shows_commit_build_date_and_library_versions(t):
+    p = t.run_cli(["--version"])
+    check_eq(p.returncode, 0, "exit status of --version")
+    lines = p.stdout.splitlines()
+    check(re.fullmatch(r"sessiond \d+\.\d+\.\d+", lines[0]), "first line %r" % lines[0])
+    fields = dict(re.split(r"\s+", l, maxsplit=1) for l in lines[1:] if l.strip())
+    check(re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", fields.get("commit", "")),
+          "commit line %r" % fields.get("commit"))
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fields.get("built", "")), "built line %r" % fields.get("built"))
+    # The versions in use: libevent and OpenSSL at run time, as the libraries report them.
+    check(re.match(r"\d+\.\d+\.\d+", fields.get("libevent", "")), "libevent line %r" % fields.get("libevent"))
+    check(re.match(r"OpenSSL \d+\.\d+", fields.get("OpenSSL", "")), "OpenSSL line %r" % fields.get("OpenSSL"))
+    check(re.match(r"\d+\.\d+\.\d+ \(compile time\)", fields.get("hiredis", "")), "hiredis line %r" % fields.get("hiredis"))
+    check(re.match(r"\d+\.\d+\.\d+ \(compile time\)", fields.get("yaml-cpp", "")),
+          "yaml-cpp line %r" % fields.get("yaml-cpp"))
+    if shutil.which("pkg-config"):
+        for pkg, key in (("libevent", "libevent"), ("yaml-cpp", "yaml-cpp"), ("hiredis", "hiredis")):
+            q = subprocess.run(["pkg-config", "--modversion", pkg], capture_output=True, text=True)
+            if q.returncode == 0:
+                check(fields[key].startswith(q.stdout.strip()), "%s %r, pkg-config says %r"
+                      % (key, fields[key], q.stdout.strip()))

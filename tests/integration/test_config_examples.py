@@ -66,11 +66,12 @@ def _summary(t, path, env):
 
 
 def _seconds(text):
-    """A duration as the summary prints it (250ms, 10s, 2m, 1h, 1d) in seconds."""
-    m = re.match(r"^(\d+)(ms|s|m|h|d)\b", text.strip())
-    check(m, "unparseable duration %r" % text)
-    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    return int(m.group(1)) * unit
+    """A duration as the summary prints it (250ms, 10s, 1m30s, 1d) in seconds."""
+    word = text.strip().split()[0] if text.strip() else ""
+    terms = re.findall(r"(\d+)(ms|s|m|h|d)", word)
+    check(terms and "".join(n + u for n, u in terms) == word, "unparseable duration %r" % text)
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(int(n) * unit[u] for n, u in terms)
 
 
 # ---------------------------------------------------------------------------
@@ -113,6 +114,9 @@ def test_demo_config_is_plain_http_localhost_with_cookie_manager(t):
     check_eq(summary.get("listen"), "127.0.0.1:8080", "demo listen")
     check(summary.get("upstream", "").startswith("http://127.0.0.1:3000"),
           "demo upstream is %r" % summary.get("upstream"))
+    # The demo page shows the cookie (document.cookie) and links /metrics.
+    check_eq(summary.get("session.session_cookie_httponly"), "false", "demo session_cookie_httponly")
+    check_eq(summary.get("admin.listen"), "127.0.0.1:9090", "demo admin.listen")
 
 
 def test_example_configs_hold_no_secret_and_need_one_from_outside(t):

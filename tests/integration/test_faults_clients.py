@@ -1,5 +1,5 @@
-"""Misbehaving clients (CONTRACT section 6: streaming with bounded buffers;
-timeouts.client_header against slowloris): clients that vanish half-way
+"""Misbehaving clients (docs/HTTP.md, Keep-alive and pipelining: streaming with bounded buffers;
+docs/HTTP.md, Timeouts: timeouts.client_header against slowloris): clients that vanish half-way
 through a request body or a response, half-closed connections, ten thousand
 connections opened and abandoned, slow readers, and slowloris on 500
 connections at once.

@@ -1,6 +1,7 @@
-"""Redis failures under load (CONTRACT sections 3 and 6: redis.timeout bounds
-connect and every command; fail_closed answers 503, fail_open carries on with
-no session; "the response to the client is sent only after the store has
+"""Redis failures under load (docs/CONFIGURATION.md, redis.timeout;
+docs/HEADER-PROTOCOL.md, Store failures: redis.timeout bounds connect and every
+command; fail_closed answers 503, fail_open carries on with no session; "the
+response to the client is sent only after the store has
 acknowledged the write").
 
 Each test runs a SessionLoad (keep-alive clients doing session reads and

@@ -1,5 +1,5 @@
-"""The upstream dies under load and comes back (CONTRACT section 6: 502 when
-the upstream is unreachable; keep-alive upstream pool).
+"""The upstream dies under load and comes back (docs/HTTP.md, Statuses: 502 when
+the upstream is unreachable; docs/HTTP.md, Upstream pool).
 
 A SessionLoad (keep-alive clients doing session reads and writes on the
 memory store) runs against a 2-worker sessiond while its backend subprocess

@@ -1,9 +1,11 @@
 """Admin listener: /healthz, /readyz against the session store, unknown paths
-(CONTRACT section 7)."""
+(docs/OPERATIONS.md, Admin endpoints; docs/OPERATIONS.md, Readiness)."""
 
 import os
+import re
 import time
 
+from client import request as client_request
 from harness import check, check_eq, echo_headers, free_port
 from test_ops_support import (RedisServer, admin_get, admin_overrides, cookie_value, scrape, set_headers_target,
                               wait_for)
@@ -25,8 +27,42 @@ def test_admin_healthz_answers_ok(t):
 def test_admin_unknown_path_is_404(t):
     overrides, aport = admin_overrides()
     t.sessiond(overrides=overrides)
-    for path in ("/", "/nope", "/healthz/extra", "/metricsx", "/HEALTHZ"):
+    for path in ("/nope", "/healthz/extra", "/metricsx", "/HEALTHZ", "//"):
         check_eq(admin_get(aport, path).status, 404, "status of admin %s" % path)
+
+
+def test_admin_root_lists_the_endpoints(t):
+    overrides, aport = admin_overrides()
+    t.sessiond(overrides=overrides)
+    resp = admin_get(aport, "/")
+    check_eq(resp.status, 200, "admin / status")
+    check((resp.header("Content-Type") or "").startswith("text/plain"),
+          "admin / Content-Type %r" % resp.header("Content-Type"))
+    listed = re.findall(r"^\s+(/\S+)", resp.body.decode(), re.M)
+    check_eq(listed, ["/healthz", "/readyz", "/metrics"], "endpoints listed at /")
+    # Each one it lists answers.
+    for path in listed:
+        check_eq(admin_get(aport, path).status, 200, "admin %s (listed at /)" % path)
+    check_eq(admin_get(aport, "/?x=1").status, 200, "admin / with a query string")
+
+
+def test_admin_other_methods_are_405_with_allow(t):
+    overrides, aport = admin_overrides()
+    t.sessiond(overrides=overrides)
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        for path in ("/metrics", "/healthz", "/nope"):
+            resp = admin_get(aport, path, method=method)
+            check_eq(resp.status, 405, "admin %s %s" % (method, path))
+            check_eq(resp.header("Allow"), "GET, HEAD", "Allow of admin %s %s" % (method, path))
+            check((resp.header("Content-Type") or "").startswith("text/plain"),
+                  "Content-Type of the 405: %r" % resp.header("Content-Type"))
+    # A POST with a body is still a 405, not a 413 or a hang.
+    resp = client_request(aport, "POST", "/metrics", headers=[("Connection", "close")], body=b"x=1" * 100)
+    check_eq(resp.status, 405, "admin POST /metrics with a body")
+    # HEAD is allowed: the headers of GET, no body.
+    resp = admin_get(aport, "/healthz", method="HEAD")
+    check_eq(resp.status, 200, "admin HEAD /healthz")
+    check_eq(resp.body, b"", "body of HEAD /healthz")
 
 
 def test_admin_is_not_served_on_the_proxy_port(t):

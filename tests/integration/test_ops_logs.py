@@ -248,7 +248,7 @@ def test_error_log_lines_have_levels_and_respect_log_level(t):
 
 
 def test_every_malformed_instruction_is_logged(t):
-    # CONTRACT section 4: a malformed instruction (bad JSON, non-object Set,
+    # docs/HEADER-PROTOCOL.md, Malformed instructions: a malformed instruction (bad JSON, non-object Set,
     # session over max_session_bytes) gets a 502 "and the error is logged".
     cases = [("X-Session-Set", '{"a":'), ("X-Session-Set", '["a"]'),
              ("X-Session-Set", json.dumps({"big": "x" * 300}))]

@@ -1,11 +1,18 @@
-"""Admin /metrics: every CONTRACT section 7 metric is exposed in valid
+"""Admin /metrics (docs/OPERATIONS.md, Metrics): the metrics below are exposed in valid
 Prometheus text, and the values move exactly with the traffic that passed."""
 
-from harness import check, check_eq, echo_headers
+import json
+import os
+import re
+import signal
+import time
+
+from harness import REPO, check, check_eq, echo_headers, to_yaml
 from test_ops_support import (admin_overrides, admin_get, check_histogram, cookie_attrs, cookie_value, scrape,
                               set_headers_target, wait_for)
 
-# CONTRACT section 7, plus the per-failure counters sessiond documents.
+# The metrics every sessiond has always exposed, then the per-failure counters
+# (all in docs/OPERATIONS.md, Metrics).
 CONTRACT_METRICS = {
     "sessiond_requests_total": "counter",
     "sessiond_request_duration_seconds": "histogram",
@@ -265,3 +272,162 @@ def test_exposition_parser_rejects_malformed_text():
         pass
     else:
         raise AssertionError("check_histogram accepted non-cumulative buckets")
+
+
+# ---------------------------------------------------------------------------
+# What a Prometheus user expects beyond sessiond's own metrics: the process
+# collector, build info, and the configuration reload status.
+
+PROCESS_METRICS = {
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+    "process_start_time_seconds": "gauge",
+    "sessiond_build_info": "gauge",
+    "sessiond_config_last_reload_successful": "gauge",
+    "sessiond_config_last_reload_success_timestamp_seconds": "gauge",
+}
+
+
+def _proc_status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def _soft_nofile(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return line.split()[3]
+    raise AssertionError("no 'Max open files' in /proc/%d/limits" % pid)
+
+
+def test_process_and_build_metrics_describe_this_process(t):
+    started_before = time.time()
+    overrides, aport = admin_overrides()
+    proxy = t.sessiond(overrides=overrides)
+    s = scrape(aport)
+    for name, kind in PROCESS_METRICS.items():
+        fam = s.families.get(name)
+        check(fam is not None and fam["samples"], "no samples of %s" % name)
+        check_eq(fam["type"], kind, "# TYPE of %s" % name)
+        check(fam["help"], "%s has no # HELP" % name)
+
+    # Values that /proc of the sessiond process confirms.
+    start = s.value("process_start_time_seconds")
+    check(started_before - 2 <= start <= time.time() + 1,
+          "process_start_time_seconds %.2f is not when sessiond started (~%.2f)" % (start, started_before))
+    check_eq(str(int(s.value("process_max_fds"))), _soft_nofile(proxy.pid), "process_max_fds vs /proc limits")
+    fds = len(os.listdir("/proc/%d/fd" % proxy.pid))
+    # The scrape's own connection may come and go between the two counts.
+    check(abs(s.value("process_open_fds") - fds) <= 2, "process_open_fds %r, /proc/PID/fd has %d"
+          % (s.value("process_open_fds"), fds))
+    rss = s.value("process_resident_memory_bytes")
+    vm_rss = _proc_status_kib(proxy.pid, "VmRSS") * 1024
+    check(vm_rss / 2 <= rss <= vm_rss * 2, "process_resident_memory_bytes %d vs VmRSS %d" % (rss, vm_rss))
+    cpu = s.value("process_cpu_seconds_total")
+    for i in range(20):
+        proxy.request("GET", "/echo?n=%d" % i)
+    check(0 <= cpu <= scrape(aport).value("process_cpu_seconds_total"), "process_cpu_seconds_total went backwards")
+
+    # Build info: the version of the VERSION file and the commit --version shows.
+    ((_, labels, value),) = s.families["sessiond_build_info"]["samples"]
+    check_eq(value, 1.0, "sessiond_build_info value")
+    with open(os.path.join(REPO, "VERSION")) as f:
+        check_eq(labels.get("version"), f.read().strip(), "sessiond_build_info version")
+    version = t.run_cli(["--version"]).stdout
+    commit = re.search(r"^commit\s+(\S+)$", version, re.M)
+    check(commit, "no commit line in --version: %r" % version)
+    check_eq(labels.get("commit"), commit.group(1), "sessiond_build_info commit")
+
+
+def test_config_reload_metrics_follow_sighup(t):
+    started_before = int(time.time())
+    overrides, aport = admin_overrides()
+    proxy = t.sessiond(overrides=overrides)
+    s = scrape(aport)
+    check_eq(s.value("sessiond_config_last_reload_successful", default=None), 1.0, "reload_successful at start")
+    loaded = s.value("sessiond_config_last_reload_success_timestamp_seconds")
+    check(started_before - 1 <= loaded <= time.time() + 1,
+          "success timestamp %r is not the start-up load (~%d)" % (loaded, started_before))
+
+    good = proxy.config
+    proxy.config = to_yaml(good) + "\nbogus_key: 1\n"
+    proxy.write_config()
+    proxy.signal(signal.SIGHUP)
+    wait_for(lambda: scrape(aport).value("sessiond_config_last_reload_successful", default=None) == 0, 5,
+             "reload_successful 0 after a broken file")
+    check_eq(scrape(aport).value("sessiond_config_last_reload_success_timestamp_seconds"), loaded,
+             "success timestamp after a failed reload")
+
+    time.sleep(1.1)  # whole seconds: the next load must show a later timestamp
+    proxy.config = good
+    proxy.write_config()
+    proxy.signal(signal.SIGHUP)
+    wait_for(lambda: scrape(aport).value("sessiond_config_last_reload_successful", default=None) == 1, 5,
+             "reload_successful 1 after a good file")
+    check(scrape(aport).value("sessiond_config_last_reload_success_timestamp_seconds") > loaded,
+          "success timestamp did not move with the good reload")
+    check_eq(proxy.request("GET", "/echo").status, 200, "request after the reloads")
+
+
+# ---------------------------------------------------------------------------
+# The Grafana dashboard in config/ queries only what sessiond emits.
+
+DASHBOARD = os.path.join(REPO, "config", "grafana-dashboard.json")
+PROMQL_WORDS = {"sum", "rate", "irate", "increase", "by", "without", "histogram_quantile", "le", "code",
+                "op", "kind", "instance", "job", "max", "min", "avg", "time", "clamp_min", "on", "ignoring",
+                "group_left", "topk", "count", "delta", "deriv", "abs", "or", "and", "unless", "bool",
+                "version", "commit", "vector", "scalar", "label_replace", "changes", "resets"}
+
+
+def _dashboard_queries():
+    with open(DASHBOARD) as f:
+        board = json.load(f)
+    queries = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                queries.append(node["expr"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(board)
+    return board, queries
+
+
+def test_grafana_dashboard_queries_only_emitted_metrics(t):
+    board, queries = _dashboard_queries()
+    check(board.get("title") and board.get("panels"), "dashboard without title or panels")
+    check(len(queries) >= 8, "dashboard has only %d queries" % len(queries))
+    # Traffic of every kind, so that every family has samples to find.
+    overrides, aport = admin_overrides({"session": {"manager": "memory"}})
+    proxy = t.sessiond(overrides=overrides)
+    proxy.request("GET", set_headers_target(("X-Session-Set", '{"a":1}')))
+    s = scrape(aport)
+    emitted = set()
+    for family, fam in s.families.items():
+        emitted.add(family)
+        emitted.update(name for name, _, _ in fam["samples"])
+    used = set()
+    for q in queries:
+        # Metric names: identifiers not inside a label matcher or a string,
+        # and not PromQL functions, keywords or label names.
+        bare = re.sub(r'"[^"]*"', "", re.sub(r"\{[^}]*\}", "", q))
+        bare = re.sub(r"\[[^\]]*\]", "", bare)
+        for word in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare):
+            if word in PROMQL_WORDS or not ("_" in word):
+                continue
+            used.add(word)
+    missing = sorted(used - emitted)
+    check(not missing, "the dashboard queries metrics sessiond does not emit: %r" % missing)
+    for want in ("sessiond_requests_total", "sessiond_request_duration_seconds_bucket", "process_resident_memory_bytes",
+                 "sessiond_config_last_reload_successful", "sessiond_store_errors_total"):
+        check(want in used, "the dashboard does not chart %s" % want)

@@ -1,4 +1,4 @@
-"""SIGHUP reloads the config file (CONTRACT section 2): a valid new file
+"""SIGHUP reloads the config file (docs/CONFIGURATION.md, Reload): a valid new file
 applies to new requests; an invalid one is reported on stderr and the
 running configuration keeps serving."""
 

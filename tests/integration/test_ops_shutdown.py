@@ -1,4 +1,4 @@
-"""SIGTERM / SIGINT (CONTRACT section 2): stop accepting, let in-flight
+"""SIGTERM / SIGINT (docs/OPERATIONS.md, Signals): stop accepting, let in-flight
 requests finish up to timeouts.shutdown, close idle connections, exit 0."""
 
 import signal

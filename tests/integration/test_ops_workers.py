@@ -1,5 +1,5 @@
 """workers: N event-loop threads behind one port; "auto" = one per core
-(CONTRACT section 3)."""
+(docs/CONFIGURATION.md, workers)."""
 
 import os
 import re

@@ -1,4 +1,4 @@
-"""Proxy core: limits and timeouts on the client side (CONTRACT sections 3 and 6)."""
+"""Proxy core: limits and timeouts on the client side (docs/HTTP.md, Limits; docs/HTTP.md, Timeouts)."""
 
 import time
 

@@ -1,4 +1,5 @@
-"""Proxy core: what sessiond forwards and how it uses connections (CONTRACT section 6)."""
+"""Proxy core: what sessiond forwards and how it uses connections (docs/HTTP.md, Hop-by-hop and
+forwarding headers; docs/HTTP.md, Keep-alive and pipelining; docs/HTTP.md, Upstream pool)."""
 
 import urllib.parse
 

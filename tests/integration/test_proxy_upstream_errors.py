@@ -1,4 +1,4 @@
-"""Proxy core: an unreachable, broken or slow upstream gives 502/504 (CONTRACT section 6)."""
+"""Proxy core: an unreachable, broken or slow upstream gives 502/504 (docs/HTTP.md, Statuses)."""
 
 import time
 

@@ -1,5 +1,5 @@
 """Session ids: 256 bits from a CSPRNG, and the public X-Session-Id is not a
-credential (CONTRACT sections 4 and 5; src/session/cookie_codec.h).
+credential (docs/COOKIES.md, Verification; docs/COOKIES.md, Public id).
 
 Store-manager cookies are "1." b64url(id) "." expiry "." b64url(mac): the id
 is visible to the cookie's owner (43 base64url characters = 32 bytes), so its

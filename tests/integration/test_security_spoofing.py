@@ -1,4 +1,4 @@
-"""X-Session-* spoofing in both directions (CONTRACT section 4).
+"""X-Session-* spoofing in both directions (docs/HEADER-PROTOCOL.md, Stripping spoofed headers).
 
 Client side: every header whose name is X-Session-* in any case, with '_'
 for '-', repeated, with whitespace around its value, is removed: the raw

@@ -1,5 +1,5 @@
-"""Session lifetime on every manager (CONTRACT sections 3-5 and the lifetime
-notes in src/session/session_filter.h): a session expires
+"""Session lifetime on every manager (docs/HEADER-PROTOCOL.md, Session lifetime;
+docs/CONFIGURATION.md, session.session_expiration_time): a session expires
 session_expiration_time after its creation, writes do not extend it, an
 expired cookie reports `expired` and is cleared; with
 session_refresh_each_request every request slides the expiry.

@@ -1,5 +1,6 @@
 """Session instructions and the injected request headers, on every manager
-(CONTRACT section 4): Set / Delete / null delete / Regenerate / Destroy,
+(docs/HEADER-PROTOCOL.md, Instructions; docs/HEADER-PROTOCOL.md, Order of application;
+docs/HEADER-PROTOCOL.md, Request headers): Set / Delete / null delete / Regenerate / Destroy,
 Destroy + Set, several Sets, the order of application, X-Session-Status,
 -Id, -Data and -Expires.
 
@@ -134,7 +135,8 @@ def _regenerate_without_session_creates_one(t, manager):
     b = Browser(proxy)
     resp = b.write(("X-Session-Regenerate", "true"))
     check_eq(resp.status, 200, "status")
-    check(b.cookie, "a Regenerate without a session must create one (CONTRACT 4); Set-Cookie: %r"
+    # docs/HEADER-PROTOCOL.md, Instructions: a Regenerate without a session creates one.
+    check(b.cookie, "a Regenerate without a session must create one; Set-Cookie: %r"
           % resp.header_values("Set-Cookie"))
     check_session(b.echo(), "active", {}, "the session a Regenerate created")
 

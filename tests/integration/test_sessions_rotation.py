@@ -1,4 +1,4 @@
-"""Secret rotation (CONTRACT section 5): a cookie signed with a
+"""Secret rotation (docs/COOKIES.md, Key rotation): a cookie signed with a
 secret_key_fallbacks entry is accepted, its session intact, and re-issued
 under the current secret_key; the re-issued cookie then works with the new
 secret alone, while the old one becomes invalid.

@@ -1,4 +1,5 @@
-"""The store managers under load and failure (CONTRACT sections 3-5):
+"""The store managers under load and failure (docs/HEADER-PROTOCOL.md, Concurrency;
+docs/HEADER-PROTOCOL.md, Store failures; docs/COOKIES.md, Store keys):
 concurrent writers of one session keep every write, two sessiond processes
 share sessions through one Redis, Redis outages under fail_closed /
 fail_open and the recovery afterwards, the file store across restarts and
@@ -147,7 +148,8 @@ def _recovers_within(proxy, seconds, what):
 
 def _check_not_cleared(resp, what):
     """fail_open proceeds without the session, but the client's cookie is
-    neither invalid nor expired (CONTRACT 5 clears only those): clearing it
+    neither invalid nor expired (docs/COOKIES.md, When the cookie is set, re-issued or cleared:
+    only those are cleared): clearing it
     would log every user out for good because of a passing store outage."""
     for c in session_set_cookies(resp):
         check(not c.clears, "%s, fail_open: the response clears the client's valid session cookie: %s"

@@ -95,7 +95,7 @@ class TempFile {
 
 }  // namespace
 
-TEST_CASE("omitted keys take the defaults of CONTRACT section 3") {
+TEST_CASE("omitted keys take the defaults of docs/CONFIGURATION.md") {
   auto r = Parse(Minimal());
   REQUIRE(r.ok());
   const Config& c = **r;
@@ -195,7 +195,7 @@ TEST_CASE("unknown keys are errors at the key's line and column") {
   CHECK(ErrorOf(Minimal("session:\n  manager: cookie\n    \n  colour: red\n")) ==
         "test.yaml:6:3: unknown key 'session.colour'");
   CHECK(ErrorOf(Minimal("timeouts: {idle: 5s, idel: 5s}\n")) ==
-        "test.yaml:3:22: unknown key 'timeouts.idel'");
+        "test.yaml:3:22: unknown key 'timeouts.idel' (did you mean 'idle'?)");
 }
 
 TEST_CASE("duplicate keys are errors at the second occurrence") {
@@ -265,11 +265,11 @@ TEST_CASE("bad values name the key and the accepted forms") {
   CHECK(Contains(ErrorOf(Minimal("file: {directory: ''}\n")), "file.directory: must not be empty"));
 }
 
-TEST_CASE("integers reject floats, signs and words but accept quoted digits") {
+TEST_CASE("sizes reject floats, signs and words but accept quoted digits") {
   for (std::string bad : {"4096.0", "-4096", "+4096", "4e3", "0x1000", "lots", "4_096"}) {
     CAPTURE(bad);
     CHECK(Contains(ErrorOf(Minimal("session: {max_session_bytes: " + bad + "}\n")),
-                   "session.max_session_bytes: expected an integer"));
+                   "session.max_session_bytes: expected a size"));
   }
   auto r = Parse(Minimal("session: {max_session_bytes: \"8192\"}\nlimits: {max_body_bytes: 0}\n"));
   REQUIRE(r.ok());
@@ -324,36 +324,103 @@ TEST_CASE("${NAME} is expanded in any scalar before it is interpreted") {
   }
 }
 
-TEST_CASE("ParseDuration accepts units and bare minutes") {
+TEST_CASE("ParseDuration: a number and a unit, or a compound, largest unit first") {
   CHECK(ParseDuration("90s") == Millis(90000));
   CHECK(ParseDuration("30m") == Millis(30 * 60000));
   CHECK(ParseDuration("12h") == Millis(12 * 3600000LL));
   CHECK(ParseDuration("7d") == Millis(7 * 86400000LL));
   CHECK(ParseDuration("250ms") == Millis(250));
-  CHECK(ParseDuration("15") == Millis(15 * 60000));
-  CHECK(ParseDuration("0") == Millis(0));
+  CHECK(ParseDuration("0s") == Millis(0));
   CHECK(ParseDuration("36525d") == Millis(36525LL * 86400000LL));
+  // Compounds (docs/CONFIGURATION.md, Durations).
+  CHECK(ParseDuration("1h30m") == Millis(90 * 60000));
+  CHECK(ParseDuration("1m30s") == Millis(90000));
+  CHECK(ParseDuration("1h30m15s250ms") == Millis(5415250));
+  CHECK(ParseDuration("1d12h") == Millis(36 * 3600000LL));
+  CHECK(ParseDuration("2s500ms") == Millis(2500));
+  CHECK(ParseDuration("36524d23h59m59s999ms") == Millis(36525LL * 86400000LL - 1));
 }
 
-TEST_CASE("ParseDuration rejects malformed and out-of-range text") {
-  for (std::string bad : {"", "-5", "-5s", "5x", "1.5h", "5 m", " 5", "5s ", "s", "1h30m", "5S",
-                          "36526d", "876601h", "99999999999999999999", "18446744073709551615ms"}) {
+TEST_CASE("ParseDuration rejects bare numbers, malformed and out-of-range text") {
+  for (std::string bad : {"", "15", "0", "-5", "-5s", "5x", "1.5h", "5 m", " 5", "5s ", "s", "5S",
+                          "30m1h", "1h1h", "1s1m", "1h30", "1h 30m", "h1", "1hm", "1h30m15s250ms1",
+                          "36526d", "876601h", "36525d1ms", "99999999999999999999",
+                          "18446744073709551615ms", "18446744073709551615d1s"}) {
     CAPTURE(bad);
     CHECK_FALSE(ParseDuration(bad).has_value());
   }
 }
 
-TEST_CASE("duration keys: YAML integers are minutes, zero is rejected") {
+TEST_CASE("ParseMinutesOrDuration: a bare number is minutes") {
+  CHECK(ParseMinutesOrDuration("15") == Millis(15 * 60000));
+  CHECK(ParseMinutesOrDuration("1440") == Millis(1440LL * 60000));
+  CHECK(ParseMinutesOrDuration("1h30m") == Millis(90 * 60000));
+  CHECK(ParseMinutesOrDuration("52596000") == Millis(52596000LL * 60000));  // 100 years
+  CHECK_FALSE(ParseMinutesOrDuration("52596001").has_value());
+  CHECK_FALSE(ParseMinutesOrDuration("15x").has_value());
+}
+
+TEST_CASE("duration keys: a unit is required except for session_expiration_time (minutes)") {
   auto r = Parse(Minimal("session: {session_expiration_time: 60}\ntimeouts: {idle: 250ms}\n"));
   REQUIRE(r.ok());
   CHECK((*r)->session.expiration == std::chrono::minutes(60));
   CHECK((*r)->timeouts.idle == 250ms);
+  auto compound = Parse(Minimal("session: {session_expiration_time: 1h30m}\n"
+                                "timeouts: {upstream_response: 1m30s, shutdown: 2s500ms}\n"));
+  REQUIRE_MESSAGE(compound.ok(), compound.status().message());
+  CHECK((*compound)->session.expiration == 90min);
+  CHECK((*compound)->timeouts.upstream_response == 90s);
+  CHECK((*compound)->timeouts.shutdown == 2500ms);
+
+  // The bug of the issue: "upstream_connect: 5" meant five MINUTES.
+  CHECK(ErrorOf(Minimal("timeouts:\n  upstream_connect: 5\n")) ==
+        "test.yaml:4:21: timeouts.upstream_connect: add a unit, e.g. 5s (a bare number is not a "
+        "duration here; units: ms s m h d)");
+  for (std::string key : {"client_header", "upstream_response", "idle", "shutdown"}) {
+    CAPTURE(key);
+    CHECK(Contains(ErrorOf(Minimal("timeouts: {" + key + ": 30}\n")),
+                   "timeouts." + key + ": add a unit, e.g. 30s"));
+  }
+  CHECK(Contains(ErrorOf(Minimal("redis: {timeout: 2}\n")), "redis.timeout: add a unit, e.g. 2s"));
+  // From the environment the number is not echoed (environment values never are).
+  std::string env = ErrorOf(Minimal("redis: {timeout: '${T}'}\n"), {{"T", "7"}});
+  CHECK(Contains(env, "redis.timeout: add a unit, e.g. 5s"));
+  CHECK_FALSE(Contains(env, "7s"));
+
   CHECK(ErrorOf(Minimal("timeouts:\n  idle: 0s\n")) ==
         "test.yaml:4:9: timeouts.idle: must be greater than zero");
   CHECK(Contains(ErrorOf(Minimal("session: {session_expiration_time: 0}\n")),
                  "must be greater than zero"));
   CHECK(Contains(ErrorOf(Minimal("redis: {timeout: 1y}\n")), "redis.timeout: expected a duration"));
   CHECK(Contains(ErrorOf(Minimal("timeouts: {shutdown: -1s}\n")), "timeouts.shutdown"));
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {shutdown: 30m1h}\n")), "timeouts.shutdown: expected a duration"));
+}
+
+TEST_CASE("size keys: a byte count, or KB MB (1000) KiB MiB (1024)") {
+  auto r = Parse(Minimal("limits: {max_header_bytes: 16KiB, max_body_bytes: 10MB}\n"
+                         "session: {max_session_bytes: 2KB}\n"));
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK((*r)->limits.max_header_bytes == 16384);
+  CHECK((*r)->limits.max_body_bytes == 10000000);
+  CHECK((*r)->session.max_session_bytes == 2000);
+  auto m = Parse(Minimal("limits: {max_header_bytes: 512KB, max_body_bytes: 10MiB}\n"
+                         "session: {max_session_bytes: 1MiB}\n"));
+  REQUIRE_MESSAGE(m.ok(), m.status().message());
+  CHECK((*m)->limits.max_header_bytes == 512000);
+  CHECK((*m)->limits.max_body_bytes == 10485760);
+  CHECK((*m)->session.max_session_bytes == 1048576);
+  // The range applies to the bytes, whatever the unit.
+  CHECK(ErrorOf(Minimal("session:\n  max_session_bytes: 2MiB\n")) ==
+        "test.yaml:4:22: session.max_session_bytes: must be from 64 to 1048576 bytes (got \"2MiB\")");
+  for (std::string bad : {"10 MB", "10mb", "10Mb", "1.5MB", "MB", "10GB", "-1KB", "10KiBs", "0x10"}) {
+    CAPTURE(bad);
+    CHECK(Contains(ErrorOf(Minimal("limits: {max_body_bytes: '" + bad + "'}\n")),
+                   "limits.max_body_bytes: expected a size"));
+  }
+  CHECK(Contains(ErrorOf(Minimal("limits: {max_body_bytes: 20000000MiB}\n")),
+                 "limits.max_body_bytes: must be from 0 to 1099511627776 bytes"));
+  CHECK(Contains(ErrorOf(Minimal("limits: {max_body_bytes: 99999999999999999999KB}\n")),
+                 "limits.max_body_bytes: expected a size"));
 }
 
 TEST_CASE("a short secret_key is rejected without printing it") {
@@ -767,4 +834,107 @@ TEST_CASE("ProcessEnv reads the process environment") {
   CHECK(env("SESSIOND_CONFIG_TEST_VAR") == std::optional<std::string>("value-1"));
   unsetenv("SESSIOND_CONFIG_TEST_VAR");
   CHECK_FALSE(env("SESSIOND_CONFIG_TEST_VAR").has_value());
+}
+
+// ---- errors an operator meets first (docs/CONFIGURATION.md, Errors) ----------
+
+TEST_CASE("every error of a file is reported at once, one line each, in file order") {
+  const std::string e = ErrorOf(Minimal("log: {level: loud}\nbogus: 1\ntimeouts:\n  idle: 5\n"
+                                        "  shutdown: 1y\nsession:\n  max_session_bytes: 10\n"));
+  CHECK(e ==
+        "test.yaml:3:14: log.level: expected one of debug | info | warn | error (got \"loud\")\n"
+        "test.yaml:4:1: unknown key 'bogus'\n"
+        "test.yaml:6:9: timeouts.idle: add a unit, e.g. 5s (a bare number is not a duration here; "
+        "units: ms s m h d)\n"
+        "test.yaml:7:13: timeouts.shutdown: expected a duration such as 250ms, 90s, 30m, 12h, 7d or "
+        "1h30m, at most 100 years (got \"1y\")\n"
+        "test.yaml:9:22: session.max_session_bytes: must be from 64 to 1048576 bytes (got \"10\")");
+  // Errors in several sections and both secrets missing: all of them.
+  const std::string both = ErrorOf("upstream: ftp://x\nworkers: 0\n");
+  CHECK(Contains(both, "upstream: "));
+  CHECK(Contains(both, "workers: expected an integer"));
+  CHECK(Contains(both, "secret_key (or secret_key_file) is required"));
+  CHECK(std::count(both.begin(), both.end(), '\n') == 2);
+}
+
+TEST_CASE("the number of reported errors is bounded") {
+  std::string text = Minimal();
+  for (int i = 0; i < 50; ++i) text += "bogus" + std::to_string(i) + ": 1\n";
+  const std::string e = ErrorOf(text);
+  CHECK(std::count(e.begin(), e.end(), '\n') == static_cast<long>(kMaxConfigErrors));
+  CHECK(Contains(e, "test.yaml: 30 more error(s) not shown"));
+}
+
+TEST_CASE("an unknown key suggests the nearest key of its section") {
+  // The issue's example, and no second "upstream is required" for it.
+  CHECK(ErrorOf("upsteam: http://127.0.0.1:3000\nsecret_key: " + kSecret + "\n") ==
+        "test.yaml:1:1: unknown key 'upsteam' (did you mean 'upstream'?)");
+  CHECK(ErrorOf(Minimal("timeouts:\n  upstream_conect: 2s\n")) ==
+        "test.yaml:4:3: unknown key 'timeouts.upstream_conect' (did you mean 'upstream_connect'?)");
+  CHECK(Contains(ErrorOf(Minimal("session: {sesion_cookie_name: x}\n")),
+                 "unknown key 'session.sesion_cookie_name' (did you mean 'session_cookie_name'?)"));
+  CHECK(Contains(ErrorOf(Minimal("log: {Level: info}\n")), "(did you mean 'level'?)"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {url: 'redis://127.0.0.1:1/0', timout: 1s}\n")),
+                 "unknown key 'redis.timout' (did you mean 'timeout'?)"));
+  std::string secret = ErrorOf("upstream: http://127.0.0.1:3000\nsecret_ky: " + kSecret + "\n");
+  CHECK(secret == "test.yaml:2:1: unknown key 'secret_ky' (did you mean 'secret_key'?)");
+  // Nothing near: no guess.
+  CHECK(ErrorOf(Minimal("colour: red\n")) == "test.yaml:3:1: unknown key 'colour'");
+  CHECK(ErrorOf(Minimal("timeouts: {connect: 2s}\n")) == "test.yaml:3:12: unknown key 'timeouts.connect'");
+}
+
+TEST_CASE("a key written in the wrong mapping is pointed to the right one") {
+  CHECK(ErrorOf(Minimal("manager: redis\n")) ==
+        "test.yaml:3:1: unknown key 'manager' (it belongs under 'session:')");
+  CHECK(ErrorOf(Minimal("session_cookie_name: sid\nsession_expiration_time: 1h\n")) ==
+        "test.yaml:3:1: unknown key 'session_cookie_name' (it belongs under 'session:')\n"
+        "test.yaml:4:1: unknown key 'session_expiration_time' (it belongs under 'session:')");
+  CHECK(Contains(ErrorOf(Minimal("idle: 5s\n")), "unknown key 'idle' (it belongs under 'timeouts:')"));
+  CHECK(Contains(ErrorOf(Minimal("max_body_bytes: 1MB\n")), "(it belongs under 'limits:')"));
+  CHECK(Contains(ErrorOf(Minimal("session: {workers: 2}\n")),
+                 "unknown key 'session.workers' (it belongs at the top level, not under 'session:')"));
+}
+
+TEST_CASE("a tab in the indentation is named with its line and column") {
+  CHECK(ErrorOf(Minimal("session:\n\tmanager: cookie\n")) ==
+        "test.yaml:4:1: YAML syntax error: a tab in the indentation; YAML indents with spaces only");
+  CHECK(ErrorOf(Minimal("session:\n  manager: cookie\n  \tsession_cookie_name: x\n")) ==
+        "test.yaml:5:3: YAML syntax error: a tab in the indentation; YAML indents with spaces only");
+  // A tab elsewhere is no error, and a syntax error without tabs is reported as before.
+  CHECK(Parse(Minimal("log:\t{level: info}\n")).ok());
+  CHECK(StartsWith(ErrorOf(Minimal("session: [1, 2\n")), "test.yaml:4:1: YAML syntax error: "));
+}
+
+TEST_CASE("an unclosed quote is a syntax error, not an error about the swallowed value") {
+  // The issue: the quote swallowed the secret line, then the error blamed the URL.
+  const std::string to_end = ErrorOf("upstream: \"http://127.0.0.1:3000\nsecret_key: ${S}\nworkers: 1\n",
+                                     {{"S", kSecret}});
+  CHECK(to_end ==
+        "test.yaml:1:11: YAML syntax error: unclosed quote: the value quoted with \" here runs to "
+        "the end of the file; close it on this line");
+  const std::string next = ErrorOf("upstream: 'http://127.0.0.1:3000\nsecret_key: ${S}'\nworkers: 1\n",
+                                   {{"S", kSecret}});
+  CHECK(next ==
+        "test.yaml:1:11: YAML syntax error: unclosed quote: the value quoted with ' here runs on "
+        "to line 2; close it on this line");
+  CHECK_FALSE(Contains(to_end + next, "URL"));
+  CHECK_FALSE(Contains(to_end + next, kSecret));
+  // Closed quotes, escaped quotes inside them, and quotes in lists are fine.
+  auto ok = Parse(Minimal("session: {session_cookie_path: \"/a\\\"b\"}\nredis: {key_prefix: 'it''s:'}\n"
+                          "secret_key_fallbacks: [\"" + kSecret + "-old\"]\n"));
+  REQUIRE_MESSAGE(ok.ok(), ok.status().message());
+  CHECK((*ok)->redis.key_prefix == "it's:");
+  const std::string in_list = ErrorOf(Minimal("secret_key_fallbacks: [\"" + kSecret + "\n  -old\"]\n"));
+  CHECK(Contains(in_list, "test.yaml:3:24: YAML syntax error: unclosed quote"));
+  CHECK(Contains(in_list, "runs on to line 4"));
+}
+
+TEST_CASE("a missing secret says how to make one") {
+  CHECK(Contains(ErrorOf("upstream: http://127.0.0.1:3000\n"), "run 'sessiond gen-secret'"));
+  CHECK(Contains(ErrorOf("upstream: http://127.0.0.1:3000\nsecret_key: ${SESSIOND_SECRET}\n"),
+                 "secret_key: environment variable SESSIOND_SECRET is not set; run 'sessiond gen-secret' "
+                 "for a key: export SESSIOND_SECRET=$(sessiond gen-secret)"));
+  CHECK(Contains(ErrorOf(Minimal("secret_key_fallbacks: [short]\n")), "run 'sessiond gen-secret'"));
+  // Other variables get no such advice.
+  CHECK_FALSE(Contains(ErrorOf(Minimal("workers: ${W}\n")), "gen-secret"));
 }

@@ -369,5 +369,90 @@ TEST_CASE("DeriveKeySet is deterministic per secret and refuses an empty one") {
   CHECK_FALSE(DeriveKeySet("").ok());
 }
 
+
+TEST_CASE("Seal and Open into caller buffers: same format, capacity reused, failures leave nothing") {
+  const std::string key = Repeat('k', 32);
+  std::string sealed, plain;
+  REQUIRE(Seal(key, "aad", "first plaintext", &sealed).ok());
+  CHECK(sealed.size() == kAeadOverhead + 15);
+  // The buffer form and the Result form read each other.
+  Result<std::string> opened = Open(key, "aad", sealed);
+  REQUIRE(opened.ok());
+  CHECK(*opened == "first plaintext");
+  Result<std::string> other = Seal(key, "aad", "second");
+  REQUIRE(other.ok());
+  REQUIRE(Open(key, "aad", *other, &plain));
+  CHECK(plain == "second");
+
+  // A buffer that has grown is reused: no new memory for a smaller message.
+  std::string big(4000, 'x');
+  REQUIRE(Seal(key, "aad", big, &sealed).ok());
+  REQUIRE(Open(key, "aad", sealed, &plain));
+  CHECK(plain == big);
+  const char* sealed_storage = sealed.data();
+  const char* plain_storage = plain.data();
+  REQUIRE(Seal(key, "aad", "small", &sealed).ok());
+  REQUIRE(Open(key, "aad", sealed, &plain));
+  CHECK(plain == "small");
+  CHECK(sealed.data() == sealed_storage);
+  CHECK(plain.data() == plain_storage);
+
+  // Every failure: false, and no (unauthenticated) plaintext is left behind.
+  std::string tampered = sealed;
+  tampered[kAeadNonceSize] ^= 1;
+  plain = "stale";
+  CHECK_FALSE(Open(key, "aad", tampered, &plain));
+  CHECK(plain.empty());
+  plain = "stale";
+  CHECK_FALSE(Open(key, "aae", sealed, &plain));
+  CHECK(plain.empty());
+  CHECK_FALSE(Open(Repeat('j', 32), "aad", sealed, &plain));
+  CHECK_FALSE(Open(Repeat('k', 16), "aad", sealed, &plain));
+  CHECK_FALSE(Open(key, "aad", sealed.substr(0, kAeadOverhead - 1), &plain));
+  CHECK(plain.empty());
+  // The thread's context recovers after failures.
+  REQUIRE(Open(key, "aad", sealed, &plain));
+  CHECK(plain == "small");
+  sealed = "stale";
+  CHECK_FALSE(Seal(Repeat('k', 31), "aad", "x", &sealed).ok());
+  CHECK(sealed.empty());
+}
+
+TEST_CASE("Base64url decoding into caller memory agrees with the string form") {
+  for (size_t n = 0; n <= 64; ++n) {
+    Result<std::string> bytes = RandomBytes(n);
+    REQUIRE(bytes.ok());
+    const std::string text = Base64UrlEncode(*bytes);
+    CHECK(Base64UrlDecodedSize(text.size()) == n);
+    std::vector<unsigned char> out(n + 1, 0xAA);  // one guard byte
+    REQUIRE(Base64UrlDecode(text, out.data()));
+    CHECK(std::string(out.begin(), out.begin() + static_cast<long>(n)) == *bytes);
+    CHECK(out[n] == 0xAA);
+  }
+  unsigned char out[8];
+  CHECK_FALSE(Base64UrlDecode("Zm9v.mFy", out));  // a bad character in a full group
+  CHECK_FALSE(Base64UrlDecode("Zh", out));        // nonzero unused bits
+  CHECK_FALSE(Base64UrlDecode("Zm9", out));
+  CHECK_FALSE(Base64UrlDecode("Z", out));
+  std::string reused = "longer than the result";
+  REQUIRE(Base64UrlDecode("Zm9v", &reused));
+  CHECK(reused == "foo");
+}
+
+TEST_CASE("Base64url decoding rejects every byte outside the alphabet in every position") {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  for (int c = 0; c < 256; ++c) {
+    if (alphabet.find(static_cast<char>(c)) != std::string::npos) continue;
+    for (size_t pos = 0; pos < 8; ++pos) {
+      std::string text = "Zm9vYmFy";
+      text[pos] = static_cast<char>(c);
+      CAPTURE(c);
+      CAPTURE(pos);
+      CHECK_FALSE(Base64UrlDecode(text, &out));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sessiond::crypto

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "new_counter.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -14,26 +16,6 @@
 
 using namespace sessiond;
 
-// Allocations counted while g_count_allocations is set (this replaces the
-// global operator new of the unit-test binary; it only counts).
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<int> g_allocations{0};
-}  // namespace
-
-// GCC cannot see that this operator new is malloc underneath, so it takes
-// free() in the matching delete for a mismatch.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpragmas"
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
 
 namespace {
 
@@ -305,25 +287,30 @@ TEST_CASE("head parser: no allocation per message once the head objects are warm
   ResponseHead resp;
   for (int round = 0; round < 3; ++round) {
     CAPTURE(round);
-    g_allocations = 0;
-    g_count_allocations = round > 0;  // the first round sizes the objects
-    parser.StartRequest(kMaxHead, kMaxBody);
-    const State a = parser.Parse(raw.data(), raw.size(), &request);
-    parser.StartResponse(kMaxHead, false);
-    const State b = parser.Parse(response.data(), response.size(), &resp);
-    g_count_allocations = false;
+    long allocations = 0;
+    State a, b;
+    {
+      testing::NewCounter counter;  // the first round sizes the objects
+      parser.StartRequest(kMaxHead, kMaxBody);
+      a = parser.Parse(raw.data(), raw.size(), &request);
+      parser.StartResponse(kMaxHead, false);
+      b = parser.Parse(response.data(), response.size(), &resp);
+      allocations = counter.count();
+    }
     REQUIRE(a == State::kDone);
     REQUIRE(b == State::kDone);
     CHECK(request.headers.size() == 15);
     CHECK(request.target == "/x?y=1");
-    if (round > 0) CHECK(g_allocations.load() == 0);
+    if (round > 0) CHECK(allocations == 0);
   }
   // The counter counts: a fresh head allocates its list.
-  g_allocations = 0;
-  g_count_allocations = true;
-  auto fresh = std::make_unique<RequestHead>();
-  g_count_allocations = false;
-  CHECK(g_allocations.load() >= 2);
+  long fresh_allocations = 0;
+  {
+    testing::NewCounter counter;
+    auto fresh = std::make_unique<RequestHead>();
+    fresh_allocations = counter.count();
+  }
+  CHECK(fresh_allocations >= 2);
 }
 
 // ---- requests: methods, targets, versions -------------------------------------

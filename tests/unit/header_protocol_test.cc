@@ -411,20 +411,6 @@ TEST_CASE("All instruction kinds combine into one batch") {
   CHECK(none->empty());
 }
 
-TEST_CASE("CheckSessionSize compares the serialized size with the limit") {
-  const SessionData data{{"a", "\"b\""}};
-  const uint64_t size = SerializeSession(data).size();
-  REQUIRE(size == SerializedSize(data));
-  CHECK(CheckSessionSize(data, size).ok());
-  const Status over = CheckSessionSize(data, size - 1);
-  REQUIRE_FALSE(over.ok());
-  CHECK(over.code() == Status::Code::kTooLarge);
-  CHECK(over.message() == "X-Session-Set: session would be " + std::to_string(size) +
-                              " bytes, over max_session_bytes (" + std::to_string(size - 1) + ")");
-  CHECK(over.message().find("\"b\"") == std::string::npos);
-  CHECK(CheckSessionSize({}, 2).ok());
-}
-
 TEST_CASE("CheckBatchFits applies destroy, delete and set before measuring") {
   const SessionData current{{"big", "\"" + std::string(100, 'x') + "\""}, {"k", "1"}};
   ChangeBatch batch;

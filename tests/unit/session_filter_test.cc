@@ -1,0 +1,442 @@
+// Tests of the session filter (src/session/session_filter.h) driven directly,
+// without sockets: the cookie manager's read path allocates nothing in steady
+// state, the write path seals what the plan says, refused instructions answer
+// 502 "Bad Gateway", and pooled filters ignore a store callback that arrives
+// after their exchange ended (it must never act on the next exchange).
+//
+// Allocations are counted with testing::NewCounter (new_counter.h).
+#include "session/session_filter.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "http/message.h"
+#include "session/cookie_codec.h"
+#include "store/memory_store.h"
+#include "new_counter.h"
+
+namespace sessiond {
+namespace {
+
+using testing::NewCounter;
+
+const std::string kSecret = "filter test secret, 0123456789abcdef0123456789";
+
+std::shared_ptr<Config> MakeConfig(StoreKind manager) {
+  auto config = std::make_shared<Config>();
+  config->secret_key = kSecret;
+  config->session.manager = manager;
+  config->session.max_session_bytes = 1000;
+  return config;
+}
+
+std::shared_ptr<SessionContext> MakeContext(StoreKind manager, std::shared_ptr<SessionStore> store = nullptr,
+                                            SessionCreate create = SessionCreate::kLazy) {
+  auto ctx = std::make_shared<SessionContext>();
+  std::shared_ptr<Config> config = MakeConfig(manager);
+  config->session.create = create;
+  ctx->config = config;
+  Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*ctx->config);
+  REQUIRE(codec.ok());
+  ctx->codec = *codec;
+  ctx->store = std::move(store);
+  return ctx;
+}
+
+// What a FilterDone reported.
+struct Outcome {
+  bool called = false;
+  int calls = 0;
+  FilterResult result;
+  FilterDone Done() {
+    return [this](FilterResult r) {
+      called = true;
+      ++calls;
+      result = std::move(r);
+    };
+  }
+};
+
+std::vector<std::string> Values(const HeaderList& headers, std::string_view name) {
+  std::vector<std::string> out;
+  for (const Header& h : headers.fields()) {
+    if (EqualsIgnoreCase(h.name, name)) out.emplace_back(h.value);
+  }
+  return out;
+}
+
+// The session cookie value of a Set-Cookie header (empty when cleared).
+std::string CookieValueOf(const std::string& set_cookie) {
+  const size_t eq = set_cookie.find('=');
+  const size_t semi = set_cookie.find(';');
+  REQUIRE(eq != std::string::npos);
+  return set_cookie.substr(eq + 1, semi - eq - 1);
+}
+
+// One exchange's heads, reused like a connection reuses them.
+struct Heads {
+  RequestHead request;
+  ResponseHead response;
+  std::string cookie_header;
+  void NewRequest(std::string_view target, std::string_view cookie) {
+    request.Clear();
+    response.Clear();
+    cookie_header.assign(cookie.data(), cookie.size());  // reusing its capacity
+    request.target = target;
+    request.headers.Append("Host", "example.test");
+    request.headers.Append("X-Request-Id", "rid-1");
+    if (!cookie_header.empty()) request.headers.Append("Cookie", cookie_header);
+    request.headers.Append("X-Session-Data", "{\"spoofed\":true}");
+    response.headers.Append("Content-Type", "text/plain");
+  }
+};
+
+TEST_CASE("the operator new counter counts only inside its scope") {
+  int* outside = new int(1);
+  long counted = 0;
+  {
+    NewCounter counter;
+    int* inside = new int(2);
+    std::string grown(100, 'x');
+    counted = counter.count();
+    delete inside;
+  }
+  delete outside;
+  CHECK(counted == 2);
+}
+
+TEST_CASE("cookie manager read path: a valid cookie, no instructions, no allocation in steady state") {
+  // docs/PERFORMANCE.md, Where the instructions go
+  auto ctx = MakeContext(StoreKind::kCookie);
+  const SessionData data = {{"user", "\"ada\""}, {"cart", "[1,2,3]"}, {"n", "42"}};
+  const std::string id(CookieCodec::kIdSize, 'i');
+  const int64_t expires_at = static_cast<int64_t>(time(nullptr)) + 3600;
+  Result<std::string> sealed = ctx->codec->Seal(id, expires_at, data);
+  REQUIRE(sealed.ok());
+  Result<std::string> public_id = ctx->codec->PublicId(id);
+  REQUIRE(public_id.ok());
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  const std::string cookie = "theme=dark; session_id=" + *sealed + "; lang=en";
+
+  auto exchange = [&](Outcome* request_done, Outcome* response_done) {
+    heads.NewRequest("/page", cookie);
+    ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+    filter->OnRequestHead(heads.request, request_done->Done());
+    filter->OnResponseHead(heads.request, heads.response, response_done->Done());
+    factory->Recycle(filter);
+  };
+  long cold = 0;
+  {
+    // The first exchange grows the pooled filter's buffers and the heads'
+    // arenas (so the counter does see this path's allocations).
+    NewCounter counter;
+    Outcome a, b;
+    exchange(&a, &b);
+    cold = counter.count();
+  }
+  CHECK(cold > 0);
+  for (int warm = 0; warm < 3; ++warm) {
+    Outcome a, b;
+    exchange(&a, &b);
+  }
+  Outcome request_done, response_done;
+  long news = 0;
+  {
+    NewCounter counter;
+    exchange(&request_done, &response_done);
+    news = counter.count();
+  }
+  CHECK(news == 0);
+
+  // ... and it did the whole job.
+  REQUIRE(request_done.called);
+  CHECK(request_done.result.status == 0);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"active"});
+  CHECK(Values(heads.request.headers, "X-Session-Data") == std::vector<std::string>{SerializeSession(data)});
+  CHECK(Values(heads.request.headers, "X-Session-Id") == std::vector<std::string>{*public_id});
+  CHECK(Values(heads.request.headers, "X-Session-Expires") == std::vector<std::string>{std::to_string(expires_at)});
+  CHECK(Values(heads.request.headers, "Cookie") == std::vector<std::string>{"theme=dark; lang=en"});
+  REQUIRE(response_done.called);
+  CHECK(response_done.result.status == 0);
+  CHECK(Values(heads.response.headers, "Set-Cookie").empty());
+}
+
+TEST_CASE("cookie manager write path: a Set re-seals the merged session; the next read sees it") {
+  // docs/COOKIES.md, When the cookie is set, re-issued or cleared
+  auto ctx = MakeContext(StoreKind::kCookie);
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const auto write = [&](std::string_view name, std::string_view value) {
+    heads.NewRequest("/set", cookie.empty() ? "" : "session_id=" + cookie);
+    ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+    Outcome in, out;
+    filter->OnRequestHead(heads.request, in.Done());
+    heads.response.headers.Append(name, value);
+    filter->OnResponseHead(heads.request, heads.response, out.Done());
+    factory->Recycle(filter);
+    REQUIRE(out.called);
+    return out.result;
+  };
+  REQUIRE(write("X-Session-Set", "{\"b\":2,\"a\":1}").status == 0);
+  std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  cookie = CookieValueOf(set[0]);
+  DecodedCookie first = ctx->codec->Open(cookie, time(nullptr));
+  REQUIRE(first.verdict == CookieVerdict::kValid);
+  CHECK(first.json == "{\"a\":1,\"b\":2}");
+
+  REQUIRE(write("X-Session-Set", "{\"c\":[3],\"a\":null}").status == 0);
+  set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  DecodedCookie second = ctx->codec->Open(CookieValueOf(set[0]), time(nullptr));
+  REQUIRE(second.verdict == CookieVerdict::kValid);
+  CHECK(second.id == first.id);  // a Set keeps the id
+  CHECK(second.public_id == first.public_id);
+  CHECK(second.expires_at == first.expires_at);  // and the expiry
+  CHECK(second.json == "{\"b\":2,\"c\":[3]}");
+  cookie = CookieValueOf(set[0]);
+
+  REQUIRE(write("X-Session-Regenerate", "true").status == 0);
+  set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  DecodedCookie third = ctx->codec->Open(CookieValueOf(set[0]), time(nullptr));
+  REQUIRE(third.verdict == CookieVerdict::kValid);
+  CHECK(third.id != second.id);
+  CHECK(third.public_id != second.public_id);
+  CHECK(third.json == second.json);
+  Result<std::string> recomputed = ctx->codec->PublicId(third.id);
+  REQUIRE(recomputed.ok());
+  CHECK(third.public_id == *recomputed);
+  cookie = CookieValueOf(set[0]);
+
+  REQUIRE(write("X-Session-Destroy", "true").status == 0);
+  set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  CHECK(set[0] == ctx->codec->ClearCookie());
+}
+
+TEST_CASE("refused instructions answer 502 with only 'Bad Gateway' and change nothing") {
+  // docs/HEADER-PROTOCOL.md, Malformed instructions
+  for (StoreKind manager : {StoreKind::kCookie, StoreKind::kMemory}) {
+    std::shared_ptr<SessionStore> store;
+    if (manager == StoreKind::kMemory) store = std::make_shared<MemoryStore>(std::make_shared<MemoryTable>(100));
+    auto factory = NewSessionFilterFactory(MakeContext(manager, store));
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {"X-Session-Set", "{\"a\":"},
+             {"X-Session-Set", "[\"secret-value\"]"},
+             {"X-Session-Destroy", "maybe"},
+             {"X-Session-Set", "{\"big\":\"" + std::string(2000, 'x') + "\"}"}}) {
+      CAPTURE(value.substr(0, 20));
+      Heads heads;
+      heads.NewRequest("/set", "");
+      ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+      Outcome in, out;
+      filter->OnRequestHead(heads.request, in.Done());
+      heads.response.headers.Append(name, value);
+      filter->OnResponseHead(heads.request, heads.response, out.Done());
+      factory->Recycle(filter);
+      REQUIRE(out.called);
+      CHECK(out.calls == 1);
+      CHECK(out.result.status == 502);
+      CHECK(out.result.body == "Bad Gateway\n");
+      CHECK(Values(heads.response.headers, "Set-Cookie").empty());
+      CHECK(Values(heads.response.headers, name).empty());  // instructions never reach the client
+    }
+  }
+}
+
+// A store whose calls complete only when the test says so.
+class ManualStore : public SessionStore {
+ public:
+  struct PendingLoad {
+    StoreKey key;
+    LoadCallback cb;
+  };
+  struct PendingApply {
+    ApplyRequest request;
+    ApplyCallback cb;
+  };
+  std::vector<PendingLoad> loads;
+  std::vector<PendingApply> applies;
+
+  void Load(const StoreKey& key, LoadCallback cb) override { loads.push_back({key, std::move(cb)}); }
+  void Apply(const ApplyRequest& request, ApplyCallback cb) override { applies.push_back({request, std::move(cb)}); }
+  void Touch(const StoreKey&, std::chrono::milliseconds, DoneCallback cb) override { cb(Status::OK()); }
+  void Ping(DoneCallback cb) override { cb(Status::OK()); }
+};
+
+std::string TokenCookie(const CookieCodec& codec, const std::string& id) {
+  Result<std::string> token = codec.EncodeToken(id, static_cast<int64_t>(time(nullptr)) + 3600);
+  REQUIRE(token.ok());
+  return "session_id=" + *token;
+}
+
+TEST_CASE("a pooled filter ignores a late store callback of its previous exchange") {
+  // docs/HEADER-PROTOCOL.md, Store failures (the exchange may end while the store is slow)
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  auto factory = NewSessionFilterFactory(ctx);
+  const std::string id_a(CookieCodec::kIdSize, 'a'), id_b(CookieCodec::kIdSize, 'b');
+
+  // Exchange A loads its session; the client goes away before the store answers.
+  Heads a;
+  a.NewRequest("/a", TokenCookie(*ctx->codec, id_a));
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome a_done;
+  filter->OnRequestHead(a.request, a_done.Done());
+  REQUIRE(store->loads.size() == 1);
+  CHECK_FALSE(a_done.called);
+  factory->Recycle(filter);
+
+  // Exchange B gets the same (pooled) object and starts its own load.
+  ExchangeFilter* again = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  CHECK(again == filter);
+  Heads b;
+  b.NewRequest("/b", TokenCookie(*ctx->codec, id_b));
+  Outcome b_done;
+  again->OnRequestHead(b.request, b_done.Done());
+  REQUIRE(store->loads.size() == 2);
+
+  // A's answer arrives late: it must not complete B, nor touch either request.
+  const size_t b_headers = b.request.headers.size();
+  const size_t a_headers = a.request.headers.size();
+  store->loads[0].cb(Status::OK(), SessionData{{"owner", "\"a\""}});
+  CHECK_FALSE(a_done.called);
+  CHECK_FALSE(b_done.called);
+  CHECK(b.request.headers.size() == b_headers);
+  CHECK(a.request.headers.size() == a_headers);
+
+  // B's own answer completes B with B's data.
+  store->loads[1].cb(Status::OK(), SessionData{{"owner", "\"b\""}});
+  REQUIRE(b_done.called);
+  CHECK(b_done.calls == 1);
+  CHECK(Values(b.request.headers, "X-Session-Status") == std::vector<std::string>{"active"});
+  CHECK(Values(b.request.headers, "X-Session-Data") == std::vector<std::string>{"{\"owner\":\"b\"}"});
+
+  // B's response writes; its exchange ends before the store acknowledges.
+  b.response.headers.Append("X-Session-Set", "{\"k\":1}");
+  Outcome b_response;
+  again->OnResponseHead(b.request, b.response, b_response.Done());
+  REQUIRE(store->applies.size() == 1);
+  CHECK(store->applies[0].request.must_exist);
+  factory->Recycle(again);
+
+  // Exchange C reuses the object again; B's late Apply result changes nothing of C's.
+  ExchangeFilter* third = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  CHECK(third == filter);
+  Heads c;
+  c.NewRequest("/c", "");
+  Outcome c_done;
+  third->OnRequestHead(c.request, c_done.Done());
+  REQUIRE(c_done.called);  // no cookie: no store call
+  Outcome c_response;
+  ApplyResult applied;
+  applied.exists = true;
+  store->applies[0].cb(Status::OK(), applied);
+  CHECK_FALSE(b_response.called);
+  CHECK(Values(c.response.headers, "Set-Cookie").empty());
+  third->OnResponseHead(c.request, c.response, c_response.Done());
+  REQUIRE(c_response.called);
+  CHECK(c_response.result.status == 0);
+  CHECK(Values(c.response.headers, "Set-Cookie").empty());
+  factory->Recycle(third);
+}
+
+TEST_CASE("a factory destroyed with a store call in flight frees its filters; the store drops the callback") {
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  heads.NewRequest("/a", TokenCookie(*ctx->codec, std::string(CookieCodec::kIdSize, 'z')));
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome done;
+  filter->OnRequestHead(heads.request, done.Done());
+  factory->Recycle(filter);
+  factory.reset();  // under ASan: no leak of the busy filter
+  REQUIRE(store->loads.size() == 1);
+  // A real store drops its callbacks when destroyed; this one is kept alive
+  // by the test, so drop the callback as a store would (never running it).
+  store->loads.clear();
+  CHECK_FALSE(done.called);
+}
+
+TEST_CASE("store manager: a write of a loaded session is one Apply, and Regenerate moves it to a new key") {
+  // docs/HEADER-PROTOCOL.md, Atomicity; docs/COOKIES.md, Store keys
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const auto exchange = [&](std::vector<std::pair<std::string, std::string>> instructions) {
+    heads.NewRequest("/x", cookie);
+    ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+    Outcome in, out;
+    filter->OnRequestHead(heads.request, in.Done());
+    REQUIRE(in.called);
+    for (const auto& [name, value] : instructions) heads.response.headers.Append(name, value);
+    filter->OnResponseHead(heads.request, heads.response, out.Done());
+    REQUIRE(out.called);
+    CHECK(out.result.status == 0);
+    factory->Recycle(filter);
+    std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+    if (!set.empty()) cookie = "session_id=" + CookieValueOf(set[0]);
+    return set;
+  };
+  REQUIRE(exchange({{"X-Session-Set", "{\"user\":\"ada\"}"}}).size() == 1);
+  CHECK(table->size() == 1);
+  CHECK(exchange({}).empty());  // a read: no cookie
+  CHECK(Values(heads.request.headers, "X-Session-Data") == std::vector<std::string>{"{\"user\":\"ada\"}"});
+  CHECK(exchange({{"X-Session-Set", "{\"n\":1}"}}).empty());  // the token is unchanged
+  const std::string before = cookie;
+  REQUIRE(exchange({{"X-Session-Regenerate", "true"}}).size() == 1);
+  CHECK(cookie != before);
+  CHECK(table->size() == 1);  // moved, not copied
+  CHECK(exchange({}).empty());
+  CHECK(Values(heads.request.headers, "X-Session-Data") == std::vector<std::string>{"{\"n\":1,\"user\":\"ada\"}"});
+  cookie = before;  // the old id stopped working
+  exchange({});
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"none"});
+}
+
+TEST_CASE("a new session regenerated in its first response moves from its own key to the new id's key") {
+  // docs/HEADER-PROTOCOL.md, Order of application; docs/COOKIES.md, Store keys
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store, SessionCreate::kAlways);
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  heads.NewRequest("/login", "");
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in, out;
+  filter->OnRequestHead(heads.request, in.Done());
+  REQUIRE(in.called);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"new"});
+  heads.response.headers.Append("X-Session-Regenerate", "true");
+  filter->OnResponseHead(heads.request, heads.response, out.Done());
+  REQUIRE(store->applies.size() == 1);
+  const ApplyRequest& request = store->applies[0].request;
+  REQUIRE(request.new_key.has_value());
+  CHECK(*request.new_key != request.key);
+  CHECK_FALSE(request.must_exist);  // never stored: nothing to lose to a concurrent request
+  ApplyResult applied;
+  applied.exists = true;
+  store->applies[0].cb(Status::OK(), applied);
+  REQUIRE(out.called);
+  std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  DecodedCookie token = ctx->codec->DecodeToken(CookieValueOf(set[0]), time(nullptr));
+  REQUIRE(token.verdict == CookieVerdict::kValid);
+  Result<std::string> key = ctx->codec->StoreKey(token.id, 0);
+  REQUIRE(key.ok());
+  CHECK(*key == *request.new_key);  // the cookie names the session where it now is
+  factory->Recycle(filter);
+}
+
+}  // namespace
+}  // namespace sessiond
