@@ -31,8 +31,6 @@ double Since(std::chrono::steady_clock::time_point start) {
 // (docs/HEADER-PROTOCOL.md, Malformed instructions): never the reason, which
 // goes to the log.
 constexpr std::string_view kBadGatewayBody = "Bad Gateway\n";
-// Bytes of the request target quoted in a log line.
-constexpr size_t kMaxLoggedTarget = 256;
 
 class SessionFilter final : public ExchangeFilter {
  public:
@@ -479,7 +477,16 @@ void SessionFilter::Reject(std::string_view what) {
 }
 
 bool SessionFilter::StoreFailed(const char* what, const Status& status) {
-  LOG_WARN("session store %s failed: %s", what, status.ToString().c_str());
+  if (LogEnabled(LogLevel::kWarn)) {  // docs/OPERATIONS.md, Error log: which request saw the failure
+    LogDetail d;
+    if (request_) {
+      if (std::optional<std::string_view> id = request_->headers.Get(HeaderId::kXRequestId)) d.rid = *id;
+      d.method = request_->method;
+      d.target = request_->target;
+      d.minor_version = request_->minor_version;
+    }
+    LogLineWith(LogLevel::kWarn, d, "session store %s failed: %s", what, status.ToString().c_str());
+  }
   if (!policy_->fail_open) {
     Finish(FilterResult::Reply(503, "session store unavailable\n"));
     return true;
