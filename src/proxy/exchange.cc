@@ -617,6 +617,7 @@ void Exchange::Finalize() {
     e.client = conn_->client_ip();
     e.method = request_.method;
     e.target = request_.target;
+    e.host = request_.host;
     e.minor_version = request_.minor_version;
     e.bytes = response_bytes_;
     e.upstream_duration = upstream_duration_;

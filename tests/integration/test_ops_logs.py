@@ -16,8 +16,8 @@ COMBINED_RE = re.compile(
     r'"(?P<referer>[^"]*)" "(?P<ua>[^"]*)" rt=(?P<rt>\d+\.\d{3}) urt=(?P<urt>\d+\.\d{3}|-) '
     r'session=(?P<session>\S+) rid=(?P<rid>\S+)$')
 ERROR_LOG_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z \[(debug|info|warn|error)\] \S")
-JSON_FIELDS = ("time", "client", "method", "path", "status", "bytes", "duration", "upstream_duration",
-               "session", "request_id")
+JSON_FIELDS = ("time", "client", "host", "method", "path", "protocol", "status", "bytes", "duration",
+               "upstream_duration", "session", "request_id", "referer", "user_agent")
 
 
 def _lines(text):
@@ -128,7 +128,8 @@ def test_logs_never_contain_secrets_cookies_or_session_data(t):
 def test_access_log_json_lines_carry_request_fields(t):
     proxy = t.sessiond(overrides={"log": {"access": "json"}})
     sent = []
-    resp = proxy.request("GET", "/echo?x=1", headers=[("X-Request-Id", "json-rid-1")])
+    resp = proxy.request("GET", "/echo?x=1", headers=[("X-Request-Id", "json-rid-1"), ("User-Agent", "ops/\"1\""),
+                                                      ("Referer", "http://r.example/a")])
     sent.append(("GET", "/echo?x=1", 200, resp, "none", "json-rid-1"))
     resp = proxy.request("POST", "/status/404", body=b"hello", headers=[("X-Request-Id", "json-rid-2")])
     sent.append(("POST", "/status/404", 404, resp, "none", "json-rid-2"))
@@ -164,6 +165,17 @@ def test_access_log_json_lines_carry_request_fields(t):
               "upstream_duration %r (duration %r)" % (ud, doc["duration"]))
         check_eq(doc["session"], session, "session")
         check_eq(doc["request_id"], rid, "request_id")
+        check_eq((doc["host"], doc["protocol"]), ("test.local", "HTTP/1.1"), "host and protocol")
+        if rid == "json-rid-1":
+            check_eq((doc["user_agent"], doc["referer"]), ('ops/"1"', "http://r.example/a"), "user_agent, referer")
+        else:
+            check_eq((doc["user_agent"], doc["referer"]), (None, None), "user_agent, referer of a request without")
+
+    conn = t.connect(proxy.port)  # HTTP/1.0 without Host
+    conn.send(b"GET /echo HTTP/1.0\r\n\r\n")
+    check_eq(conn.read_response().status, 200, "HTTP/1.0 request without Host")
+    doc = json.loads(_lines(proxy.stdout_text())[-1])
+    check_eq((doc["protocol"], doc["host"]), ("HTTP/1.0", None), "protocol and host of an HTTP/1.0 request")
 
     proxy.backend.stop()  # a local 502: no upstream answer
     resp = proxy.request("GET", "/echo", headers=[("X-Request-Id", "json-rid-6")])
