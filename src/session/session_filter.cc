@@ -152,9 +152,15 @@ void SessionFilter::Reset() {
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
+  // A session over its size limit is the upstream's doing, not the store's.
+  const bool failed = !status.ok() && status.code() != Status::Code::kTooLarge;
+  // Readiness follows the store at once (docs/OPERATIONS.md, Readiness):
+  // reported before the request is answered, so that its 503 is never
+  // followed by a /readyz 200.
+  if (ctx_->store_health) ctx_->store_health(!failed);
   if (!ctx_->metrics) return;
   ctx_->metrics->store_duration[op].Observe(Since(call_start_));
-  if (!status.ok() && status.code() != Status::Code::kTooLarge) Inc(ctx_->metrics->store_errors[op]);
+  if (failed) Inc(ctx_->metrics->store_errors[op]);
 }
 
 void SessionFilter::CountOutcome(bool exists) {
@@ -608,6 +614,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
     ctx->metrics = metrics;
+    ctx->store_health = loop.store_health;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());
