@@ -10,8 +10,9 @@ namespace sessiond {
 
 struct Metrics;
 
-// Counts the response status (statuses outside 100..599, e.g. 0 for a client
-// that vanished, are not counted), observes the duration, counts a refused
+// Counts the response status and the request's method (statuses outside
+// 100..599, e.g. 0 for a client that vanished, are not counted; a method
+// outside Metrics::RequestMethod, or "-" for a refused head, is "other"), observes the duration, counts a refused
 // head as a bad request, and writes the access log line unless the format
 // is off. `metrics` may be null (tests).
 void RecordExchange(Metrics* metrics, AccessLogFormat format, const AccessLogEntry& entry, bool refused_head);

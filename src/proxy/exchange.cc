@@ -612,10 +612,10 @@ void Exchange::Finalize() {
   AccessLogEntry e;
   e.status = status_;
   e.duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  e.method = request_.method;  // a label of sessiond_requests_total, logged or not
   const AccessLogFormat format = config_->log.access;
   if (format != AccessLogFormat::kOff) {
     e.client = conn_->client_ip();
-    e.method = request_.method;
     e.target = request_.target;
     e.host = request_.host;
     e.minor_version = request_.minor_version;
