@@ -29,8 +29,8 @@ class Histogram {
 struct Metrics {
   // The method label of sessiond_requests_total (docs/OPERATIONS.md,
   // Metrics): the methods of RFC 9110 and PATCH by name, every other one
-  // (and a head refused before its method was known) as "other", so that
-  // clients cannot grow the label set.
+  // (and any head refused while it was read: its method was never accepted)
+  // as "other", so that clients cannot grow the label set.
   enum RequestMethod { kGet = 0, kHead, kPost, kPut, kDelete, kConnect, kOptions, kTrace, kPatch, kOtherMethod,
                        kMethods };
   // Exact and case-sensitive, as methods are (RFC 9110 section 9.1).
