@@ -49,13 +49,16 @@ std::string RenderMetrics(const Metrics& m) {
   out.reserve(8192);
   char line[256];
 
-  out.append("# HELP sessiond_requests_total Requests answered, by HTTP status code.\n"
+  out.append("# HELP sessiond_requests_total Requests answered, by HTTP status code and method.\n"
              "# TYPE sessiond_requests_total counter\n");
   for (int code = 100; code < 600; ++code) {
-    uint64_t n = Load(m.requests_by_code[code]);
-    if (n == 0) continue;
-    snprintf(line, sizeof(line), "sessiond_requests_total{code=\"%d\"} %" PRIu64 "\n", code, n);
-    out.append(line);
+    for (int method = 0; method < Metrics::kMethods; ++method) {
+      uint64_t n = Load(m.requests[code][method]);
+      if (n == 0) continue;
+      snprintf(line, sizeof(line), "sessiond_requests_total{code=\"%d\",method=\"%s\"} %" PRIu64 "\n", code,
+               Metrics::MethodName(method), n);
+      out.append(line);
+    }
   }
   out.append("# HELP sessiond_request_duration_seconds Time from request head to response complete.\n"
              "# TYPE sessiond_request_duration_seconds histogram\n");

@@ -2,7 +2,8 @@
 //
 //   GET /         the list of endpoints (text/plain)
 //   GET /healthz  200 "ok" while the process runs
-//   GET /readyz   200 "ready" when every worker's last store check passed, else 503
+//   GET /readyz   200 "ready" when every worker is ready (its last store call or
+//                 ping, whichever came last, succeeded), else 503
 //   GET /metrics  Prometheus text format (text/plain; version=0.0.4)
 //
 // Any other path is 404; methods other than GET/HEAD are 405 with

@@ -55,6 +55,7 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
                                             {"info", LogLevel::kInfo},
                                             {"warn", LogLevel::kWarn},
                                             {"error", LogLevel::kError}};
+const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json", LogFormat::kJson}};
 
 // The schema's mappings and their keys (docs/CONFIGURATION.md). Also given
 // to the reader, so a key written in the wrong mapping is pointed to the
@@ -73,7 +74,7 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
 #define SESSIOND_ADMIN_KEYS "listen"
 #define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
 #define SESSIOND_TIMEOUTS_KEYS "client_header", "upstream_connect", "upstream_response", "idle", "shutdown"
-#define SESSIOND_LOG_KEYS "access", "level"
+#define SESSIOND_LOG_KEYS "access", "level", "format"
 
 std::vector<SchemaSection> Schema() {
   return {{"", {SESSIOND_TOP_KEYS}},           {"session", {SESSIOND_SESSION_KEYS}},
@@ -389,6 +390,7 @@ void ReadSections(Section& root, Config* c) {
   Section log = root.Child("log", {SESSIOND_LOG_KEYS});
   log.Enum("access", kAccessLogNames, false, &c->log.access);
   log.Enum("level", kLogLevelNames, false, &c->log.level);
+  log.Enum("format", kLogFormatNames, false, &c->log.format);
 }
 
 // Records where each YAML document starts; ignores everything else.
@@ -456,6 +458,7 @@ const char* ToString(SessionCreate v) { return NameOf(kSessionCreateNames, v); }
 const char* ToString(OnStoreError v) { return NameOf(kOnStoreErrorNames, v); }
 const char* ToString(AccessLogFormat v) { return NameOf(kAccessLogNames, v); }
 const char* ToString(LogLevel v) { return NameOf(kLogLevelNames, v); }
+const char* ToString(LogFormat v) { return NameOf(kLogFormatNames, v); }
 
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {

@@ -48,6 +48,7 @@ const char* ToString(SessionCreate v);
 const char* ToString(OnStoreError v);
 const char* ToString(AccessLogFormat v);
 const char* ToString(LogLevel v);
+const char* ToString(LogFormat v);
 
 // upstream: http://host[:port][/]   (https is rejected: no TLS to upstreams yet)
 struct UpstreamConfig {
@@ -116,6 +117,9 @@ struct TimeoutsConfig {
 struct LogConfig {
   AccessLogFormat access = AccessLogFormat::kCombined;
   LogLevel level = LogLevel::kInfo;
+  // The error log's format; the access log's is `access` alone
+  // (docs/CONFIGURATION.md, log.format).
+  LogFormat format = LogFormat::kText;
 };
 
 struct Config {

@@ -125,6 +125,7 @@ std::string DescribeConfig(const Config& c) {
   l.Add("timeouts.shutdown", FormatDuration(c.timeouts.shutdown));
   l.Add("log.access", ToString(c.log.access));
   l.Add("log.level", ToString(c.log.level));
+  l.Add("log.format", ToString(c.log.format));
   return l.str();
 }
 

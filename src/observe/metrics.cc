@@ -38,6 +38,22 @@ void Histogram::Render(std::string* out, const char* name, const std::string& la
   out->append(line);
 }
 
+namespace {
+const char* const kMethodNames[Metrics::kMethods] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
+                                                     "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"};
+}  // namespace
+
+int Metrics::MethodIndex(std::string_view method) {
+  for (int i = 0; i < kOtherMethod; ++i) {
+    if (method == kMethodNames[i]) return i;
+  }
+  return kOtherMethod;
+}
+
+const char* Metrics::MethodName(int index) {
+  return index >= 0 && index < kMethods ? kMethodNames[index] : kMethodNames[kOtherMethod];
+}
+
 const char* Metrics::StoreOpName(int op) {
   switch (op) {
     case kLoad: return "load";

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace sessiond {
 
@@ -26,8 +27,18 @@ class Histogram {
 };
 
 struct Metrics {
-  // Requests answered, by status class index: code 100..599.
-  std::atomic<uint64_t> requests_by_code[600] = {};
+  // The method label of sessiond_requests_total (docs/OPERATIONS.md,
+  // Metrics): the methods of RFC 9110 and PATCH by name, every other one
+  // (and any head refused while it was read: its method was never accepted)
+  // as "other", so that clients cannot grow the label set.
+  enum RequestMethod { kGet = 0, kHead, kPost, kPut, kDelete, kConnect, kOptions, kTrace, kPatch, kOtherMethod,
+                       kMethods };
+  // Exact and case-sensitive, as methods are (RFC 9110 section 9.1).
+  static int MethodIndex(std::string_view method);
+  static const char* MethodName(int index);
+
+  // Requests answered, by status code (100..599) and method.
+  std::atomic<uint64_t> requests[600][kMethods] = {};
   Histogram request_duration;
   std::atomic<int64_t> connections_active{0};
   // Highest connections_active since the main thread last trimmed the heap.

@@ -136,7 +136,9 @@ void ClientConnection::OnTimer() {
     case State::kWaitingHead:
       if (header_timer_running_) {
         // Slowloris defence: a head that does not arrive in time gets no answer.
-        LOG_DEBUG("client %s: request head not received within client_header", client_ip_.c_str());
+        LogDetail d;
+        d.client = client_ip_;
+        LOG_DEBUG_WITH(d, "closed the connection: no complete request head within timeouts.client_header");
         if (Metrics* m = worker_->metrics()) Inc(m->timeouts_client_header);
       }
       CloseSoon();
@@ -234,7 +236,10 @@ void ClientConnection::TryStartRequest() {
 }
 
 void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request) {
-  LOG_DEBUG("client %s: %d (%s)", client_ip_.c_str(), status, why);
+  // The head was refused, so none of it is quoted: the client and the reason.
+  LogDetail d;
+  d.client = client_ip_;
+  LOG_DEBUG_WITH(d, "refused the request head (%d): %s", status, why);
   LocalReply reply;
   reply.status = status;
   reply.close = true;

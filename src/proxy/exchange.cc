@@ -1,5 +1,7 @@
 #include "proxy/exchange.h"
 
+#include <errno.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -62,6 +64,7 @@ void Exchange::Reset() {
   request_chunked_out_ = response_chunked_out_ = false;
   request_body_done_ = response_started_ = sent_continue_ = retried_ = false;
   upstream_bytes_seen_ = upstream_eof_ = upstream_error_ = close_client_ = finalized_ = false;
+  upstream_errno_ = 0;
   original_content_length_ = {};
   status_ = 0;
   request_id_len_ = 0;
@@ -154,7 +157,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   const bool pooled = upstream_ != nullptr;
   if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
   if (!upstream_) {
-    Fail(502, "upstream connect failed");
+    Fail(502, "connect failed", errno);
     return;
   }
   net::Connection& up = upstream_->conn();
@@ -259,7 +262,7 @@ void Exchange::PumpRequestBody() {
   }
   if (!request_body_done_ && conn_->peer_eof() && in.empty()) {
     // The client closed before sending its whole body.
-    LOG_DEBUG("client %s closed during the request body", conn_->client_ip().c_str());
+    LOG_DEBUG_WITH(LogContext(), "client closed the connection during the request body");
     DropUpstream();
     state_ = State::kDone;
     conn_->ExchangeAborted();
@@ -277,8 +280,8 @@ void Exchange::TimerCb(void* arg) { static_cast<Exchange*>(arg)->OnTimer(); }
 // ---- the upstream connection's events ----
 
 void Exchange::OnReadable(net::Connection*) { OnUpstreamReadable(); }
-void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true); }
-void Exchange::OnError(net::Connection*, int) { OnUpstreamClosed(/*clean_eof=*/false); }
+void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true, 0); }
+void Exchange::OnError(net::Connection*, int err) { OnUpstreamClosed(/*clean_eof=*/false, err); }
 void Exchange::OnWritable(net::Connection*) { PumpRequestBody(); }
 void Exchange::OnConnected(net::Connection*) {
   if (state_ == State::kConnecting) OnUpstreamConnected();
@@ -295,10 +298,10 @@ void Exchange::OnUpstreamReadable() {
   // kResponseFilter: the bytes wait in the (bounded) input buffer.
 }
 
-void Exchange::OnUpstreamClosed(bool clean_eof) {
+void Exchange::OnUpstreamClosed(bool clean_eof, int err) {
   switch (state_) {
     case State::kConnecting:
-      Fail(502, "upstream connect failed");
+      Fail(502, "connect failed", err);
       return;
     case State::kAwaitingHead:
       // A pooled connection the upstream had just closed: retry once on a
@@ -309,12 +312,17 @@ void Exchange::OnUpstreamClosed(bool clean_eof) {
         ConnectUpstream(/*allow_pooled=*/false);
         return;
       }
-      Fail(502, clean_eof ? "upstream closed before a complete response head" : "upstream connection error");
+      if (clean_eof) {
+        Fail(502, "closed the connection before a complete response head");
+      } else {
+        Fail(502, "connection failed before a complete response head", err);
+      }
       return;
     case State::kResponseFilter:
     case State::kStreaming:
       upstream_eof_ = true;
       upstream_error_ = !clean_eof;
+      upstream_errno_ = err;
       if (state_ == State::kStreaming) PumpResponseBody();
       return;
     default:
@@ -329,14 +337,17 @@ void Exchange::TryParseResponseHead() {
     switch (ReadHead(in, limit, response_parser_, &response_, &response_pin_)) {
       case HeadParser::State::kIncomplete:
         return;
-      case HeadParser::State::kError:
-        Fail(502, response_parser_.error());
+      case HeadParser::State::kError: {
+        char why[160];
+        snprintf(why, sizeof(why), "malformed response head: %s", response_parser_.error());
+        Fail(502, why);
         return;
+      }
       case HeadParser::State::kDone:
         break;
     }
     if (response_.status == 101) {
-      Fail(502, "upstream switched protocols without an Upgrade request");
+      Fail(502, "switched protocols without an Upgrade request");
       return;
     }
     if (response_.status >= 200) break;
@@ -437,7 +448,9 @@ void Exchange::PumpResponseBody() {
     if (front.empty()) break;
     BodyDecoder::Step step = response_body_.Next(front.data(), front.size(), kOutputHigh - queued);
     if (response_body_.failed()) {
-      Fail(502, response_body_.error());
+      char why[160];
+      snprintf(why, sizeof(why), "malformed response body: %s", response_body_.error());
+      Fail(502, why);
       return;
     }
     if (step.framing == 0 && step.data == 0) break;
@@ -449,7 +462,9 @@ void Exchange::PumpResponseBody() {
     if (response_body_.framing() == BodyFraming::kUntilClose && !upstream_error_) {
       response_body_.FinishOnEof();
     } else {
-      Fail(502, "upstream closed in the middle of the response body");
+      Fail(502, upstream_error_ ? "connection failed in the middle of the response body"
+                                : "closed the connection in the middle of the response body",
+           upstream_errno_);
       return;
     }
   }
@@ -483,20 +498,29 @@ void Exchange::FinishResponse() {
   conn_->ExchangeFinished(!close_client_);
 }
 
+// Timeouts are logged with ETIMEDOUT, as nginx logs them, so that one errno
+// finds every upstream timeout whichever timer saw it.
 void Exchange::OnTimer() {
   Metrics* m = host_->metrics();
+  char why[96];
   switch (state_) {
     case State::kConnecting:
       if (m) m->timeouts_upstream_connect++;
-      Fail(502, "upstream connect timeout");
+      snprintf(why, sizeof(why), "connect timed out after %lld ms (timeouts.upstream_connect)",
+               static_cast<long long>(config_->timeouts.upstream_connect.count()));
+      Fail(502, why, ETIMEDOUT);
       return;
     case State::kAwaitingHead:
       if (m) m->timeouts_upstream_response++;
-      Fail(504, "upstream response timeout");
+      snprintf(why, sizeof(why), "no response head within %lld ms (timeouts.upstream_response)",
+               static_cast<long long>(config_->timeouts.upstream_response.count()));
+      Fail(504, why, ETIMEDOUT);
       return;
     case State::kStreaming:
       if (m) m->timeouts_upstream_response++;
-      Fail(504, "upstream stalled in the response body");
+      snprintf(why, sizeof(why), "response body stalled for %lld ms (timeouts.upstream_response)",
+               static_cast<long long>(config_->timeouts.upstream_response.count()));
+      Fail(504, why, ETIMEDOUT);
       return;
     default:
       return;
@@ -508,15 +532,29 @@ void Exchange::OnRequestBodyTimeout() {
   Fail(408, "client stopped sending the request body");
 }
 
-void Exchange::Fail(int status, const char* log_reason) {
+LogDetail Exchange::LogContext() const {
+  LogDetail d;
+  d.client = conn_->client_ip();
+  d.rid = request_id();
+  d.method = request_.method;
+  d.target = request_.target;
+  d.minor_version = request_.minor_version;
+  return d;
+}
+
+void Exchange::Fail(int status, const char* log_reason, int err) {
   if (state_ == State::kDone) return;
   const bool upstream_side = status == 502 || status == 504;
   if (upstream_side) {
-    LOG_WARN("upstream %s: %s (client %s)", config_->upstream.address.text.c_str(), log_reason,
-             conn_->client_ip().c_str());
+    if (LogEnabled(LogLevel::kWarn)) {
+      LogDetail d = LogContext();
+      d.upstream = config_->upstream.address.text;
+      d.err = err;
+      LogLineWith(LogLevel::kWarn, d, "%s", log_reason);
+    }
     if (Metrics* m = host_->metrics()) m->upstream_errors++;
   } else {
-    LOG_DEBUG("client %s: %d %s", conn_->client_ip().c_str(), status, log_reason);
+    LOG_DEBUG_WITH(LogContext(), "refused the request (%d): %s", status, log_reason);
   }
   DropUpstream();
   if (!response_started_) {
@@ -574,11 +612,12 @@ void Exchange::Finalize() {
   AccessLogEntry e;
   e.status = status_;
   e.duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  e.method = request_.method;  // a label of sessiond_requests_total, logged or not
   const AccessLogFormat format = config_->log.access;
   if (format != AccessLogFormat::kOff) {
     e.client = conn_->client_ip();
-    e.method = request_.method;
     e.target = request_.target;
+    e.host = request_.host;
     e.minor_version = request_.minor_version;
     e.bytes = response_bytes_;
     e.upstream_duration = upstream_duration_;

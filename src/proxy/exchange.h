@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "base/log.h"
 #include "config/config.h"
 #include "http/body.h"
 #include "http/exchange_filter.h"
@@ -108,7 +109,8 @@ class Exchange final : private net::Connection::Handler {
   void WriteRequestHead();
   void PumpRequestBody();
   void OnUpstreamReadable();
-  void OnUpstreamClosed(bool clean_eof);
+  // `err`: the errno of a failed connection, 0 for a clean close.
+  void OnUpstreamClosed(bool clean_eof, int err);
   void TryParseResponseHead();
   void OnResponseFiltered(FilterResult result);
   void WriteResponseHead();
@@ -120,8 +122,13 @@ class Exchange final : private net::Connection::Handler {
   void Finalize();
 
   // Fails the exchange with a local response when nothing has been sent to
-  // the client yet; otherwise cuts the client connection.
-  void Fail(int status, const char* log_reason);
+  // the client yet; otherwise cuts the client connection. Logs `log_reason`
+  // (with the errno `err` when not 0), the client, the request id and the
+  // request line (docs/OPERATIONS.md, Error log): at warn, naming the
+  // upstream, for a 502 or 504; at debug for a refused client request.
+  void Fail(int status, const char* log_reason, int err = 0);
+  // The client, request id and request line of this exchange, for a log line.
+  LogDetail LogContext() const;
   // `body` with null data: the reason phrase (see http/local_reply.h).
   void SendLocalReply(int status, std::string_view body);
   void DropUpstream();
@@ -153,6 +160,7 @@ class Exchange final : private net::Connection::Handler {
   bool upstream_bytes_seen_ = false;   // the upstream sent at least one byte
   bool upstream_eof_ = false;          // the upstream closed (its input may still hold bytes)
   bool upstream_error_ = false;        // ... with an error rather than a clean FIN
+  int upstream_errno_ = 0;             // ... that error
   bool close_client_ = false;          // close the client connection after this response
   bool finalized_ = false;
   std::string_view original_content_length_;  // of a bodiless response (HEAD, 304), passed on

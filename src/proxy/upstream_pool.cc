@@ -1,5 +1,7 @@
 #include "proxy/upstream_pool.h"
 
+#include <errno.h>
+
 #include <algorithm>
 
 #include "observe/metrics.h"
@@ -70,7 +72,12 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& a
   std::unique_ptr<UpstreamConnection> c(new UpstreamConnection(this, base_, blocks_));
   c->address_ = address.text;
   NoteInUse();  // from here on its destructor counts it out
-  if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) return nullptr;
+  if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) {
+    const int err = errno;
+    c.reset();
+    errno = err;  // for the caller's log line
+    return nullptr;
+  }
   if (metrics_) Inc(metrics_->upstream_connections_opened);
   c->conn_.EnableReading();
   return c;

@@ -80,9 +80,9 @@ class UpstreamPool {
   // closed on the way.
   std::unique_ptr<UpstreamConnection> TakeIdle(const SocketAddress& address);
 
-  // Starts a non-blocking connect (reading enabled). Returns nullptr when
-  // the connect fails at once; otherwise the outcome is reported to the
-  // handler the caller installs (OnConnected or OnError).
+  // Starts a non-blocking connect (reading enabled). Returns nullptr, with
+  // errno saying why, when the connect fails at once; otherwise the outcome
+  // is reported to the handler the caller installs (OnConnected or OnError).
   std::unique_ptr<UpstreamConnection> Connect(const SocketAddress& address);
 
   // Hands a connection back for reuse (its buffers must be empty).

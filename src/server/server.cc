@@ -188,6 +188,7 @@ void Server::Reload() {
   }
   config_ = next;
   SetLogLevel(config_->log.level);
+  SetLogFormat(config_->log.format);
   for (auto& w : workers_) w->Reload(config_);
   LOG_INFO("configuration reloaded from %s", config_->source_path.c_str());
 }

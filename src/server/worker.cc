@@ -99,6 +99,10 @@ LoopEnv Worker::loop_env() {
   env.base = base_;
   env.post = [this](std::function<void()> fn) { Post(std::move(fn)); };
   env.index = index_;
+  env.store_health = [this](bool ok) {
+    ++store_reports_;
+    ready_.store(ok, std::memory_order_release);
+  };
   return env;
 }
 
@@ -119,7 +123,10 @@ void Worker::OnTick() {
     return;
   }
   filters_->Tick(index_);
-  filters_->CheckReady([this](bool ok) { ready_.store(ok, std::memory_order_release); });
+  const uint64_t reports = store_reports_;
+  filters_->CheckReady([this, reports](bool ok) {
+    if (store_reports_ == reports) ready_.store(ok, std::memory_order_release);
+  });
 }
 
 void Worker::NextRequestId(char* out) {

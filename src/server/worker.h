@@ -73,7 +73,9 @@ class Worker : public ProxyHost {
   size_t connection_count() const { return connections_.size(); }
   // Thread-safe: the loop has ended (clean drain or forced stop).
   bool exited() const { return exited_.load(std::memory_order_acquire); }
-  // Thread-safe: the last readiness check (about once a second) passed.
+  // Thread-safe: the store answered the last call of a request or the last
+  // readiness ping (about once a second), whichever came last
+  // (docs/OPERATIONS.md, Readiness).
   bool ready() const { return ready_.load(std::memory_order_acquire); }
 
   // A fresh request id: 32 hex characters, unique within this process
@@ -105,6 +107,9 @@ class Worker : public ProxyHost {
   char request_id_prefix_hex_[16] = {};  // random, per worker
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
+  // Store outcomes reported by requests (loop thread only): a ping sent
+  // before the latest of them is older news and does not override it.
+  uint64_t store_reports_ = 0;
   // Destroyed in this order, after the connections: exchanges and upstream
   // connections hold blocks, so the block pool goes last.
   std::unique_ptr<net::BlockPool> blocks_;

@@ -31,8 +31,6 @@ double Since(std::chrono::steady_clock::time_point start) {
 // (docs/HEADER-PROTOCOL.md, Malformed instructions): never the reason, which
 // goes to the log.
 constexpr std::string_view kBadGatewayBody = "Bad Gateway\n";
-// Bytes of the request target quoted in a log line.
-constexpr size_t kMaxLoggedTarget = 256;
 
 class SessionFilter final : public ExchangeFilter {
  public:
@@ -154,9 +152,15 @@ void SessionFilter::Reset() {
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
+  // A session over its size limit is the upstream's doing, not the store's.
+  const bool failed = !status.ok() && status.code() != Status::Code::kTooLarge;
+  // Readiness follows the store at once (docs/OPERATIONS.md, Readiness):
+  // reported before the request is answered, so that its 503 is never
+  // followed by a /readyz 200.
+  if (ctx_->store_health) ctx_->store_health(!failed);
   if (!ctx_->metrics) return;
   ctx_->metrics->store_duration[op].Observe(Since(call_start_));
-  if (!status.ok() && status.code() != Status::Code::kTooLarge) Inc(ctx_->metrics->store_errors[op]);
+  if (failed) Inc(ctx_->metrics->store_errors[op]);
 }
 
 void SessionFilter::CountOutcome(bool exists) {
@@ -479,7 +483,16 @@ void SessionFilter::Reject(std::string_view what) {
 }
 
 bool SessionFilter::StoreFailed(const char* what, const Status& status) {
-  LOG_WARN("session store %s failed: %s", what, status.ToString().c_str());
+  if (LogEnabled(LogLevel::kWarn)) {  // docs/OPERATIONS.md, Error log: which request saw the failure
+    LogDetail d;
+    if (request_) {
+      if (std::optional<std::string_view> id = request_->headers.Get(HeaderId::kXRequestId)) d.rid = *id;
+      d.method = request_->method;
+      d.target = request_->target;
+      d.minor_version = request_->minor_version;
+    }
+    LogLineWith(LogLevel::kWarn, d, "session store %s failed: %s", what, status.ToString().c_str());
+  }
   if (!policy_->fail_open) {
     Finish(FilterResult::Reply(503, "session store unavailable\n"));
     return true;
@@ -601,6 +614,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
     ctx->metrics = metrics;
+    ctx->store_health = loop.store_health;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());

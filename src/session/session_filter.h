@@ -56,6 +56,9 @@ struct SessionContext {
   std::shared_ptr<const CookieCodec> codec;
   std::shared_ptr<SessionStore> store;  // null for the cookie manager
   Metrics* metrics = nullptr;           // may be null (tests)
+  // Told the outcome of every store call of a request (LoopEnv::store_health);
+  // may be empty (tests).
+  std::function<void(bool ok)> store_health;
 };
 
 // Builds the per-worker session step. Called on the worker's thread at start

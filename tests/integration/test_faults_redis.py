@@ -16,8 +16,9 @@ import time
 
 from fault_util import (FaultRedis, SessionLoad, SilentListener, echo_session, settle_fd_baseline,
                         wait_fds_at_most)
-from harness import SLOW, check, check_eq, check_error_response
+from harness import SLOW, check, check_eq, check_error_response, wait_until
 from session_util import COOKIE_NAME, instructions_target, session_set_cookies, set_header, start_proxy
+from test_ops_support import admin_get, admin_overrides
 
 IDLE = 2.0            # timeouts.idle: pooled upstream connections close this long after use
 RECOVERY = 2.0        # full service this soon after Redis accepts connections again
@@ -253,3 +254,51 @@ def test_redis_that_accepts_but_never_answers_the_handshake_is_503_within_timeou
 
 
 test_redis_that_accepts_but_never_answers_the_handshake_is_503_within_timeout.exclusive = True
+
+
+def test_redis_killed_first_503_is_followed_by_readyz_503_and_first_success_by_readyz_200(t):
+    """docs/OPERATIONS.md, Readiness: a store failure seen by a request marks
+    the worker not ready before the request is answered, and the next
+    successful store call marks it ready again, without waiting for the
+    once-a-second ping. One worker, so /readyz is that worker's state. Two
+    rounds: a ping that happens to fall between the kill and the request
+    could hide a missing fix once, hardly twice."""
+    redis = FaultRedis(t, persistent=True).start()
+    overrides, aport = admin_overrides()
+    proxy = start_proxy(t, "redis", redis=redis,
+                        extra={"workers": 1, "admin": overrides["admin"],
+                               "redis": {"timeout": "1s", "on_error": "fail_closed"}})
+    readyz = lambda: admin_get(aport, "/readyz").status
+    wait_until(lambda: readyz() == 200, 5 * SLOW, "/readyz 200 with Redis up")
+    resp = proxy.request("GET", instructions_target([set_header({"user": "ada"})]), timeout=5)
+    check_eq(resp.status, 200, "create a session")
+    jar = [("Cookie", "%s=%s" % (COOKIE_NAME, session_set_cookies(resp)[0].value))]
+
+    for round_ in range(2):
+        check_eq(proxy.request("GET", "/echo", jar, timeout=5).status, 200, "round %d: read with Redis up" % round_)
+        redis.stop()
+        mark = len(proxy.stderr_text())
+        statuses = []
+        deadline = time.monotonic() + 3 * SLOW
+        while True:
+            rid = "readyz-%d-%d" % (round_, len(statuses))
+            resp = proxy.request("GET", "/echo", jar + [("X-Request-Id", rid)], timeout=5)
+            statuses.append(resp.status)
+            if resp.status == 503:
+                break
+            check(time.monotonic() < deadline, "round %d: no 503 with Redis killed: %r" % (round_, statuses))
+        check_eq(readyz(), 503, "round %d: /readyz right after the first 503 (statuses %r)" % (round_, statuses))
+        failed = [line for line in proxy.stderr_text()[mark:].splitlines() if "session store load failed" in line]
+        check(failed and ('rid=%s, "GET /echo HTTP/1.1"' % rid) in failed[-1],
+              "round %d: the store failure line does not name the request: %r" % (round_, failed))
+
+        redis.start()
+        statuses = []
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            status = proxy.request("GET", "/echo", jar, timeout=5).status
+            statuses.append(status)
+            if status == 200:
+                break
+            check(time.monotonic() < deadline, "round %d: no 200 after Redis returned: %r" % (round_, statuses))
+        check_eq(readyz(), 200, "round %d: /readyz right after the first success (statuses %r)" % (round_, statuses))

@@ -144,6 +144,7 @@ TEST_CASE("omitted keys take the defaults of docs/CONFIGURATION.md") {
   CHECK(c.timeouts.shutdown == 10s);
   CHECK(c.log.access == AccessLogFormat::kCombined);
   CHECK(c.log.level == LogLevel::kInfo);
+  CHECK(c.log.format == LogFormat::kText);
 }
 
 TEST_CASE("sessiond.yaml.example loads and matches the defaults") {
@@ -250,6 +251,7 @@ TEST_CASE("bad values name the key and the accepted forms") {
         "(got \"mysql\")");
   CHECK(Contains(ErrorOf(Minimal("log: {level: loud}\n")), "log.level: expected one of"));
   CHECK(Contains(ErrorOf(Minimal("log: {access: xml}\n")), "log.access: expected one of"));
+  CHECK(Contains(ErrorOf(Minimal("log: {format: combined}\n")), "log.format: expected one of text | json"));
   CHECK(Contains(ErrorOf(Minimal("redis: {on_error: ignore}\n")), "redis.on_error"));
   CHECK(Contains(ErrorOf(Minimal("session: {session_create: never}\n")), "session.session_create"));
   CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_secure: maybe}\n")),
@@ -733,7 +735,7 @@ TEST_CASE("every key is read: a full non-default file") {
               "file:\n  directory: /var/lib/sessiond\nmemory:\n  max_sessions: 5\n"
               "limits:\n  max_header_bytes: 1024\n  max_body_bytes: 1099511627776\n"
               "timeouts:\n  client_header: 1s\n  upstream_connect: 2s\n  upstream_response: 3s\n"
-              "  idle: 4s\n  shutdown: 5s\nlog:\n  access: json\n  level: debug\n"));
+              "  idle: 4s\n  shutdown: 5s\nlog:\n  access: json\n  level: debug\n  format: json\n"));
   REQUIRE_MESSAGE(r.ok(), r.status().message());
   const Config& c = **r;
   CHECK(c.session.manager == StoreKind::kFile);
@@ -753,6 +755,7 @@ TEST_CASE("every key is read: a full non-default file") {
   CHECK(c.timeouts.shutdown == 5s);
   CHECK(c.log.access == AccessLogFormat::kJson);
   CHECK(c.log.level == LogLevel::kDebug);
+  CHECK(c.log.format == LogFormat::kJson);
 }
 
 TEST_CASE("DescribeConfig masks the secret and the redis password and fits one screen") {

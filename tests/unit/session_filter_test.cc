@@ -438,5 +438,53 @@ TEST_CASE("a new session regenerated in its first response moves from its own ke
   factory->Recycle(filter);
 }
 
+TEST_CASE("every store outcome of a request reaches store_health before the request is answered") {
+  // docs/OPERATIONS.md, Readiness: a 503 for a failed store is never followed by a /readyz 200.
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  std::vector<bool> reports;
+  ctx->store_health = [&](bool ok) { reports.push_back(ok); };
+  auto factory = NewSessionFilterFactory(ctx);
+  const std::string cookie = TokenCookie(*ctx->codec, std::string(CookieCodec::kIdSize, 'h'));
+
+  // A failed load: reported false, then the 503.
+  Heads heads;
+  heads.NewRequest("/a", cookie);
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  size_t reports_when_answered = 0;
+  int status = -1;
+  filter->OnRequestHead(heads.request, [&](FilterResult r) {
+    reports_when_answered = reports.size();
+    status = r.status;
+  });
+  REQUIRE(store->loads.size() == 1);
+  CHECK(reports.empty());
+  store->loads[0].cb(Status::Unavailable("redis: connection refused"), std::nullopt);
+  CHECK(status == 503);
+  CHECK(reports == std::vector<bool>{false});
+  CHECK(reports_when_answered == 1);
+  factory->Recycle(filter);
+
+  // A load that succeeds reports true; a write over the size limit is not
+  // the store failing, so it reports true as well.
+  heads.NewRequest("/b", cookie);
+  filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in;
+  filter->OnRequestHead(heads.request, in.Done());
+  REQUIRE(store->loads.size() == 2);
+  store->loads[1].cb(Status::OK(), SessionData{{"n", "1"}});
+  REQUIRE(in.called);
+  CHECK(reports == std::vector<bool>{false, true});
+  heads.response.headers.Append("X-Session-Set", "{\"k\":2}");
+  Outcome out;
+  filter->OnResponseHead(heads.request, heads.response, out.Done());
+  REQUIRE(store->applies.size() == 1);
+  store->applies[0].cb(Status::TooLarge("session would be too large"), ApplyResult());
+  REQUIRE(out.called);
+  CHECK(out.result.status == 502);
+  CHECK(reports == std::vector<bool>{false, true, true});
+  factory->Recycle(filter);
+}
+
 }  // namespace
 }  // namespace sessiond
