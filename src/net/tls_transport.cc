@@ -125,12 +125,15 @@ void TlsTransport::RecordFailure(int code) {
   } else if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING || (code == SSL_ERROR_SYSCALL && reason == 0 &&
                                                               (saved_errno == 0 || saved_errno == EAGAIN))) {
     failure_ = "connection closed during the handshake";
+    closed_ = true;
   } else if (code == SSL_ERROR_ZERO_RETURN) {
     failure_ = "the peer ended the session during the handshake";
+    closed_ = true;
   } else if (reason != 0) {
     failure_ = text;
   } else if (code == SSL_ERROR_SYSCALL) {
     failure_ = strerror(saved_errno);
+    closed_ = saved_errno == ECONNRESET || saved_errno == EPIPE;
   } else {
     failure_ = "TLS error";
   }

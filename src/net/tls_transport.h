@@ -100,6 +100,8 @@ class TlsTransport {
 
   // Why the handshake (or the session) failed; empty while nothing failed.
   const std::string& failure() const { return failure_; }
+  // The handshake failed because the peer closed the connection mid-way.
+  bool closed_during_handshake() const { return closed_; }
   // Server: at least one byte of a handshake arrived (a bare connect and
   // close is not a failed handshake).
   bool saw_bytes() const { return saw_bytes_; }
@@ -122,6 +124,7 @@ class TlsTransport {
   int fd_ = -1;
   bool saw_bytes_ = false;
   bool shut_ = false;
+  bool closed_ = false;
   int deferred_ = 0;  // an end met after some bytes were returned: -1 EOF, else its errno
   std::string failure_;
 };

@@ -11,6 +11,7 @@
 #include "observe/metrics.h"
 #include "proxy/client_connection.h"
 #include "proxy/read_head.h"
+#include "net/tls_transport.h"
 
 namespace sessiond {
 
@@ -111,7 +112,7 @@ void Exchange::PrepareRequestHeaders() {
     request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
-  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host);
+  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host, conn_->https());
 }
 
 void Exchange::OnRequestFiltered(FilterResult result) {
@@ -152,7 +153,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   upstream_bytes_seen_ = false;
   if (allow_pooled) upstream_ = pool.TakeIdle(config_->upstream.address);
   const bool pooled = upstream_ != nullptr;
-  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
+  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address, host_->upstream_tls());
   if (!upstream_) {
     Fail(502, "upstream connect failed");
     return;
@@ -280,8 +281,12 @@ void Exchange::OnReadable(net::Connection*) { OnUpstreamReadable(); }
 void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true); }
 void Exchange::OnError(net::Connection*, int) { OnUpstreamClosed(/*clean_eof=*/false); }
 void Exchange::OnWritable(net::Connection*) { PumpRequestBody(); }
-void Exchange::OnConnected(net::Connection*) {
-  if (state_ == State::kConnecting) OnUpstreamConnected();
+void Exchange::OnConnected(net::Connection* conn) {
+  if (state_ != State::kConnecting) return;
+  if (net::TlsTransport* tls = conn->tls()) {
+    if (Metrics* m = host_->metrics()) Inc(m->upstream_tls_handshakes[tls->resumed() ? 1 : 0]);
+  }
+  OnUpstreamConnected();
 }
 
 void Exchange::OnUpstreamReadable() {
@@ -298,6 +303,12 @@ void Exchange::OnUpstreamReadable() {
 void Exchange::OnUpstreamClosed(bool clean_eof) {
   switch (state_) {
     case State::kConnecting:
+      if (net::TlsTransport* tls = upstream_->conn().tls(); tls && !tls->failure().empty()) {
+        // The reason is for the error log only (docs/HTTP.md, TLS to the upstream).
+        const std::string reason = "TLS handshake failed (" + tls->failure() + ")";
+        Fail(502, reason.c_str());
+        return;
+      }
       Fail(502, "upstream connect failed");
       return;
     case State::kAwaitingHead:
@@ -512,8 +523,8 @@ void Exchange::Fail(int status, const char* log_reason) {
   if (state_ == State::kDone) return;
   const bool upstream_side = status == 502 || status == 504;
   if (upstream_side) {
-    LOG_WARN("upstream %s: %s (client %s)", config_->upstream.address.text.c_str(), log_reason,
-             conn_->client_ip().c_str());
+    LOG_WARN("upstream %s%s: %s (client %s)", config_->upstream.https ? "https://" : "",
+             config_->upstream.address.text.c_str(), log_reason, conn_->client_ip().c_str());
     if (Metrics* m = host_->metrics()) m->upstream_errors++;
   } else {
     LOG_DEBUG("client %s: %d %s", conn_->client_ip().c_str(), status, log_reason);

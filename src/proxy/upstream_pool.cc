@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "net/tls_transport.h"
 #include "observe/metrics.h"
 
 namespace sessiond {
@@ -66,10 +67,16 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& 
   return std::unique_ptr<UpstreamConnection>(c);
 }
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address) {
+std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address,
+                                                          const std::shared_ptr<net::TlsClientContext>& tls) {
   std::unique_ptr<UpstreamConnection> c(new UpstreamConnection(this, base_, blocks_));
   c->address_ = address.text;
   NoteInUse();  // from here on its destructor counts it out
+  if (tls) {
+    std::unique_ptr<net::TlsTransport> t = net::TlsTransport::NewClient(tls);
+    if (!t) return nullptr;
+    c->conn_.UseTls(std::move(t));
+  }
   if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) return nullptr;
   if (metrics_) Inc(metrics_->upstream_connections_opened);
   c->conn_.EnableReading();
