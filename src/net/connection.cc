@@ -31,7 +31,11 @@ Connection::~Connection() {
 
 void Connection::UseTls(std::unique_ptr<TlsTransport> tls) {
   tls_ = std::move(tls);
-  if (fd_ >= 0) tls_->Attach(fd_);
+  if (fd_ < 0) return;
+  tls_->Attach(fd_);
+  // A client on a socket that is already connected: the handshake starts
+  // from the loop (OnConnected once it completes), as after Connect().
+  if (!tls_->server() && !connecting_) event_active(&write_ev_, EV_WRITE, 1);
 }
 
 bool Connection::tls_handshaking() const { return tls_ && !tls_->open() && error_ == 0; }

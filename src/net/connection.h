@@ -89,7 +89,9 @@ class Connection {
   // Starts connecting to `addr`. False (errno set) when it fails at once.
   bool Connect(const sockaddr* addr, socklen_t len);
   // Speaks TLS through `tls` (TlsTransport::NewServer or NewClient): after
-  // Adopt() for a server connection, before Connect() for a client one.
+  // Adopt() for a server connection; for a client, before Connect(), or
+  // after Adopt() of a connected socket (the handshake then starts from the
+  // loop and OnConnected reports its end).
   void UseTls(std::unique_ptr<TlsTransport> tls);
   // The TLS transport, or null for a plain connection.
   TlsTransport* tls() const { return tls_.get(); }

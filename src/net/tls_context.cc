@@ -54,8 +54,8 @@ int ClientContextIndex() {
 
 // Seals (enc = 1) or opens (enc = 0) a session ticket with the process's
 // keys (SSL_CTX_set_tlsext_ticket_key_evp_cb): 1 sealed or opened with the
-// current key, 2 opened with the previous key (the ticket is renewed), 0 no
-// ticket / unknown key (a full handshake follows), -1 an internal error.
+// current key, 2 opened and to be renewed (the previous key, or TLS 1.3), 0
+// no ticket / unknown key (a full handshake follows), -1 an internal error.
 int TicketKeyCb(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
                 int enc) {
   auto* keys = static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), TicketKeysIndex()));
@@ -72,6 +72,10 @@ int TicketKeyCb(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER
       case TicketKeys::Match::kNone:
         return 0;
       case TicketKeys::Match::kCurrent:
+        // TLS 1.3 clients use a ticket once (RFC 8446 section 4.6.1; OpenSSL
+        // marks it spent): a resumed session gets a fresh one, or the next
+        // connection would run a full handshake.
+        if (SSL_version(ssl) == TLS1_3_VERSION) result = 2;
         break;
       case TicketKeys::Match::kPrevious:
         result = 2;
@@ -129,6 +133,12 @@ Status UsePrivateKey(SSL_CTX* ctx, const std::string& pem) {
   BioPtr bio = MemBio(pem);
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, nullptr);
   if (!key) return Status::Invalid("no unencrypted PEM private key");
+  X509* cert = SSL_CTX_get0_certificate(ctx);
+  if (cert && X509_check_private_key(cert, key) != 1) {
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return Status::Invalid("the private key does not match the certificate");
+  }
   const int used = SSL_CTX_use_PrivateKey(ctx, key);
   EVP_PKEY_free(key);
   if (used != 1) return Status::Invalid("private key refused: " + TlsErrorReason("unusable"));

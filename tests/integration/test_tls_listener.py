@@ -113,6 +113,16 @@ def test_tls_tickets_are_shared_by_workers(t):
         check(s.session_reused, "a ticket issued by one worker was not accepted")
         s.close()
     check_eq(_handshakes(admin, resumed=True), 20, "resumed handshakes")
+    # TLS 1.3 tickets are used once: every resumed session hands out a new
+    # one, so a client resumes connection after connection.
+    ctx13 = client_context(ca=pki.ca_cert, min_version=ssl.TLSVersion.TLSv1_3)
+    session = None
+    for i in range(6):
+        with TlsConnection(proxy.port, ctx13, session=session) as c:
+            check_eq(c.sock.session_reused, i > 0, "TLS 1.3 connection %d resumed" % i)
+            check_eq(c.request("GET", "/echo").status, 200, "status")  # the ticket comes with the reply
+            session = c.sock.session
+    check_eq(_handshakes(admin, resumed=True), 25, "resumed handshakes")
 
 
 def test_tls_mutual_client_certificates(t):
