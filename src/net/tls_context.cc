@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace sessiond {
@@ -297,6 +299,48 @@ TlsServerContext::~TlsServerContext() {
 }
 
 // ---- TlsClientContext ----
+
+namespace {
+
+Status ReadPemFile(const std::string& path, std::string* out) {
+  constexpr size_t kMaxBytes = 1 << 20;
+  FILE* f = fopen(path.c_str(), "rbe");
+  if (!f) return Status::IOError("cannot read " + path + ": " + strerror(errno));
+  out->clear();
+  char buf[8192];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+    out->append(buf, n);
+    if (out->size() > kMaxBytes) {
+      fclose(f);
+      return Status::Invalid("cannot read " + path + ": larger than 1 MiB");
+    }
+  }
+  const bool failed = ferror(f) != 0;
+  fclose(f);
+  if (failed) return Status::IOError("cannot read " + path);
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<TlsClientOptions> TlsClientOptionsFromFiles(const std::string& ca_file, const std::string& server_name,
+                                                   const std::string& client_certificate,
+                                                   const std::string& client_key) {
+  TlsClientOptions o;
+  o.server_name = server_name;
+  if (!ca_file.empty()) {
+    if (Status s = ReadPemFile(ca_file, &o.ca_pem); !s.ok()) return s;
+  }
+  if (client_certificate.empty() != client_key.empty()) {
+    return Status::Invalid("a client certificate and its key go together");
+  }
+  if (!client_certificate.empty()) {
+    if (Status s = ReadPemFile(client_certificate, &o.client_certificate_pem); !s.ok()) return s;
+    if (Status s = ReadPemFile(client_key, &o.client_key_pem); !s.ok()) return s;
+  }
+  return o;
+}
 
 Result<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(const TlsClientOptions& options) {
   ERR_clear_error();

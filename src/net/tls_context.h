@@ -125,6 +125,14 @@ struct TlsClientOptions {
   bool operator!=(const TlsClientOptions& o) const { return !(*this == o); }
 };
 
+// The options for files named by path (an empty path: not set), for a client
+// whose configuration names files rather than holding their text (a future
+// rediss:// store). Reads each file whole (at most 1 MiB); an error names the
+// file and the reason, never its contents.
+Result<TlsClientOptions> TlsClientOptionsFromFiles(const std::string& ca_file, const std::string& server_name,
+                                                   const std::string& client_certificate,
+                                                   const std::string& client_key);
+
 class TlsClientContext {
  public:
   static Result<std::shared_ptr<TlsClientContext>> Create(const TlsClientOptions& options);

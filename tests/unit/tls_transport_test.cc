@@ -428,6 +428,36 @@ TEST_CASE("mutual TLS: a client without a certificate fails the handshake, one w
   }
 }
 
+TEST_CASE("TlsClientOptionsFromFiles: a client context from files (for clients other than the upstream)") {
+  char dir[] = "/tmp/sessiond_tls_files_XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string ca = std::string(dir) + "/ca.pem", cert = std::string(dir) + "/c.pem",
+                    key = std::string(dir) + "/c.key";
+  for (auto [path, text] : {std::pair{ca, TestPki().ca.ca().cert}, std::pair{cert, TestPki().client.cert},
+                            std::pair{key, TestPki().client.key}}) {
+    FILE* f = fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    fputs(text.c_str(), f);
+    fclose(f);
+  }
+  auto options = sessiond::net::TlsClientOptionsFromFiles(ca, "localhost", cert, key);
+  REQUIRE(options.ok());
+  CHECK(options->ca_pem == TestPki().ca.ca().cert);
+  CHECK(options->client_key_pem == TestPki().client.key);
+  auto context = TlsClientContext::Create(*options);
+  REQUIRE(context.ok());
+  Pair p(ServerContext(12, /*mutual=*/true));
+  p.Connect(*context);
+  CHECK(p.Handshake());  // verified with the CA file, authenticated with the files' certificate
+
+  auto missing = sessiond::net::TlsClientOptionsFromFiles(std::string(dir) + "/nope.pem", "localhost", "", "");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() == "cannot read " + std::string(dir) + "/nope.pem: No such file or directory");
+  CHECK_FALSE(sessiond::net::TlsClientOptionsFromFiles("", "localhost", cert, "").ok());
+  for (const std::string& f : {ca, cert, key}) unlink(f.c_str());
+  rmdir(dir);
+}
+
 TEST_CASE("TLS contexts refuse what they cannot use") {
   TlsServerOptions o;
   o.certificate_pem = TestPki().server.cert;
