@@ -147,3 +147,35 @@ def test_https_upstream_config_errors(t):
                                                       "upstream_tls: {server_name: x}\n" % ("k" * 40))])
     check_eq(p.returncode, 2, "exit status")
     check("c.yaml:3:1: upstream_tls: applies only to an https:// upstream" in p.stderr, "stderr %r" % p.stderr)
+
+
+def test_https_upstream_under_concurrency_with_two_workers(t):
+    """Both workers share one client context (its latest session) and each
+    keeps its own pool: concurrent requests all succeed."""
+    import threading
+    pki = Pki(t.tmpdir)
+    backend = _tls_backend(t, *pki.issue("backend"))
+    overrides, admin = admin_overrides({"upstream_tls": {"ca_file": pki.ca_cert}, "workers": 2})
+    proxy = t.sessiond(upstream=backend, overrides=overrides)
+    failures = []
+
+    def client(n):
+        for i in range(25):
+            target = "/echo?close=1" if i % 5 == 0 else "/echo"  # some new upstream connections too
+            try:
+                resp = proxy.request("GET", target)
+                if resp.status != 200:
+                    failures.append(resp.status)
+            except Exception as e:  # any failure is what this test looks for
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    check_eq(failures, [], "failed requests")
+    full = _upstream_handshakes(admin, resumed=False)
+    resumed = _upstream_handshakes(admin, resumed=True)
+    check(resumed > 0, "no upstream connection resumed a session (full %d)" % full)
+    check_eq(full + resumed, backend.connections_accepted(), "handshakes against connections accepted")
