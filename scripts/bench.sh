@@ -3,7 +3,7 @@
 # direct, in one run, reported as ratios to nginx proxy_pass, with each bar of
 # the core rebuild marked PASS/FAIL.
 #
-#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs]   (make bench = all)
+#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs|tls]   (make bench = all)
 #   scripts/bench.sh bundle DIR     a self-contained copy for another machine
 #   scripts/bench.sh scale DIR      the many-core runner, from DIR (bundled first
 #                                   when DIR holds no bundle yet)
@@ -25,8 +25,17 @@
 #              aligned_alloc, memalign; scripts/bench/malloc_count.c preloaded)
 #              for sessiond (cookie read path, 1 worker) and nginx's worker:
 #              counts after a wrk run minus counts before, over its requests.
-#   all        wrk, sweep, conns, callgrind, allocs, in that order (about 10
-#              minutes with the defaults on a 2-core machine).
+#   tls        sessiond with its own TLS against nginx with TLS, both with
+#              the same ECDSA P-256 certificate (made here with openssl) in
+#              front of the same backend, interleaved over R rounds: wrk over
+#              https, keep-alive on the cookie read path (tls_read), and a
+#              new connection per request (-H "Connection: close", every one
+#              a full handshake: scripts/bench/no_resume.c, preloaded into
+#              wrk, stops it from resuming its last session; sessiond's
+#              sessiond_tls_handshakes_total confirms it) (tls_handshake);
+#              then BENCH_IDLE_CONNS idle TLS connections to each, RSS.
+#   all        wrk, sweep, conns, callgrind, allocs, tls, in that order (about
+#              13 minutes with the defaults on a 2-core machine).
 #   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
 #              DIR/lib: every shared library they load and the dynamic loader;
 #              DIR/share: templates and helpers; DIR/run-scale.sh. Runs as
@@ -70,12 +79,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs] | bundle DIR | scale DIR" >&2
+  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs|tls] | bundle DIR | scale DIR" >&2
   exit 2
 }
 MODE=${1:-all}
 case "$MODE" in
-  all|wrk|sweep|conns|callgrind|allocs) [ $# -le 1 ] || usage ;;
+  all|wrk|sweep|conns|callgrind|allocs|tls) [ $# -le 1 ] || usage ;;
   bundle|scale) [ $# -eq 2 ] || usage ;;
   *) usage ;;
 esac
@@ -185,7 +194,7 @@ CONF_DIR=$HERE
 NGINX=(nginx)
 WRK=(wrk)
 REDIS_SERVER=(redis-server)
-PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=()
+PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=() WRK_EXTRA=()
 
 cleanup() {
   stop_all
@@ -207,7 +216,8 @@ SESSIOND=$TMP/sessiond
 SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
-  P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE <<<"$(free_ports 14)"
+  P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
+  P_TLS_PLAIN <<<"$(free_ports 18)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -444,10 +454,100 @@ run_allocs() {
   stop "$nginx_master" "nginx proxy_pass (allocs)" || problem "nginx proxy_pass (allocs) did not exit cleanly"
 }
 
+# --- tls: sessiond's own TLS against nginx's ----------------------------------
+
+# tls_handshakes RESUMED: sessiond_tls_handshakes_total{resumed=RESUMED} of the
+# TLS contender, from its admin listener.
+tls_handshakes() {
+  http_get "$P_TLS_ADMIN" /metrics | awk -v r="$1" '$1 == "sessiond_tls_handshakes_total{resumed=\"" r "\"}" { print $2; f = 1 }
+                                                    END { if (!f) print "-" }'
+}
+
+run_tls() {
+  local c s r i nginx_master spid full0 full1 res0 res1 conf
+  local -A port=([nginx_tls]=$P_TLS_NGINX [cookie_tls]=$P_TLS_COOKIE) cpu pid
+  command -v openssl >/dev/null || die "openssl is missing"
+  local shim=$TMP/no_resume.so
+  cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$shim" "$HERE/no_resume.c" -ldl -lssl 2>"$TMP/logs/no_resume.cc" ||
+    die "could not compile $HERE/no_resume.c: $(head -n 5 "$TMP/logs/no_resume.cc")"
+  local wrk_plain=("${WRK[@]}")
+  # One ECDSA P-256 certificate for both (wrk does not verify it).
+  TLS_CERT=$TMP/tls.pem TLS_KEY=$TMP/tls.key
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$TMP/logs/openssl.log" ||
+    die "openssl could not make the benchmark certificate: $(tail -n 2 "$TMP/logs/openssl.log")"
+  start_backend
+  if [ -z "$COOKIE" ]; then
+    start_sessiond sessiond_tls_cookie "$P_TLS_PLAIN" cookie 1
+    COOKIE=$(cookie_from "$P_TLS_PLAIN" "$COOKIE_NAME")
+    stop_sessiond tls_cookie "$STARTED"
+  fi
+  NGINX_TEMPLATE=proxy_tls.nginx.conf.in start_nginx_proxy nginx_tls "$P_TLS_NGINX" 1
+  nginx_master=$STARTED; pid[nginx_tls]=${NGINX_PIDS[1]}; cpu[nginx_tls]="${NGINX_PIDS[*]}"
+  conf=$(render_sessiond sessiond_tls "$P_TLS_COOKIE" cookie 1)
+  printf 'tls:\n  certificate: %s\n  private_key: %s\nadmin:\n  listen: 127.0.0.1:%s\n' \
+    "$TLS_CERT" "$TLS_KEY" "$P_TLS_ADMIN" >>"$conf"
+  "$SESSIOND" --check-config -c "$conf" >/dev/null 2>"$TMP/logs/sessiond_tls.check" ||
+    die "sessiond rejected $conf: $(cat "$TMP/logs/sessiond_tls.check")"
+  start sessiond_tls "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
+  spid=$STARTED; pid[cookie_tls]=$spid; cpu[cookie_tls]=$spid
+  wait_listen "$P_TLS_COOKIE" "$spid" sessiond_tls
+  WRK_SCHEME=https
+  local contenders=(nginx_tls cookie_tls)
+  note "warming up each TLS contender (1s)"
+  for c in "${contenders[@]}"; do warm_up "${port[$c]}" "$CONNS" 1 "$COOKIE"; done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for s in tls_read tls_handshake; do
+      WRK_EXTRA=()
+      WRK=("${wrk_plain[@]}")
+      [ "$s" = tls_handshake ] && WRK_EXTRA=(-H "Connection: close") WRK=(env LD_PRELOAD="$shim" "${wrk_plain[@]}")
+      for ((i = 0; i < ${#contenders[@]}; i++)); do
+        c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
+        [ "$c" = cookie_tls ] && [ "$s" = tls_handshake ] && full0=$(tls_handshakes false) res0=$(tls_handshakes true)
+        # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
+        measure "$s" "$c" "$r" "$CONNS" "${port[$c]}" / "$COOKIE" ${cpu[$c]}
+        if [ "$c" = cookie_tls ] && [ "$s" = tls_handshake ]; then
+          full1=$(tls_handshakes false) res1=$(tls_handshakes true)
+          [ "$full0" != - ] && [ "$full1" != - ] &&
+            fact tls_handshakes "$r" $((full1 - full0)) $((res1 - res0))
+        fi
+      done
+    done
+  done
+  WRK_EXTRA=()
+  WRK=("${wrk_plain[@]}")
+  WRK_SCHEME=http
+  for c in "${contenders[@]}"; do
+    if alive "${pid[$c]}"; then
+      fact mem "$c" "$(mem_kb "${pid[$c]}" VmHWM)" "$(mem_kb "${pid[$c]}" VmRSS)"
+    else
+      problem "$c (pid ${pid[$c]}) died during the TLS runs"
+    fi
+  done
+  stop_sessiond tls "$spid"
+  stop "$nginx_master" "nginx TLS" || problem "nginx TLS did not exit cleanly"
+
+  # Idle TLS connections, each contender fresh (and alone) for its memory.
+  start sessiond_tls_idle "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
+  spid=$STARTED
+  wait_listen "$P_TLS_COOKIE" "$spid" sessiond_tls_idle
+  note "opening $IDLE_CONNS idle TLS connections to sessiond"
+  tracked python3 "$HERE/idle_conns.py" --tls "$P_TLS_COOKIE" "$IDLE_CONNS" "$spid" "$COOKIE" \
+    >"$TMP/idle_tls_cookie.json" || problem "the idle TLS connections step (sessiond) failed"
+  stop_sessiond tls_idle "$spid"
+  NGINX_TEMPLATE=proxy_tls.nginx.conf.in start_nginx_proxy nginx_tls_idle "$P_TLS_NGINX" 1
+  nginx_master=$STARTED
+  note "opening $IDLE_CONNS idle TLS connections to nginx"
+  tracked python3 "$HERE/idle_conns.py" --tls "$P_TLS_NGINX" "$IDLE_CONNS" "${NGINX_PIDS[1]}" "$COOKIE" \
+    >"$TMP/idle_tls_nginx.json" || problem "the idle TLS connections step (nginx) failed"
+  stop "$nginx_master" "nginx TLS (idle)" || problem "nginx TLS (idle) did not exit cleanly"
+}
+
 # --- main ---------------------------------------------------------------------
 
 case "$MODE" in
-  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs ;;
+  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs; run_tls ;;
+  tls) run_tls ;;
   wrk) run_wrk ;;
   sweep) run_sweep ;;
   conns) run_conns ;;

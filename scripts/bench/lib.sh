@@ -10,7 +10,9 @@
 #   PIN_WRK  a command prefix pinning wrk to its cores, an array (may be empty)
 #   DURATION seconds per measured wrk run
 # and, for measure(): P_BACKEND_STATUS (the backend's stub_status port; empty:
-# upstream connections are not counted) and REDIS_PID (empty: none).
+# upstream connections are not counted) and REDIS_PID (empty: none). measure()
+# and warm_up() also read WRK_SCHEME (http or https; default http) and
+# WRK_EXTRA (an array of more wrk arguments, e.g. -H "Connection: close").
 
 note() { echo "bench: $*" >&2; }
 die() { note "$*"; exit 1; }
@@ -276,7 +278,7 @@ measure() {
   [ -n "${REDIS_PID:-}" ] && r0=$(cpu_ticks "$REDIS_PID")
   t0=$(cpu_ticks "$@")
   tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$conns")" -c"$conns" -d"${DURATION}s" --latency \
-    "${hdr[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 ||
+    "${hdr[@]}" "${WRK_EXTRA[@]}" "${WRK_SCHEME:-http}://127.0.0.1:$port$path" >"$out" 2>&1 ||
     problem "wrk against $contender ($scenario, round $round) failed: $(tail -n 1 "$out")"
   t1=$(cpu_ticks "$@")
   [ -n "${REDIS_PID:-}" ] && r1=$(cpu_ticks "$REDIS_PID") && redis=$((r1 - r0))
@@ -296,8 +298,8 @@ measure() {
 warm_up() {
   local hdr=()
   [ -n "$4" ] && hdr=(-H "Cookie: $4")
-  tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$2")" -c"$2" -d"${3}s" "${hdr[@]}" \
-    "http://127.0.0.1:$1/" >/dev/null 2>&1 || problem "warm-up against port $1 failed"
+  tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$2")" -c"$2" -d"${3}s" "${hdr[@]}" "${WRK_EXTRA[@]}" \
+    "${WRK_SCHEME:-http}://127.0.0.1:$1/" >/dev/null 2>&1 || problem "warm-up against port $1 failed"
 }
 
 # --- servers ------------------------------------------------------------------------
@@ -311,7 +313,8 @@ render_nginx() {  # TEMPLATE NAME PORT MODE WORKERS -> config path
   local conf=$TMP/$2.conf
   sed -e "s|@DIR@|$TMP|g" -e "s|@NAME@|$2|g" -e "s|@PORT@|$3|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
       -e "s|@STATUS_PORT@|$P_BACKEND_STATUS|g" -e "s|@USER@|$NGINX_USER|" -e "s|@MODE@|$4|" \
-      -e "s|@WORKERS@|$5|" -e "s|@KEEPALIVE@|$NGINX_KEEPALIVE|" "$CONF_DIR/$1" >"$conf"
+      -e "s|@WORKERS@|$5|" -e "s|@KEEPALIVE@|$NGINX_KEEPALIVE|" -e "s|@CERT@|${TLS_CERT:-}|" \
+      -e "s|@KEY@|${TLS_KEY:-}|" "$CONF_DIR/$1" >"$conf"
   echo "$conf"
 }
 
@@ -349,11 +352,12 @@ start_redis() {
 # start_nginx_proxy NAME PORT WORKERS [PREFIX...]: nginx proxy_pass (master
 # and WORKERS workers) in front of the backend, PREFIX words before the command
 # (env assignments for the allocation counter). Leaves the master in STARTED
-# and master + workers in NGINX_PIDS.
+# and master + workers in NGINX_PIDS. NGINX_TEMPLATE (default
+# proxy.nginx.conf.in) picks the configuration.
 start_nginx_proxy() {
   local name=$1 port=$2 workers=$3 conf
   shift 3
-  conf=$(render_nginx proxy.nginx.conf.in "$name" "$port" "daemon off;" "$workers")
+  conf=$(render_nginx "${NGINX_TEMPLATE:-proxy.nginx.conf.in}" "$name" "$port" "daemon off;" "$workers")
   start "$name" "$@" "${PIN_PROXY[@]}" "${NGINX[@]}" -p "$TMP/" -e "$TMP/$name.startup.log" -c "$conf"
   local master=$STARTED
   wait_listen "$port" "$master" "$name"

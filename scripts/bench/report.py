@@ -15,12 +15,17 @@ RUN_DIR holds what bench.sh collected:
                                         instructions with N requests and with none
       alloc NAME REQUESTS CONNECTIONS MALLOC CALLOC REALLOC POSIX_MEMALIGN
             ALIGNED_ALLOC MEMALIGN FREE calls during one wrk run of REQUESTS
+      tls_handshakes ROUND FULL RESUMED handshakes sessiond counted during one
+                                        tls_handshake run (its admin metrics)
       problem TEXT...                   something that went wrong during the run
   idle.json                             idle_conns.py's output (optional)
+  idle_tls_cookie.json, idle_tls_nginx.json
+                                        the same over TLS, for sessiond and nginx (optional)
   logs/*.stderr                         the servers' stderr (optional)
 
-Scenarios: read, write, nocookie (the wrk step) and sweep_wW_cN (the sweep:
-W workers, N client connections). Writes the raw numbers and medians as JSON
+Scenarios: read, write, nocookie (the wrk step), sweep_wW_cN (the sweep:
+W workers, N client connections) and tls_read, tls_handshake (the tls step,
+whose anchor is nginx with TLS). Writes the raw numbers and medians as JSON
 and the table as text, and prints the table. Every ratio is to nginx
 proxy_pass in the same run. The bars are reported PASS/FAIL (or n/a, "scale"
 for the rows only scale mode measures, "info" for figures without a bar);
@@ -38,6 +43,8 @@ SCENARIOS = [
     ("read", "read (valid session cookie)"),
     ("write", "write (every response sets a key)"),
     ("nocookie", "no cookie"),
+    ("tls_read", "TLS, keep-alive, read (valid session cookie)"),
+    ("tls_handshake", "TLS, a new connection (full handshake) per request"),
 ]
 CONTENDERS = [
     ("direct", "backend direct"),
@@ -45,9 +52,12 @@ CONTENDERS = [
     ("cookie", "sessiond cookie"),
     ("redis", "sessiond redis"),
     ("cookie_w2", "sessiond cookie workers:2"),
+    ("nginx_tls", "nginx TLS proxy_pass"),
+    ("cookie_tls", "sessiond cookie TLS"),
 ]
 LABEL = dict(CONTENDERS)
 ANCHOR = "nginx"
+TLS_ANCHOR = "nginx_tls"  # the anchor of the tls step's scenarios
 MIB = 1024  # kB per MiB
 ALLOC_KINDS = ["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"]
 SWEEP = re.compile(r"sweep_w(\d+)_c(\d+)$")
@@ -60,7 +70,7 @@ def number(text, kind=float):
 
 
 def load_facts(run_dir):
-    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "problems": []}
+    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "problems": [], "tls_handshakes": []}
     path = os.path.join(run_dir, "facts.txt")
     if not os.path.exists(path):
         return facts
@@ -96,6 +106,9 @@ def load_facts(run_dir):
                     "requests": requests, "connections": int(parts[3]), "calls": counts,
                     "allocations": total,
                     "per_request": total / requests if requests else None}
+            elif kind == "tls_handshakes" and len(parts) == 4:
+                facts["tls_handshakes"].append({"round": int(parts[1]), "full": int(parts[2]),
+                                                "resumed": int(parts[3])})
             elif kind == "problem":
                 facts["problems"].append(" ".join(parts[1:]))
     return facts
@@ -160,7 +173,7 @@ def summarise(runs, clk_tck):
             "requests": sum(r["requests"] or 0 for r in rs),
         }
     for per in summary.values():
-        anchor = per.get(ANCHOR, {})
+        anchor = per.get(ANCHOR) or per.get(TLS_ANCHOR) or {}
         for s in per.values():
             for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request"):
                 s[key + "_x_nginx"] = ratio(s[key], anchor.get(key))
@@ -187,6 +200,33 @@ def bar(name, value, op, limit, note=""):
 
 def only(name, op, limit, verdict, note=""):
     return {"bar": name, "value": None, "op": op, "limit": limit, "verdict": verdict, "note": note}
+
+
+def tls_bars(summary, facts, idle_tls):
+    """The TLS bars (issue "Production reach", item 4), ratios to nginx with TLS."""
+    def get(scenario, key):
+        return summary.get(scenario, {}).get("cookie_tls", {}).get(key)
+
+    out = []
+    if not summary.get("tls_read") and not idle_tls:
+        return out
+    out.append(bar("TLS keep-alive, cookie read path, req/s (x nginx TLS)", get("tls_read", "rps_x_nginx"),
+                   ">=", 1.0))
+    hs = facts.get("tls_handshakes") or []
+    full = sum(h["full"] for h in hs)
+    resumed = sum(h["resumed"] for h in hs)
+    note = "%d full, %d resumed handshakes at sessiond" % (full, resumed) if hs else ""
+    out.append(bar("TLS full handshakes/s, a connection per request (x nginx TLS)",
+                   get("tls_handshake", "rps_x_nginx"), ">=", 0.9, note))
+    cookie, nginx = idle_tls.get("cookie"), idle_tls.get("nginx")
+    if cookie:
+        n = cookie["requested"]
+        held = "" if cookie["still_open"] == n else "; only %d of %d held" % (cookie["still_open"], n)
+        out.append({"bar": "RSS with %d idle TLS connections (MiB)" % n, "value": cookie["rss_kb_held"] / MIB,
+                    "op": "", "limit": None, "verdict": "info",
+                    "note": "nginx's worker: %s MiB%s" % (
+                        "%.1f" % (nginx["rss_kb_held"] / MIB) if nginx else "?", held)})
+    return out
 
 
 def bars(summary, facts, idle):
@@ -280,7 +320,7 @@ def fmt_value(v):
     return "%.2f" % v
 
 
-def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
+def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
     out = []
     add = out.append
     add("sessiond benchmark (%s): every ratio (x) is to nginx proxy_pass" % meta.get("mode", "?"))
@@ -392,8 +432,26 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
         add("  sessiond RSS: %.1f MiB before, %.1f MiB holding them (peak %.1f MiB)"
             % (idle["rss_kb_before"] / MIB, idle["rss_kb_held"] / MIB, idle["hwm_kb_held"] / MIB))
 
+    for key, label in (("cookie", "sessiond"), ("nginx", "nginx (its worker)")):
+        t = (idle_tls or {}).get(key)
+        if not t:
+            continue
+        add("")
+        add("connection scale over TLS: %d idle TLS keep-alive connections to %s (one request each)"
+            % (t["requested"], label))
+        add("  opened %d in %.1fs, still open a second later: %d; fds %d; responses %s; errors: connect %d,"
+            " request %d" % (t["opened"], t["open_seconds"], t["still_open"], t["server_fds_held"],
+                             ", ".join("%s x%d" % (k[7:], v) for k, v in sorted(t.items()) if k.startswith("status_")),
+                             t["connect_errors"], t["request_errors"]))
+        add("  RSS: %.1f MiB before, %.1f MiB holding them (peak %.1f MiB)"
+            % (t["rss_kb_before"] / MIB, t["rss_kb_held"] / MIB, t["hwm_kb_held"] / MIB))
+    hs = facts.get("tls_handshakes") or []
+    if hs:
+        add("  TLS handshakes at sessiond during its tls_handshake runs: %d full, %d resumed"
+            % (sum(h["full"] for h in hs), sum(h["resumed"] for h in hs)))
+
     add("")
-    add("bars (the core rebuild's; ratios to nginx proxy_pass in this run)")
+    add("bars (the core rebuild's, then TLS's; ratios to nginx proxy_pass, or nginx with TLS, in this run)")
     for b in bar_list:
         limit = "" if b["limit"] is None else "(%s %g)" % (b["op"], b["limit"])
         add("  [%-5s] %-56s %8s  %-8s%s" % (b["verdict"], b["bar"], fmt_value(b["value"]), limit,
@@ -425,11 +483,17 @@ def main(argv):
     if os.path.exists(idle_path) and os.path.getsize(idle_path):
         with open(idle_path) as f:
             idle = json.load(f)
+    idle_tls = {}
+    for key in ("cookie", "nginx"):
+        path = os.path.join(run_dir, "idle_tls_%s.json" % key)
+        if os.path.exists(path) and os.path.getsize(path):
+            with open(path) as f:
+                idle_tls[key] = json.load(f)
     summary = summarise(facts["runs"], int(facts["meta"].get("clk_tck", "100")))
     read = summary.get("read", {})
     w2_ratio = ratio(read.get("cookie_w2", {}).get("rps"), read.get("cookie", {}).get("rps"))
-    bar_list = bars(summary, facts, idle)
-    text = table(facts["meta"], summary, facts, idle, bar_list, logs, w2_ratio)
+    bar_list = bars(summary, facts, idle) + tls_bars(summary, facts, idle_tls)
+    text = table(facts["meta"], summary, facts, idle, bar_list, logs, w2_ratio, idle_tls)
 
     raw = {
         "meta": facts["meta"],
@@ -440,6 +504,8 @@ def main(argv):
         "callgrind": facts["callgrind"],
         "allocations": facts["alloc"],
         "idle_connections": idle,
+        "idle_tls_connections": idle_tls,
+        "tls_handshakes": facts["tls_handshakes"],
         "bars": bar_list,
         "problems": facts["problems"],
         "stderr": logs,

@@ -105,7 +105,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 read -ra CPUS <<<"${BENCH_SCALE_CPUS:-$(cpu_list)}"
 join_cpus() { local IFS=,; echo "$*"; }
-PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=()
+PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=() WRK_EXTRA=()
 if [ "${#CPUS[@]}" -ge 16 ]; then
   PINNED=1
   PIN_PROXY=("${TASKSET[@]}" -c "$(join_cpus "${CPUS[@]:0:4}")")

@@ -102,6 +102,28 @@ std::string RenderMetrics(const Metrics& m) {
     out.append(line);
   }
 
+  out.append("# HELP sessiond_tls_handshakes_total TLS handshakes completed on the listener, full or resumed.\n"
+             "# TYPE sessiond_tls_handshakes_total counter\n");
+  for (int resumed = 0; resumed < 2; ++resumed) {
+    snprintf(line, sizeof(line), "sessiond_tls_handshakes_total{resumed=\"%s\"} %" PRIu64 "\n",
+             resumed ? "true" : "false", Load(m.tls_handshakes[resumed]));
+    out.append(line);
+  }
+  out.append("# HELP sessiond_tls_handshake_failures_total TLS handshakes on the listener that failed, by reason.\n"
+             "# TYPE sessiond_tls_handshake_failures_total counter\n");
+  for (int kind = 0; kind < Metrics::kTlsFailureKinds; ++kind) {
+    snprintf(line, sizeof(line), "sessiond_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+             Metrics::TlsFailureName(kind), Load(m.tls_handshake_failures[kind]));
+    out.append(line);
+  }
+  out.append("# HELP sessiond_upstream_tls_handshakes_total TLS handshakes completed with the upstream, full or "
+             "resumed.\n# TYPE sessiond_upstream_tls_handshakes_total counter\n");
+  for (int resumed = 0; resumed < 2; ++resumed) {
+    snprintf(line, sizeof(line), "sessiond_upstream_tls_handshakes_total{resumed=\"%s\"} %" PRIu64 "\n",
+             resumed ? "true" : "false", Load(m.upstream_tls_handshakes[resumed]));
+    out.append(line);
+  }
+
   out.append("# HELP sessiond_store_errors_total Session store calls that failed, by operation.\n"
              "# TYPE sessiond_store_errors_total counter\n");
   for (int op = 0; op < Metrics::kStoreOps; ++op) {

@@ -4,6 +4,7 @@
 // address.* and redis_url.*, the summary in describe.cc.
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "config/address.h"
 #include "config/numbers.h"
 #include "config/redis_url.h"
+#include "config/tls_files.h"
 #include "config/yaml_reader.h"
 
 namespace sessiond {
@@ -33,6 +35,7 @@ using namespace config_internal;
 constexpr size_t kMinSecretBytes = 32;
 constexpr size_t kMaxConfigFileBytes = 4 << 20;
 constexpr size_t kMaxSecretFileBytes = 64 << 10;
+constexpr size_t kMaxPemFileBytes = 1 << 20;
 constexpr uint64_t kMaxWorkers = 256;
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultRedisUrl = "redis://127.0.0.1:6379/0";
@@ -51,6 +54,7 @@ const EnumNames<OnStoreError> kOnStoreErrorNames = {{"fail_closed", OnStoreError
 const EnumNames<AccessLogFormat> kAccessLogNames = {{"combined", AccessLogFormat::kCombined},
                                                     {"json", AccessLogFormat::kJson},
                                                     {"off", AccessLogFormat::kOff}};
+const EnumNames<int> kTlsVersionNames = {{"1.2", 12}, {"1.3", 13}};
 const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
                                             {"info", LogLevel::kInfo},
                                             {"warn", LogLevel::kWarn},
@@ -61,8 +65,11 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 // to the reader, so a key written in the wrong mapping is pointed to the
 // right one.
 #define SESSIOND_TOP_KEYS                                                                     \
-  "listen", "upstream", "workers", "secret_key", "secret_key_file", "secret_key_fallbacks", \
-      "session", "redis", "file", "memory", "admin", "limits", "timeouts", "log"
+  "listen", "tls", "upstream", "upstream_tls", "workers", "secret_key", "secret_key_file",  \
+      "secret_key_fallbacks", "session", "redis", "file", "memory", "admin", "limits",      \
+      "timeouts", "log"
+#define SESSIOND_TLS_KEYS "certificate", "private_key", "min_version", "client_ca"
+#define SESSIOND_UPSTREAM_TLS_KEYS "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_SESSION_KEYS                                                                 \
   "manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",         \
       "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
@@ -77,7 +84,9 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 #define SESSIOND_LOG_KEYS "access", "level", "format"
 
 std::vector<SchemaSection> Schema() {
-  return {{"", {SESSIOND_TOP_KEYS}},           {"session", {SESSIOND_SESSION_KEYS}},
+  return {{"", {SESSIOND_TOP_KEYS}},           {"tls", {SESSIOND_TLS_KEYS}},
+          {"upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS}},
+          {"session", {SESSIOND_SESSION_KEYS}},
           {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
@@ -232,6 +241,106 @@ void ReadSecret(Section& root, Config* c) {
   }
 }
 
+// Reads the PEM file that `key` of `sec` names and checks its contents with
+// `check` (config/tls_files.h); on success sets *path and *pem. Errors quote
+// the path as written (an expanded value may be a secret).
+bool ReadPemFile(Section& sec, const char* key, std::string (*check)(const std::string&), std::string* path,
+                 std::string* pem) {
+  std::optional<ScalarValue> v = sec.Required(key);
+  if (!v) return false;
+  if (v->text.empty()) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": must not be empty");
+    return false;
+  }
+  std::string bytes;
+  const int err = ReadSmallFile(v->text, kMaxPemFileBytes, &bytes, nullptr);
+  if (err != 0) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": cannot read " + v->raw + ": " +
+                          (err == EFBIG ? "larger than 1 MiB" : std::strerror(err)));
+    return false;
+  }
+  const std::string why = check(bytes);
+  if (!why.empty()) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": " + v->raw + ": " + why);
+    return false;
+  }
+  *path = v->text;
+  *pem = std::move(bytes);
+  return true;
+}
+
+// tls (docs/CONFIGURATION.md, tls): absent or ~ is plain HTTP.
+void ReadTls(Section& root, Config* c) {
+  Section sec = root.Child("tls", {SESSIOND_TLS_KEYS});
+  if (!root.Has("tls") || root.IsNull("tls")) return;
+  TlsConfig t;
+  bool have_pair = true;
+  for (const char* key : {"certificate", "private_key"}) {
+    if (!sec.Has(key)) {
+      if (!sec.Misspelled(key)) {
+        sec.Fail(sec.mark(), "tls." + std::string(key) + " is required when tls is set");
+      }
+      have_pair = false;
+    }
+  }
+  if (sec.Has("certificate")) {
+    have_pair &= ReadPemFile(sec, "certificate", CheckCertificatesPem, &t.certificate, &t.certificate_pem);
+  }
+  if (sec.Has("private_key")) {
+    have_pair &= ReadPemFile(sec, "private_key", CheckPrivateKeyPem, &t.private_key, &t.private_key_pem);
+  }
+  if (have_pair) {
+    const std::string why = CheckKeyMatchesCertificate(t.certificate_pem, t.private_key_pem);
+    if (!why.empty()) {
+      sec.Fail(sec.ValueMark("private_key"), "tls.private_key: " + t.private_key + ": " + why + " (tls.certificate)");
+    }
+  }
+  sec.Enum("min_version", kTlsVersionNames, false, &t.min_version);
+  if (sec.Has("client_ca")) ReadPemFile(sec, "client_ca", CheckCertificatesPem, &t.client_ca, &t.client_ca_pem);
+  if (!sec.failed()) c->tls = std::move(t);
+}
+
+bool IsIpLiteral(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+// upstream_tls (docs/CONFIGURATION.md, upstream_tls); read after upstream.
+void ReadUpstreamTls(Section& root, Config* c) {
+  Section sec = root.Child("upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS});
+  UpstreamTlsConfig& u = c->upstream_tls;
+  if (root.Has("upstream_tls") && !root.IsNull("upstream_tls") && !c->upstream.url.empty() &&
+      !c->upstream.https) {
+    root.Fail(root.KeyMark("upstream_tls"), "upstream_tls: applies only to an https:// upstream");
+  }
+  if (sec.Has("ca_file")) ReadPemFile(sec, "ca_file", CheckCertificatesPem, &u.ca_file, &u.ca_pem);
+  if (std::optional<ScalarValue> v = sec.Required("server_name")) {
+    if (!IsPlausibleHostName(v->text) && !IsIpLiteral(v->text)) {
+      sec.Fail(v->mark, "upstream_tls.server_name: expected a host name or an IP address" + Section::Got(*v));
+    } else {
+      u.server_name = v->text;
+    }
+  }
+  const bool has_cert = sec.Has("client_certificate");
+  const bool has_key = sec.Has("client_key");
+  if (has_cert != has_key) {
+    sec.Fail(sec.KeyMark(has_cert ? "client_certificate" : "client_key"),
+             "upstream_tls.client_certificate and upstream_tls.client_key go together: set both or neither");
+  } else if (has_cert) {
+    bool ok = ReadPemFile(sec, "client_certificate", CheckCertificatesPem, &u.client_certificate,
+                          &u.client_certificate_pem);
+    ok &= ReadPemFile(sec, "client_key", CheckPrivateKeyPem, &u.client_key, &u.client_key_pem);
+    if (ok) {
+      const std::string why = CheckKeyMatchesCertificate(u.client_certificate_pem, u.client_key_pem);
+      if (!why.empty()) {
+        sec.Fail(sec.ValueMark("client_key"),
+                 "upstream_tls.client_key: " + u.client_key + ": " + why + " (upstream_tls.client_certificate)");
+      }
+    }
+  }
+  if (u.server_name.empty()) u.server_name = c->upstream.host;
+}
+
 void ReadTopLevel(Section& root, Config* c) {
   std::string listen = kDefaultListen;
   if (std::optional<ScalarValue> v = root.Required("listen")) listen = v->text;
@@ -273,6 +382,8 @@ void ReadTopLevel(Section& root, Config* c) {
     }
   }
 
+  ReadTls(root, c);
+  ReadUpstreamTls(root, c);
   ReadSecret(root, c);
 }
 

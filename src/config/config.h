@@ -50,12 +50,38 @@ const char* ToString(AccessLogFormat v);
 const char* ToString(LogLevel v);
 const char* ToString(LogFormat v);
 
-// upstream: http://host[:port][/]   (https is rejected: no TLS to upstreams yet)
+// upstream: http://host[:port][/] or https://host[:port][/]
 struct UpstreamConfig {
   std::string url;        // as written (after ${ENV} expansion)
+  bool https = false;     // TLS to the upstream (upstream_tls)
   std::string host;       // host name or address literal, without brackets
-  uint16_t port = 80;
+  uint16_t port = 80;     // 443 by default for https
   SocketAddress address;  // resolved at load
+};
+
+// upstream_tls: how an https:// upstream is verified and what sessiond
+// presents to it (docs/CONFIGURATION.md, upstream_tls). The files are read
+// and checked at load; their bytes are kept, so what runs is what was checked.
+struct UpstreamTlsConfig {
+  std::string ca_file;                 // empty: the system's trusted CAs
+  std::string ca_pem;
+  std::string server_name;             // SNI and the verified name; the URL's host unless set
+  std::string client_certificate;      // path; empty: no client certificate
+  std::string client_certificate_pem;
+  std::string client_key;              // path
+  std::string client_key_pem;          // secret: never log
+};
+
+// tls: TLS on the listener (docs/CONFIGURATION.md, tls). As for
+// UpstreamTlsConfig, the files' checked bytes are kept.
+struct TlsConfig {
+  std::string certificate;       // path, as written
+  std::string certificate_pem;   // the certificate, then its chain
+  std::string private_key;       // path, as written
+  std::string private_key_pem;   // secret: never log
+  int min_version = 12;          // 12: TLS 1.2 and 1.3; 13: TLS 1.3 only
+  std::string client_ca;         // path; empty: no client certificate asked for
+  std::string client_ca_pem;
 };
 
 struct SessionConfig {
@@ -126,7 +152,9 @@ struct Config {
   std::string source_path;  // the file it was loaded from
 
   SocketAddress listen;
+  std::optional<TlsConfig> tls;   // TLS on the listener when set
   UpstreamConfig upstream;
+  UpstreamTlsConfig upstream_tls;  // used when upstream.https
   int workers = 1;            // resolved: "auto" is replaced by the core count
   bool workers_auto = false;  // true when the file said "auto"
 

@@ -75,7 +75,24 @@ std::string DescribeConfig(const Config& c) {
   Lines l;
   l.Add("config", Printable(c.source_path));
   l.Add("listen", FormatSocketAddress(c.listen));
+  if (c.tls) {
+    // Paths only: the key's bytes never leave the process.
+    l.Add("tls.certificate", Printable(c.tls->certificate));
+    l.Add("tls.private_key", Printable(c.tls->private_key));
+    l.Add("tls.min_version", c.tls->min_version >= 13 ? "1.3" : "1.2");
+    l.Add("tls.client_ca", c.tls->client_ca.empty() ? "~ (no client certificates)" : Printable(c.tls->client_ca));
+  } else {
+    l.Add("tls", "~ (plain HTTP)");
+  }
   l.Add("upstream", Printable(c.upstream.url) + " -> " + FormatSocketAddress(c.upstream.address));
+  if (c.upstream.https) {
+    const UpstreamTlsConfig& u = c.upstream_tls;
+    l.Add("upstream_tls.ca_file", u.ca_file.empty() ? "~ (the system's CAs)" : Printable(u.ca_file));
+    l.Add("upstream_tls.server_name", Printable(u.server_name));
+    l.Add("upstream_tls.client_certificate",
+          u.client_certificate.empty() ? "~ (none)" : Printable(u.client_certificate));
+    l.Add("upstream_tls.client_key", u.client_key.empty() ? "~ (none)" : Printable(u.client_key));
+  }
   l.Add("workers", std::to_string(c.workers) + (c.workers_auto ? " (auto)" : ""));
   std::string secret =
       "(" +

@@ -68,6 +68,11 @@ class Section {
   // Where this mapping starts; used for "X is required" errors.
   const YAML::Mark& mark() const { return mark_; }
   bool Has(const char* key) const { return Find(key) != nullptr; }
+  // Present with no value (`key:` or `key: ~`): for a section, "all defaults".
+  bool IsNull(const char* key) const {
+    const Entry* e = Find(key);
+    return e != nullptr && e->value.IsNull();
+  }
   // True when an unknown key of this mapping was answered "did you mean
   // `key`?": a "key is required" error would only repeat that.
   bool Misspelled(const char* key) const;

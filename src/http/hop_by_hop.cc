@@ -54,7 +54,7 @@ void RemoveHopByHop(HeaderList* headers) {
   });
 }
 
-void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host) {
+void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host, bool https) {
   std::string xff;  // usually just the client's address: no allocation
   for (const Header& f : headers->fields()) {
     if (f.id != HeaderId::kXForwardedFor || f.value.empty()) continue;
@@ -68,7 +68,7 @@ void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::s
            h.id == HeaderId::kXForwardedHost;
   });
   headers->AppendValueCopy("X-Forwarded-For", xff);
-  headers->Append("X-Forwarded-Proto", "http");
+  headers->Append("X-Forwarded-Proto", https ? "https" : "http");
   if (!host.empty()) headers->Append("X-Forwarded-Host", host);
 }
 

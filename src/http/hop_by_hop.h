@@ -16,9 +16,11 @@ namespace sessiond {
 void RemoveHopByHop(HeaderList* headers);
 
 // Sets X-Forwarded-For (the client's address appended to any value the client
-// sent, nginx's $proxy_add_x_forwarded_for), X-Forwarded-Proto ("http": TLS
-// is terminated in front of sessiond, if anywhere) and X-Forwarded-Host (the
-// request's Host), replacing client-sent X-Forwarded-Proto/-Host.
-void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host);
+// sent, nginx's $proxy_add_x_forwarded_for), X-Forwarded-Proto ("https" when
+// the request came over sessiond's own TLS listener, else "http") and
+// X-Forwarded-Host (the request's Host), replacing client-sent
+// X-Forwarded-Proto/-Host.
+void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host,
+                         bool https = false);
 
 }  // namespace sessiond

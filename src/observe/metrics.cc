@@ -64,4 +64,14 @@ const char* Metrics::StoreOpName(int op) {
   return "?";
 }
 
+const char* Metrics::TlsFailureName(int kind) {
+  switch (kind) {
+    case kTlsProtocol: return "protocol";
+    case kTlsClosed: return "closed";
+    case kTlsTimeout: return "timeout";
+    case kTlsPlainHttp: return "plain_http";
+  }
+  return "?";
+}
+
 }  // namespace sessiond

@@ -52,6 +52,15 @@ struct Metrics {
   std::atomic<uint64_t> timeouts_upstream_response{0};
   std::atomic<uint64_t> bad_requests{0};  // framing errors answered by sessiond
 
+  // TLS (docs/OPERATIONS.md, Metrics). Handshakes completed on the listener
+  // and to the upstream: [0] full, [1] resumed from a ticket or session.
+  std::atomic<uint64_t> tls_handshakes[2] = {};
+  std::atomic<uint64_t> upstream_tls_handshakes[2] = {};
+  // Listener handshakes that failed, by reason.
+  enum TlsFailure { kTlsProtocol = 0, kTlsClosed, kTlsTimeout, kTlsPlainHttp, kTlsFailureKinds };
+  static const char* TlsFailureName(int kind);
+  std::atomic<uint64_t> tls_handshake_failures[kTlsFailureKinds] = {};
+
   // Sessions.
   std::atomic<uint64_t> sessions_created{0};
   std::atomic<uint64_t> sessions_destroyed{0};

@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <time.h>
+
 #include <algorithm>
+#include <atomic>
 
 #include "base/log.h"
 #include "http/local_reply.h"
@@ -13,6 +16,7 @@
 #include "proxy/exchange.h"
 #include "proxy/proxy_host.h"
 #include "proxy/read_head.h"
+#include "net/tls_transport.h"
 
 namespace sessiond {
 
@@ -42,17 +46,50 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
+// The body of the 400 for a plain-HTTP request on the TLS port: the one
+// answer a client that got its scheme wrong can read.
+constexpr char kPlainHttpOnTls[] = "Bad Request: this port speaks HTTPS; plain HTTP was sent to it\n";
+
+// At most one line a second for the whole process, however many handshakes
+// fail (a scanner, a misconfigured client in a loop); the next line says how
+// many were left out.
+void LogHandshakeFailure(const std::string& client, const char* why) {
+  static std::atomic<int64_t> last_second{-1};
+  static std::atomic<uint64_t> suppressed{0};
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const int64_t now = ts.tv_sec;
+  int64_t last = last_second.load(std::memory_order_relaxed);
+  if (last == now || !last_second.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t more = suppressed.exchange(0, std::memory_order_relaxed);
+  if (more > 0) {
+    LOG_INFO("client %s: TLS handshake failed (%s); %llu more failed handshakes not logged", client.c_str(), why,
+             static_cast<unsigned long long>(more));
+  } else {
+    LOG_INFO("client %s: TLS handshake failed (%s)", client.c_str(), why);
+  }
+}
+
 }  // namespace
 
-ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer)
+ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer,
+                                   const std::shared_ptr<const net::TlsServerContext>& tls)
     : worker_(worker),
       config_(worker->config()),
       conn_(worker->base(), &worker->blocks()),
       timer_(worker->base(), TimerCb, this),
       deferred_(worker->base(), DeferredCb, this),
-      client_ip_(FormatPeer(peer)) {
+      client_ip_(FormatPeer(peer)),
+      https_(tls != nullptr) {
   conn_.Adopt(fd);
   conn_.set_handler(this);
+  if (tls) {
+    // Null only when OpenSSL cannot allocate: Start() then closes.
+    if (std::unique_ptr<net::TlsTransport> t = net::TlsTransport::NewServer(tls)) conn_.UseTls(std::move(t));
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   worker_->Register(this);
@@ -67,6 +104,11 @@ ClientConnection::~ClientConnection() {
 }
 
 void ClientConnection::Start() {
+  if (https_ && !conn_.tls()) {
+    LOG_WARN("client %s: cannot start TLS (out of memory)", client_ip_.c_str());
+    CloseSoon();
+    return;
+  }
   // Reading pauses once this much input waits unparsed (a head can be at most
   // max_header_bytes; beyond that the pipelined rest waits in the kernel).
   conn_.set_read_limit(config_->limits.max_header_bytes + Exchange::kOutputLow);
@@ -127,8 +169,28 @@ void ClientConnection::OnWritable(net::Connection*) {
 }
 
 void ClientConnection::OnError(net::Connection*, int) {
-  // Reset or write failure: the client is gone, nothing can be delivered.
+  // A failed TLS handshake, or a reset or write failure: the client is gone
+  // or cannot be spoken to; nothing can be delivered.
+  if (net::TlsTransport* tls = conn_.tls(); tls && !tls->open() && tls->saw_bytes()) {
+    TlsHandshakeFailed(tls->closed_during_handshake() ? Metrics::kTlsClosed : Metrics::kTlsProtocol,
+                       tls->failure().c_str());
+  }
   CloseSoon();
+}
+
+void ClientConnection::OnTlsEstablished(net::Connection*) {
+  if (Metrics* m = worker_->metrics()) Inc(m->tls_handshakes[conn_.tls()->resumed() ? 1 : 0]);
+}
+
+void ClientConnection::OnPlainHttpOnTls(net::Connection*) {
+  TlsHandshakeFailed(Metrics::kTlsPlainHttp, "plain HTTP on the TLS port");
+  RejectRequest(400, "plain HTTP request on the TLS port", /*is_head_request=*/false,
+                std::string_view(kPlainHttpOnTls, sizeof(kPlainHttpOnTls) - 1));
+}
+
+void ClientConnection::TlsHandshakeFailed(int kind, const char* why) {
+  if (Metrics* m = worker_->metrics()) Inc(m->tls_handshake_failures[kind]);
+  LogHandshakeFailure(client_ip_, why);
 }
 
 void ClientConnection::OnTimer() {
@@ -140,6 +202,7 @@ void ClientConnection::OnTimer() {
         d.client = client_ip_;
         LOG_DEBUG_WITH(d, "closed the connection: no complete request head within timeouts.client_header");
         if (Metrics* m = worker_->metrics()) Inc(m->timeouts_client_header);
+        if (conn_.tls_handshaking()) TlsHandshakeFailed(Metrics::kTlsTimeout, "not completed within client_header");
       }
       CloseSoon();
       break;
@@ -235,13 +298,14 @@ void ClientConnection::TryStartRequest() {
   exchange_->Start(this, config_);
 }
 
-void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request) {
+void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request, std::string_view body) {
   // The head was refused, so none of it is quoted: the client and the reason.
   LogDetail d;
   d.client = client_ip_;
   LOG_DEBUG_WITH(d, "refused the request head (%d): %s", status, why);
   LocalReply reply;
   reply.status = status;
+  reply.body = body;
   reply.close = true;
   reply.head_request = is_head_request;  // a response to HEAD carries no body, even one refused
   AccessLogEntry e;

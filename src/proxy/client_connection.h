@@ -18,6 +18,12 @@
 // of the head, extended by 1 ms per byte received (a minimum average rate of
 // about 1 KB/s, like Apache's mod_reqtimeout), so a body trickled byte by
 // byte cannot hold a connection open forever.
+//
+// TLS (docs/HTTP.md, TLS): on a TLS listener the connection's transport runs
+// the handshake first, within the same client_header deadline as the first
+// head. A failed or timed-out handshake is counted and logged (at most one
+// line a second for the process) and the connection closed; a plain-HTTP
+// request on the TLS port is answered 400 in plain HTTP, saying so.
 #pragma once
 
 #include <sys/socket.h>
@@ -30,6 +36,7 @@
 #include "http/head_parser.h"
 #include "net/connection.h"
 #include "net/timer.h"
+#include "net/tls_context.h"
 
 namespace sessiond {
 
@@ -38,8 +45,10 @@ class ProxyHost;
 
 class ClientConnection final : private net::Connection::Handler {
  public:
-  // Takes ownership of fd (already non-blocking).
-  ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer);
+  // Takes ownership of fd (already non-blocking). With `tls`, the client
+  // speaks TLS (docs/HTTP.md, TLS).
+  ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer,
+                   const std::shared_ptr<const net::TlsServerContext>& tls = nullptr);
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
@@ -51,6 +60,8 @@ class ClientConnection final : private net::Connection::Handler {
   net::Connection& conn() { return conn_; }
   ProxyHost* worker() const { return worker_; }
   const std::string& client_ip() const { return client_ip_; }
+  // The connection came to the TLS listener ("https" in X-Forwarded-Proto).
+  bool https() const { return https_; }
   // The client closed its sending side (it may still read our response).
   bool peer_eof() const { return conn_.peer_eof(); }
   // The exchange wrote its whole response to the output buffer. `keep_alive`
@@ -72,6 +83,8 @@ class ClientConnection final : private net::Connection::Handler {
   void OnPeerEof(net::Connection*) override;
   void OnWritable(net::Connection*) override;
   void OnError(net::Connection*, int err) override;
+  void OnTlsEstablished(net::Connection*) override;
+  void OnPlainHttpOnTls(net::Connection*) override;
   static void TimerCb(void* arg);
   static void DeferredCb(void* arg);
   void OnTimer();
@@ -80,7 +93,10 @@ class ClientConnection final : private net::Connection::Handler {
   // Feeds the input to the head parser; starts an exchange or answers an error.
   void TryStartRequest();
   // Answers a refused head (400, 413, 431, 505...) and closes after flushing.
-  void RejectRequest(int status, const char* why, bool is_head_request);
+  // `body` with null data: the reason phrase.
+  void RejectRequest(int status, const char* why, bool is_head_request, std::string_view body = {});
+  // Counts (and logs, rate-limited) a failed TLS handshake.
+  void TlsHandshakeFailed(int kind, const char* why);
   void CloseAfterFlush();
   void StartLingering();
   // Stops all I/O and frees this object from a deferred callback.
@@ -97,6 +113,7 @@ class ClientConnection final : private net::Connection::Handler {
   net::Timer timer_;
   net::Deferred deferred_;
   std::string client_ip_;
+  bool https_ = false;
   State state_ = State::kWaitingHead;
   bool header_timer_running_ = false;  // the timer currently counts client_header
   std::chrono::steady_clock::time_point head_started_;  // first byte of the current head

@@ -13,6 +13,7 @@
 #include "observe/metrics.h"
 #include "proxy/client_connection.h"
 #include "proxy/read_head.h"
+#include "net/tls_transport.h"
 
 namespace sessiond {
 
@@ -114,7 +115,7 @@ void Exchange::PrepareRequestHeaders() {
     request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
-  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host);
+  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host, conn_->https());
 }
 
 void Exchange::OnRequestFiltered(FilterResult result) {
@@ -155,7 +156,7 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   upstream_bytes_seen_ = false;
   if (allow_pooled) upstream_ = pool.TakeIdle(config_->upstream.address);
   const bool pooled = upstream_ != nullptr;
-  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
+  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address, host_->upstream_tls());
   if (!upstream_) {
     Fail(502, "connect failed", errno);
     return;
@@ -283,8 +284,12 @@ void Exchange::OnReadable(net::Connection*) { OnUpstreamReadable(); }
 void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true, 0); }
 void Exchange::OnError(net::Connection*, int err) { OnUpstreamClosed(/*clean_eof=*/false, err); }
 void Exchange::OnWritable(net::Connection*) { PumpRequestBody(); }
-void Exchange::OnConnected(net::Connection*) {
-  if (state_ == State::kConnecting) OnUpstreamConnected();
+void Exchange::OnConnected(net::Connection* conn) {
+  if (state_ != State::kConnecting) return;
+  if (net::TlsTransport* tls = conn->tls()) {
+    if (Metrics* m = host_->metrics()) Inc(m->upstream_tls_handshakes[tls->resumed() ? 1 : 0]);
+  }
+  OnUpstreamConnected();
 }
 
 void Exchange::OnUpstreamReadable() {
@@ -301,6 +306,12 @@ void Exchange::OnUpstreamReadable() {
 void Exchange::OnUpstreamClosed(bool clean_eof, int err) {
   switch (state_) {
     case State::kConnecting:
+      if (net::TlsTransport* tls = upstream_->conn().tls(); tls && !tls->failure().empty()) {
+        // The reason is for the error log only (docs/HTTP.md, TLS to the upstream).
+        const std::string reason = "TLS handshake failed (" + tls->failure() + ")";
+        Fail(502, reason.c_str());
+        return;
+      }
       Fail(502, "connect failed", err);
       return;
     case State::kAwaitingHead:
@@ -548,7 +559,10 @@ void Exchange::Fail(int status, const char* log_reason, int err) {
   if (upstream_side) {
     if (LogEnabled(LogLevel::kWarn)) {
       LogDetail d = LogContext();
-      d.upstream = config_->upstream.address.text;
+      std::string https_upstream;  // an https upstream is named with its scheme
+      if (config_->upstream.https) https_upstream = "https://" + config_->upstream.address.text;
+      d.upstream = config_->upstream.https ? std::string_view(https_upstream)
+                                           : std::string_view(config_->upstream.address.text);
       d.err = err;
       LogLineWith(LogLevel::kWarn, d, "%s", log_reason);
     }

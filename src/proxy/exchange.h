@@ -92,7 +92,7 @@ class Exchange final : private net::Connection::Handler {
   void OnReadable(net::Connection*) override;
   void OnPeerEof(net::Connection*) override;
   void OnWritable(net::Connection*) override;
-  void OnConnected(net::Connection*) override;
+  void OnConnected(net::Connection* conn) override;
   void OnError(net::Connection*, int err) override;
   static void TimerCb(void* arg);
 

@@ -17,6 +17,7 @@ namespace sessiond {
 
 namespace net {
 class BlockPool;
+class TlsClientContext;
 }
 class ClientConnection;
 class ExchangeFilterFactory;
@@ -40,6 +41,8 @@ class ProxyHost {
   // and connections, so an idle connection holds none.
   virtual ExchangePool& exchanges() = 0;
   virtual UpstreamPool& pool() = 0;
+  // TLS to the upstream (an https:// upstream), or null (replaced on reload).
+  virtual const std::shared_ptr<net::TlsClientContext>& upstream_tls() const = 0;
   // The session step, or null for none. An exchange keeps a copy of the
   // pointer until it has recycled its filter (a reload may replace it).
   virtual const std::shared_ptr<ExchangeFilterFactory>& filters() = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "net/tls_transport.h"
 #include "observe/metrics.h"
 
 namespace sessiond {
@@ -68,10 +69,20 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& 
   return std::unique_ptr<UpstreamConnection>(c);
 }
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address) {
+std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address,
+                                                          const std::shared_ptr<net::TlsClientContext>& tls) {
   std::unique_ptr<UpstreamConnection> c(new UpstreamConnection(this, base_, blocks_));
   c->address_ = address.text;
   NoteInUse();  // from here on its destructor counts it out
+  if (tls) {
+    std::unique_ptr<net::TlsTransport> t = net::TlsTransport::NewClient(tls);
+    if (!t) {
+      c.reset();
+      errno = ENOMEM;  // for the caller's log line
+      return nullptr;
+    }
+    c->conn_.UseTls(std::move(t));
+  }
   if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) {
     const int err = errno;
     c.reset();

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -21,7 +22,47 @@ int64_t NowMs() {
 
 constexpr timeval kTick{0, 20000};  // how often the main thread checks the drain
 
+net::TlsServerOptions ServerOptions(const TlsConfig& t) {
+  net::TlsServerOptions o;
+  o.certificate_pem = t.certificate_pem;
+  o.private_key_pem = t.private_key_pem;
+  o.min_version = t.min_version;
+  o.client_ca_pem = t.client_ca_pem;
+  return o;
+}
+
+net::TlsClientOptions ClientOptions(const UpstreamTlsConfig& u) {
+  net::TlsClientOptions o;
+  o.ca_pem = u.ca_pem;
+  o.server_name = u.server_name;
+  o.client_certificate_pem = u.client_certificate_pem;
+  o.client_key_pem = u.client_key_pem;
+  return o;
+}
+
 }  // namespace
+
+Result<WorkerTls> Server::BuildTls(const Config& config, const WorkerTls& current) {
+  WorkerTls out;
+  if (config.tls) {
+    // Always a new context: the files were read again, perhaps renewed.
+    Result<std::shared_ptr<net::TlsServerContext>> server =
+        net::TlsServerContext::Create(ServerOptions(*config.tls), ticket_keys_);
+    if (!server.ok()) return Status::Invalid("tls: " + server.status().message());
+    out.listener = *server;
+  }
+  if (config.upstream.https) {
+    net::TlsClientOptions options = ClientOptions(config.upstream_tls);
+    if (current.upstream && current.upstream->options() == options) {
+      out.upstream = current.upstream;  // keeps its resumable session and the pooled connections
+    } else {
+      Result<std::shared_ptr<net::TlsClientContext>> client = net::TlsClientContext::Create(options);
+      if (!client.ok()) return Status::Invalid("upstream_tls: " + client.status().message());
+      out.upstream = *client;
+    }
+  }
+  return out;
+}
 
 Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters)
     : config_(std::move(config)), make_filters_(std::move(make_filters)) {}
@@ -32,6 +73,7 @@ Server::~Server() {
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
   if (trim_) event_free(trim_);
+  if (rotate_) event_free(rotate_);
   workers_.clear();
   if (base_) event_base_free(base_);
 }
@@ -81,8 +123,19 @@ int Server::Run() {
     }
   }
 
+  Result<WorkerTls> tls = BuildTls(*config_, WorkerTls{});
+  if (!tls.ok()) {
+    fprintf(stderr, "sessiond: %s\n", tls.status().message().c_str());
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return 1;
+  }
+  tls_ = *tls;
+  if (tls_.listener && !ticket_keys_->ok()) {
+    LOG_WARN("tls: the random generator failed: no session tickets (every handshake is a full one)");
+  }
+
   for (int i = 0; i < config_->workers; ++i) {
-    auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_);
+    auto worker = std::make_unique<Worker>(i, config_, make_filters_, &metrics_, tls_);
     Status s = worker->Init();
     if (!s.ok()) {
       fprintf(stderr, "sessiond: %s\n", s.message().c_str());
@@ -101,9 +154,14 @@ int Server::Run() {
   trim_ = event_new(base_, -1, EV_PERSIST, TrimCb, this);
   static const timeval kTrimEvery{2, 0};
   evtimer_add(trim_, &kTrimEvery);
+  rotate_ = event_new(base_, -1, EV_PERSIST, RotateCb, this);
+  static const timeval kRotateEvery{
+      std::chrono::duration_cast<std::chrono::seconds>(net::TicketKeys::kRotateEvery).count(), 0};
+  evtimer_add(rotate_, &kRotateEvery);
 
-  LOG_INFO("sessiond listening on %s, upstream %s, %d worker(s), manager %s", config_->listen.text.c_str(),
-           config_->upstream.url.c_str(), config_->workers, ToString(config_->session.manager));
+  LOG_INFO("sessiond listening on %s%s, upstream %s, %d worker(s), manager %s", config_->listen.text.c_str(),
+           tls_.listener ? " (TLS)" : "", config_->upstream.url.c_str(), config_->workers,
+           ToString(config_->session.manager));
   event_base_dispatch(base_);
 
   for (auto& w : workers_) w->Join();
@@ -148,6 +206,11 @@ void Server::TrimCb(evutil_socket_t, short, void* arg) {
   }
 }
 
+// Session-ticket keys: a fresh one every TicketKeys::kRotateEvery, the one
+// before still accepted (net/tls_context.h), shared by every worker and every
+// TLS context of the process.
+void Server::RotateCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->ticket_keys_->Rotate(); }
+
 void Server::OnTick() {
   bool all_exited = true;
   for (auto& w : workers_) all_exited = all_exited && w->exited();
@@ -179,9 +242,31 @@ void Server::Reload() {
     metrics_.config_last_reload_successful.store(0, std::memory_order_relaxed);
     return;
   }
+  std::shared_ptr<const Config> next = *loaded;
+  if (next->tls.has_value() != (tls_.listener != nullptr)) {
+    // The listener keeps the protocol it started with: a client of this port
+    // would otherwise find it changed under its feet.
+    LOG_WARN("reload: turning tls on or off needs a restart; the listener stays %s",
+             tls_.listener ? "TLS" : "plain HTTP");
+    auto kept = std::make_shared<Config>(*next);
+    if (tls_.listener) {
+      kept->tls = config_->tls;
+    } else {
+      kept->tls.reset();
+    }
+    next = kept;
+  }
+  Result<WorkerTls> tls = BuildTls(*next, tls_);
+  if (!tls.ok()) {
+    fprintf(stderr, "sessiond: reload failed, keeping the running configuration: %s\n",
+            tls.status().message().c_str());
+    LOG_ERROR("reload failed, keeping the running configuration (and its TLS certificate)");
+    metrics_.config_last_reload_successful.store(0, std::memory_order_relaxed);
+    return;
+  }
+  tls_ = *tls;
   metrics_.config_last_reload_successful.store(1, std::memory_order_relaxed);
   metrics_.config_last_reload_success_unix.store(static_cast<int64_t>(time(nullptr)), std::memory_order_relaxed);
-  std::shared_ptr<const Config> next = *loaded;
   if (next->listen.text != config_->listen.text || next->workers != config_->workers) {
     LOG_WARN("reload: listen and workers changes need a restart; keeping %s with %d worker(s)",
              config_->listen.text.c_str(), config_->workers);
@@ -189,8 +274,9 @@ void Server::Reload() {
   config_ = next;
   SetLogLevel(config_->log.level);
   SetLogFormat(config_->log.format);
-  for (auto& w : workers_) w->Reload(config_);
-  LOG_INFO("configuration reloaded from %s", config_->source_path.c_str());
+  for (auto& w : workers_) w->Reload(config_, tls_);
+  LOG_INFO("configuration reloaded from %s%s%s", config_->source_path.c_str(),
+           tls_.listener ? "; TLS certificate from " : "", tls_.listener ? config_->tls->certificate.c_str() : "");
 }
 
 }  // namespace sessiond

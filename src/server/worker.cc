@@ -17,8 +17,13 @@
 namespace sessiond {
 
 
-Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics)
-    : index_(index), config_(std::move(config)), make_filters_(std::move(make_filters)), metrics_(metrics) {}
+Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics,
+               WorkerTls tls)
+    : index_(index),
+      config_(std::move(config)),
+      tls_(std::move(tls)),
+      make_filters_(std::move(make_filters)),
+      metrics_(metrics) {}
 
 Worker::~Worker() {
   // Connections free themselves through their destructor, which unregisters.
@@ -108,7 +113,7 @@ LoopEnv Worker::loop_env() {
 
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
-  auto* conn = new ClientConnection(worker, fd, addr);
+  auto* conn = new ClientConnection(worker, fd, addr, worker->tls_.listener);
   conn->Start();  // frees itself when it ends
 }
 
@@ -216,10 +221,15 @@ void Worker::ForceStop() {
   Post([this] { event_base_loopbreak(base_); });
 }
 
-void Worker::Reload(std::shared_ptr<const Config> config) {
-  Post([this, config = std::move(config)] {
-    bool upstream_changed = config->upstream.address.text != config_->upstream.address.text;
+void Worker::Reload(std::shared_ptr<const Config> config, WorkerTls tls) {
+  Post([this, config = std::move(config), tls = std::move(tls)] {
+    // Pooled connections were made with the old address and the old TLS
+    // settings (the Server keeps the same client context when they did not
+    // change).
+    bool upstream_changed = config->upstream.address.text != config_->upstream.address.text ||
+                            config->upstream.https != config_->upstream.https || tls.upstream != tls_.upstream;
     config_ = config;
+    tls_ = tls;
     if (upstream_changed) pool_->Clear();
     if (make_filters_) filters_ = make_filters_(config_, loop_env(), metrics_);
   });

@@ -21,6 +21,7 @@
 #include "net/block.h"
 #include "net/loop_env.h"
 #include "net/task_queue.h"
+#include "net/tls_context.h"
 #include "proxy/exchange.h"
 #include "proxy/proxy_host.h"
 #include "proxy/upstream_pool.h"
@@ -31,12 +32,20 @@ namespace sessiond {
 class ClientConnection;
 struct Metrics;
 
+// The TLS contexts a worker uses (built by the Server from the Config, shared
+// by every worker, replaced together on reload). Either may be null.
+struct WorkerTls {
+  std::shared_ptr<const net::TlsServerContext> listener;  // TLS on the listener
+  std::shared_ptr<net::TlsClientContext> upstream;        // an https:// upstream
+};
+
 class Worker : public ProxyHost {
  public:
   // At most this many spare buffer blocks (16 KiB each) per worker.
   static constexpr size_t kMaxFreeBlocks = 256;
 
-  Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics);
+  Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics,
+         WorkerTls tls = {});
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -55,8 +64,9 @@ class Worker : public ProxyHost {
   void BeginShutdown();
   // Thread-safe. Ends the loop now (after the shutdown deadline).
   void ForceStop();
-  // Thread-safe. Installs a new config for new requests.
-  void Reload(std::shared_ptr<const Config> config);
+  // Thread-safe. Installs a new config (and TLS contexts) for new requests
+  // and connections; connections already open keep their TLS context.
+  void Reload(std::shared_ptr<const Config> config, WorkerTls tls);
 
   // ---- loop-thread API ----
   int index() const { return index_; }
@@ -65,6 +75,7 @@ class Worker : public ProxyHost {
   net::BlockPool& blocks() override { return *blocks_; }
   ExchangePool& exchanges() override { return *exchanges_; }
   UpstreamPool& pool() override { return *pool_; }
+  const std::shared_ptr<net::TlsClientContext>& upstream_tls() const override { return tls_.upstream; }
   const std::shared_ptr<ExchangeFilterFactory>& filters() override { return filters_; }
   Metrics* metrics() override { return metrics_; }
   bool shutting_down() const override { return shutting_down_; }
@@ -96,6 +107,7 @@ class Worker : public ProxyHost {
 
   const int index_;
   std::shared_ptr<const Config> config_;
+  WorkerTls tls_;
   FilterFactoryMaker make_filters_;
   Metrics* metrics_;
   event_base* base_ = nullptr;

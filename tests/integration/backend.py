@@ -8,6 +8,8 @@ forgiving to notice a proxy sending something malformed.
 
 Two ways to run it:
   Backend()                      in-process, threads; the recorder is read directly
+  Backend(tls=ssl_context)       the same over TLS (Python's ssl, server side): url is
+                                 https://..., tls_peers/tls_errors record each handshake
   BackendProcess(workdir)        `python3 backend.py --port P` as a subprocess, for
                                  "upstream killed and restarted" tests; the recorder
                                  is read over the control paths /__requests, /__stats
@@ -38,6 +40,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -394,7 +397,10 @@ _REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: 
 class Backend:
     """The in-process backend. Listens on 127.0.0.1:port (0 = any free port)."""
 
-    def __init__(self, port=0, host="127.0.0.1"):
+    def __init__(self, port=0, host="127.0.0.1", tls=None):
+        self.tls = tls
+        self.tls_peers = []   # per TLS connection: the client's certificate (a dict, {} if none)
+        self.tls_errors = []  # per failed TLS handshake: the reason
         self.recorder = Recorder()
         self.stopping = threading.Event()
         self._conns = set()
@@ -410,7 +416,7 @@ class Backend:
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     # Recorder views (the same names exist on BackendProcess).
     def requests(self, path=None):
@@ -464,6 +470,19 @@ class Backend:
 
     def _serve(self, conn):
         try:
+            if self.tls is not None:
+                # The handshake runs on the connection's own thread, so a slow
+                # or failing one never holds up the accept loop.
+                try:
+                    conn.sock = self.tls.wrap_socket(conn.sock, server_side=True)
+                    peer = conn.sock.getpeercert() or {}
+                    with self._conns_lock:
+                        self.tls_peers.append(peer)
+                except (ssl.SSLError, OSError) as e:
+                    with self._conns_lock:
+                        self.tls_errors.append(str(e))
+                    conn.sock.close()
+                    return
             conn.serve()
         finally:
             with self._conns_lock:

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tls_test_util.h"
+
 using namespace sessiond;
 using namespace std::chrono_literals;
 
@@ -628,10 +630,9 @@ TEST_CASE("upstream URL errors") {
   auto err = [](const std::string& url) {
     return ErrorOf("upstream: '" + url + "'\nsecret_key: " + kSecret + "\n");
   };
-  CHECK(err("https://127.0.0.1") ==
-        "test.yaml:1:11: upstream: https upstreams are not supported (use http://)");
-  CHECK(Contains(err("ftp://127.0.0.1"), "expected http://host[:port]"));
+  CHECK(err("ftp://127.0.0.1") == "test.yaml:1:11: upstream: expected http://host[:port] or https://host[:port]");
   CHECK(Contains(err("127.0.0.1:3000"), "expected http://host[:port]"));
+  CHECK(Contains(err("https://127.0.0.1:3000/api"), "a path is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000/api"), "a path is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000/?x=1"), "query is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000#top"), "fragment is not supported"));
@@ -940,4 +941,123 @@ TEST_CASE("a missing secret says how to make one") {
   CHECK(Contains(ErrorOf(Minimal("secret_key_fallbacks: [short]\n")), "run 'sessiond gen-secret'"));
   // Other variables get no such advice.
   CHECK_FALSE(Contains(ErrorOf(Minimal("workers: ${W}\n")), "gen-secret"));
+}
+
+// ---- tls and upstream_tls (docs/CONFIGURATION.md, tls and upstream_tls) ----
+
+namespace {
+
+struct TlsFiles {
+  testing::TestCa ca{"config test CA"};
+  testing::PemPair leaf = ca.Issue("localhost", {"localhost"}, {"127.0.0.1"});
+  testing::PemPair other = ca.Issue("other", {"other"}, {});
+  TempFile cert{leaf.cert, 0644};
+  TempFile key{leaf.key, 0600};
+  TempFile other_key{other.key, 0600};
+  TempFile ca_file{ca.ca().cert, 0644};
+  TempFile garbage{"not a certificate\n", 0644};
+  TempFile encrypted{testing::EncryptedKeyPem(leaf.key, "passphrase"), 0600};
+};
+
+}  // namespace
+
+TEST_CASE("tls: the files are read and checked at load, their bytes kept") {
+  TlsFiles f;
+  auto r = Parse(Minimal("tls:\n  certificate: " + f.cert.path() + "\n  private_key: " + f.key.path() + "\n"));
+  REQUIRE(r.ok());
+  REQUIRE((*r)->tls.has_value());
+  CHECK((*r)->tls->certificate == f.cert.path());
+  CHECK((*r)->tls->certificate_pem == f.leaf.cert);
+  CHECK((*r)->tls->private_key_pem == f.leaf.key);
+  CHECK((*r)->tls->min_version == 12);
+  CHECK((*r)->tls->client_ca.empty());
+  // The summary names the files, never the key's bytes.
+  const std::string summary = DescribeConfig(**r);
+  CHECK(Contains(summary, f.key.path()));
+  CHECK_FALSE(Contains(summary, "PRIVATE KEY"));
+  CHECK_FALSE(Contains(summary, f.leaf.key.substr(40, 40)));
+
+  auto mutual = Parse(Minimal("tls: {certificate: " + f.cert.path() + ", private_key: " + f.key.path() +
+                              ", min_version: 1.3, client_ca: " + f.ca_file.path() + "}\n"));
+  REQUIRE(mutual.ok());
+  CHECK((*mutual)->tls->min_version == 13);
+  CHECK((*mutual)->tls->client_ca_pem == f.ca.ca().cert);
+
+  auto off = Parse(Minimal("tls: ~\n"));
+  REQUIRE(off.ok());
+  CHECK_FALSE((*off)->tls.has_value());
+  CHECK_FALSE((*Parse(Minimal()))->tls.has_value());
+}
+
+TEST_CASE("tls errors: FILE:LINE:COL at the value, what is wrong, never the key") {
+  TlsFiles f;
+  const std::string c = f.cert.path(), k = f.key.path();
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n")) ==
+        "test.yaml:4:3: tls.private_key is required when tls is set");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: /nonexistent/cert.pem\n  private_key: " + k + "\n")) ==
+        "test.yaml:4:16: tls.certificate: cannot read /nonexistent/cert.pem: No such file or directory");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + f.garbage.path() + "\n  private_key: " + k + "\n")) ==
+        "test.yaml:4:16: tls.certificate: " + f.garbage.path() +
+            ": no PEM certificate (-----BEGIN CERTIFICATE-----) in it");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + c + "\n")) ==
+        "test.yaml:5:16: tls.private_key: " + c + ": no PEM private key in it");
+  const std::string mismatch =
+      ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + f.other_key.path() + "\n"));
+  CHECK(mismatch == "test.yaml:5:16: tls.private_key: " + f.other_key.path() +
+                        ": it is not the private key of the certificate (tls.certificate)");
+  CHECK_FALSE(Contains(mismatch, "PRIVATE"));
+  CHECK(Contains(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + f.encrypted.path() + "\n")),
+                 "the private key is encrypted"));
+  CHECK(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", min_version: 1.1}\n")) ==
+        "test.yaml:3:" + std::to_string(50 + c.size() + k.size()) +
+            ": tls.min_version: expected one of 1.2 | 1.3 (got \"1.1\")");
+  CHECK(Contains(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", client_ca: " +
+                                 f.garbage.path() + "}\n")),
+                 "tls.client_ca: " + f.garbage.path() + ": no PEM certificate"));
+  CHECK(Contains(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", ciphers: x}\n")),
+                 "unknown key 'tls.ciphers'"));
+}
+
+TEST_CASE("https upstreams: port 443, the host verified, upstream_tls read and checked") {
+  TlsFiles f;
+  auto https = Parse("upstream: https://localhost\nsecret_key: " + kSecret + "\n");
+  REQUIRE(https.ok());
+  CHECK((*https)->upstream.https);
+  CHECK((*https)->upstream.port == 443);
+  CHECK((*https)->upstream_tls.server_name == "localhost");
+  CHECK((*https)->upstream_tls.ca_pem.empty());  // the system's CAs
+  CHECK_FALSE((*Parse(Minimal()))->upstream.https);
+
+  auto full = Parse("upstream: https://127.0.0.1:8443\nsecret_key: " + kSecret + "\nupstream_tls:\n  ca_file: " +
+                    f.ca_file.path() + "\n  server_name: backend.internal\n  client_certificate: " + f.cert.path() +
+                    "\n  client_key: " + f.key.path() + "\n");
+  REQUIRE(full.ok());
+  const UpstreamTlsConfig& u = (*full)->upstream_tls;
+  CHECK(u.ca_pem == f.ca.ca().cert);
+  CHECK(u.server_name == "backend.internal");
+  CHECK(u.client_certificate_pem == f.leaf.cert);
+  CHECK(u.client_key_pem == f.leaf.key);
+  CHECK(Contains(DescribeConfig(**full), "backend.internal"));
+  CHECK_FALSE(Contains(DescribeConfig(**full), "PRIVATE KEY"));
+
+  auto ip = Parse("upstream: 'https://[::1]:8443'\nsecret_key: " + kSecret + "\n");
+  REQUIRE(ip.ok());
+  CHECK(ip.value()->upstream_tls.server_name == "::1");
+}
+
+TEST_CASE("upstream_tls errors") {
+  TlsFiles f;
+  const std::string head = "upstream: https://127.0.0.1:8443\nsecret_key: " + kSecret + "\n";
+  CHECK(ErrorOf(Minimal("upstream_tls: {server_name: x}\n")) ==
+        "test.yaml:3:1: upstream_tls: applies only to an https:// upstream");
+  CHECK(ErrorOf(head + "upstream_tls: {client_certificate: " + f.cert.path() + "}\n") ==
+        "test.yaml:3:16: upstream_tls.client_certificate and upstream_tls.client_key go together: set both or "
+        "neither");
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {server_name: 'bad name'}\n"),
+                 "upstream_tls.server_name: expected a host name or an IP address"));
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {ca_file: /nonexistent/ca.pem}\n"),
+                 "upstream_tls.ca_file: cannot read /nonexistent/ca.pem"));
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {client_certificate: " + f.cert.path() +
+                         ", client_key: " + f.other_key.path() + "}\n"),
+                 "upstream_tls.client_key: " + f.other_key.path() + ": it is not the private key"));
 }

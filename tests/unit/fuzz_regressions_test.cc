@@ -6,6 +6,7 @@
 // 2. Each bug the fuzzers found gets a test named after it, holding the
 //    minimised input.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "../fuzz/instruction_parser_check.h"
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
+#include "../fuzz/tls_first_bytes_check.h"
 
 namespace sessiond {
 namespace {
@@ -160,6 +162,12 @@ TEST_CASE("fuzz seeds: cookie_header holds every invariant") {
 
 TEST_CASE("fuzz seeds: config_loader holds every invariant") {
   ReplayCorpus("config_loader", 5, [](const std::string& b) { return fuzz::CheckConfigText(b); });
+}
+
+TEST_CASE("fuzz seeds: tls_first_bytes holds every invariant") {
+  static const bool sigpipe_ignored = (signal(SIGPIPE, SIG_IGN), true);
+  (void)sigpipe_ignored;
+  ReplayCorpus("tls_first_bytes", 10, [](const std::string& b) { return fuzz::CheckTlsFirstBytes(b); });
 }
 
 // The seeds must reach the code behind the front door, or replaying them
