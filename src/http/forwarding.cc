@@ -16,6 +16,16 @@ bool IsTchar(char c) {
 
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
 
+bool IsPort(std::string_view v) {
+  if (v.empty() || v.size() > 5) return false;
+  uint32_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return n >= 1 && n <= 65535;
+}
+
 // One X-Forwarded-For entry: an IPv4 or IPv6 address, "[v6]", or either with
 // a ":port" (some balancers add the client's port). nullopt otherwise.
 std::optional<IpAddress> ParseForwardedForEntry(std::string_view entry) {
@@ -24,22 +34,13 @@ std::optional<IpAddress> ParseForwardedForEntry(std::string_view entry) {
     const size_t close = entry.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     std::string_view rest = entry.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.size() < 2 || rest.size() > 6 || rest[0] != ':') return std::nullopt;
-      for (char c : rest.substr(1)) {
-        if (c < '0' || c > '9') return std::nullopt;
-      }
-    }
+    if (!rest.empty() && (rest[0] != ':' || !IsPort(rest.substr(1)))) return std::nullopt;
     return ParseIpAddress(entry.substr(0, close + 1), /*allow_brackets=*/true);
   }
   const size_t colon = entry.find(':');
   if (colon != std::string_view::npos && entry.find(':', colon + 1) == std::string_view::npos) {
     // "a.b.c.d:port": one colon is never an IPv6 address.
-    std::string_view port = entry.substr(colon + 1);
-    if (port.empty() || port.size() > 5) return std::nullopt;
-    for (char c : port) {
-      if (c < '0' || c > '9') return std::nullopt;
-    }
+    if (!IsPort(entry.substr(colon + 1))) return std::nullopt;
     std::optional<IpAddress> a = ParseIpAddress(entry.substr(0, colon));
     if (!a || a->family != AF_INET) return std::nullopt;
     return a;
@@ -60,16 +61,6 @@ std::optional<std::string_view> OnlyValue(const HeaderList& headers, HeaderId id
     found = h.value;
   }
   return found;
-}
-
-bool IsPort(std::string_view v) {
-  if (v.empty() || v.size() > 5) return false;
-  uint32_t n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<uint32_t>(c - '0');
-  }
-  return n >= 1 && n <= 65535;
 }
 
 size_t FormatPort(uint16_t port, char* out) {
