@@ -318,8 +318,9 @@ void ClientConnection::RequestBodyProgress(uint64_t bytes) {
 void ClientConnection::BeginShutdown() {
   if (state_ == State::kTunnel) {
     // WebSockets get a Close frame (1001, going away); other protocols keep
-    // running until they end or timeouts.shutdown cuts them.
-    if (tunnel_started_) tunnel_->End(kWsCloseGoingAway, "shutdown");
+    // running until they end or timeouts.shutdown cuts them (docs/HTTP.md,
+    // Upgrades and WebSockets). A tunnel not started yet checks on Start.
+    if (tunnel_started_ && tunnel_->websocket()) tunnel_->End(kWsCloseGoingAway, "shutdown");
     return;
   }
   if (state_ != State::kWaitingHead || exchange_ || !conn_.input().empty()) return;

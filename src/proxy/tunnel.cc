@@ -67,7 +67,8 @@ void Tunnel::Start() {
   PumpUp();
   PumpDown();
   CheckEnds();
-  if (!finished_ && host_->shutting_down()) End(kWsCloseGoingAway, "shutdown");
+  // Opened while the worker drains: a WebSocket is told to go away at once.
+  if (!finished_ && spec_.websocket && host_->shutting_down()) End(kWsCloseGoingAway, "shutdown");
 }
 
 void Tunnel::PumpUp() {

@@ -83,6 +83,7 @@ class Tunnel final : private net::Connection::Handler {
   void Abort();
 
   uint64_t id() const { return id_; }
+  bool websocket() const { return spec_.websocket; }
   const SessionBinding& session() const { return spec_.session; }
   // Adds the bytes relayed since the last call to the metrics.
   void ReportBytes();
