@@ -287,3 +287,26 @@ def test_cross_origin_websocket_is_refused(t):
             await ws.send("same origin")
             check_eq(await ws.recv(), "same origin", "a same-origin WebSocket")
     run(scenario())
+
+
+def test_logout_closes_sockets_on_every_worker(t):
+    # Sockets of one session spread over 4 workers (SO_REUSEPORT); the logout
+    # is handled by one of them, and every worker closes its own.
+    proxy, _ = _proxy(t, manager="cookie", extra={"workers": 4})
+    b = _login(proxy)
+
+    async def scenario():
+        sockets = [await connect(proxy, "/echo", browser=b) for _ in range(12)]
+        for ws in sockets:
+            await ws.send("up")
+            check_eq(await ws.recv(), "up", "echo before logout")
+        check_eq(b.request("/logout").status, 200, "logout")
+        results = await asyncio.gather(*[_closed_within(ws, CLOSE_DEADLINE) for ws in sockets])
+        codes = [code for code, _ in results]
+        check_eq(codes, [1008] * len(sockets), "close codes of the session's sockets across workers")
+        slowest = max(took for _, took in results)
+        check(slowest <= CLOSE_DEADLINE, "the last socket closed %.2f s after logout" % slowest)
+    run(scenario())
+
+
+test_logout_closes_sockets_on_every_worker.exclusive = True
