@@ -3,7 +3,7 @@
 # direct, in one run, reported as ratios to nginx proxy_pass, with each bar of
 # the core rebuild marked PASS/FAIL.
 #
-#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs|tls]   (make bench = all)
+#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs|tls|ws]   (make bench = all)
 #   scripts/bench.sh bundle DIR     a self-contained copy for another machine
 #   scripts/bench.sh scale DIR      the many-core runner, from DIR (bundled first
 #                                   when DIR holds no bundle yet)
@@ -34,8 +34,14 @@
 #              wrk, stops it from resuming its last session; sessiond's
 #              sessiond_tls_handshakes_total confirms it) (tls_handshake);
 #              then BENCH_IDLE_CONNS idle TLS connections to each, RSS.
-#   all        wrk, sweep, conns, callgrind, allocs, tls, in that order (about
-#              13 minutes with the defaults on a 2-core machine).
+#   ws         WebSocket echo: BENCH_WS_CONNECTIONS connections each echoing
+#              1 KiB binary messages one at a time (scripts/bench/ws_load.c)
+#              through sessiond and through nginx proxying WebSockets, to a
+#              small epoll echo server (scripts/bench/ws_echo.c), and to the
+#              echo server direct; messages/s and the proxy's CPU time per
+#              message, medians over the rounds, contenders interleaved.
+#   all        wrk, sweep, conns, callgrind, allocs, tls, ws, in that order
+#              (about 15 minutes with the defaults on a 2-core machine).
 #   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
 #              DIR/lib: every shared library they load and the dynamic loader;
 #              DIR/share: templates and helpers; DIR/run-scale.sh. Runs as
@@ -69,6 +75,9 @@
 #                             nginx's upstream keepalive pool per worker
 #   BENCH_CG_REQUESTS [2000]  requests counted under callgrind
 #   BENCH_IDLE_CONNS [10000]  connections of the connection-scale step
+#   BENCH_WS_CONNECTIONS [50] WebSocket connections of the ws step
+#   BENCH_WS_SECONDS [BENCH_SECONDS]  seconds per ws run (after a 1 s warm-up)
+#   BENCH_WS_SIZE [1024]      bytes per WebSocket message
 #   SESSIOND_BIN [build/release/sessiond]
 #   BENCH_KEEP [unset]        set: keep the temp dir (wrk outputs, facts, logs)
 #   scale mode reads more (BENCH_SCALE_*, BENCH_RESULTS): see run-scale.sh.
@@ -79,12 +88,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs|tls] | bundle DIR | scale DIR" >&2
+  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs|tls|ws] | bundle DIR | scale DIR" >&2
   exit 2
 }
 MODE=${1:-all}
 case "$MODE" in
-  all|wrk|sweep|conns|callgrind|allocs|tls) [ $# -le 1 ] || usage ;;
+  all|wrk|sweep|conns|callgrind|allocs|tls|ws) [ $# -le 1 ] || usage ;;
   bundle|scale) [ $# -eq 2 ] || usage ;;
   *) usage ;;
 esac
@@ -174,6 +183,9 @@ WARMUP=${BENCH_WARMUP_SECONDS:-2}
 ALLOC_SECONDS=${BENCH_ALLOC_SECONDS:-5}
 CG_REQUESTS=${BENCH_CG_REQUESTS:-2000}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+WS_CONNS=${BENCH_WS_CONNECTIONS:-50}
+WS_SECONDS=${BENCH_WS_SECONDS:-$DURATION}
+WS_SIZE=${BENCH_WS_SIZE:-1024}
 COOKIE_NAME=session_id   # sessiond's default session_cookie_name
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-$(echo "$CONNS $SWEEP" | tr ' ' '\n' | sort -n | tail -n 1)}
 BACKEND_WORKERS=1
@@ -217,7 +229,7 @@ SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
   P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
-  P_TLS_PLAIN <<<"$(free_ports 18)"
+  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE <<<"$(free_ports 21)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -238,6 +250,9 @@ fact meta clk_tck "$(clk_tck)"
 fact meta sweep_workers "$SWEEP_WORKERS"
 fact meta sweep_seconds "$SWEEP_SECONDS"
 fact meta nginx_keepalive "$NGINX_KEEPALIVE"
+fact meta ws_connections "$WS_CONNS"
+fact meta ws_size "$WS_SIZE"
+fact meta ws_seconds "$WS_SECONDS"
 fact meta machine "$(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 fact meta sessiond "$("$SESSIOND" --version) (built $SESSIOND_BUILT)"
 fact meta nginx "$(nginx -v 2>&1)"
@@ -543,16 +558,61 @@ run_tls() {
   stop "$nginx_master" "nginx TLS (idle)" || problem "nginx TLS (idle) did not exit cleanly"
 }
 
+# --- ws: WebSocket echo through the proxies ------------------------------------
+
+run_ws() {
+  local echo_pid nginx_master spid r i c out line rate msgs errs before after
+  local -A port=([direct]=$P_WS_ECHO [nginx]=$P_WS_NGINX [cookie]=$P_WS_COOKIE) cpu
+  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_echo" "$HERE/ws_echo.c" -lcrypto \
+    2>"$TMP/logs/ws_echo.cc" || die "could not compile $HERE/ws_echo.c: $(head -n 5 "$TMP/logs/ws_echo.cc")"
+  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_load" "$HERE/ws_load.c" \
+    2>"$TMP/logs/ws_load.cc" || die "could not compile $HERE/ws_load.c: $(head -n 5 "$TMP/logs/ws_load.cc")"
+  start ws_echo "${PIN_BACKEND[@]}" "$TMP/ws_echo" "$P_WS_ECHO"; echo_pid=$STARTED
+  wait_listen "$P_WS_ECHO" "$echo_pid" ws_echo
+  cpu[direct]=$echo_pid
+  # The templates' @BACKEND_PORT@ is the echo server for this step.
+  local P_BACKEND=$P_WS_ECHO
+  local conf
+  conf=$(render_nginx ws.nginx.conf.in ws_nginx "$P_WS_NGINX" "daemon off;" 1)
+  start ws_nginx "${PIN_PROXY[@]}" "${NGINX[@]}" -p "$TMP/" -e "$TMP/ws_nginx.startup.log" -c "$conf"
+  nginx_master=$STARTED
+  wait_listen "$P_WS_NGINX" "$nginx_master" ws_nginx
+  cpu[nginx]="$nginx_master $(workers_of "$nginx_master" 1)"
+  start_sessiond sessiond_ws "$P_WS_COOKIE" cookie 1; spid=$STARTED; cpu[cookie]=$spid
+  local contenders=(direct nginx cookie)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for ((i = 0; i < ${#contenders[@]}; i++)); do
+      c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
+      out=$TMP/wrk/ws_${c}_$r.txt
+      # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
+      before=$(cpu_ticks ${cpu[$c]})
+      tracked "${PIN_WRK[@]}" "$TMP/ws_load" "${port[$c]}" "$WS_CONNS" "$WS_SECONDS" "$WS_SIZE" 1 >"$out" 2>&1 ||
+        problem "ws_load against $c failed: $(tail -n 1 "$out")"
+      # shellcheck disable=SC2086
+      after=$(cpu_ticks ${cpu[$c]})
+      line=$(grep '^messages ' "$out" || echo "messages 0 seconds 0 rate 0 errors -1")
+      read -r _ msgs _ _ _ rate _ errs <<<"$line"
+      fact ws "$c" "$r" "$rate" "$msgs" "$errs" "$((after - before))"
+      note "ws      $c round $r: $rate messages/s ($msgs messages, $errs errors)"
+    done
+  done
+  alive "$spid" && fact mem ws_cookie "$(mem_kb "$spid" VmHWM)" "$(mem_kb "$spid" VmRSS)"
+  stop_sessiond ws "$spid"
+  stop "$nginx_master" "nginx (ws)" || problem "nginx (ws) did not exit cleanly"
+  stop "$echo_pid" "ws_echo" || true
+}
+
 # --- main ---------------------------------------------------------------------
 
 case "$MODE" in
-  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs; run_tls ;;
+  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs; run_tls; run_ws ;;
   tls) run_tls ;;
   wrk) run_wrk ;;
   sweep) run_sweep ;;
   conns) run_conns ;;
   callgrind) run_callgrind ;;
   allocs) run_allocs ;;
+  ws) run_ws ;;
 esac
 fact meta finished "$(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -17,6 +17,10 @@ RUN_DIR holds what bench.sh collected:
             ALIGNED_ALLOC MEMALIGN FREE calls during one wrk run of REQUESTS
       tls_handshakes ROUND FULL RESUMED handshakes sessiond counted during one
                                         tls_handshake run (its admin metrics)
+      ws CONTENDER ROUND RATE MESSAGES ERRORS PROXY_TICKS
+                                        one WebSocket echo run (bench.sh, run_ws): messages/s,
+                                        echoes counted, failed connections, the server's CPU
+                                        ticks over the run (warm-up included)
       problem TEXT...                   something that went wrong during the run
   idle.json                             idle_conns.py's output (optional)
   idle_tls_cookie.json, idle_tls_nginx.json
@@ -70,7 +74,8 @@ def number(text, kind=float):
 
 
 def load_facts(run_dir):
-    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "problems": [], "tls_handshakes": []}
+    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "ws": {}, "problems": [],
+             "tls_handshakes": []}
     path = os.path.join(run_dir, "facts.txt")
     if not os.path.exists(path):
         return facts
@@ -109,6 +114,10 @@ def load_facts(run_dir):
             elif kind == "tls_handshakes" and len(parts) == 4:
                 facts["tls_handshakes"].append({"round": int(parts[1]), "full": int(parts[2]),
                                                 "resumed": int(parts[3])})
+            elif kind == "ws" and len(parts) == 7:
+                facts["ws"].setdefault(parts[1], []).append({
+                    "round": int(parts[2]), "rate": float(parts[3]), "messages": int(parts[4]),
+                    "errors": int(parts[5]), "proxy_ticks": int(parts[6])})
             elif kind == "problem":
                 facts["problems"].append(" ".join(parts[1:]))
     return facts
@@ -290,6 +299,34 @@ def bars(summary, facts, idle):
     v = get("read", "redis", "redis_cpu_us_per_request")
     out.append({"bar": "Redis CPU per read request (us)", "value": v, "op": "", "limit": None,
                 "verdict": "info" if v is not None else "n/a", "note": "no bar"})
+    ws = summarise_ws(facts["ws"], meta)
+    out.append(bar("WebSocket echo, %s B messages, %s conns, msgs/s (x nginx)"
+                   % (meta.get("ws_size", "1024"), meta.get("ws_connections", "50")),
+                   ws.get("cookie", {}).get("rate_x_nginx"), ">=", 0.9,
+                   "" if ws else "the ws step did not run"))
+    return out
+
+
+WS_CONTENDERS = [("direct", "echo server direct"), ("nginx", "nginx proxying WebSockets"),
+                 ("cookie", "sessiond (cookie manager)")]
+
+
+def summarise_ws(ws, meta):
+    """Medians of the ws runs: messages/s, and the server's CPU time per message
+    (its ticks over warm-up and measured run, scaled to the measured part)."""
+    clk = int(meta.get("clk_tck", "100"))
+    seconds = float(meta.get("ws_seconds", meta.get("seconds", "10")))
+    out = {}
+    for contender, runs in ws.items():
+        cpu = [r["proxy_ticks"] / clk * 1e6 * seconds / (seconds + 1.0) / r["messages"]
+               for r in runs if r["messages"] > 0]
+        out[contender] = {"rate": statistics.median(r["rate"] for r in runs),
+                          "cpu_us_per_message": statistics.median(cpu) if cpu else None,
+                          "errors": sum(r["errors"] for r in runs), "rounds": len(runs)}
+    anchor = out.get(ANCHOR, {})
+    for s in out.values():
+        s["rate_x_nginx"] = ratio(s["rate"], anchor.get("rate"))
+        s["cpu_x_nginx"] = ratio(s["cpu_us_per_message"], anchor.get("cpu_us_per_message"))
     return out
 
 
@@ -449,6 +486,21 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
     if hs:
         add("  TLS handshakes at sessiond during its tls_handshake runs: %d full, %d resumed"
             % (sum(h["full"] for h in hs), sum(h["resumed"] for h in hs)))
+    ws = summarise_ws(facts["ws"], meta)
+    if ws:
+        add("")
+        add("WebSocket echo: %s connections, each echoing one %s-byte binary message at a time, %ss per run,"
+            % (meta.get("ws_connections", "?"), meta.get("ws_size", "?"), meta.get("ws_seconds", "?")))
+        add("%s round(s), contenders interleaved; medians (CPU: the server under test per message)"
+            % meta.get("rounds", "?"))
+        add("  %-28s %10s %6s %8s %6s %7s" % ("contender", "msgs/s", "x", "CPU us", "x", "errors"))
+        for key, label in WS_CONTENDERS:
+            w = ws.get(key)
+            if not w:
+                continue
+            add("  %-28s %10.0f %6s %8s %6s %7d" % (label, w["rate"], fmt_x(w["rate_x_nginx"], 6),
+                                                    fmt(w["cpu_us_per_message"], ".1f", 8),
+                                                    fmt_x(w["cpu_x_nginx"], 6), w["errors"]))
 
     add("")
     add("bars (the core rebuild's, then TLS's; ratios to nginx proxy_pass, or nginx with TLS, in this run)")
@@ -503,6 +555,7 @@ def main(argv):
         "memory_kb": facts["mem"],
         "callgrind": facts["callgrind"],
         "allocations": facts["alloc"],
+        "websocket": {"runs": facts["ws"], "medians": summarise_ws(facts["ws"], facts["meta"])},
         "idle_connections": idle,
         "idle_tls_connections": idle_tls,
         "tls_handshakes": facts["tls_handshakes"],

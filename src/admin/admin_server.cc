@@ -89,6 +89,28 @@ std::string RenderMetrics(const Metrics& m) {
           Load(m.sessions_too_large));
   Counter(&out, "sessiond_bad_requests_total", "Requests refused before forwarding (400, 413, 431, 505...).",
           Load(m.bad_requests));
+  Counter(&out, "sessiond_loops_detected_total", "Requests that came back through this sessiond (answered 508).",
+          Load(m.loops_detected));
+
+  out.append("# HELP sessiond_tunnels_active Upgraded connections (WebSockets) open now.\n"
+             "# TYPE sessiond_tunnels_active gauge\n");
+  snprintf(line, sizeof(line), "sessiond_tunnels_active %" PRId64 "\n", m.tunnels_active.load(std::memory_order_relaxed));
+  out.append(line);
+  Counter(&out, "sessiond_tunnels_total", "Upgraded connections opened (101 Switching Protocols relayed).",
+          Load(m.tunnels_opened));
+  Counter(&out, "sessiond_tunnels_session_ended_total",
+          "Upgraded connections closed because their session ended (destroyed, regenerated, expired, revoked).",
+          Load(m.tunnels_session_ended));
+  Counter(&out, "sessiond_upgrades_refused_total", "Cross-origin upgrade requests answered 403.",
+          Load(m.upgrades_refused_origin));
+  out.append("# HELP sessiond_tunnel_bytes_total Bytes relayed through upgraded connections, by direction.\n"
+             "# TYPE sessiond_tunnel_bytes_total counter\n");
+  snprintf(line, sizeof(line), "sessiond_tunnel_bytes_total{direction=\"to_upstream\"} %" PRIu64 "\n",
+           Load(m.tunnel_bytes_upstream));
+  out.append(line);
+  snprintf(line, sizeof(line), "sessiond_tunnel_bytes_total{direction=\"to_client\"} %" PRIu64 "\n",
+           Load(m.tunnel_bytes_client));
+  out.append(line);
 
   out.append("# HELP sessiond_timeouts_total Timeouts, by kind.\n# TYPE sessiond_timeouts_total counter\n");
   const std::pair<const char*, const std::atomic<uint64_t>*> timeouts[] = {

@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "base/web_origin.h"
 #include "config/address.h"
 #include "config/numbers.h"
 #include "config/redis_url.h"
@@ -66,8 +69,8 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 // right one.
 #define SESSIOND_TOP_KEYS                                                                     \
   "listen", "tls", "upstream", "upstream_tls", "workers", "secret_key", "secret_key_file",  \
-      "secret_key_fallbacks", "session", "redis", "file", "memory", "admin", "limits",      \
-      "timeouts", "log"
+      "secret_key_fallbacks", "trusted_proxies", "session", "redis", "file", "memory", "admin", \
+      "limits", "timeouts", "websocket", "log"
 #define SESSIOND_TLS_KEYS "certificate", "private_key", "min_version", "client_ca"
 #define SESSIOND_UPSTREAM_TLS_KEYS "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_SESSION_KEYS                                                                 \
@@ -80,7 +83,10 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 #define SESSIOND_MEMORY_KEYS "max_sessions"
 #define SESSIOND_ADMIN_KEYS "listen"
 #define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
-#define SESSIOND_TIMEOUTS_KEYS "client_header", "upstream_connect", "upstream_response", "idle", "shutdown"
+#define SESSIOND_TIMEOUTS_KEYS                                                                   \
+  "client_header", "upstream_connect", "upstream_response", "idle", "shutdown", "tunnel_idle", \
+      "tunnel_max"
+#define SESSIOND_WEBSOCKET_KEYS "allowed_origins"
 #define SESSIOND_LOG_KEYS "access", "level", "format"
 
 std::vector<SchemaSection> Schema() {
@@ -90,7 +96,7 @@ std::vector<SchemaSection> Schema() {
           {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
-          {"log", {SESSIOND_LOG_KEYS}}};
+          {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}}};
 }
 
 template <class E>
@@ -385,6 +391,58 @@ void ReadTopLevel(Section& root, Config* c) {
   ReadTls(root, c);
   ReadUpstreamTls(root, c);
   ReadSecret(root, c);
+
+  if (std::optional<std::vector<ScalarValue>> list = root.StringList("trusted_proxies")) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const ScalarValue& v = (*list)[i];
+      std::string why;
+      std::optional<IpNetwork> network = ParseIpNetwork(v.text, &why);
+      if (!network) {
+        root.Fail(v.mark, "trusted_proxies[" + std::to_string(i) + "]: " + why + Section::Got(v));
+        continue;
+      }
+      c->trusted_proxies.push_back(*network);
+    }
+  }
+}
+
+uint16_t SocketPort(const SocketAddress& a) {
+  if (a.storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port);
+  if (a.storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
+  return 0;
+}
+
+// A loopback address or one assigned to an interface of this host.
+bool IsLocalAddress(const IpAddress& address) {
+  if (address.IsLoopback()) return true;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr != nullptr) found = IpAddressOf(i->ifa_addr) == address;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+// upstream pointing back at sessiond's own listener: every request would come
+// back in and loop until a header limit stops it (docs/HTTP.md, Loops).
+void CheckUpstreamIsNotListen(Section& root, Config* c) {
+  if (c->upstream.address.length == 0 || c->listen.length == 0) return;
+  if (SocketPort(c->upstream.address) != SocketPort(c->listen)) return;
+  const IpAddress up = IpAddressOf(c->upstream.address.sa());
+  const IpAddress listen = IpAddressOf(c->listen.sa());
+  bool loops = up == listen;
+  // A wildcard listener takes connections to every local address of its
+  // family (IPv6 listeners are IPv6-only: see net/listen_socket.h); and a
+  // connect to the unspecified address reaches the local host.
+  if (!loops && listen.IsUnspecified() && up.family == listen.family) loops = IsLocalAddress(up);
+  if (!loops && up.IsUnspecified() && up.family == listen.family) loops = IsLocalAddress(listen) || listen.IsUnspecified();
+  if (loops) {
+    root.Fail(root.ValueMark("upstream"),
+              "upstream: " + c->upstream.address.text + " is sessiond's own listen address (" + c->listen.text +
+                  "): every request would come back to sessiond; point upstream at the backend");
+  }
 }
 
 void ReadSession(Section& root, SessionConfig* s) {
@@ -494,8 +552,26 @@ void ReadSections(Section& root, Config* c) {
                             std::pair{"upstream_connect", &c->timeouts.upstream_connect},
                             std::pair{"upstream_response", &c->timeouts.upstream_response},
                             std::pair{"idle", &c->timeouts.idle},
-                            std::pair{"shutdown", &c->timeouts.shutdown}}) {
+                            std::pair{"shutdown", &c->timeouts.shutdown},
+                            std::pair{"tunnel_idle", &c->timeouts.tunnel_idle},
+                            std::pair{"tunnel_max", &c->timeouts.tunnel_max}}) {
     timeouts.PositiveDuration(key, BareNumber::kError, field);
+  }
+
+  Section websocket = root.Child("websocket", {SESSIOND_WEBSOCKET_KEYS});
+  if (std::optional<std::vector<ScalarValue>> origins = websocket.StringList("allowed_origins")) {
+    for (size_t i = 0; i < origins->size(); ++i) {
+      const ScalarValue& v = (*origins)[i];
+      std::optional<WebOrigin> origin = ParseWebOrigin(v.text);
+      if (!origin) {
+        websocket.Fail(v.mark, "websocket.allowed_origins[" + std::to_string(i) +
+                                   "]: expected an origin such as https://app.example.com "
+                                   "(scheme://host[:port], no path)" +
+                                   Section::Got(v));
+        continue;
+      }
+      c->websocket.allowed_origins.push_back(FormatWebOrigin(*origin));
+    }
   }
 
   Section log = root.Child("log", {SESSIOND_LOG_KEYS});
@@ -557,6 +633,7 @@ Result<std::shared_ptr<const Config>> ParseDocument(ConfigReader& reader, const 
   config->source_path = filename;
   ReadTopLevel(root, config.get());
   ReadSections(root, config.get());
+  CheckUpstreamIsNotListen(root, config.get());
   if (reader.failed()) return reader.status();
   return std::shared_ptr<const Config>(std::move(config));
 }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "base/ip_address.h"
 #include "base/log.h"
 #include "base/status.h"
 
@@ -138,6 +139,15 @@ struct TimeoutsConfig {
   Millis upstream_response{60000};
   Millis idle{60000};
   Millis shutdown{10000};
+  Millis tunnel_idle{std::chrono::minutes(5)};  // an upgraded connection with no bytes either way
+  Millis tunnel_max{std::chrono::hours(24)};    // an upgraded connection's whole life
+};
+
+// websocket: upgrades (docs/HTTP.md, Upgrades and WebSockets).
+struct WebSocketConfig {
+  // Origins allowed to open an upgraded connection besides the request's own
+  // host, in canonical form (FormatWebOrigin: lower case, no default port).
+  std::vector<std::string> allowed_origins;
 };
 
 struct LogConfig {
@@ -165,6 +175,10 @@ struct Config {
   // Set when secret_key_file is readable by group or others (a warning, not an error).
   bool secret_key_file_world_readable = false;
 
+  // Peers whose X-Forwarded-* and Forwarded headers are believed (docs/HTTP.md,
+  // Forwarding and trusted proxies). Empty: none.
+  std::vector<IpNetwork> trusted_proxies;
+
   SessionConfig session;
   RedisConfig redis;
   FileStoreConfig file;
@@ -172,6 +186,7 @@ struct Config {
   AdminConfig admin;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
+  WebSocketConfig websocket;
   LogConfig log;
 };
 

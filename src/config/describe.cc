@@ -69,6 +69,19 @@ class Lines {
   std::ostringstream out_;
 };
 
+std::string JoinStrings(const std::vector<std::string>& items, const char* empty) {
+  if (items.empty()) return empty;
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + Printable(items[i]);
+  return out + "]";
+}
+
+std::string JoinNetworks(const std::vector<IpNetwork>& networks) {
+  std::vector<std::string> items;
+  for (const IpNetwork& n : networks) items.push_back(FormatIpAddress(n.base) + "/" + std::to_string(n.prefix));
+  return JoinStrings(items, "[] (no peer is trusted)");
+}
+
 }  // namespace
 
 std::string DescribeConfig(const Config& c) {
@@ -101,6 +114,7 @@ std::string DescribeConfig(const Config& c) {
   if (c.secret_key_file_world_readable) secret += "  WARNING: readable by group/others";
   l.Add("secret_key", secret);
   l.Add("secret_key_fallbacks", std::to_string(c.secret_key_fallbacks.size()) + " key(s)");
+  l.Add("trusted_proxies", JoinNetworks(c.trusted_proxies));
 
   const SessionConfig& s = c.session;
   l.Add("session.manager", ToString(s.manager));
@@ -140,6 +154,9 @@ std::string DescribeConfig(const Config& c) {
   l.Add("timeouts.upstream_response", FormatDuration(c.timeouts.upstream_response));
   l.Add("timeouts.idle", FormatDuration(c.timeouts.idle));
   l.Add("timeouts.shutdown", FormatDuration(c.timeouts.shutdown));
+  l.Add("timeouts.tunnel_idle", FormatDuration(c.timeouts.tunnel_idle));
+  l.Add("timeouts.tunnel_max", FormatDuration(c.timeouts.tunnel_max));
+  l.Add("websocket.allowed_origins", JoinStrings(c.websocket.allowed_origins, "[] (the request's own host only)"));
   l.Add("log.access", ToString(c.log.access));
   l.Add("log.level", ToString(c.log.level));
   l.Add("log.format", ToString(c.log.format));

@@ -61,6 +61,15 @@ struct Metrics {
   static const char* TlsFailureName(int kind);
   std::atomic<uint64_t> tls_handshake_failures[kTlsFailureKinds] = {};
 
+  // Upgraded connections (docs/HTTP.md, Upgrades and WebSockets).
+  std::atomic<int64_t> tunnels_active{0};
+  std::atomic<uint64_t> tunnels_opened{0};
+  std::atomic<uint64_t> tunnels_session_ended{0};  // ended because their session ended
+  std::atomic<uint64_t> tunnel_bytes_upstream{0};  // client -> upstream
+  std::atomic<uint64_t> tunnel_bytes_client{0};    // upstream -> client
+  std::atomic<uint64_t> upgrades_refused_origin{0};  // cross-origin handshakes answered 403
+  std::atomic<uint64_t> loops_detected{0};           // requests answered 508
+
   // Sessions.
   std::atomic<uint64_t> sessions_created{0};
   std::atomic<uint64_t> sessions_destroyed{0};

@@ -17,6 +17,7 @@
 #include "proxy/proxy_host.h"
 #include "proxy/read_head.h"
 #include "net/tls_transport.h"
+#include "proxy/tunnel.h"
 
 namespace sessiond {
 
@@ -30,21 +31,6 @@ constexpr Millis kLingerTime{2000};
 // At most this many empty lines before a request line are skipped
 // (RFC 9112 section 2.2 allows a server to ignore them).
 constexpr int kMaxLeadingEmptyLines = 4;
-
-std::string FormatPeer(const sockaddr* sa) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
-  } else if (sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof(buf));
-    } else {
-      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-    }
-  }
-  return buf;
-}
 
 // The body of the 400 for a plain-HTTP request on the TLS port: the one
 // answer a client that got its scheme wrong can read.
@@ -82,7 +68,8 @@ ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* pe
       conn_(worker->base(), &worker->blocks()),
       timer_(worker->base(), TimerCb, this),
       deferred_(worker->base(), DeferredCb, this),
-      client_ip_(FormatPeer(peer)),
+      peer_(IpAddressOf(peer)),
+      client_ip_(FormatIpAddress(peer_)),
       https_(tls != nullptr) {
   conn_.Adopt(fd);
   conn_.set_handler(this);
@@ -100,6 +87,8 @@ ClientConnection::~ClientConnection() {
   // exchange then just lets go of everything (no response, no log line).
   if (exchange_) worker_->exchanges().Recycle(exchange_);
   if (finished_) worker_->exchanges().Recycle(finished_);
+  tunnel_.reset();
+  finished_tunnel_.reset();
   worker_->Unregister(this);
 }
 
@@ -130,6 +119,9 @@ void ClientConnection::OnReadable(net::Connection*) {
     case State::kInExchange:
       exchange_->OnClientReadable();
       break;
+    case State::kTunnel:
+      if (tunnel_started_) tunnel_->OnClientReadable();
+      break;
     case State::kClosingAfterFlush:
     case State::kLingering:
       conn_.input().Clear();
@@ -148,6 +140,9 @@ void ClientConnection::OnPeerEof(net::Connection*) {
     case State::kInExchange:
       exchange_->OnClientReadable();  // the rest of the body may be buffered
       break;
+    case State::kTunnel:
+      if (tunnel_started_) tunnel_->OnClientEof();
+      break;
     case State::kClosingAfterFlush:
       break;  // keep flushing; the client may still read
     case State::kLingering:
@@ -161,6 +156,8 @@ void ClientConnection::OnPeerEof(net::Connection*) {
 void ClientConnection::OnWritable(net::Connection*) {
   if (state_ == State::kInExchange && exchange_) {
     exchange_->OnClientDrained();
+  } else if (state_ == State::kTunnel) {
+    if (tunnel_started_) tunnel_->OnClientWritable();
   } else if (state_ == State::kWaitingHead && (!conn_.input().empty() || peer_eof())) {
     TryStartRequest();  // held back while the output was full
   } else if (state_ == State::kClosingAfterFlush && conn_.output().empty()) {
@@ -209,6 +206,8 @@ void ClientConnection::OnTimer() {
     case State::kInExchange:
       if (exchange_ && exchange_->request_body_pending()) exchange_->OnRequestBodyTimeout();
       break;
+    case State::kTunnel:  // the tunnel keeps its own timers
+      break;
     case State::kClosingAfterFlush:  // the client does not read our last response
     case State::kLingering:
       CloseSoon();
@@ -223,8 +222,14 @@ void ClientConnection::OnDeferred() {
     worker_->exchanges().Recycle(finished_);
     finished_ = nullptr;
   }
+  finished_tunnel_.reset();
   if (state_ == State::kClosed) {
     delete this;
+    return;
+  }
+  if (state_ == State::kTunnel && !tunnel_started_) {
+    tunnel_started_ = true;
+    tunnel_->Start();
     return;
   }
   if (state_ == State::kWaitingHead) {
@@ -345,6 +350,24 @@ void ClientConnection::ExchangeAborted() {
   CloseAfterFlush();
 }
 
+void ClientConnection::ExchangeUpgraded(std::unique_ptr<UpstreamConnection> upstream, TunnelSpec spec) {
+  Retire(exchange_);
+  exchange_ = nullptr;
+  state_ = State::kTunnel;
+  timer_.Cancel();
+  header_timer_running_ = false;
+  tunnel_ = std::make_unique<Tunnel>(worker_, this, std::move(upstream), std::move(spec));
+  tunnel_started_ = false;
+  deferred_.Schedule();  // Retire scheduled it already; OnDeferred starts the tunnel
+}
+
+void ClientConnection::TunnelFinished() {
+  finished_tunnel_ = std::move(tunnel_);
+  deferred_.Schedule();
+  state_ = State::kWaitingHead;  // for CloseAfterFlush, which ends every other state
+  CloseAfterFlush();
+}
+
 void ClientConnection::RequestBodyProgress(uint64_t bytes) {
   if (state_ != State::kInExchange) return;
   const auto now = std::chrono::steady_clock::now();
@@ -362,6 +385,13 @@ void ClientConnection::RequestBodyProgress(uint64_t bytes) {
 }
 
 void ClientConnection::BeginShutdown() {
+  if (state_ == State::kTunnel) {
+    // WebSockets get a Close frame (1001, going away); other protocols keep
+    // running until they end or timeouts.shutdown cuts them (docs/HTTP.md,
+    // Upgrades and WebSockets). A tunnel not started yet checks on Start.
+    if (tunnel_started_ && tunnel_->websocket()) tunnel_->End(kWsCloseGoingAway, "shutdown");
+    return;
+  }
   if (state_ != State::kWaitingHead || exchange_ || !conn_.input().empty()) return;
   // Idle: nothing to answer. With nothing left to send either, close at once
   // (no lingering: the client sent nothing we leave unread).
@@ -407,6 +437,10 @@ void ClientConnection::CloseSoon() {
     if (in_exchange) exchange_->Abort();
     Retire(exchange_);
     exchange_ = nullptr;
+  }
+  if (tunnel_) {
+    tunnel_->Abort();  // drops the upstream; the tunnel is freed with this connection
+    finished_tunnel_ = std::move(tunnel_);
   }
   conn_.Stop();
   timer_.Cancel();

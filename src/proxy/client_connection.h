@@ -9,6 +9,10 @@
 // middle of its own callback: see CloseSoon) when the connection ends. An
 // idle keep-alive connection holds no exchange and no buffer memory.
 //
+// After an exchange that switched protocols (101, docs/HTTP.md "Upgrades and
+// WebSockets") the connection is a Tunnel's: it relays the socket's events to
+// it until the tunnel ends, then closes.
+//
 // Timers: from accept, and from the first byte of every later request, the
 // whole head must arrive within timeouts.client_header (slowloris defence:
 // the connection is closed without a response). Between requests, an idle
@@ -32,6 +36,7 @@
 #include <memory>
 #include <string>
 
+#include "base/ip_address.h"
 #include "config/config.h"
 #include "http/head_parser.h"
 #include "net/connection.h"
@@ -42,6 +47,9 @@ namespace sessiond {
 
 class Exchange;
 class ProxyHost;
+class Tunnel;
+class UpstreamConnection;
+struct TunnelSpec;
 
 class ClientConnection final : private net::Connection::Handler {
  public:
@@ -59,9 +67,11 @@ class ClientConnection final : private net::Connection::Handler {
   // ---- for the Exchange ----
   net::Connection& conn() { return conn_; }
   ProxyHost* worker() const { return worker_; }
+  // The peer's address (the client, or a proxy in front of sessiond).
   const std::string& client_ip() const { return client_ip_; }
   // The connection came to the TLS listener ("https" in X-Forwarded-Proto).
   bool https() const { return https_; }
+  const IpAddress& peer() const { return peer_; }
   // The client closed its sending side (it may still read our response).
   bool peer_eof() const { return conn_.peer_eof(); }
   // The exchange wrote its whole response to the output buffer. `keep_alive`
@@ -70,13 +80,19 @@ class ClientConnection final : private net::Connection::Handler {
   // The exchange cannot continue and has nothing more to send: close now
   // (after flushing what is already queued).
   void ExchangeAborted();
+  // The exchange wrote a 101 to the output: the connection becomes a tunnel
+  // to `upstream` (started from the loop, outside the exchange's stack).
+  void ExchangeUpgraded(std::unique_ptr<UpstreamConnection> upstream, TunnelSpec spec);
+  // ---- for the Tunnel ----
+  // The tunnel has ended (its last call): close after flushing.
+  void TunnelFinished();
   // `bytes` more of the request body arrived (0 when the body starts).
   void RequestBodyProgress(uint64_t bytes);
   // Graceful shutdown: close now if idle, otherwise after the current exchange.
   void BeginShutdown();
 
  private:
-  enum class State { kWaitingHead, kInExchange, kClosingAfterFlush, kLingering, kClosed };
+  enum class State { kWaitingHead, kInExchange, kTunnel, kClosingAfterFlush, kLingering, kClosed };
 
   // The socket's events.
   void OnReadable(net::Connection*) override;
@@ -112,6 +128,7 @@ class ClientConnection final : private net::Connection::Handler {
   net::Connection conn_;
   net::Timer timer_;
   net::Deferred deferred_;
+  IpAddress peer_;
   std::string client_ip_;
   bool https_ = false;
   State state_ = State::kWaitingHead;
@@ -122,6 +139,9 @@ class ClientConnection final : private net::Connection::Handler {
   HeadParser parser_;
   Exchange* exchange_ = nullptr;  // the head being read, then the request in progress
   Exchange* finished_ = nullptr;  // recycled in OnDeferred, outside its own call stack
+  std::unique_ptr<Tunnel> tunnel_;           // in kTunnel
+  bool tunnel_started_ = false;
+  std::unique_ptr<Tunnel> finished_tunnel_;  // freed in OnDeferred, outside its own call stack
 };
 
 }  // namespace sessiond

@@ -1,19 +1,25 @@
 #include "proxy/exchange.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "base/log.h"
+#include "http/forwarding.h"
 #include "http/head_writer.h"
 #include "http/hop_by_hop.h"
+#include "http/upgrade.h"
 #include "observe/exchange_record.h"
 #include "observe/metrics.h"
 #include "proxy/client_connection.h"
 #include "proxy/read_head.h"
 #include "net/tls_transport.h"
+#include "proxy/tunnel.h"
 
 namespace sessiond {
 
@@ -43,6 +49,22 @@ bool IsValidRequestId(std::string_view id) {
   return true;
 }
 
+uint16_t ListenPort(const SocketAddress& a) {
+  if (a.sa()->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(a.sa())->sin_port);
+  if (a.sa()->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_port);
+  return 0;
+}
+
+// At most one line per second for the log lines that clients can trigger at will.
+bool LogAllowed(std::atomic<int64_t>& last) {
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t seen = last.load(std::memory_order_relaxed);
+  return now != seen && last.compare_exchange_strong(seen, now, std::memory_order_relaxed);
+}
+
+std::atomic<int64_t> g_last_malformed_forwarding{0};
+std::atomic<int64_t> g_last_loop{0};
+
 }  // namespace
 
 Exchange::Exchange(ProxyHost* host) : host_(host), timer_(host->base(), TimerCb, this) {}
@@ -66,6 +88,9 @@ void Exchange::Reset() {
   request_body_done_ = response_started_ = sent_continue_ = retried_ = false;
   upstream_bytes_seen_ = upstream_eof_ = upstream_error_ = close_client_ = finalized_ = false;
   upstream_errno_ = 0;
+  loop_ = upgrade_ = upgraded_ = false;
+  upgrade_request_ = upgrade_response_ = {};
+  client_address_len_ = 0;
   original_content_length_ = {};
   status_ = 0;
   request_id_len_ = 0;
@@ -87,8 +112,25 @@ void Exchange::Start(ClientConnection* conn, std::shared_ptr<const Config> confi
   if (request_body_pending()) conn_->RequestBodyProgress(0);  // starts the body timers
 
   state_ = State::kRequestFilter;
+  if (loop_) {
+    if (Metrics* m = host_->metrics()) Inc(m->loops_detected);
+    if (LogAllowed(g_last_loop)) {
+      LOG_WARN("request loop: a request came back to this sessiond (its Via names it); upstream %s leads back "
+               "here; answered 508",
+               config_->upstream.address.text.c_str());
+    }
+    SendLocalReply(508, std::string_view());
+    return;
+  }
+  if (upgrade_ && !OriginAllowed(request_.headers, request_.host, config_->websocket.allowed_origins)) {
+    if (Metrics* m = host_->metrics()) Inc(m->upgrades_refused_origin);
+    LOG_DEBUG("client %.*s: cross-origin upgrade refused (403)", static_cast<int>(client_address_len_),
+              client_address_);
+    SendLocalReply(403, std::string_view());
+    return;
+  }
   if ((filter_factory_ = host_->filters())) {
-    filter_ = filter_factory_->Acquire(ExchangeInfo{conn_->client_ip()});
+    filter_ = filter_factory_->Acquire(ExchangeInfo{client_address()});
   }
   if (filter_) {
     filter_->OnRequestHead(request_, [this](FilterResult r) { OnRequestFiltered(std::move(r)); });
@@ -108,14 +150,38 @@ void Exchange::PrepareRequestHeaders() {
   }
   request_.headers.Remove(HeaderId::kXRequestId);
   request_.headers.AppendValueCopy("X-Request-Id", request_id());
+  loop_ = ViaNames(request_.headers, host_->via().substr(4));  // "1.1 " then the pseudonym
+  if (std::optional<std::string_view> upgrade = UpgradeRequested(request_)) {
+    upgrade_ = !host_->shutting_down();
+    upgrade_request_ = *upgrade;
+  }
   RemoveHopByHop(&request_.headers);
+  if (upgrade_) {
+    // Hop-by-hop, so removed above; the upstream gets them afresh.
+    request_.headers.Append("Connection", "upgrade");
+    request_.headers.Append("Upgrade", upgrade_request_);
+  }
   // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
   // which requires one: use the upstream's own name, as nginx does.
   if (request_.headers.Count(HeaderId::kHost) == 0) {
     request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
-  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host, conn_->https());
+  ForwardingInput forwarding;
+  forwarding.peer = conn_->peer();
+  forwarding.trusted = &config_->trusted_proxies;
+  forwarding.host = request_.host;
+  forwarding.port = ListenPort(config_->listen);
+  forwarding.proto = conn_->https() ? "https" : "http";
+  ForwardingResult forwarded;
+  ApplyForwarding(&request_.headers, forwarding, &forwarded);
+  memcpy(client_address_, forwarded.client, forwarded.client_len);
+  client_address_len_ = forwarded.client_len;
+  if (forwarded.malformed && LogAllowed(g_last_malformed_forwarding)) {
+    LOG_DEBUG("trusted proxy %s sent a malformed %s header: treated as absent", conn_->client_ip().c_str(),
+              forwarded.malformed);
+  }
+  request_.headers.Append("Via", host_->via());
 }
 
 void Exchange::OnRequestFiltered(FilterResult result) {
@@ -358,8 +424,21 @@ void Exchange::TryParseResponseHead() {
         break;
     }
     if (response_.status == 101) {
-      Fail(502, "switched protocols without an Upgrade request");
-      return;
+      if (!upgrade_) {
+        Fail(502, "switched protocols without an Upgrade request");
+        return;
+      }
+      // Only to a protocol the client asked for: a tunnel after anything
+      // else would carry bytes the client meant as HTTP (smuggling).
+      std::optional<std::string_view> protocol = response_.headers.Get(HeaderId::kUpgrade);
+      if (!protocol || response_.headers.Count(HeaderId::kUpgrade) != 1 ||
+          !UpgradeAccepted(upgrade_request_, *protocol)) {
+        Fail(502, "switched protocols without a matching Upgrade");
+        return;
+      }
+      upgraded_ = true;
+      upgrade_response_ = *protocol;
+      break;
     }
     if (response_.status >= 200) break;
     // 1xx interim responses are dropped; the final one follows.
@@ -370,10 +449,14 @@ void Exchange::TryParseResponseHead() {
   upstream_->conn().RefreshReading();
   upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();
 
-  if (response_.framing == BodyFraming::kNone) {
+  if (response_.framing == BodyFraming::kNone && !upgraded_) {
     if (auto cl = response_.headers.Get(HeaderId::kContentLength)) original_content_length_ = *cl;
   }
   RemoveHopByHop(&response_.headers);
+  if (upgraded_) {
+    response_.headers.Append("Connection", "upgrade");
+    response_.headers.Append("Upgrade", upgrade_response_);
+  }
   response_body_.Reset(response_.framing, response_.content_length, config_->limits.max_header_bytes);
   timer_.Arm(config_->timeouts.upstream_response);
   state_ = State::kResponseFilter;
@@ -392,8 +475,25 @@ void Exchange::OnResponseFiltered(FilterResult result) {
     return;
   }
   WriteResponseHead();
+  if (upgraded_) {
+    OpenTunnel();
+    return;
+  }
   state_ = State::kStreaming;
   PumpResponseBody();
+}
+
+void Exchange::OpenTunnel() {
+  state_ = State::kDone;
+  timer_.Cancel();
+  TunnelSpec spec;
+  spec.websocket = IsWebSocketUpgrade(upgrade_response_);
+  if (filter_) spec.session = filter_->Binding();  // before Finalize: the filter is recycled with the exchange
+  spec.idle = config_->timeouts.tunnel_idle;
+  spec.max = config_->timeouts.tunnel_max;
+  Finalize();
+  client().Flush();
+  conn_->ExchangeUpgraded(std::move(upstream_), std::move(spec));
 }
 
 // A half-closed client (peer_eof) still gets every request it already sent
@@ -436,7 +536,9 @@ void Exchange::WriteResponseHead() {
     w.Put(request_id());
     w.Put("\r\n");
   }
-  if (close_client_) {
+  if (upgraded_) {
+    // Connection: upgrade is among the headers; the connection becomes a tunnel.
+  } else if (close_client_) {
     w.Put("Connection: close\r\n");
   } else if (!http11_client) {
     w.Put("Connection: keep-alive\r\n");
@@ -493,8 +595,10 @@ void Exchange::FinishResponse() {
   timer_.Cancel();
   if (upstream_) {
     net::Connection& up = upstream_->conn();
-    const bool reusable = response_.keep_alive && request_body_done_ && !upstream_eof_ && up.input().empty() &&
-                          up.output().empty() && !up.write_pending() && up.error() == 0;
+    // An upstream that was asked to upgrade and declined is not reused: it
+    // might still read what follows as the other protocol.
+    const bool reusable = response_.keep_alive && request_body_done_ && !upstream_eof_ && !upgrade_ &&
+                          up.input().empty() && up.output().empty() && !up.write_pending() && up.error() == 0;
     if (reusable) {
       host_->pool().Release(std::move(upstream_));
     } else {
@@ -545,7 +649,9 @@ void Exchange::OnRequestBodyTimeout() {
 
 LogDetail Exchange::LogContext() const {
   LogDetail d;
-  d.client = conn_->client_ip();
+  // The client as forwarding computed it (a trusted proxy's client), or the
+  // peer before the request's headers were read.
+  d.client = client_address_len_ > 0 ? client_address() : std::string_view(conn_->client_ip());
   d.rid = request_id();
   d.method = request_.method;
   d.target = request_.target;
@@ -629,7 +735,7 @@ void Exchange::Finalize() {
   e.method = request_.method;  // a label of sessiond_requests_total, logged or not
   const AccessLogFormat format = config_->log.access;
   if (format != AccessLogFormat::kOff) {
-    e.client = conn_->client_ip();
+    e.client = client_address();
     e.target = request_.target;
     e.host = request_.host;
     e.minor_version = request_.minor_version;

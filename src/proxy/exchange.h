@@ -5,6 +5,13 @@
 //         -> [filter: OnResponseHead] -> write head, stream response body
 //         -> Finish (upstream back to the pool if reusable)
 //
+// A request that asks to upgrade (http/upgrade.h) and gets a 101 naming a
+// protocol it asked for ends differently: the 101 goes to the client, the
+// exchange is logged, and the upstream connection is handed to the
+// ClientConnection, which becomes a Tunnel (proxy/tunnel.h). Any other answer
+// to it is an ordinary response: the connection stays HTTP, and bytes the
+// client sent behind its request are read as the next request.
+//
 // The exchange owns the parsed heads (their bytes pinned in the connections'
 // blocks), the filter, the upstream connection and the upstream timer. Its
 // ClientConnection drives it and hands it back to the worker's ExchangePool
@@ -26,6 +33,7 @@
 #include <memory>
 
 #include "base/log.h"
+#include "base/ip_address.h"
 #include "config/config.h"
 #include "http/body.h"
 #include "http/exchange_filter.h"
@@ -71,6 +79,9 @@ class Exchange final : private net::Connection::Handler {
   void OnRequestBodyTimeout();
 
   bool request_body_pending() const { return !request_body_done_ && state_ != State::kDone; }
+  // The client's address (docs/HTTP.md, Forwarding and trusted proxies):
+  // computed once by Start, for the log, the metrics and the session step.
+  std::string_view client_address() const { return std::string_view(client_address_, client_address_len_); }
   bool done() const { return state_ == State::kDone; }
   int status() const { return status_; }
 
@@ -114,6 +125,8 @@ class Exchange final : private net::Connection::Handler {
   void TryParseResponseHead();
   void OnResponseFiltered(FilterResult result);
   void WriteResponseHead();
+  // The 101 is written: hand the upstream to the client connection's tunnel.
+  void OpenTunnel();
   void PumpResponseBody();
   void FinishResponse();
   void OnTimer();
@@ -163,6 +176,13 @@ class Exchange final : private net::Connection::Handler {
   int upstream_errno_ = 0;             // ... that error
   bool close_client_ = false;          // close the client connection after this response
   bool finalized_ = false;
+  bool loop_ = false;                   // the request came back through this sessiond
+  bool upgrade_ = false;                // the client asks to upgrade (http/upgrade.h)
+  bool upgraded_ = false;               // the upstream accepted: 101, then a tunnel
+  std::string_view upgrade_request_;    // the client's Upgrade value (in the pinned head)
+  std::string_view upgrade_response_;   // the 101's Upgrade value (in the pinned response head)
+  char client_address_[kMaxIpText];
+  size_t client_address_len_ = 0;
   std::string_view original_content_length_;  // of a bodiless response (HEAD, 304), passed on
   int status_ = 0;                             // sent to the client
   char request_id_[kMaxRequestId];

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string_view>
 
 #include "config/config.h"
 
@@ -22,6 +23,7 @@ class TlsClientContext;
 class ClientConnection;
 class ExchangeFilterFactory;
 class ExchangePool;
+class TunnelRegistry;
 class UpstreamPool;
 struct Metrics;
 
@@ -56,6 +58,11 @@ class ProxyHost {
   // Every live client connection is registered, so shutdown can reach it.
   virtual void Register(ClientConnection* conn) = 0;
   virtual void Unregister(ClientConnection* conn) = 0;
+  // The loop's open tunnels (upgraded connections).
+  virtual TunnelRegistry& tunnels() = 0;
+  // The Via entry this process adds to forwarded requests, "1.1 sessiond-"
+  // and 16 random hex digits, the same in every worker (docs/HTTP.md, Loops).
+  virtual std::string_view via() const = 0;
 };
 
 }  // namespace sessiond

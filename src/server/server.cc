@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "net/listen_socket.h"
 
 namespace sessiond {
 
@@ -88,6 +89,14 @@ int Server::Run() {
     return 1;
   }
 
+  // Another process already listening on the port is a start-up failure,
+  // even one whose socket has SO_REUSEPORT like ours (docs/OPERATIONS.md,
+  // Starting and stopping).
+  if (Status free = CheckAddressFree(config_->listen); !free.ok()) {
+    fprintf(stderr, "sessiond: %s\n", free.message().c_str());
+    return 1;
+  }
+
   // Handle the signals before anything listens: a supervisor that sends
   // SIGTERM as soon as the port accepts must get a clean drain, never the
   // default action. They stay blocked until the handlers are in place and the
@@ -117,7 +126,7 @@ int Server::Run() {
     });
     Status s = admin_->Listen(*config_->admin.listen);
     if (!s.ok()) {
-      fprintf(stderr, "sessiond: admin: %s\n", s.message().c_str());
+      fprintf(stderr, "sessiond: %s\n", s.message().c_str());
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
@@ -143,6 +152,14 @@ int Server::Run() {
       return 1;
     }
     workers_.push_back(std::move(worker));
+  }
+  // A second sessiond that passed its probe in the moment before ours bound.
+  std::vector<int> own;
+  for (auto& w : workers_) own.push_back(w->listen_fd());
+  if (Status alone = CheckNoOtherListener(config_->listen, own); !alone.ok()) {
+    fprintf(stderr, "sessiond: %s\n", alone.message().c_str());
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return 1;
   }
 
   for (auto& w : workers_) w->Start();

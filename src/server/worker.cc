@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "observe/metrics.h"
 #include "crypto/crypto.h"
@@ -16,6 +17,26 @@
 
 namespace sessiond {
 
+namespace {
+
+// The process's pseudonym in Via (docs/HTTP.md, Loops): random, so that two
+// sessiond instances in a chain never take each other's entry for their own.
+const std::string& ProcessVia() {
+  static const std::string via = [] {
+    uint64_t id = 0;
+    if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&id, r->data(), 8);
+    if (id == 0) id = static_cast<uint64_t>(getpid()) << 32 ^ static_cast<uint64_t>(time(nullptr));
+    char hex[17];
+    for (int i = 15; i >= 0; --i, id >>= 4) hex[i] = "0123456789abcdef"[id & 0xF];
+    hex[16] = '\0';
+    return std::string("1.1 sessiond-") + hex;
+  }();
+  return via;
+}
+
+}  // namespace
+
+std::string_view Worker::via() const { return ProcessVia(); }
 
 Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics,
                WorkerTls tls)
@@ -29,6 +50,7 @@ Worker::~Worker() {
   // Connections free themselves through their destructor, which unregisters.
   while (!connections_.empty()) delete *connections_.begin();
   filters_.reset();
+  tunnels_.reset();
   pool_.reset();
   exchanges_.reset();
   blocks_.reset();
@@ -70,6 +92,8 @@ Status Worker::Init() {
   blocks_ = std::make_unique<net::BlockPool>(kMaxFreeBlocks);
   exchanges_ = std::make_unique<ExchangePool>(this);
   pool_ = std::make_unique<UpstreamPool>(base_, blocks_.get(), metrics_);
+  tunnels_ = std::make_unique<TunnelRegistry>(this);
+  (void)ProcessVia();  // made on the main thread, before any worker runs
   return Status::OK();
 }
 

@@ -24,6 +24,7 @@
 #include "net/tls_context.h"
 #include "proxy/exchange.h"
 #include "proxy/proxy_host.h"
+#include "proxy/tunnel.h"
 #include "proxy/upstream_pool.h"
 #include "session/session_filter.h"
 
@@ -81,6 +82,10 @@ class Worker : public ProxyHost {
   bool shutting_down() const override { return shutting_down_; }
   void Register(ClientConnection* conn) override;
   void Unregister(ClientConnection* conn) override;
+  TunnelRegistry& tunnels() override { return *tunnels_; }
+  std::string_view via() const override;
+  // The listening socket (after Init), or -1.
+  int listen_fd() const { return listener_ ? evconnlistener_get_fd(listener_) : -1; }
   size_t connection_count() const { return connections_.size(); }
   // Thread-safe: the loop has ended (clean drain or forced stop).
   bool exited() const { return exited_.load(std::memory_order_acquire); }
@@ -124,6 +129,7 @@ class Worker : public ProxyHost {
   uint64_t store_reports_ = 0;
   // Destroyed in this order, after the connections: exchanges and upstream
   // connections hold blocks, so the block pool goes last.
+  std::unique_ptr<TunnelRegistry> tunnels_;  // after filters_: a late session check finds it gone
   std::unique_ptr<net::BlockPool> blocks_;
   std::unique_ptr<ExchangePool> exchanges_;
   std::unique_ptr<UpstreamPool> pool_;

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -39,6 +40,7 @@ class SessionFilter final : public ExchangeFilter {
   void OnRequestHead(RequestHead& request, FilterDone done) override;
   void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) override;
   std::string_view LogTag() const override { return ToString(injected_status_); }
+  SessionBinding Binding() const override;
 
   // Forgets the exchange, keeping every buffer's capacity for the next one.
   // A store callback of the old exchange that arrives later is ignored.
@@ -114,6 +116,8 @@ class SessionFilter final : public ExchangeFilter {
   // under, the data as JSON (the X-Session-Data value) and the public id.
   DecodedCookie session_;
   std::string request_key_;  // store key of the request's session, once computed
+  bool applied_exists_ = false;  // the store's answer to Apply: the session exists
+  std::string ended_id_;     // public id of the session this response ends (Destroy, Regenerate)
 
   // Reused buffers.
   CookieScratch scratch_;
@@ -149,6 +153,8 @@ void SessionFilter::Reset() {
   plan_ = SessionPlan();
   session_.Clear();
   request_key_.clear();
+  applied_exists_ = false;
+  ended_id_.clear();
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
@@ -166,6 +172,34 @@ void SessionFilter::CountStore(int op, const Status& status) {
 void SessionFilter::CountOutcome(bool exists) {
   if (plan_.destroys) Count(&Metrics::sessions_destroyed);
   if (exists && plan_.creates) Count(&Metrics::sessions_created);
+  // Its tunnels close (the entry can go once the session would have expired).
+  if (!ended_id_.empty() && ctx_->ended) ctx_->ended->Add(ended_id_, facts_.expires_at, response_now_);
+}
+
+SessionBinding SessionFilter::Binding() const {
+  SessionBinding b;
+  const bool exists = has_store() && plan_.store == StoreOp::kApply ? applied_exists_ : plan_.exists;
+  if (plan_.skips || !exists || session_.id.empty()) return b;
+  if (!session_.public_id.empty()) {
+    b.id = session_.public_id;
+  } else if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) {
+    b.id = std::move(*pid);
+  } else {
+    return b;
+  }
+  if (has_store()) {
+    // Where the session lives now: a new id or a re-keyed one under the
+    // current secret, otherwise where the request found it.
+    if (plan_.mint || plan_.move || request_key_.empty()) {
+      Result<std::string> key = codec().StoreKey(session_.id, plan_.mint || plan_.move ? 0 : facts_.key_index);
+      if (key.ok()) b.store_key = std::move(*key);
+    } else {
+      b.store_key = request_key_;
+    }
+  }
+  // A sliding lifetime in a store: the store's own expiry decides.
+  b.expires_at = has_store() && policy_->refresh_each_request ? 0 : plan_.expires_at;
+  return b;
 }
 
 void SessionFilter::Finish(FilterResult result) {
@@ -335,6 +369,9 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     }
     request_key_ = std::move(*key);
   }
+  // The request's session ends with Destroy, and with Regenerate (its id
+  // stops working): noted before a mint replaces the id.
+  if (plan_.destroys || (plan_.mint && facts_.has_session())) ended_id_ = session_.public_id;
   if (plan_.mint && !MintId(response_now_)) {
     Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
     return;
@@ -434,6 +471,7 @@ void SessionFilter::Apply(ChangeBatch batch) {
 
 void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
   const bool exists = result.exists;
+  applied_exists_ = status.ok() && exists;
   CountStore(Metrics::kApply, status);
   if (!status.ok()) {
     if (status.code() == Status::Code::kTooLarge) {
@@ -574,6 +612,49 @@ class SessionFilterFactory : public ExchangeFilterFactory {
     if (worker_index == 0 && ctx_->store && ++ticks_ % 60 == 0) ctx_->store->SweepExpired();
   }
 
+  void CheckBindings(const std::vector<SessionBinding>& bindings, BindingsChecked done) override {
+    std::vector<bool> ended(bindings.size(), false);
+    const int64_t now = NowSeconds();
+    for (size_t i = 0; i < bindings.size(); ++i) {
+      if (bindings[i].expires_at != 0 && bindings[i].expires_at <= now) ended[i] = true;
+    }
+    if (ctx_->ended) ctx_->ended->Mark(bindings, &ended);
+    // The store: one Load per session (several tunnels may share one).
+    struct Check {
+      std::vector<bool> ended;
+      BindingsChecked done;
+      size_t pending = 0;
+    };
+    std::map<std::string, std::vector<size_t>> by_key;
+    if (ctx_->store) {
+      for (size_t i = 0; i < bindings.size(); ++i) {
+        if (!ended[i] && !bindings[i].store_key.empty()) by_key[bindings[i].store_key].push_back(i);
+      }
+    }
+    if (by_key.empty()) {
+      done(std::move(ended));
+      return;
+    }
+    auto check = std::make_shared<Check>();
+    check->ended = std::move(ended);
+    check->done = std::move(done);
+    check->pending = by_key.size() + 1;  // + 1 until every call is made (a Load may answer at once)
+    auto finish_one = [check] {
+      if (--check->pending == 0) check->done(std::move(check->ended));
+    };
+    for (auto& [key, indexes] : by_key) {
+      ctx_->store->Load(key, [check, finish_one, indexes = std::move(indexes)](Status s, std::optional<SessionData> d) {
+        // Gone from the store: destroyed, regenerated, revoked or expired.
+        // A store that does not answer says nothing either way.
+        if (s.ok() && !d) {
+          for (size_t i : indexes) check->ended[i] = true;
+        }
+        finish_one();
+      });
+    }
+    finish_one();
+  }
+
  private:
   std::shared_ptr<SessionContext> ctx_;
   const SessionPolicy policy_;
@@ -594,6 +675,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     std::mutex mu;
     std::shared_ptr<SharedStoreState> stores;
     StoreKind kind;
+    std::shared_ptr<EndedSessions> ended = std::make_shared<EndedSessions>();
   };
   auto process = std::make_shared<ProcessState>();
   Result<std::shared_ptr<SharedStoreState>> shared = CreateSharedStoreState(*config);
@@ -615,6 +697,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     ctx->config = cfg;
     ctx->metrics = metrics;
     ctx->store_health = loop.store_health;
+    ctx->ended = process->ended;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());

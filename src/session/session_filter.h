@@ -31,6 +31,13 @@
 //   Set after Destroy; ids sent by clients are never adopted.
 // - A valid cookie whose session is gone from the store is reported as
 //   "none" and cleared.
+//
+// Tunnels (docs/HTTP.md, Upgrades and WebSockets): Binding() names the
+// session a 101 leaves, and the factory's CheckBindings says, twice a second
+// per worker, whether the sessions of open tunnels have ended: by the clock
+// (a fixed expiry), by a Destroy or Regenerate carried out in this process
+// (EndedSessions), or, for the store managers, because the store no longer
+// holds them (another instance, a revocation, expiry with sliding lifetimes).
 #pragma once
 
 #include <memory>
@@ -39,6 +46,7 @@
 #include "http/exchange_filter.h"
 #include "net/loop_env.h"
 #include "session/cookie_codec.h"
+#include "session/ended_sessions.h"
 #include "store/store.h"
 
 namespace sessiond {
@@ -59,6 +67,8 @@ struct SessionContext {
   // Told the outcome of every store call of a request (LoopEnv::store_health);
   // may be empty (tests).
   std::function<void(bool ok)> store_health;
+  // The process's list of sessions ended here, for tunnels (may be null: tests).
+  std::shared_ptr<EndedSessions> ended;
 };
 
 // Builds the per-worker session step. Called on the worker's thread at start

@@ -29,6 +29,12 @@ Routes (the path selects the behaviour; control paths start with /__ and are not
   /raw/<name>               send RAW_RESPONSES[name] verbatim, then close
   /reset                    read the request, then RST the connection (SO_LINGER 0)
   /hang                     read the request and never answer (until the client or stop())
+  /upgrade/MODE             an answer to an upgrade request, then (for a 101) raw bytes echoed
+                            back until the client's FIN, then "bye\n" and a FIN of its own:
+                              accept   101 with Upgrade: <the request's Upgrade> (or ?proto=P)
+                              bare     101 without an Upgrade header
+                              ok       200 "not upgraded\n" (keep-alive, no tunnel)
+                            other query items become response headers (as /set-headers)
   anything else             404
 
 A request carrying Expect: 100-continue gets "100 Continue" before its body is read.
@@ -326,6 +332,8 @@ class _Connection:
         if head == "hang":
             self._hang()
             return False
+        if head == "upgrade" and len(parts) >= 2:
+            return self._upgrade(req, parts[1], query)
         self._respond(req, 404, [("Content-Type", "text/plain")], b"no such test route\n")
         return True
 
@@ -362,6 +370,33 @@ class _Connection:
             data += (b"3\r\nok\n\r\n0\r\n\r\n" if chunked else body)
         self._send(data)
         return not close
+
+    def _upgrade(self, req, mode, query):
+        extra = [(n, v) for n, v in query if n != "proto"]
+        if mode == "ok":
+            self._respond(req, 200, [("Content-Type", "text/plain")] + extra, b"not upgraded\n")
+            return True
+        headers = list(extra)
+        if mode == "accept":
+            proto = dict(query).get("proto") or (req.header_values("Upgrade") or ["none"])[0]
+            headers = [("Upgrade", proto), ("Connection", "Upgrade")] + headers
+        self._respond(req, 101, headers, reason="Switching Protocols")
+        # The other protocol: echo raw bytes, half-close after the client's FIN.
+        while True:
+            if self.buf:
+                data = bytes(self.buf)
+                self.buf.clear()
+                self._send(data)
+            try:
+                self._fill()
+            except _Closed:
+                break
+        self._send(b"bye\n")
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        return False
 
     def _hang(self):
         self.sock.settimeout(0.1)

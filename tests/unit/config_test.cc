@@ -1061,3 +1061,62 @@ TEST_CASE("upstream_tls errors") {
                          ", client_key: " + f.other_key.path() + "}\n"),
                  "upstream_tls.client_key: " + f.other_key.path() + ": it is not the private key"));
 }
+
+// ---- trusted proxies, upgrades, loops (docs/CONFIGURATION.md) ----
+
+TEST_CASE("trusted_proxies: CIDR blocks and bare addresses, IPv4 and IPv6") {
+  auto c = Parse(Minimal("trusted_proxies: [10.0.0.0/8, \"::1\", 192.0.2.7, \"2001:db8::/32\"]\n"));
+  REQUIRE(c.ok());
+  const std::vector<IpNetwork>& t = (*c)->trusted_proxies;
+  REQUIRE(t.size() == 4);
+  CHECK(t[0].prefix == 8);
+  CHECK(t[1].prefix == 128);
+  CHECK(t[2].prefix == 32);
+  CHECK(t[3].Contains(*ParseIpAddress("2001:db8::42")));
+  CHECK(Parse(Minimal())->get()->trusted_proxies.empty());  // default: nobody
+  CHECK(Parse(Minimal("trusted_proxies: []\n"))->get()->trusted_proxies.empty());
+  const std::string err = ErrorOf(Minimal("trusted_proxies:\n  - 10.0.0.0/8\n  - 10.0.0.1/8\n  - nope\n"));
+  CHECK(Contains(err, "test.yaml:5:5: trusted_proxies[1]: host bits are set"));
+  CHECK(Contains(err, "test.yaml:6:5: trusted_proxies[2]: expected an IPv4 or IPv6 address"));
+  CHECK(Contains(ErrorOf(Minimal("trusted_proxies: 10.0.0.0/8\n")), "test.yaml:3:"));
+}
+
+TEST_CASE("websocket.allowed_origins are kept in canonical form") {
+  auto c = Parse(Minimal("websocket:\n  allowed_origins: [\"HTTPS://App.Example:443\", \"http://[::1]:8080\"]\n"));
+  REQUIRE(c.ok());
+  CHECK((*c)->websocket.allowed_origins == std::vector<std::string>{"https://app.example", "http://[::1]:8080"});
+  CHECK(Parse(Minimal())->get()->websocket.allowed_origins.empty());
+  CHECK(StartsWith(ErrorOf(Minimal("websocket:\n  allowed_origins: [\"https://a.example/path\"]\n")),
+                   "test.yaml:4:21: websocket.allowed_origins[0]: expected an origin"));
+  CHECK(Contains(ErrorOf(Minimal("websocket:\n  allowed_origin: []\n")), "did you mean 'allowed_origins'"));
+}
+
+TEST_CASE("timeouts.tunnel_idle and tunnel_max") {
+  auto c = Parse(Minimal());
+  REQUIRE(c.ok());
+  CHECK((*c)->timeouts.tunnel_idle == std::chrono::minutes(5));
+  CHECK((*c)->timeouts.tunnel_max == std::chrono::hours(24));
+  c = Parse(Minimal("timeouts: {tunnel_idle: 90s, tunnel_max: 1h}\n"));
+  REQUIRE(c.ok());
+  CHECK((*c)->timeouts.tunnel_idle == 90s);
+  CHECK((*c)->timeouts.tunnel_max == 1h);
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {tunnel_idle: 30}\n")), "timeouts.tunnel_idle"));
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {tunnel_max: 0s}\n")), "timeouts.tunnel_max"));
+}
+
+TEST_CASE("upstream pointing at sessiond's own listener is an error") {
+  auto loops = [](const std::string& listen, const std::string& upstream) {
+    std::string err = ErrorOf("listen: \"" + listen + "\"\nupstream: \"" + upstream + "\"\nsecret_key: " + kSecret + "\n");
+    return Contains(err, "test.yaml:2:11: upstream:") && Contains(err, "own listen address");
+  };
+  CHECK(loops("127.0.0.1:8080", "http://127.0.0.1:8080"));
+  CHECK(loops("127.0.0.1:8080", "http://localhost:8080/"));
+  CHECK(loops("0.0.0.0:8080", "http://127.0.0.1:8080"));
+  CHECK(loops("0.0.0.0:8080", "http://127.0.0.2:8080"));  // loopback
+  CHECK(loops("127.0.0.1:8080", "http://0.0.0.0:8080"));
+  CHECK(loops("[::1]:8080", "http://[::1]:8080"));
+  CHECK(loops("[::]:8080", "http://[::1]:8080"));
+  CHECK_FALSE(loops("127.0.0.1:8080", "http://127.0.0.1:8081"));
+  CHECK_FALSE(loops("[::]:8080", "http://127.0.0.1:8080"));  // IPv6-only listener
+  CHECK_FALSE(loops("127.0.0.2:8080", "http://127.0.0.1:8080"));
+}

@@ -29,6 +29,7 @@
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
 #include "../fuzz/tls_first_bytes_check.h"
+#include "../fuzz/upgrade_path_check.h"
 
 namespace sessiond {
 namespace {
@@ -158,6 +159,10 @@ TEST_CASE("fuzz seeds: instruction_parser holds every invariant") {
 
 TEST_CASE("fuzz seeds: cookie_header holds every invariant") {
   ReplayCorpus("cookie_header", 5, [](const std::string& b) { return fuzz::CheckCookieHeaders(b); });
+}
+
+TEST_CASE("fuzz seeds: upgrade_path holds every invariant") {
+  ReplayCorpus("upgrade_path", 10, [](const std::string& b) { return fuzz::CheckUpgradePath(b); });
 }
 
 TEST_CASE("fuzz seeds: config_loader holds every invariant") {

@@ -16,6 +16,7 @@
 
 #include "http/message.h"
 #include "session/cookie_codec.h"
+#include "session/ended_sessions.h"
 #include "store/memory_store.h"
 #include "new_counter.h"
 
@@ -484,6 +485,113 @@ TEST_CASE("every store outcome of a request reaches store_health before the requ
   CHECK(out.result.status == 502);
   CHECK(reports == std::vector<bool>{false, true, true});
   factory->Recycle(filter);
+}
+
+// ---- tunnels: Binding and CheckBindings (docs/HTTP.md, Upgrades and WebSockets) ----
+
+// One exchange through `factory`: the response carries `instructions`;
+// returns the binding the response leaves and updates *cookie.
+SessionBinding BindingAfter(ExchangeFilterFactory* factory, Heads* heads, std::string* cookie,
+                            std::vector<std::pair<std::string, std::string>> instructions) {
+  heads->NewRequest("/ws", *cookie);
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in, out;
+  filter->OnRequestHead(heads->request, in.Done());
+  REQUIRE(in.called);
+  for (const auto& [name, value] : instructions) heads->response.headers.Append(name, value);
+  filter->OnResponseHead(heads->request, heads->response, out.Done());
+  REQUIRE(out.called);
+  REQUIRE(out.result.status == 0);
+  SessionBinding b = filter->Binding();
+  factory->Recycle(filter);
+  std::vector<std::string> set = Values(heads->response.headers, "Set-Cookie");
+  if (!set.empty()) *cookie = "session_id=" + CookieValueOf(set[0]);
+  return b;
+}
+
+std::vector<bool> Check(ExchangeFilterFactory* factory, const std::vector<SessionBinding>& bindings) {
+  std::vector<bool> result;
+  bool called = false;
+  factory->CheckBindings(bindings, [&](std::vector<bool> ended) {
+    called = true;
+    result = std::move(ended);
+  });
+  REQUIRE(called);  // the memory store answers at once
+  return result;
+}
+
+TEST_CASE("cookie manager: a Destroy or Regenerate here ends the sessions bound to it") {
+  auto ctx = MakeContext(StoreKind::kCookie);
+  ctx->ended = std::make_shared<EndedSessions>();
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  CHECK_FALSE(BindingAfter(factory.get(), &heads, &cookie, {}).bound());  // no session, nothing to bind
+  const SessionBinding ada = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"user\":\"ada\"}"}});
+  REQUIRE(ada.bound());
+  CHECK(ada.store_key.empty());
+  CHECK(ada.expires_at > static_cast<int64_t>(time(nullptr)));
+  const std::string ada_cookie = cookie;
+  std::string grace_cookie;
+  const SessionBinding grace =
+      BindingAfter(factory.get(), &heads, &grace_cookie, {{"X-Session-Set", "{\"user\":\"grace\"}"}});
+  REQUIRE(grace.bound());
+  CHECK(grace.id != ada.id);
+  // A read binds to the same session.
+  CHECK(BindingAfter(factory.get(), &heads, &cookie, {}).id == ada.id);
+  CHECK(Check(factory.get(), {ada, grace}) == std::vector<bool>{false, false});
+
+  const SessionBinding regenerated = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Regenerate", "true"}});
+  REQUIRE(regenerated.bound());
+  CHECK(regenerated.id != ada.id);
+  CHECK(Check(factory.get(), {ada, grace, regenerated}) == std::vector<bool>{true, false, false});
+  CHECK_FALSE(BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Destroy", "true"}}).bound());
+  CHECK(Check(factory.get(), {regenerated, grace}) == std::vector<bool>{true, false});
+  CHECK(ctx->ended->size() == 2);
+
+  SessionBinding expired = grace;
+  expired.expires_at = static_cast<int64_t>(time(nullptr)) - 1;
+  CHECK(Check(factory.get(), {expired}) == std::vector<bool>{true});
+}
+
+TEST_CASE("store manager: a session gone from the store has ended, whoever removed it") {
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);  // no EndedSessions: only the store can tell
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const SessionBinding first = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":1}"}});
+  REQUIRE(first.bound());
+  CHECK_FALSE(first.store_key.empty());
+  CHECK(BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":2}"}}).store_key == first.store_key);
+  // Two tunnels of one session: one store call answers both.
+  CHECK(Check(factory.get(), {first, first}) == std::vector<bool>{false, false});
+  const SessionBinding second = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Regenerate", "true"}});
+  CHECK(second.store_key != first.store_key);
+  CHECK(Check(factory.get(), {first, second}) == std::vector<bool>{true, false});
+  // Removed behind sessiond's back (another instance, a revocation).
+  CHECK(table->size() == 1);
+  ApplyRequest destroy;
+  destroy.key = second.store_key;
+  destroy.clear = true;
+  destroy.ttl = std::chrono::seconds(60);
+  store->Apply(destroy, [](Status s, ApplyResult r) { CHECK(s.ok()); CHECK_FALSE(r.exists); });
+  CHECK(Check(factory.get(), {second}) == std::vector<bool>{true});
+}
+
+TEST_CASE("store manager with a sliding lifetime: the store's expiry decides, not the clock") {
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  std::shared_ptr<Config> config = MakeConfig(StoreKind::kMemory);
+  config->session.refresh_each_request = true;
+  ctx->config = config;
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const SessionBinding b = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":1}"}});
+  CHECK(b.expires_at == 0);
 }
 
 }  // namespace
