@@ -139,9 +139,11 @@ std::string DescribeConfig(const Config& c) {
                              : " (unused: manager is " + std::string(ToString(s.manager)) + ")";
   };
   l.Add("redis.url", Printable(MaskedRedisUrl(c.redis)) + unused_unless(StoreKind::kRedis));
-  l.Add("redis.key_prefix", Quoted(c.redis.key_prefix));
-  l.Add("redis.timeout", FormatDuration(c.redis.timeout));
-  l.Add("redis.on_error", ToString(c.redis.on_error));
+  if (s.manager == StoreKind::kRedis) {  // the rest of an unused section would only fill the screen
+    l.Add("redis.key_prefix", Quoted(c.redis.key_prefix));
+    l.Add("redis.timeout", FormatDuration(c.redis.timeout));
+    l.Add("redis.on_error", ToString(c.redis.on_error));
+  }
   l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
   l.Add("memory.max_sessions",
         std::to_string(c.memory.max_sessions) + unused_unless(StoreKind::kMemory));

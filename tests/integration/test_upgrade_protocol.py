@@ -201,7 +201,7 @@ def test_tunnel_metrics(t):
     text = scrape()
     check((metric(text, 'sessiond_tunnel_bytes_total{direction="to_client"}') or 0) >= 5, "bytes to the client")
     check_eq(metric(text, "sessiond_tunnels_total"), 1.0, "sessiond_tunnels_total")
-    check('sessiond_requests_total{code="101"} 1' in text, "the handshake counted as a 101")
+    check('sessiond_requests_total{code="101",method="GET"} 1' in text, "the handshake counted as a 101")
     conn.close()
     wait_until(lambda: metric(scrape(), "sessiond_tunnels_active") == 0, 5 * SLOW, "sessiond_tunnels_active 0")
     conn, status, _ = _open_tunnel(t, proxy, extra=[("Origin", "http://evil.example")])
