@@ -39,7 +39,7 @@ declare -A SRCS=(
   [request_framing]="$HTTP_SRCS"
   [response_framing]="$HTTP_SRCS"
   [cookie_decoder]="$CODEC_SRCS"
-  [instruction_parser]="src/session/header_protocol.cc src/store/session_data.cc src/base/json_text.cc"
+  [instruction_parser]="src/session/header_protocol.cc src/session/set_json.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
   [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS"
 )
