@@ -64,6 +64,11 @@ class ClientConnection final : private net::Connection::Handler {
   // Graceful shutdown: close now if idle, otherwise after the current exchange.
   void BeginShutdown();
 
+  // ---- for the host (ProxyHost::Register) ----
+  // Where the host keeps this connection in its list of live connections.
+  size_t host_slot() const { return host_slot_; }
+  void set_host_slot(size_t slot) { host_slot_ = slot; }
+
  private:
   enum class State { kWaitingHead, kInExchange, kClosingAfterFlush, kLingering, kClosed };
 
@@ -105,6 +110,7 @@ class ClientConnection final : private net::Connection::Handler {
   HeadParser parser_;
   Exchange* exchange_ = nullptr;  // the head being read, then the request in progress
   Exchange* finished_ = nullptr;  // recycled in OnDeferred, outside its own call stack
+  size_t host_slot_ = 0;
 };
 
 }  // namespace sessiond

@@ -22,7 +22,7 @@ Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMak
 
 Worker::~Worker() {
   // Connections free themselves through their destructor, which unregisters.
-  while (!connections_.empty()) delete *connections_.begin();
+  while (!connections_.empty()) delete connections_.back();
   filters_.reset();
   pool_.reset();
   exchanges_.reset();
@@ -77,7 +77,7 @@ void Worker::Start() {
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
     // Anything still open after the loop (forced stop) is freed here, on the
     // thread that owns it.
-    while (!connections_.empty()) delete *connections_.begin();
+    while (!connections_.empty()) delete connections_.back();
     filters_.reset();
     pool_.reset();
     // Drop this worker's share of process-wide store state (the file store's
@@ -165,7 +165,8 @@ void Worker::SizePools() {
 }
 
 void Worker::Register(ClientConnection* conn) {
-  connections_.insert(conn);
+  conn->set_host_slot(connections_.size());
+  connections_.push_back(conn);
   SizePools();
   if (metrics_) {
     int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -177,7 +178,11 @@ void Worker::Register(ClientConnection* conn) {
 }
 
 void Worker::Unregister(ClientConnection* conn) {
-  connections_.erase(conn);
+  // The last connection takes the slot of the one leaving.
+  ClientConnection* last = connections_.back();
+  connections_[conn->host_slot()] = last;
+  last->set_host_slot(conn->host_slot());
+  connections_.pop_back();
   SizePools();
   if (metrics_) metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   MaybeExit();
@@ -195,7 +200,7 @@ void Worker::DoShutdown() {
     listener_ = nullptr;
   }
   // Copy: BeginShutdown may close (and unregister) a connection.
-  std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
+  std::vector<ClientConnection*> conns(connections_);
   for (ClientConnection* c : conns) c->BeginShutdown();
   MaybeExit();
 }

@@ -13,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
@@ -111,7 +110,10 @@ class Worker : public ProxyHost {
   std::unique_ptr<ExchangePool> exchanges_;
   std::unique_ptr<UpstreamPool> pool_;
   std::shared_ptr<ExchangeFilterFactory> filters_;
-  std::unordered_set<ClientConnection*> connections_;
+  // Every live connection, in no order; each knows its index (host_slot),
+  // so both registering and unregistering are O(1) and, once the vector has
+  // grown to the peak, allocate nothing.
+  std::vector<ClientConnection*> connections_;
   bool shutting_down_ = false;
   std::thread thread_;
   std::atomic<bool> exited_{false};
