@@ -42,7 +42,57 @@ std::string FormatPeer(const sockaddr* sa) {
   return buf;
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+constexpr bool kRecycleStorage = true;
+#else
+constexpr bool kRecycleStorage = false;
+#endif
+
+// The storage of ended connections on this thread, linked through its first
+// word. Trivially destructible on purpose: a thread empties it with
+// SetSpareLimit(0) before it ends, and nothing runs at thread exit.
+struct SpareStorage {
+  void* first = nullptr;
+  size_t count = 0;
+  size_t limit = 0;
+};
+thread_local SpareStorage t_spare;
+
 }  // namespace
+
+void* ClientConnection::operator new(size_t size) {
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.first != nullptr && size == sizeof(ClientConnection)) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    return p;
+  }
+  return ::operator new(size);
+}
+
+void ClientConnection::operator delete(void* p) {
+  if (p == nullptr) return;
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.count < spare.limit) {
+    *static_cast<void**>(p) = spare.first;
+    spare.first = p;
+    ++spare.count;
+    return;
+  }
+  ::operator delete(p);
+}
+
+void ClientConnection::SetSpareLimit(size_t limit) {
+  SpareStorage& spare = t_spare;
+  spare.limit = std::min(limit, kMaxSpare);
+  while (spare.count > spare.limit) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    ::operator delete(p);
+  }
+}
 
 ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer)
     : worker_(worker),

@@ -64,6 +64,17 @@ class ClientConnection final : private net::Connection::Handler {
   // Graceful shutdown: close now if idle, otherwise after the current exchange.
   void BeginShutdown();
 
+  // Storage is recycled per thread: a connection that ends leaves its memory
+  // for the next one this thread accepts, up to the spare limit, so a worker
+  // whose clients reconnect allocates nothing per connection. The host sets
+  // the limit (SetSpareLimit; 0 at first) and lowers it to free the spares;
+  // a thread sets it to 0 before it ends. Sanitizer builds do not recycle,
+  // so that a use after free stays detectable.
+  static void* operator new(size_t size);
+  static void operator delete(void* p);
+  static constexpr size_t kMaxSpare = 256;
+  static void SetSpareLimit(size_t limit);
+
   // ---- for the host (ProxyHost::Register) ----
   // Where the host keeps this connection in its list of live connections.
   size_t host_slot() const { return host_slot_; }

@@ -45,6 +45,7 @@ class Server {
   event* tick_ = nullptr;
   event* trim_ = nullptr;
   int trim_ticks_ = 0;
+  int trims_after_drop_ = 0;  // trims still due after connections went away
   std::unique_ptr<AdminServer> admin_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

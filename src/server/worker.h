@@ -104,6 +104,10 @@ class Worker : public ProxyHost {
   char request_id_prefix_hex_[16] = {};  // random, per worker
   uint64_t request_id_counter_ = 0;
   std::atomic<bool> ready_{false};
+  // The most connections at once during the previous tick and this one: the
+  // spare pools are sized to it (SizePools), so they outlive a dip of the
+  // connection count shorter than a tick or two (clients reconnecting).
+  size_t connection_peaks_[2] = {};
   // Destroyed in this order, after the connections: exchanges and upstream
   // connections hold blocks, so the block pool goes last.
   std::unique_ptr<net::BlockPool> blocks_;
