@@ -261,15 +261,16 @@ void ClientConnection::TryStartRequest() {
     }
     config_ = worker_->config();  // a reload applies from the next request on
     exchange_ = worker_->exchanges().Acquire();
-    parser_.StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
+    exchange_->head_parser().StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
   }
+  HeadParser& parser = exchange_->head_parser();
   net::BlockRef pin;
-  switch (ReadHead(in, config_->limits.max_header_bytes, parser_, &exchange_->request(), &pin)) {
+  switch (ReadHead(in, config_->limits.max_header_bytes, parser, &exchange_->request(), &pin)) {
     case HeadParser::State::kIncomplete:
       if (peer_eof()) CloseAfterFlush();  // an incomplete head and nothing more will come
       return;
     case HeadParser::State::kError:
-      RejectRequest(parser_.error_status(), parser_.error(), parser_.is_head_request());
+      RejectRequest(parser.error_status(), parser.error(), parser.is_head_request());
       return;
     case HeadParser::State::kDone:
       break;

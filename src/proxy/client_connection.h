@@ -27,7 +27,6 @@
 #include <string>
 
 #include "config/config.h"
-#include "http/head_parser.h"
 #include "net/connection.h"
 #include "net/timer.h"
 
@@ -118,7 +117,6 @@ class ClientConnection final : private net::Connection::Handler {
   std::chrono::steady_clock::time_point head_started_;  // first byte of the current head
   bool body_deadline_set_ = false;
   std::chrono::steady_clock::time_point body_deadline_;
-  HeadParser parser_;
   Exchange* exchange_ = nullptr;  // the head being read, then the request in progress
   Exchange* finished_ = nullptr;  // recycled in OnDeferred, outside its own call stack
   size_t host_slot_ = 0;

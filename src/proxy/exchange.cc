@@ -177,7 +177,7 @@ void Exchange::OnUpstreamConnected() {
     return;
   }
   state_ = State::kAwaitingHead;
-  response_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
+  head_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
   upstream_sent_ = std::chrono::steady_clock::now();
   WriteRequestHead();
   timer_.Arm(config_->timeouts.upstream_response);
@@ -326,11 +326,11 @@ void Exchange::TryParseResponseHead() {
   net::Buffer& in = upstream_->conn().input();
   const size_t limit = config_->limits.max_header_bytes;
   while (true) {
-    switch (ReadHead(in, limit, response_parser_, &response_, &response_pin_)) {
+    switch (ReadHead(in, limit, head_parser_, &response_, &response_pin_)) {
       case HeadParser::State::kIncomplete:
         return;
       case HeadParser::State::kError:
-        Fail(502, response_parser_.error());
+        Fail(502, head_parser_.error());
         return;
       case HeadParser::State::kDone:
         break;
@@ -343,7 +343,7 @@ void Exchange::TryParseResponseHead() {
     // 1xx interim responses are dropped; the final one follows.
     response_.Clear();
     response_pin_.Reset();
-    response_parser_.StartResponse(limit, request_.is_head);
+    head_parser_.StartResponse(limit, request_.is_head);
   }
   upstream_->conn().RefreshReading();
   upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();
