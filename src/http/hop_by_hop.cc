@@ -67,9 +67,9 @@ void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::s
     return h.id == HeaderId::kXForwardedFor || h.id == HeaderId::kXForwardedProto ||
            h.id == HeaderId::kXForwardedHost;
   });
-  headers->AppendValueCopy("X-Forwarded-For", xff);
-  headers->Append("X-Forwarded-Proto", "http");
-  if (!host.empty()) headers->Append("X-Forwarded-Host", host);
+  headers->AppendValueCopy(kFieldXForwardedFor, xff);
+  headers->AppendClassified(kFieldXForwardedProto.name, "http", kFieldXForwardedProto.id);
+  if (!host.empty()) headers->AppendClassified(kFieldXForwardedHost.name, host, kFieldXForwardedHost.id);
 }
 
 }  // namespace sessiond

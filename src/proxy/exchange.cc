@@ -103,12 +103,12 @@ void Exchange::PrepareRequestHeaders() {
     request_id_len_ = ProxyHost::kRequestIdLength;
   }
   request_.headers.Remove(HeaderId::kXRequestId);
-  request_.headers.AppendValueCopy("X-Request-Id", request_id());
+  request_.headers.AppendValueCopy(kFieldXRequestId, request_id());
   RemoveHopByHop(&request_.headers);
   // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
   // which requires one: use the upstream's own name, as nginx does.
   if (request_.headers.Count(HeaderId::kHost) == 0) {
-    request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
+    request_.headers.AppendValueCopy(kFieldHost, config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
   SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host);

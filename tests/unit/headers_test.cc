@@ -33,3 +33,16 @@ TEST_CASE("HeaderList stores many values across blocks without corrupting earlie
   }
   CHECK(i == 200);
 }
+
+TEST_CASE("The known fields sessiond appends carry ClassifyHeader's id") {
+  for (const KnownField& f : {kFieldHost, kFieldCookie, kFieldSetCookie, kFieldXForwardedFor, kFieldXForwardedProto,
+                              kFieldXForwardedHost, kFieldXRequestId}) {
+    CAPTURE(f.name);
+    CHECK(ClassifyHeader(f.name) == f.id);
+  }
+  HeaderList list;
+  list.AppendValueCopy(kFieldXRequestId, "abc");
+  REQUIRE(list.size() == 1);
+  CHECK(list.Get(HeaderId::kXRequestId) == std::optional<std::string_view>("abc"));
+  CHECK(list.fields()[0].name == "X-Request-Id");
+}
