@@ -121,9 +121,13 @@ class HeaderList {
   size_t Remove(HeaderId id);
   template <class Pred>
   size_t RemoveIf(Pred pred) {
-    size_t before = fields_.size();
-    size_t out = 0;
-    for (size_t i = 0; i < fields_.size(); ++i) {
+    // Most calls remove nothing: fields move only from the first match on.
+    const size_t before = fields_.size();
+    size_t i = 0;
+    while (i < before && !pred(fields_[i])) ++i;
+    if (i == before) return 0;
+    size_t out = i;
+    for (++i; i < before; ++i) {
       if (!pred(fields_[i])) fields_[out++] = fields_[i];
     }
     fields_.resize(out);
