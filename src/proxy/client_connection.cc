@@ -59,7 +59,57 @@ void LogHandshakeFailure(const std::string& client, const char* why) {
   }
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+constexpr bool kRecycleStorage = true;
+#else
+constexpr bool kRecycleStorage = false;
+#endif
+
+// The storage of ended connections on this thread, linked through its first
+// word. Trivially destructible on purpose: a thread empties it with
+// SetSpareLimit(0) before it ends, and nothing runs at thread exit.
+struct SpareStorage {
+  void* first = nullptr;
+  size_t count = 0;
+  size_t limit = 0;
+};
+thread_local SpareStorage t_spare;
+
 }  // namespace
+
+void* ClientConnection::operator new(size_t size) {
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.first != nullptr && size == sizeof(ClientConnection)) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    return p;
+  }
+  return ::operator new(size);
+}
+
+void ClientConnection::operator delete(void* p) {
+  if (p == nullptr) return;
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.count < spare.limit) {
+    *static_cast<void**>(p) = spare.first;
+    spare.first = p;
+    ++spare.count;
+    return;
+  }
+  ::operator delete(p);
+}
+
+void ClientConnection::SetSpareLimit(size_t limit) {
+  SpareStorage& spare = t_spare;
+  spare.limit = std::min(limit, kMaxSpare);
+  while (spare.count > spare.limit) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    ::operator delete(p);
+  }
+}
 
 ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer,
                                    const std::shared_ptr<const net::TlsServerContext>& tls)
@@ -281,15 +331,16 @@ void ClientConnection::TryStartRequest() {
     }
     config_ = worker_->config();  // a reload applies from the next request on
     exchange_ = worker_->exchanges().Acquire();
-    parser_.StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
+    exchange_->head_parser().StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
   }
+  HeadParser& parser = exchange_->head_parser();
   net::BlockRef pin;
-  switch (ReadHead(in, config_->limits.max_header_bytes, parser_, &exchange_->request(), &pin)) {
+  switch (ReadHead(in, config_->limits.max_header_bytes, parser, &exchange_->request(), &pin)) {
     case HeadParser::State::kIncomplete:
       if (peer_eof()) CloseAfterFlush();  // an incomplete head and nothing more will come
       return;
     case HeadParser::State::kError:
-      RejectRequest(parser_.error_status(), parser_.error(), parser_.is_head_request());
+      RejectRequest(parser.error_status(), parser.error(), parser.is_head_request());
       return;
     case HeadParser::State::kDone:
       break;

@@ -38,7 +38,6 @@
 
 #include "base/ip_address.h"
 #include "config/config.h"
-#include "http/head_parser.h"
 #include "net/connection.h"
 #include "net/timer.h"
 #include "net/tls_context.h"
@@ -91,6 +90,22 @@ class ClientConnection final : private net::Connection::Handler {
   // Graceful shutdown: close now if idle, otherwise after the current exchange.
   void BeginShutdown();
 
+  // Storage is recycled per thread: a connection that ends leaves its memory
+  // for the next one this thread accepts, up to the spare limit, so a worker
+  // whose clients reconnect allocates nothing per connection. The host sets
+  // the limit (SetSpareLimit; 0 at first) and lowers it to free the spares;
+  // a thread sets it to 0 before it ends. Sanitizer builds do not recycle,
+  // so that a use after free stays detectable.
+  static void* operator new(size_t size);
+  static void operator delete(void* p);
+  static constexpr size_t kMaxSpare = 256;
+  static void SetSpareLimit(size_t limit);
+
+  // ---- for the host (ProxyHost::Register) ----
+  // Where the host keeps this connection in its list of live connections.
+  size_t host_slot() const { return host_slot_; }
+  void set_host_slot(size_t slot) { host_slot_ = slot; }
+
  private:
   enum class State { kWaitingHead, kInExchange, kTunnel, kClosingAfterFlush, kLingering, kClosed };
 
@@ -136,12 +151,12 @@ class ClientConnection final : private net::Connection::Handler {
   std::chrono::steady_clock::time_point head_started_;  // first byte of the current head
   bool body_deadline_set_ = false;
   std::chrono::steady_clock::time_point body_deadline_;
-  HeadParser parser_;
   Exchange* exchange_ = nullptr;  // the head being read, then the request in progress
   Exchange* finished_ = nullptr;  // recycled in OnDeferred, outside its own call stack
   std::unique_ptr<Tunnel> tunnel_;           // in kTunnel
   bool tunnel_started_ = false;
   std::unique_ptr<Tunnel> finished_tunnel_;  // freed in OnDeferred, outside its own call stack
+  size_t host_slot_ = 0;
 };
 
 }  // namespace sessiond

@@ -149,7 +149,7 @@ void Exchange::PrepareRequestHeaders() {
     request_id_len_ = ProxyHost::kRequestIdLength;
   }
   request_.headers.Remove(HeaderId::kXRequestId);
-  request_.headers.AppendValueCopy("X-Request-Id", request_id());
+  request_.headers.AppendValueCopy(kFieldXRequestId, request_id());
   loop_ = ViaNames(request_.headers, host_->via().substr(4));  // "1.1 " then the pseudonym
   if (std::optional<std::string_view> upgrade = UpgradeRequested(request_)) {
     upgrade_ = !host_->shutting_down();
@@ -164,7 +164,7 @@ void Exchange::PrepareRequestHeaders() {
   // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
   // which requires one: use the upstream's own name, as nginx does.
   if (request_.headers.Count(HeaderId::kHost) == 0) {
-    request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
+    request_.headers.AppendValueCopy(kFieldHost, config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
   ForwardingInput forwarding;
@@ -247,7 +247,7 @@ void Exchange::OnUpstreamConnected() {
     return;
   }
   state_ = State::kAwaitingHead;
-  response_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
+  head_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
   upstream_sent_ = std::chrono::steady_clock::now();
   WriteRequestHead();
   timer_.Arm(config_->timeouts.upstream_response);
@@ -411,12 +411,12 @@ void Exchange::TryParseResponseHead() {
   net::Buffer& in = upstream_->conn().input();
   const size_t limit = config_->limits.max_header_bytes;
   while (true) {
-    switch (ReadHead(in, limit, response_parser_, &response_, &response_pin_)) {
+    switch (ReadHead(in, limit, head_parser_, &response_, &response_pin_)) {
       case HeadParser::State::kIncomplete:
         return;
       case HeadParser::State::kError: {
         char why[160];
-        snprintf(why, sizeof(why), "malformed response head: %s", response_parser_.error());
+        snprintf(why, sizeof(why), "malformed response head: %s", head_parser_.error());
         Fail(502, why);
         return;
       }
@@ -444,7 +444,7 @@ void Exchange::TryParseResponseHead() {
     // 1xx interim responses are dropped; the final one follows.
     response_.Clear();
     response_pin_.Reset();
-    response_parser_.StartResponse(limit, request_.is_head);
+    head_parser_.StartResponse(limit, request_.is_head);
   }
   upstream_->conn().RefreshReading();
   upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();

@@ -63,6 +63,10 @@ class Exchange final : private net::Connection::Handler {
 
   // The head being parsed for this exchange, then the request.
   RequestHead& request() { return request_; }
+  // The parser of this exchange's heads: the ClientConnection reads the
+  // request head with it, the exchange then the response head (an idle
+  // connection holds no parser).
+  HeadParser& head_parser() { return head_parser_; }
   // Keeps the request head's bytes (which request() views) valid.
   void PinRequestHead(net::BlockRef pin) { request_pin_ = std::move(pin); }
 
@@ -155,7 +159,7 @@ class Exchange final : private net::Connection::Handler {
   net::BlockRef request_pin_;
   ResponseHead response_;
   net::BlockRef response_pin_;
-  HeadParser response_parser_;
+  HeadParser head_parser_;
   std::shared_ptr<ExchangeFilterFactory> filter_factory_;  // keeps filter_'s factory alive
   ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled when the exchange is
   std::unique_ptr<UpstreamConnection> upstream_;

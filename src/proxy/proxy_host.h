@@ -56,6 +56,7 @@ class ProxyHost {
   // within the process) to `out`.
   virtual void NextRequestId(char* out) = 0;
   // Every live client connection is registered, so shutdown can reach it.
+  // The host may keep its own index in the connection (host_slot).
   virtual void Register(ClientConnection* conn) = 0;
   virtual void Unregister(ClientConnection* conn) = 0;
   // The loop's open tunnels (upgraded connections).

@@ -211,14 +211,19 @@ void Server::TickCb(evutil_socket_t, short, void* arg) { static_cast<Server*>(ar
 // Hands freed memory back within 2 s of connections going away (a burst of
 // 10,000 clients, or a few slow readers that held large buffers), and every
 // 30 s regardless. malloc_trim walks every arena, so it is not run on every
-// tick of a steady state.
+// tick of a steady state. After a drop it runs on the next two ticks too: the
+// workers free their spare exchanges and blocks up to two of their ticks
+// after the connections went (Worker::SizePools).
 void Server::TrimCb(evutil_socket_t, short, void* arg) {
   auto* s = static_cast<Server*>(arg);
   const int64_t active = s->metrics_.connections_active.load(std::memory_order_relaxed);
   const int64_t peak = s->metrics_.connections_peak.load(std::memory_order_relaxed);
-  if (++s->trim_ticks_ >= 15 || peak - active >= 16) {
+  const bool drop = peak - active >= 16;
+  if (drop) s->trims_after_drop_ = 2;
+  if (++s->trim_ticks_ >= 15 || drop || s->trims_after_drop_ > 0) {
     malloc_trim(0);
     s->trim_ticks_ = 0;
+    if (!drop && s->trims_after_drop_ > 0) --s->trims_after_drop_;
     s->metrics_.connections_peak.store(active, std::memory_order_relaxed);
   }
 }

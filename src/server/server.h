@@ -55,6 +55,7 @@ class Server {
   std::shared_ptr<net::TicketKeys> ticket_keys_ = std::make_shared<net::TicketKeys>();
   WorkerTls tls_;  // in force
   int trim_ticks_ = 0;
+  int trims_after_drop_ = 0;  // trims still due after connections went away
   std::unique_ptr<AdminServer> admin_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;

@@ -48,7 +48,8 @@ Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMak
 
 Worker::~Worker() {
   // Connections free themselves through their destructor, which unregisters.
-  while (!connections_.empty()) delete *connections_.begin();
+  while (!connections_.empty()) delete connections_.back();
+  ClientConnection::SetSpareLimit(0);
   filters_.reset();
   tunnels_.reset();
   pool_.reset();
@@ -106,7 +107,8 @@ void Worker::Start() {
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
     // Anything still open after the loop (forced stop) is freed here, on the
     // thread that owns it.
-    while (!connections_.empty()) delete *connections_.begin();
+    while (!connections_.empty()) delete connections_.back();
+    ClientConnection::SetSpareLimit(0);
     filters_.reset();
     pool_.reset();
     // Drop this worker's share of process-wide store state (the file store's
@@ -144,6 +146,9 @@ void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, 
 void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
 
 void Worker::OnTick() {
+  connection_peaks_[0] = connection_peaks_[1];
+  connection_peaks_[1] = connections_.size();
+  SizePools();
   if (pool_) pool_->Tick(config_->timeouts.idle);
   if (exchanges_) exchanges_->Trim();
   if (blocks_) blocks_->Trim();
@@ -189,19 +194,31 @@ void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (w->listener_ && !w->shutting_down_) evconnlistener_enable(w->listener_);
 }
 
-// The spare exchanges and blocks follow the number of connections: a
-// connection has at most two exchanges (one finishing, one starting) and a
-// few blocks in flight, and when a burst of connections ends, what it used
-// goes back to malloc at once rather than after the pools' idle trim, so the
-// main thread's heap trim (server.cc) can return it.
+// The spare exchanges and blocks (and the storage of ended connections)
+// follow the number of connections: a connection has at most two exchanges
+// (one finishing, one starting) and a few blocks in flight. The bound is the
+// most connections at once over the last tick or two, so clients that close
+// and reconnect (a load balancer recycling its connections, wrk between
+// runs) find what their predecessors used, and what is no longer needed goes
+// back to malloc within two ticks (the main thread's heap trim, server.cc,
+// runs again on the two ticks after a drop). A burst larger than the pools
+// (more connections than ExchangePool::kMaxFree) is over when its
+// connections are: what it used goes back at once, in time for the first
+// heap trim.
 void Worker::SizePools() {
   const size_t n = connections_.size();
-  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, n + 16));
-  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * n + 16));
+  if (n > connection_peaks_[1]) connection_peaks_[1] = n;
+  const size_t peak = std::max(connection_peaks_[0], connection_peaks_[1]);
+  const size_t recent = peak <= ExchangePool::kMaxFree ? peak : n;
+  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, recent + 16));
+  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * recent + 16));
+  // The calling thread's (the loop's; the destructor's, which empties it).
+  ClientConnection::SetSpareLimit(recent + 16);
 }
 
 void Worker::Register(ClientConnection* conn) {
-  connections_.insert(conn);
+  conn->set_host_slot(connections_.size());
+  connections_.push_back(conn);
   SizePools();
   if (metrics_) {
     int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -213,7 +230,11 @@ void Worker::Register(ClientConnection* conn) {
 }
 
 void Worker::Unregister(ClientConnection* conn) {
-  connections_.erase(conn);
+  // The last connection takes the slot of the one leaving.
+  ClientConnection* last = connections_.back();
+  connections_[conn->host_slot()] = last;
+  last->set_host_slot(conn->host_slot());
+  connections_.pop_back();
   SizePools();
   if (metrics_) metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   MaybeExit();
@@ -231,7 +252,7 @@ void Worker::DoShutdown() {
     listener_ = nullptr;
   }
   // Copy: BeginShutdown may close (and unregister) a connection.
-  std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
+  std::vector<ClientConnection*> conns(connections_);
   for (ClientConnection* c : conns) c->BeginShutdown();
   MaybeExit();
 }

@@ -13,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
@@ -127,6 +126,10 @@ class Worker : public ProxyHost {
   // Store outcomes reported by requests (loop thread only): a ping sent
   // before the latest of them is older news and does not override it.
   uint64_t store_reports_ = 0;
+  // The most connections at once during the previous tick and this one: the
+  // spare pools are sized to it (SizePools), so they outlive a dip of the
+  // connection count shorter than a tick or two (clients reconnecting).
+  size_t connection_peaks_[2] = {};
   // Destroyed in this order, after the connections: exchanges and upstream
   // connections hold blocks, so the block pool goes last.
   std::unique_ptr<TunnelRegistry> tunnels_;  // after filters_: a late session check finds it gone
@@ -134,7 +137,10 @@ class Worker : public ProxyHost {
   std::unique_ptr<ExchangePool> exchanges_;
   std::unique_ptr<UpstreamPool> pool_;
   std::shared_ptr<ExchangeFilterFactory> filters_;
-  std::unordered_set<ClientConnection*> connections_;
+  // Every live connection, in no order; each knows its index (host_slot),
+  // so both registering and unregistering are O(1) and, once the vector has
+  // grown to the peak, allocate nothing.
+  std::vector<ClientConnection*> connections_;
   bool shutting_down_ = false;
   std::thread thread_;
   std::atomic<bool> exited_{false};

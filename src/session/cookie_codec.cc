@@ -1,9 +1,10 @@
 #include "session/cookie_codec.h"
 
 #include <charconv>
-#include <ctime>
+#include <cstring>
 #include <utility>
 
+#include "base/utc_time.h"
 #include "crypto/crypto.h"
 
 namespace sessiond {
@@ -66,44 +67,41 @@ bool ParseExpiry(std::string_view s, int64_t* out) {
   return true;
 }
 
-void AppendDecimal(std::string* out, int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, r.ptr);
+char* PutTwoDigits(char* p, int v) {
+  p[0] = static_cast<char>('0' + v / 10 % 10);
+  p[1] = static_cast<char>('0' + v % 10);
+  return p + 2;
 }
 
-void AppendTwoDigits(std::string* out, int v) {
-  out->push_back(static_cast<char>('0' + v / 10 % 10));
-  out->push_back(static_cast<char>('0' + v % 10));
-}
-
-// RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Formatted by
-// hand: strftime would follow the process locale, and the names are English
-// by definition.
-void AppendHttpDate(std::string* out, int64_t unix_seconds) {
+// RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT", written at p
+// (at most kMaxHttpDate bytes: the year may have five digits); returns its
+// end. Formatted by hand: strftime would follow the process locale, and the
+// names are English by definition; ToUtc, not gmtime_r, which takes a
+// process-wide lock.
+constexpr size_t kMaxHttpDate = 32;
+char* PutHttpDate(char* p, int64_t unix_seconds) {
   static const char kDays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  // Clamped so gmtime_r cannot fail (a 64-bit time_t covers the range).
   if (unix_seconds < 0) unix_seconds = 0;
   if (unix_seconds > CookieCodec::kMaxExpiry) unix_seconds = CookieCodec::kMaxExpiry;
-  const time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  out->append(kDays[(tm.tm_wday % 7 + 7) % 7], 3);
-  out->append(", ");
-  AppendTwoDigits(out, tm.tm_mday);
-  out->push_back(' ');
-  out->append(kMonths[(tm.tm_mon % 12 + 12) % 12], 3);
-  out->push_back(' ');
-  AppendDecimal(out, int64_t{tm.tm_year} + 1900);
-  out->push_back(' ');
-  AppendTwoDigits(out, tm.tm_hour);
-  out->push_back(':');
-  AppendTwoDigits(out, tm.tm_min);
-  out->push_back(':');
-  AppendTwoDigits(out, tm.tm_sec);
-  out->append(" GMT");
+  const UtcTime t = ToUtc(unix_seconds);
+  std::memcpy(p, kDays[t.weekday], 3);
+  p[3] = ',';
+  p[4] = ' ';
+  p = PutTwoDigits(p + 5, t.day);
+  *p++ = ' ';
+  std::memcpy(p, kMonths[t.month - 1], 3);
+  p[3] = ' ';
+  p = std::to_chars(p + 4, p + 10, t.year).ptr;  // 1970 .. about 33658
+  *p++ = ' ';
+  p = PutTwoDigits(p, t.hour);
+  *p++ = ':';
+  p = PutTwoDigits(p, t.minute);
+  *p++ = ':';
+  p = PutTwoDigits(p, t.second);
+  std::memcpy(p, " GMT", 4);
+  return p + 4;
 }
 
 }  // namespace
@@ -387,19 +385,35 @@ std::string CookieCodec::SetCookie(std::string_view value, int64_t expires_at, i
 
 void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int64_t expires_at,
                                   int64_t now) const {
-  constexpr size_t kMaxAgeAndExpires = sizeof("; Max-Age=") + 20 + sizeof("; Expires=") + 40;
-  out->reserve(out->size() + name_eq_.size() + value.size() + scope_attrs_.size() + flag_attrs_.size() +
-               (permanent_ ? kMaxAgeAndExpires : 0));
-  out->append(name_eq_);
-  out->append(value);
-  out->append(scope_attrs_);
+  static constexpr std::string_view kMaxAge = "; Max-Age=";
+  static constexpr std::string_view kExpires = "; Expires=";
+  char max_age[24];
+  char date[kMaxHttpDate];
+  size_t max_age_size = 0, date_size = 0;
   if (permanent_) {
-    out->append("; Max-Age=");
-    AppendDecimal(out, expires_at > now ? expires_at - now : 0);
-    out->append("; Expires=");
-    AppendHttpDate(out, expires_at);
+    max_age_size = static_cast<size_t>(
+        std::to_chars(max_age, max_age + sizeof(max_age), expires_at > now ? expires_at - now : 0).ptr - max_age);
+    date_size = static_cast<size_t>(PutHttpDate(date, expires_at) - date);
   }
-  out->append(flag_attrs_);
+  // One resize, then every piece copied in place.
+  const size_t start = out->size();
+  out->resize(start + name_eq_.size() + value.size() + scope_attrs_.size() + flag_attrs_.size() +
+              (permanent_ ? kMaxAge.size() + max_age_size + kExpires.size() + date_size : 0));
+  char* p = out->data() + start;
+  const auto put = [&p](std::string_view piece) {
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  };
+  put(name_eq_);
+  put(value);
+  put(scope_attrs_);
+  if (permanent_) {
+    put(kMaxAge);
+    put(std::string_view(max_age, max_age_size));
+    put(kExpires);
+    put(std::string_view(date, date_size));
+  }
+  put(flag_attrs_);
 }
 
 Status CookieCodec::CheckCookieSize(std::string_view value) const {

@@ -234,7 +234,7 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   // The session values are views into the request's raw head, which removing
   // the fields does not touch.
   request.headers.Remove(HeaderId::kCookie);
-  if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy("Cookie", forwarded_cookies_);
+  if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy(kFieldCookie, forwarded_cookies_);
   facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0;
   if (!facts_.sent_cookie) return;
 
@@ -328,9 +328,10 @@ void SessionFilter::Inject(RequestHead& request) {
     session.expires_at = session_.expires_at;
     session.data_json = session_.json;  // empty: "{}"
   }
-  // Names are static strings; the values are copied into the list's arena.
+  // Names are static strings, all X-Session-* (kSessionAny); the values are
+  // copied into the list's arena.
   EmitRequestHeaders(facts_.status, live ? &session : nullptr, [&](std::string_view name, std::string_view value) {
-    request.headers.AppendValueCopy(name, value);
+    request.headers.AppendValueCopy(KnownField{name, HeaderId::kSessionAny}, value);
   });
 }
 
@@ -501,10 +502,10 @@ void SessionFilter::SetTokenCookie() {
 void SessionFilter::AddSetCookie(std::string_view value, int64_t expires_at) {
   set_cookie_.clear();
   codec().AppendSetCookie(&set_cookie_, value, expires_at, response_now_);
-  response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
+  response_->headers.AppendValueCopy(kFieldSetCookie, set_cookie_);
 }
 
-void SessionFilter::ClearCookie() { response_->headers.AppendValueCopy("Set-Cookie", codec().ClearCookie()); }
+void SessionFilter::ClearCookie() { response_->headers.AppendValueCopy(kFieldSetCookie, codec().ClearCookie()); }
 
 void SessionFilter::Reject(std::string_view what) {
   std::string_view target = request_ ? request_->target : std::string_view();
