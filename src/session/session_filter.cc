@@ -619,7 +619,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
       }
       stores = process->stores;
     }
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores);
+    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores, metrics);
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();

@@ -53,10 +53,16 @@ struct ApplyRequest {
   bool must_exist = false;
   std::chrono::milliseconds ttl{0};  // lifetime from now of the resulting session
   uint64_t max_bytes = 0;            // limit on SerializedSize of the result
+  // Fill ApplyResult::data. A store that would have to read the session
+  // back for it (redis) does that only when asked; the others may fill it
+  // anyway.
+  bool want_data = false;
 };
 
-// The outcome of a successful Apply: the session as it is now in the store.
-// `exists` is false when the batch deleted the session (Destroy without Set).
+// The outcome of a successful Apply. `exists` is false when the batch
+// deleted the session (Destroy without Set) or found it gone (must_exist);
+// `data` is the session as it is now in the store when the request set
+// want_data.
 struct ApplyResult {
   bool exists = false;
   SessionData data;

@@ -133,6 +133,7 @@ ApplyRequest MakeRequest(const StoreKey& key) {
   request.key = key;
   request.ttl = 60s;
   request.max_bytes = 4096;
+  request.want_data = true;  // the suite checks what Apply reports
   return request;
 }
 

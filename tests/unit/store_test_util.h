@@ -64,7 +64,8 @@ Status PingSync(TestLoop& loop, SessionStore& store);
 
 // A fresh random StoreKey (64 hex digits).
 StoreKey RandomKey();
-// An ApplyRequest for `key` with a 60 s ttl and a 4096-byte limit.
+// An ApplyRequest for `key` with a 60 s ttl and a 4096-byte limit, asking
+// for the resulting data (want_data).
 ApplyRequest MakeRequest(const StoreKey& key);
 
 // A fresh private directory under /tmp, removed with everything in it.
