@@ -111,9 +111,9 @@ void ClusterRouter::Dispatch(RequestPtr req) {
 
 void ClusterRouter::SendTo(Node* node, RequestPtr req) {
   const bool asking = req->asking;
-  const std::string_view bytes = req->command.bytes();
+  const RedisCommand& command = req->command;
   const uint32_t flags = req->flags;
-  node->link->Send(bytes,
+  node->link->Send(command,
                    [this, req, node](const Status& st, redisReply* r) { OnReply(req, node, st, r); }, flags,
                    asking);
 }
@@ -305,7 +305,7 @@ void ClusterRouter::TryNextCandidate() {
       refresh_error_ = node->link->last_error();
       continue;
     }
-    node->link->Send(kSlots.bytes(), [this, node](const Status& st, redisReply* r) { OnSlots(node, st, r); },
+    node->link->Send(kSlots, [this, node](const Status& st, redisReply* r) { OnSlots(node, st, r); },
                      kIdempotent);
     return;
   }

@@ -160,14 +160,15 @@ void RedisConnection::OnHandshakeReply(const char* step, const Status& st, redis
   listener_->OnReady(this);
 }
 
-void RedisConnection::Send(std::string_view command, ReplyCallback cb, uint32_t flags) {
-  Append(command, std::move(cb), Kind::kCommand, (flags & kWaitReplicas) != 0 && options_.wait_replicas > 0);
+void RedisConnection::Send(std::string_view command, ReplyCallback cb, uint32_t flags, int replies) {
+  Append(command, std::move(cb), Kind::kCommand, (flags & kWaitReplicas) != 0 && options_.wait_replicas > 0,
+         replies);
 }
 
-void RedisConnection::SendAsking(std::string_view command, ReplyCallback cb, uint32_t flags) {
+void RedisConnection::SendAsking(std::string_view command, ReplyCallback cb, uint32_t flags, int replies) {
   static const RedisCommand kAsking = RedisCommand::Format({"ASKING"});
-  Append(kAsking.bytes(), nullptr, Kind::kAsking, false);
-  Send(command, std::move(cb), flags);
+  Append(kAsking.bytes(), nullptr, Kind::kSkip, false);
+  Send(command, std::move(cb), flags, replies);
 }
 
 void RedisConnection::Subscribe(std::string_view channel, ReplyCallback cb) {
@@ -182,9 +183,11 @@ void RedisConnection::Close(const Status& why) {
   fail_event_.Schedule();
 }
 
-void RedisConnection::Append(std::string_view bytes, ReplyCallback cb, Kind kind, bool needs_wait) {
+void RedisConnection::Append(std::string_view bytes, ReplyCallback cb, Kind kind, bool needs_wait, int replies) {
   const bool was_empty = entries_.empty();
-  entries_.push_back(Entry{std::move(cb), Clock::now() + options_.timeout, kind, needs_wait, false});
+  const Clock::time_point deadline = Clock::now() + options_.timeout;
+  for (int i = 1; i < replies; ++i) entries_.push_back(Entry{nullptr, deadline, Kind::kSkip, false, false});
+  entries_.push_back(Entry{std::move(cb), deadline, kind, needs_wait, false});
   if (state_ == State::kClosed) {
     fail_event_.Schedule();  // fails it with the reason the connection closed
     return;
@@ -283,8 +286,9 @@ bool RedisConnection::Dispatch(ReplyPtr reply) {
   entries_.pop_front();
   --in_flight_;
   switch (e.kind) {
-    case Kind::kAsking:
-      // An ASKING refused shows in the reply to the command behind it.
+    case Kind::kSkip:
+      // An ASKING or a +QUEUED refused shows in the reply that follows
+      // (the command's, or EXEC's -EXECABORT).
       return true;
     case Kind::kWait: {
       Status st;

@@ -112,12 +112,14 @@ class RedisConnection final : private net::Connection::Handler {
   // connects and queues the handshake. Call once.
   void Start();
 
-  // Queues one RESP command (RedisCommand::bytes()). On a closed connection
-  // the callback fails from the event loop.
-  void Send(std::string_view command, ReplyCallback cb, uint32_t flags = 0);
+  // Queues a command (RedisCommand::bytes()) that Redis answers with
+  // `replies` replies: the callback gets the last (a transaction's EXEC);
+  // the others are consumed. On a closed connection the callback fails
+  // from the event loop.
+  void Send(std::string_view command, ReplyCallback cb, uint32_t flags = 0, int replies = 1);
   // As Send, but ASKING goes first (a cluster ASK redirect): its reply is
-  // checked and consumed here.
-  void SendAsking(std::string_view command, ReplyCallback cb, uint32_t flags = 0);
+  // consumed here (a refused ASKING shows in the reply to the command).
+  void SendAsking(std::string_view command, ReplyCallback cb, uint32_t flags = 0, int replies = 1);
   // Sends SUBSCRIBE channel; from then on, messages go to OnPush. The
   // callback gets the subscription's confirmation.
   void Subscribe(std::string_view channel, ReplyCallback cb);
@@ -134,7 +136,8 @@ class RedisConnection final : private net::Connection::Handler {
   const Options& options() const { return options_; }
 
  private:
-  enum class Kind : uint8_t { kCommand, kHandshake, kAsking, kWait };
+  // kSkip: a reply consumed here (ASKING's, a transaction's +OK and +QUEUED).
+  enum class Kind : uint8_t { kCommand, kHandshake, kSkip, kWait };
   struct Entry {
     ReplyCallback cb;
     Clock::time_point deadline;
@@ -154,7 +157,7 @@ class RedisConnection final : private net::Connection::Handler {
   void OnConnected(net::Connection* conn) override;
   void OnError(net::Connection* conn, int err) override;
 
-  void Append(std::string_view bytes, ReplyCallback cb, Kind kind, bool needs_wait);
+  void Append(std::string_view bytes, ReplyCallback cb, Kind kind, bool needs_wait, int replies = 1);
   void QueueHandshake();
   void OnHandshakeReply(const char* step, const Status& st, redisReply* r, bool last);
   void MaybeScheduleFlush();

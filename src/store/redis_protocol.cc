@@ -148,6 +148,22 @@ RedisCommand RedisCommand::Format(const std::vector<std::string_view>& argv) {
   return cmd;
 }
 
+RedisCommand RedisCommand::Transaction(const std::vector<RedisCommand>& commands) {
+  static const std::string kMulti = "*1\r\n$5\r\nMULTI\r\n";
+  static const std::string kExec = "*1\r\n$4\r\nEXEC\r\n";
+  size_t size = kMulti.size() + kExec.size();
+  for (const RedisCommand& c : commands) size += c.bytes().size();
+  std::string all;
+  all.reserve(size);
+  all.append(kMulti);
+  for (const RedisCommand& c : commands) all.append(c.bytes());
+  all.append(kExec);
+  RedisCommand cmd;
+  cmd.bytes_ = std::make_shared<const std::string>(std::move(all));
+  cmd.replies_ = static_cast<int>(commands.size()) + 2;
+  return cmd;
+}
+
 RedisCommand RedisCommand::WithScript(std::string_view script) const {
   // "*N\r\n" "$7\r\nEVALSHA\r\n" "$40\r\n" <sha1> "\r\n" <the arguments>
   static constexpr std::string_view kEvalsha = "$7\r\nEVALSHA\r\n$40\r\n";

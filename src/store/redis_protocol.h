@@ -36,8 +36,13 @@ class RedisCommand {
   // Formats argv with redisFormatCommandArgv.
   static RedisCommand Format(const std::vector<std::string_view>& argv);
   static RedisCommand Format(std::initializer_list<std::string_view> argv);
+  // MULTI, the commands, EXEC: one unit for the connection, answered by
+  // EXEC's reply (the +OK and +QUEUED before it are consumed).
+  static RedisCommand Transaction(const std::vector<RedisCommand>& commands);
   std::string_view bytes() const { return bytes_ ? std::string_view(*bytes_) : std::string_view(); }
   bool empty() const { return !bytes_ || bytes_->empty(); }
+  // The replies Redis sends for these bytes; the last one is the answer.
+  int replies() const { return replies_; }
 
   // The EVAL form of an EVALSHA command: the same arguments after the
   // script text instead of its SHA1 (the script cache of the node was
@@ -46,6 +51,7 @@ class RedisCommand {
 
  private:
   std::shared_ptr<const std::string> bytes_;
+  int replies_ = 1;
 };
 
 // Incremental reply parser over hiredis's redisReader, with limits: at most

@@ -101,12 +101,12 @@ bool RedisLink::EnsureConnection() {
   return true;
 }
 
-void RedisLink::Send(std::string_view command, RedisConnection::ReplyCallback cb, uint32_t flags, bool asking) {
+void RedisLink::Send(const RedisCommand& command, RedisConnection::ReplyCallback cb, uint32_t flags, bool asking) {
   const uint32_t conn_flags = (flags & RedisRouter::kWrite) ? RedisConnection::kWaitReplicas : 0;
   if (asking) {
-    conn_->SendAsking(command, std::move(cb), conn_flags);
+    conn_->SendAsking(command.bytes(), std::move(cb), conn_flags, command.replies());
   } else {
-    conn_->Send(command, std::move(cb), conn_flags);
+    conn_->Send(command.bytes(), std::move(cb), conn_flags, command.replies());
   }
 }
 
@@ -240,7 +240,7 @@ void StandaloneRouter::Execute(std::string_view, RedisCommand command, uint32_t 
     }
     cb(st, r);
   };
-  link_.Send(command.bytes(), std::move(on_reply), flags);
+  link_.Send(command, std::move(on_reply), flags);
 }
 
 void StandaloneRouter::PingAll(std::function<void(Status)> cb) {

@@ -135,7 +135,7 @@ class RedisLink final : private RedisConnection::Listener {
   // why not (fail fast).
   bool EnsureConnection();
   // Sends on the connection; EnsureConnection() must have said true.
-  void Send(std::string_view command, RedisConnection::ReplyCallback cb, uint32_t flags, bool asking = false);
+  void Send(const RedisCommand& command, RedisConnection::ReplyCallback cb, uint32_t flags, bool asking = false);
   // Starts connecting now when there is no connection.
   void Connect();
   // Points the link at another node (a new master). The old connection

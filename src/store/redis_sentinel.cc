@@ -110,8 +110,8 @@ void SentinelRouter::Send(RequestPtr req) {
     return;
   }
   const uint32_t flags = req->flags;
-  const std::string_view bytes = req->command.bytes();
-  data_.Send(bytes, [this, req](const Status& st, redisReply* r) { OnReply(req, st, r); }, flags);
+  const RedisCommand& command = req->command;
+  data_.Send(command, [this, req](const Status& st, redisReply* r) { OnReply(req, st, r); }, flags);
 }
 
 void SentinelRouter::OnReply(const RequestPtr& req, const Status& st, redisReply* r) {

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "base/json_text.h"
+#include "store/session_data.h"
 #include "base/log.h"
 
 namespace sessiond {
@@ -129,6 +131,52 @@ redis.call('DEL', k)
 return out
 )lua";
 
+// The fast path's check after a concurrent write (see redis_store.h): the
+// exact size now. KEYS[1] is the session. ARGV[1] max bytes, then triples
+// name, our value ("" when we deleted it), its value before ("" when it
+// had none). Returns 1 when the session is within the limit (s is set
+// exact), 0 when it is gone (the fast path's write only made an invisible
+// fragment: deleted); over the limit, undoes our changes that nobody has
+// overwritten since and answers TOOLARGE.
+constexpr char kVerifyScript[] = R"lua(
+local k = KEYS[1]
+local all = redis.call('HGETALL', k)
+local cur, s, v = {}, 0, false
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.byte(f, 1) == 34 then
+    cur[f] = all[i + 1]
+    s = s + #f + #all[i + 1] + 2
+  elseif f == 'v' then
+    v = true
+  end
+end
+if not v then
+  redis.call('DEL', k)
+  return 0
+end
+local size = 2
+if s > 0 then size = s + 1 end
+if size > tonumber(ARGV[1]) then
+  for i = 2, #ARGV, 3 do
+    local f, ours, old = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local now = cur[f]
+    if (ours == '' and not now) or (ours ~= '' and now == ours) then
+      if now then s = s - #f - #now - 2 end
+      if old == '' then
+        if now then redis.call('HDEL', k, f) end
+      else
+        redis.call('HSET', k, f, old)
+        s = s + #f + #old + 2
+      end
+    end
+  end
+end
+redis.call('HSET', k, 'v', '2', 's', s)
+if size > tonumber(ARGV[1]) then return redis.error_reply(string.format('TOOLARGE %d', size)) end
+return 1
+)lua";
+
 std::string Sha1Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -144,6 +192,11 @@ std::string Sha1Hex(std::string_view text) {
 
 const std::string& ApplySha() {
   static const std::string sha = Sha1Hex(kApplyScript);
+  return sha;
+}
+
+const std::string& VerifySha() {
+  static const std::string sha = Sha1Hex(kVerifyScript);
   return sha;
 }
 
@@ -172,6 +225,17 @@ Result<SessionData> DecodeFields(const redisReply* r, size_t first) {
   return data;
 }
 
+// A session exists when its hash has the layout field v: a hash without it
+// is a fragment that a write racing a Destroy left behind (the fast path
+// deletes it right away), never a session.
+bool HasLayoutField(const redisReply* r) {
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    const redisReply* f = r->element[i];
+    if (IsStringReply(f) && f->len == 1 && f->str[0] == 'v') return true;
+  }
+  return false;
+}
+
 // What a TOOLARGE error or another error reply of a script means.
 Status ScriptErrorStatus(const redisReply* r, uint64_t max_bytes) {
   if (r->str && r->len > 9 && strncmp(r->str, "TOOLARGE ", 9) == 0) {
@@ -185,7 +249,7 @@ Status ScriptErrorStatus(const redisReply* r, uint64_t max_bytes) {
 // both deleted and set is only set (deletes come first).
 struct ScriptBatch {
   std::vector<std::string> set_names;
-  std::vector<std::string_view> set_values;
+  std::vector<std::string> set_values;
   std::vector<std::string> delete_names;
 
   explicit ScriptBatch(const ApplyRequest& request) {
@@ -277,7 +341,7 @@ void RedisStore::Load(const StoreKey& key, LoadCallback cb) {
                        st = ErrorReplyStatus(r);
                      } else if (r->type != REDIS_REPLY_ARRAY) {
                        st = Unexpected();
-                     } else if (r->elements > 0) {
+                     } else if (HasLayoutField(r)) {
                        Result<SessionData> decoded = DecodeFields(r, 0);
                        if (decoded.ok()) {
                          data = std::move(*decoded);
@@ -305,7 +369,142 @@ void RedisStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
     ApplyRekeyInTwoSteps(request, std::move(cb));
     return;
   }
+  if (request.loaded && request.must_exist && !request.clear && !request.new_key && !request.want_data) {
+    ApplyFast(request, key, std::move(cb));
+    return;
+  }
   ApplyScript(request, key, request.new_key ? RedisKey(*request.new_key) : key, std::move(cb));
+}
+
+// The size of one member in the running size s.
+static int64_t MemberSize(size_t name, size_t value) { return static_cast<int64_t>(name + value + 2); }
+
+void RedisStore::ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb) {
+  auto batch = std::make_shared<ScriptBatch>(request);
+  // The presumed state: the session as this request loaded it.
+  int64_t loaded_s = 0;
+  std::unordered_map<std::string_view, size_t> touched;  // our names -> presumed old value length (npos: absent)
+  for (const std::string& n : batch->set_names) touched.emplace(n, std::string::npos);
+  for (const std::string& n : batch->delete_names) touched.emplace(n, std::string::npos);
+  const bool parsed = ForEachSessionMember(*request.loaded, [&](std::string_view name, std::string_view value) {
+    loaded_s += MemberSize(name.size(), value.size());
+    auto it = touched.find(name);
+    if (it != touched.end()) it->second = value.size();
+  });
+  int64_t delta = 0;
+  for (size_t i = 0; i < batch->set_names.size(); ++i) {
+    delta += MemberSize(batch->set_names[i].size(), batch->set_values[i].size());
+  }
+  for (const auto& [name, old] : touched) {
+    if (old != std::string::npos) delta -= MemberSize(name.size(), old);
+  }
+  const int64_t after = loaded_s + delta;
+  if (!parsed || (after > 0 ? after + 1 : 2) > static_cast<int64_t>(request.max_bytes)) {
+    // Unreadable, or over the limit as loaded: the script decides exactly
+    // (the session may have shrunk since).
+    ApplyScript(request, key, key, std::move(cb));
+    return;
+  }
+  // One transaction: read what the check needs, write, count. Its reply
+  // tells whether the presumption held.
+  std::vector<std::string_view> hmget = {"HMGET", key, "v", "s"};
+  for (const std::string& n : batch->set_names) hmget.push_back(n);
+  for (const std::string& n : batch->delete_names) hmget.push_back(n);
+  std::vector<RedisCommand> commands;
+  commands.push_back(RedisCommand::Format(hmget));
+  if (!batch->delete_names.empty()) {
+    std::vector<std::string_view> hdel = {"HDEL", key};
+    for (const std::string& n : batch->delete_names) hdel.push_back(n);
+    commands.push_back(RedisCommand::Format(hdel));
+  }
+  if (!batch->set_names.empty()) {
+    std::vector<std::string_view> hset = {"HSET", key};
+    for (size_t i = 0; i < batch->set_names.size(); ++i) {
+      hset.push_back(batch->set_names[i]);
+      hset.push_back(batch->set_values[i]);
+    }
+    commands.push_back(RedisCommand::Format(hset));
+  }
+  commands.push_back(RedisCommand::Format({"HINCRBY", key, "s", std::to_string(delta)}));
+  if (!request.keeps_expiry) {
+    commands.push_back(RedisCommand::Format({"PEXPIRE", key, std::to_string(request.ttl.count())}));
+  }
+  // Presumed old lengths in HMGET order (after v and s).
+  std::vector<size_t> presumed;
+  presumed.reserve(touched.size());
+  for (const std::string& n : batch->set_names) presumed.push_back(touched[n]);
+  for (const std::string& n : batch->delete_names) presumed.push_back(touched[n]);
+  ApplyRequest fallback = request;  // for the script, should the transaction not run
+  fallback.loaded.reset();
+  router_->Execute(
+      key, RedisCommand::Transaction(commands), RedisRouter::kIdempotent | RedisRouter::kWrite,
+      [this, key, batch, presumed = std::move(presumed), loaded_s, fallback = std::move(fallback),
+       cb = std::move(cb)](const Status& failure, redisReply* r) mutable {
+        if (!failure.ok()) {
+          cb(failure, ApplyResult{});
+          return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+            r->element[0]->elements != presumed.size() + 2) {
+          // EXECABORT (a redirect, a demoted master: the script's route
+          // follows it) or anything unexpected: nothing ran; the script
+          // does it all.
+          ApplyScript(fallback, key, key, std::move(cb));
+          return;
+        }
+        const redisReply* got = r->element[0];
+        if (got->element[0]->type == REDIS_REPLY_NIL) {
+          // Gone before we wrote (Destroy, Regenerate, expiry): our write
+          // made a fragment without v, invisible to Load; delete it.
+          router_->Execute(key, RedisCommand::Format({"DEL", key}), RedisRouter::kIdempotent,
+                           [](const Status&, redisReply*) {});
+          cb(Status::OK(), ApplyResult{});
+          return;
+        }
+        bool held = IsStringReply(got->element[1]) &&
+                    std::string_view(got->element[1]->str, got->element[1]->len) == std::to_string(loaded_s);
+        for (size_t i = 0; held && i < presumed.size(); ++i) {
+          const redisReply* old = got->element[2 + i];
+          held = presumed[i] == std::string::npos ? old->type == REDIS_REPLY_NIL
+                                                  : IsStringReply(old) && old->len == presumed[i];
+        }
+        ApplyResult result;
+        result.exists = true;
+        if (held) {
+          cb(Status::OK(), result);  // the size checked before writing was exact
+          return;
+        }
+        // A concurrent write changed the session since it was loaded:
+        // check the size now, exactly, and undo ours if together they are
+        // over the limit.
+        std::vector<std::string> args;
+        std::vector<std::string_view> argv = {"EVALSHA", VerifySha(), "1", key};
+        const std::string max = std::to_string(fallback.max_bytes);
+        argv.push_back(max);
+        args.reserve(presumed.size());
+        for (size_t i = 0; i < presumed.size(); ++i) {
+          const redisReply* old = got->element[2 + i];
+          const bool is_set = i < batch->set_names.size();
+          argv.push_back(is_set ? batch->set_names[i] : batch->delete_names[i - batch->set_names.size()]);
+          argv.push_back(is_set ? batch->set_values[i] : std::string_view());
+          argv.push_back(IsStringReply(old) ? std::string_view(old->str, old->len) : std::string_view());
+        }
+        const uint64_t max_bytes = fallback.max_bytes;
+        RunScript(key, kVerifyScript, RedisCommand::Format(argv), RedisRouter::kIdempotent | RedisRouter::kWrite,
+                  [cb = std::move(cb), max_bytes](const Status& st, redisReply* v) {
+                    ApplyResult verified;
+                    if (!st.ok()) {
+                      cb(st, verified);
+                    } else if (IsErrorReply(v)) {
+                      cb(ScriptErrorStatus(v, max_bytes), verified);
+                    } else if (v->type != REDIS_REPLY_INTEGER) {
+                      cb(Unexpected(), verified);
+                    } else {
+                      verified.exists = v->integer == 1;
+                      cb(Status::OK(), verified);
+                    }
+                  });
+      });
 }
 
 void RedisStore::ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target,

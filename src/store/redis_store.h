@@ -70,6 +70,7 @@ class RedisStore : public SessionStore {
                  RedisRouter::Callback cb);
   void ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target, ApplyCallback cb);
   void ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback cb);
+  void ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb);
 
   const RedisConfig config_;
   const bool cluster_;

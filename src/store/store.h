@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -57,6 +58,13 @@ struct ApplyRequest {
   // back for it (redis) does that only when asked; the others may fill it
   // anyway.
   bool want_data = false;
+  // Hints from a caller that loaded the session in this request, for a
+  // store that can use them (the redis store's fast path; the result is the
+  // same without them). `loaded`: the session's JSON as Load returned it
+  // (SerializeSession form; valid only during the Apply call).
+  // `keeps_expiry`: ttl only restates the expiry the session already has.
+  std::optional<std::string_view> loaded;
+  bool keeps_expiry = false;
 };
 
 // The outcome of a successful Apply. `exists` is false when the batch
