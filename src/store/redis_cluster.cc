@@ -223,10 +223,9 @@ void ClusterRouter::OnRetryTimer(void* arg) {
 
 void ClusterRouter::PingAll(std::function<void(Status)> cb) {
   if (!have_map_) {
+    // Answered once the map is in (or cannot be had).
+    waiting_pings_.push_back(std::move(cb));
     RequestRefresh();
-    deferred_.Add([cb = std::move(cb), why = refresh_error_] {
-      cb(why.ok() ? Status::Unavailable("redis: no cluster slot map yet") : why);
-    });
     return;
   }
   // One PING per master, sent along its slot's route; the answer is the
@@ -373,6 +372,19 @@ void ClusterRouter::RefreshDone(const Status& st) {
     if (destroyed) {
       if (outer) *outer = true;
       return;
+    }
+  }
+  std::vector<std::function<void(Status)>> pings;
+  pings.swap(waiting_pings_);
+  for (auto& ping : pings) {
+    if (st.ok()) {
+      PingAll(std::move(ping));
+    } else {
+      ping(st);
+      if (destroyed) {
+        if (outer) *outer = true;
+        return;
+      }
     }
   }
   destroyed_ = outer;

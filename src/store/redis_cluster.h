@@ -104,6 +104,7 @@ class ClusterRouter final : public RedisRouter, private RedisLink::Observer {
   size_t next_candidate_ = 0;
   Status refresh_error_;
   std::deque<RequestPtr> waiting_;  // for the next slot map
+  std::vector<std::function<void(Status)>> waiting_pings_;  // PingAll before the first map
   std::deque<std::pair<Clock::time_point, RequestPtr>> delayed_;  // TRYAGAIN and the like
 
   net::Timer refresh_timer_;   // a throttled refresh

@@ -295,6 +295,9 @@ bool RedisConnection::Dispatch(ReplyPtr reply) {
       if (reply->type != REDIS_REPLY_INTEGER) {
         st = Status::Unavailable("redis: WAIT failed on " + options_.endpoint.Text() + ": " + ReplyText(reply.get()));
       } else if (reply->integer < options_.wait_replicas) {
+        if (options_.metrics) {
+          options_.metrics->wait_shortfalls.fetch_add(held_.size(), std::memory_order_relaxed);
+        }
         st = Status::Unavailable("redis: WAIT confirmed " + std::to_string(reply->integer) + " of " +
                                  std::to_string(options_.wait_replicas) + " replicas within " +
                                  MsText(options_.wait_timeout) + " on " + options_.endpoint.Text());

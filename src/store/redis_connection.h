@@ -57,6 +57,7 @@
 #include "net/block.h"
 #include "net/connection.h"
 #include "net/timer.h"
+#include "observe/metrics.h"
 #include "store/redis_protocol.h"
 
 namespace sessiond {
@@ -86,6 +87,7 @@ class RedisConnection final : private net::Connection::Handler {
     std::chrono::milliseconds timeout{1000};
     int wait_replicas = 0;  // > 0: WAIT wait_replicas wait_timeout after writes
     std::chrono::milliseconds wait_timeout{100};
+    RedisMetrics* metrics = nullptr;  // counts WAIT shortfalls; may be null
   };
 
   class Listener {

@@ -298,7 +298,7 @@ std::optional<Redirect> ParseRedirect(const redisReply* r, const RedisEndpoint& 
   if (!ParseNumber(text.substr(sp1 + 1, sp2 - sp1 - 1), kClusterSlots - 1, &slot)) return std::nullopt;
   redirect.slot = static_cast<uint16_t>(slot);
   std::string_view where = text.substr(sp2 + 1);
-  if (!where.empty() && where.front() == ':') {
+  if (!where.empty() && where.front() == ':' && where.find(':', 1) == std::string_view::npos) {
     // The sender does not know its own address: it means itself.
     RedisEndpoint ep;
     if (!ParsePort(where.substr(1), &ep.port) || from.host.empty()) return std::nullopt;

@@ -12,6 +12,11 @@ namespace {
 
 constexpr std::chrono::milliseconds kReapInterval{100};
 
+RedisConnection::Options WithMetrics(RedisConnection::Options options, RedisMetrics* metrics) {
+  options.metrics = metrics;
+  return options;
+}
+
 }  // namespace
 
 RedisConnection::Options DataNodeOptions(const RedisConfig& config) {
@@ -51,7 +56,7 @@ void DeferredCalls::Run(void* arg) {
 RedisLink::RedisLink(const RedisEnv& env, RedisConnection::Options options, const char* role, Observer* observer,
                      bool auto_reconnect)
     : env_(env),
-      options_(std::move(options)),
+      options_(WithMetrics(std::move(options), env.metrics)),
       role_(role),
       observer_(observer),
       auto_reconnect_(auto_reconnect),
@@ -161,7 +166,7 @@ void RedisLink::OnClosed(RedisConnection* conn, const Status& why) {
     reap_timer_.Arm(std::chrono::milliseconds(0));
     return;
   }
-  if (why.message().find("is a Redis Cluster node") != std::string::npos && !cluster_mismatch_) {
+  if (why.message().find("is a Redis Cluster node") != std::string::npos) {
     cluster_mismatch_ = true;
     if (env_.metrics) Inc(env_.metrics->cluster_url_mismatch);
   }
