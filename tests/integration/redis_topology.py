@@ -19,11 +19,29 @@ from harness import SLOW, check, free_port, wait_until
 from session_util import _read_resp
 
 
+def cluster_port():
+    """A free port whose cluster bus port (+10000) is free too, so at most 55535."""
+    import socket
+    for _ in range(1000):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port pair for a cluster node")
+
+
 class RedisNode:
     """One redis-server (no persistence unless asked) in its own directory."""
 
     def __init__(self, t, extra_args=(), port=None, name="redis", sentinel_conf=None):
         self.t = t
+        if port is None and "--cluster-enabled" in extra_args:
+            port = cluster_port()
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.dir = os.path.join(t.tmpdir, "%s-%d" % (name, self.port))
