@@ -81,7 +81,9 @@ class RedisNode:
         try:
             self.command("PING")
             return True
-        except (OSError, AssertionError):
+        except AssertionError as e:
+            return "NOAUTH" in str(e)  # up, and wants a password
+        except OSError:
             return False
 
     def kill(self):

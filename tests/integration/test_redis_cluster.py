@@ -45,6 +45,58 @@ def _read(proxy, cookie):
     return echo_session(resp)
 
 
+class _Hammer:
+    """One thread per session, writing a new key and reading the session back
+    without pause; records every failure and every acknowledged key."""
+
+    def __init__(self, proxy, cookies):
+        import threading
+        self.proxy = proxy
+        self.cookies = cookies
+        self.failures = []
+        self.acked = {c: {} for c in cookies}
+        self.count = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in cookies]
+
+    def start(self):
+        for th in self._threads:
+            th.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for th in self._threads:
+            th.join(20)
+
+    def _run(self, cookie):
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            key = "k%d" % (n % 40)  # 40 keys, rewritten: the session stays far below max_session_bytes
+            try:
+                resp = self.proxy.request("GET", instructions_target([set_header({key: n})]),
+                                          [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))], timeout=10)
+                self.count += 1
+                if resp.status != 200:
+                    self.failures.append("write %s: %d" % (key, resp.status))
+                    continue
+                self.acked[cookie][key] = n
+                status, data = _read(self.proxy, cookie)
+                self.count += 1
+                missing = [k for k, v in self.acked[cookie].items() if (data or {}).get(k) != v]
+                if status != "active" or missing:
+                    self.failures.append("read: %s, missing %s" % (status, missing[:5]))
+            except (OSError, AssertionError) as e:
+                self.failures.append("%s: %s" % (type(e).__name__, e))
+
+    def verify(self):
+        for cookie, acked in self.acked.items():
+            status, data = _read(self.proxy, cookie)
+            missing = [k for k, v in acked.items() if (data or {}).get(k) != v]
+            check(status == "active" and not missing, "a moved session lost %d keys: %s" % (len(missing), missing[:5]))
+
+
 def _failures(samples):
     return [s for s in samples if s.error or s.status != 200]
 
@@ -68,19 +120,46 @@ def test_cluster_three_instances_share_sessions_and_a_reshard_under_load_loses_n
     cookie = _write(proxies[1], {"m": 1}, cookies[0])
     check_eq(_read(proxies[2], cookie), ("active", {"n": 0, "m": 1}), "a second write seen by a third instance")
 
-    # Sessions in every slot being moved, so migrating them takes a while.
+    # Sessions in the first slots the reshard moves (the source's lowest),
+    # each slot stuffed with other keys of the same hash tag so that moving
+    # it takes a while: meanwhile its session is already on the target and
+    # its commands get ASK; afterwards MOVED.
     masters = cluster.masters()
     source, target = masters[0], masters[1]
+    first = min(f for f, _, m, _ in cluster.slot_map() if m == source)
+    src = cluster.node_at(source)
+    hot = {}  # cookie -> redis key
+    known = set(src.command("KEYS", "sessiond:*"))
     for i in range(400):
-        _write(proxies[i % 3], {"fill": i})
+        if len(hot) >= 6:
+            break
+        cookie = _write(proxies[i % 3], {"hot": i})
+        new = set(src.command("KEYS", "sessiond:*")) - known
+        known |= new
+        for key in new:
+            if src.command("CLUSTER", "KEYSLOT", key) < first + 600:
+                hot[cookie] = key
+    check(len(hot) >= 3, "could not place sessions in the slots to be moved (%d)" % len(hot))
+    for key in hot.values():
+        tag = key[key.index("{") + 1:key.index("}")]
+        for batch in range(6):
+            args = []
+            for j in range(500):
+                args += ["filler:{%s}:%d:%d" % (tag, batch, j), "x"]
+            src.command("MSET", *args)
 
-    load = SessionLoad(proxies[0], clients=12, weights={"read": 2, "write": 2, "regenerate": 1}).start()
+    load = SessionLoad(proxies[0], clients=10, weights={"read": 2, "write": 2, "regenerate": 1}).start()
+    hammer = _Hammer(proxies[1], list(hot)).start()
     time.sleep(1.0)
     moved_at = time.monotonic()
     cluster.reshard(source, target, 1000)
     reshard_s = time.monotonic() - moved_at
     time.sleep(1.0)
     load.stop()
+    hammer.stop()
+    check(not hammer.failures, "requests on the sessions being moved failed: %s" % hammer.failures[:5])
+    check(hammer.count >= 50, "only %d requests on the sessions being moved" % hammer.count)
+    hammer.verify()
 
     samples = load.completed()
     failed = _failures(samples)
@@ -94,7 +173,13 @@ def test_cluster_three_instances_share_sessions_and_a_reshard_under_load_loses_n
     check(not load.lost, "reads missed acknowledged keys during the reshard: %s" % load.lost[:3])
     acked = load.verify_acked(what="after the reshard")
     check(acked >= 50, "only %d acknowledged writes" % acked)
+    m1 = scrape(int(proxies[1].admin_port))
+    moved += m1.value("sessiond_redis_redirects_total", kind="moved")
+    asked += m1.value("sessiond_redis_redirects_total", kind="ask")
+    print("with the instance on the moving sessions: moved %d, ask %d; %d requests on them" % (moved, asked,
+                                                                                              hammer.count))
     check(moved >= 1, "no MOVED redirect was followed during the reshard")
+    check(asked >= 1, "no ASK redirect was followed during the reshard")
     # The other instances see everything too, through their own connections.
     for cookie_i, cookie in enumerate(cookies[1:10]):
         check_eq(_read(proxies[2], cookie)[0], "active", "session %d through node2 after the reshard" % cookie_i)
