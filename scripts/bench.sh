@@ -12,7 +12,9 @@
 #              --latency against each contender, scenarios read / write / no
 #              cookie, the contenders interleaved over R rounds; medians over
 #              rounds; peak RSS; redis-server's CPU time per request of the
-#              redis manager's runs; plus sessiond workers:2 on the read path.
+#              redis manager's runs; plus sessiond workers:2 on the read path,
+#              and the redis manager on a 3-master Redis Cluster started here
+#              (read and write; the CPU of all three nodes).
 #   sweep      client connections 50, 500, 1000, 2000 (keep-alive, cookie read
 #              path), sessiond against nginx with W workers each: req/s, p99,
 #              CPU time per request of the proxy, and new upstream connections
@@ -42,7 +44,7 @@
 #              message, medians over the rounds, contenders interleaved.
 #   all        wrk, sweep, conns, callgrind, allocs, tls, ws, in that order
 #              (about 15 minutes with the defaults on a 2-core machine).
-#   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
+#   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, redis-cli, taskset (stripped);
 #              DIR/lib: every shared library they load and the dynamic loader;
 #              DIR/share: templates and helpers; DIR/run-scale.sh. Runs as
 #              DIR/lib/ld-linux-x86-64.so.2 --library-path DIR/lib DIR/bin/X.
@@ -107,7 +109,7 @@ OUT=build/bench
 # soname (symlinks resolved) and stripped of what the loader does not need.
 bundle() {
   local dir=$1 tool path lib bin loader=""
-  for tool in nginx wrk redis-server taskset ldd strip; do
+  for tool in nginx wrk redis-server redis-cli taskset ldd strip; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
   done
   [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
@@ -117,7 +119,7 @@ bundle() {
   rm -rf "${dir:?}/bin" "${dir:?}/lib" "${dir:?}/share" "$dir/run-scale.sh" "$dir/README.txt"
   mkdir -p "$dir/bin" "$dir/lib" "$dir/share"
   cp "$SESSIOND" "$dir/bin/sessiond"
-  for tool in nginx wrk redis-server taskset; do
+  for tool in nginx wrk redis-server redis-cli taskset; do
     cp "$(command -v "$tool")" "$dir/bin/$tool"
   done
   for bin in "$dir"/bin/*; do
@@ -190,7 +192,7 @@ COOKIE_NAME=session_id   # sessiond's default session_cookie_name
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-$(echo "$CONNS $SWEEP" | tr ' ' '\n' | sort -n | tail -n 1)}
 BACKEND_WORKERS=1
 
-for tool in nginx wrk valgrind redis-server python3 cc; do
+for tool in nginx wrk valgrind redis-server redis-cli python3 cc; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
 done
 [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
@@ -206,6 +208,7 @@ CONF_DIR=$HERE
 NGINX=(nginx)
 WRK=(wrk)
 REDIS_SERVER=(redis-server)
+REDIS_CLI=(redis-cli)
 PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=() WRK_EXTRA=()
 
 cleanup() {
@@ -229,7 +232,7 @@ SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
   P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
-  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE <<<"$(free_ports 21)"
+  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER <<<"$(free_ports 22)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -263,7 +266,7 @@ fact meta started "$(date -u +%FT%TZ)"
 
 run_wrk() {
   local -A port=([direct]=$P_BACKEND [nginx]=$P_NGINX [cookie]=$P_COOKIE [redis]=$P_REDIS
-                 [cookie_w2]=$P_COOKIE_W2)
+                 [cookie_w2]=$P_COOKIE_W2 [redis_cluster]=$P_REDIS_CLUSTER)
   local -A pid      # the process whose memory is reported
   local -A cpu      # the processes whose CPU time is counted
   local -A cookie
@@ -276,16 +279,20 @@ run_wrk() {
   start_sessiond sessiond_cookie "$P_COOKIE" cookie 1; pid[cookie]=$STARTED
   start_sessiond sessiond_redis "$P_REDIS" redis 1; pid[redis]=$STARTED
   start_sessiond sessiond_cookie_w2 "$P_COOKIE_W2" cookie 2; pid[cookie_w2]=$STARTED
-  for c in cookie redis cookie_w2; do cpu[$c]=${pid[$c]}; done
+  start_redis_cluster 3
+  SESSIOND_SEEDS=$REDIS_CLUSTER_SEEDS start_sessiond sessiond_redis_cluster "$P_REDIS_CLUSTER" redis 1
+  pid[redis_cluster]=$STARTED
+  for c in cookie redis cookie_w2 redis_cluster; do cpu[$c]=${pid[$c]}; done
   # The backend direct: its worker's memory, master and worker's CPU.
   pid[direct]=${BACKEND_PIDS[1]}; cpu[direct]="${BACKEND_PIDS[*]}"
 
   COOKIE=$(cookie_from "$P_COOKIE" "$COOKIE_NAME")
   cookie[redis]=$(cookie_from "$P_REDIS" "$COOKIE_NAME")
+  cookie[redis_cluster]=$(cookie_from "$P_REDIS_CLUSTER" "$COOKIE_NAME")
   session_active "$P_COOKIE_W2" "$COOKIE" || die "sessiond workers:2 does not accept the cookie-manager cookie"
   for c in direct nginx cookie cookie_w2; do cookie[$c]=$COOKIE; done
 
-  local contenders=(direct nginx cookie redis cookie_w2)
+  local contenders=(direct nginx cookie redis cookie_w2 redis_cluster)
   note "warming up each contender (1s)"
   for c in "${contenders[@]}"; do
     warm_up "${port[$c]}" "$CONNS" 1 "${cookie[$c]}"
@@ -297,11 +304,15 @@ run_wrk() {
       for ((i = 0; i < ${#contenders[@]}; i++)); do
         c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
         [ "$c" = cookie_w2 ] && [ "$s" != read ] && continue
+        [ "$c" = redis_cluster ] && [ "$s" = nocookie ] && continue
         path=/
         [ "$s" = write ] && path=/write
+        REDIS_MEASURE_PIDS=""
+        [ "$c" = redis_cluster ] && REDIS_MEASURE_PIDS="${REDIS_CLUSTER_PIDS[*]}"
         # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
         measure "$s" "$c" "$r" "$CONNS" "${port[$c]}" "$path" "$([ "$s" = nocookie ] || echo "${cookie[$c]}")" \
           ${cpu[$c]}
+        REDIS_MEASURE_PIDS=""
       done
     done
   done
@@ -318,6 +329,7 @@ run_wrk() {
   stop_sessiond cookie "${pid[cookie]}"
   stop_sessiond redis "${pid[redis]}"
   stop_sessiond cookie_w2 "${pid[cookie_w2]}"
+  stop_sessiond redis_cluster "${pid[redis_cluster]}"
   stop "$nginx_master" "nginx proxy_pass" || problem "nginx proxy_pass did not exit cleanly"
 }
 

@@ -58,6 +58,7 @@ CONTENDERS = [
     ("cookie_w2", "sessiond cookie workers:2"),
     ("nginx_tls", "nginx TLS proxy_pass"),
     ("cookie_tls", "sessiond cookie TLS"),
+    ("redis_cluster", "sessiond redis cluster"),
 ]
 LABEL = dict(CONTENDERS)
 ANCHOR = "nginx"
@@ -304,6 +305,15 @@ def bars(summary, facts, idle):
                    % (meta.get("ws_size", "1024"), meta.get("ws_connections", "50")),
                    ws.get("cookie", {}).get("rate_x_nginx"), ">=", 0.9,
                    "" if ws else "the ws step did not run"))
+    out.append(bar("redis write path, req/s, 1 worker (x nginx)", get("write", "redis", "rps_x_nginx"), ">=", 0.6))
+    out.append(bar("redis read path, 3-master cluster (x one Redis)",
+                   ratio(get("read", "redis_cluster", "rps"), get("read", "redis", "rps")), ">=", 0.95,
+                   "req/s of sessiond redis on the cluster over on one Redis"))
+    v = get("write", "redis_cluster", "redis_cpu_us_per_request")
+    out.append({"bar": "Redis CPU per session write, cluster (us)", "value": v, "op": "", "limit": None,
+                "verdict": "info" if v is not None else "n/a", "note": "the three nodes together"})
+    out.append(only("redis write path, 3-master cluster (x one Redis), 4 workers", ">=", 2.5, "scale",
+                    "scale mode only: Redis the bottleneck"))
     return out
 
 
@@ -390,10 +400,11 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
                 fmt_x(s["cpu_us_per_request_x_nginx"], 6), s["non2xx"], s["socket_errors"]))
     if w2_ratio is not None:
         add("  workers:2 / workers:1, sessiond cookie read req/s: %.2fx" % w2_ratio)
-    redis = [(s, summary.get(s, {}).get("redis", {}).get("redis_cpu_us_per_request")) for s in ("read", "write")]
-    if any(v is not None for _, v in redis):
-        add("  redis-server CPU per request of sessiond redis: %s"
-            % ", ".join("%s %s us" % (s, fmt(v, ".1f", 0)) for s, v in redis))
+    for contender, what in (("redis", "sessiond redis"), ("redis_cluster", "sessiond redis cluster (3 nodes)")):
+        redis = [(s, summary.get(s, {}).get(contender, {}).get("redis_cpu_us_per_request")) for s in ("read", "write")]
+        if any(v is not None for _, v in redis):
+            add("  redis-server CPU per request of %s: %s"
+                % (what, ", ".join("%s %s us" % (s, fmt(v, ".1f", 0)) for s, v in redis)))
 
     points = sweep_points(summary)
     if points:

@@ -159,6 +159,7 @@ std::string RenderMetrics(const Metrics& m) {
     m.store_duration[op].Render(&out, "sessiond_store_duration_seconds",
                                 std::string("op=\"") + Metrics::StoreOpName(op) + "\"");
   }
+  m.redis.Render(&out);
 
   out.append("# HELP sessiond_config_last_reload_successful Whether the last configuration reload "
              "(SIGHUP) applied: 1, or was refused: 0.\n"

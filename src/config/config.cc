@@ -42,6 +42,9 @@ constexpr size_t kMaxPemFileBytes = 1 << 20;
 constexpr uint64_t kMaxWorkers = 256;
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultRedisUrl = "redis://127.0.0.1:6379/0";
+constexpr uint16_t kDefaultSentinelPort = 26379;
+constexpr uint64_t kMaxRedisNodes = 64;  // sentinels or seeds listed
+constexpr uint64_t kMaxWaitReplicas = 64;
 
 // The YAML spellings, shared by parsing and ToString().
 const EnumNames<SameSite> kSameSiteNames = {
@@ -78,7 +81,10 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
       "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
       "session_cookie_partitioned", "session_expiration_time", "session_permanent",         \
       "session_refresh_each_request", "session_create", "max_session_bytes"
-#define SESSIOND_REDIS_KEYS "url", "key_prefix", "timeout", "on_error"
+#define SESSIOND_REDIS_KEYS \
+  "url", "key_prefix", "timeout", "on_error", "sentinel", "cluster", "wait_replicas", "wait_timeout"
+#define SESSIOND_REDIS_SENTINEL_KEYS "master_name", "addresses", "username", "password"
+#define SESSIOND_REDIS_CLUSTER_KEYS "seeds"
 #define SESSIOND_FILE_KEYS "directory"
 #define SESSIOND_MEMORY_KEYS "max_sessions"
 #define SESSIOND_ADMIN_KEYS "listen"
@@ -93,7 +99,8 @@ std::vector<SchemaSection> Schema() {
   return {{"", {SESSIOND_TOP_KEYS}},           {"tls", {SESSIOND_TLS_KEYS}},
           {"upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS}},
           {"session", {SESSIOND_SESSION_KEYS}},
-          {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
+          {"redis", {SESSIOND_REDIS_KEYS}},    {"redis.sentinel", {SESSIOND_REDIS_SENTINEL_KEYS}},
+          {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
           {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}}};
@@ -502,6 +509,64 @@ void ReadSession(Section& root, SessionConfig* s) {
   }
 }
 
+// A list of host:port nodes (port `default_port` when left out).
+std::vector<RedisNodeAddress> ReadNodeList(Section& sec, const char* key, uint16_t default_port) {
+  std::vector<RedisNodeAddress> nodes;
+  std::optional<std::vector<ScalarValue>> items = sec.StringList(key);
+  if (!items) {
+    if (!sec.Has(key) && !sec.Misspelled(key)) {
+      sec.Fail(sec.mark(), sec.PathOf(key) + " is required: a list of host:port");
+    }
+    return nodes;
+  }
+  if (items->empty()) {
+    sec.Fail(sec.ValueMark(key), sec.PathOf(key) + ": must list at least one host:port");
+    return nodes;
+  }
+  if (items->size() > kMaxRedisNodes) {
+    sec.Fail(sec.ValueMark(key), sec.PathOf(key) + ": at most " + std::to_string(kMaxRedisNodes) + " nodes");
+    return nodes;
+  }
+  for (size_t i = 0; i < items->size(); ++i) {
+    const ScalarValue& v = (*items)[i];
+    RedisNodeAddress node;
+    bool bracketed = false;
+    Status st = SplitHostPort(v.text, default_port, &node.host, &bracketed, &node.port);
+    if (st.ok() && !bracketed && !IsPlausibleHostName(node.host)) st = Status::Invalid("not a valid host name");
+    if (!st.ok()) {
+      sec.Fail(v.mark, sec.PathOf(key) + "[" + std::to_string(i) + "]: " + st.message() + Section::Got(v));
+      continue;
+    }
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
+void ReadRedisSentinel(Section& redis, RedisConfig* r) {
+  Section sec = redis.Child("sentinel", {SESSIOND_REDIS_SENTINEL_KEYS});
+  RedisSentinelConfig s;
+  if (std::optional<ScalarValue> v = sec.Required("master_name")) {
+    if (v->text.empty()) sec.Fail(v->mark, "redis.sentinel.master_name: must not be empty");
+    s.master_name = v->text;
+  } else if (!sec.Has("master_name") && !sec.Misspelled("master_name")) {
+    sec.Fail(sec.mark(), "redis.sentinel.master_name is required: the name the sentinels monitor the master by");
+  }
+  s.addresses = ReadNodeList(sec, "addresses", kDefaultSentinelPort);
+  sec.String("username", true, &s.username);
+  sec.String("password", true, &s.password);
+  if (!s.username.empty() && s.password.empty()) {
+    sec.Fail(sec.ValueMark("username"), "redis.sentinel.username: needs redis.sentinel.password");
+  }
+  r->sentinel = std::move(s);
+}
+
+void ReadRedisCluster(Section& redis, RedisConfig* r) {
+  Section sec = redis.Child("cluster", {SESSIOND_REDIS_CLUSTER_KEYS});
+  RedisClusterConfig c;
+  c.seeds = ReadNodeList(sec, "seeds", 6379);
+  r->cluster = std::move(c);
+}
+
 void ReadRedis(Section& root, RedisConfig* r) {
   Section sec = root.Child("redis", {SESSIOND_REDIS_KEYS});
   // The URL is checked even when another manager is selected, so switching
@@ -516,6 +581,36 @@ void ReadRedis(Section& root, RedisConfig* r) {
   sec.String("key_prefix", true, &r->key_prefix);
   sec.PositiveDuration("timeout", BareNumber::kError, &r->timeout);
   sec.Enum("on_error", kOnStoreErrorNames, false, &r->on_error);
+  uint64_t wait_replicas = 0;
+  sec.UInt("wait_replicas", 0, kMaxWaitReplicas, &wait_replicas);
+  r->wait_replicas = static_cast<int>(wait_replicas);
+  sec.PositiveDuration("wait_timeout", BareNumber::kError, &r->wait_timeout);
+
+  const bool sentinel = sec.Has("sentinel");
+  const bool cluster = sec.Has("cluster");
+  if (sentinel) ReadRedisSentinel(sec, r);
+  if (cluster) ReadRedisCluster(sec, r);
+  if (sec.failed()) return;
+
+  // A WAIT that outlives the command deadline would fail every write as a
+  // timeout instead of as too few replicas.
+  if (r->wait_replicas > 0 && r->wait_timeout >= r->timeout) {
+    sec.Fail(sec.Has("wait_timeout") ? sec.ValueMark("wait_timeout") : sec.KeyMark("wait_replicas"),
+             "redis.wait_timeout: must be shorter than redis.timeout (" + std::to_string(r->timeout.count()) +
+                 " ms): WAIT runs within each write's deadline");
+  }
+  if (sentinel && cluster) {
+    sec.Fail(sec.KeyMark("cluster"), "redis.cluster and redis.sentinel are both set; use one");
+    return;
+  }
+  if ((sentinel || cluster) && r->unix_socket) {
+    sec.Fail(sec.ValueMark("url"), std::string("redis.url: with redis.") + (cluster ? "cluster" : "sentinel") +
+                                       " the URL gives the credentials of TCP nodes; use redis://[user:password@]host");
+  }
+  if (cluster && r->db != 0) {
+    sec.Fail(sec.ValueMark("url"), "redis.url: Redis Cluster has only database 0 (the URL selects " +
+                                       std::to_string(r->db) + ")");
+  }
 }
 
 void ReadSections(Section& root, Config* c) {

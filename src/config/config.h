@@ -101,7 +101,28 @@ struct SessionConfig {
   uint64_t max_session_bytes = 4096;               // max_session_bytes
 };
 
+// A Redis node's address as written in the config (host:port, [v6]:port).
+struct RedisNodeAddress {
+  std::string host;  // name or address literal, without brackets
+  uint16_t port = 6379;
+};
+
+// redis.sentinel: find the master through Redis Sentinel.
+struct RedisSentinelConfig {
+  std::string master_name;
+  std::vector<RedisNodeAddress> addresses;  // the sentinels, asked in turn
+  std::string username;                     // AUTH to the sentinels (not to Redis)
+  std::string password;                     // never log it
+};
+
+// redis.cluster: Redis Cluster, discovered from any of the seeds.
+struct RedisClusterConfig {
+  std::vector<RedisNodeAddress> seeds;
+};
+
 // redis.url: redis://[:password@]host:port/db  or  unix:///path.sock[?db=N]
+// (docs/CONFIGURATION.md, redis). With sentinel or cluster, the URL supplies
+// the data nodes' credentials; its host is not used.
 struct RedisConfig {
   std::string url;  // as written; contains the password: never log it
   bool unix_socket = false;
@@ -114,6 +135,10 @@ struct RedisConfig {
   std::string key_prefix = "sessiond:";
   Millis timeout{1000};
   OnStoreError on_error = OnStoreError::kFailClosed;
+  std::optional<RedisSentinelConfig> sentinel;
+  std::optional<RedisClusterConfig> cluster;
+  int wait_replicas = 0;       // 0: answer once the master has the write
+  Millis wait_timeout{100};    // how long WAIT waits for wait_replicas
 };
 
 struct FileStoreConfig {

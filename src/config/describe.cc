@@ -143,6 +143,24 @@ std::string DescribeConfig(const Config& c) {
     l.Add("redis.key_prefix", Quoted(c.redis.key_prefix));
     l.Add("redis.timeout", FormatDuration(c.redis.timeout));
     l.Add("redis.on_error", ToString(c.redis.on_error));
+    auto nodes = [](const std::vector<RedisNodeAddress>& list) {
+      std::string text;
+      for (const RedisNodeAddress& n : list) {
+        if (!text.empty()) text += ", ";
+        text += (n.host.find(':') == std::string::npos ? n.host : "[" + n.host + "]") + ":" + std::to_string(n.port);
+      }
+      return Printable(text);
+    };
+    if (c.redis.sentinel) {
+      const RedisSentinelConfig& sentinel = *c.redis.sentinel;
+      l.Add("redis.sentinel.master_name", Quoted(sentinel.master_name));
+      l.Add("redis.sentinel.addresses", nodes(sentinel.addresses));
+      l.Add("redis.sentinel.username", sentinel.username.empty() ? "(none)" : Quoted(sentinel.username));
+      l.Add("redis.sentinel.password", sentinel.password.empty() ? "(none)" : "***");
+    }
+    if (c.redis.cluster) l.Add("redis.cluster.seeds", nodes(c.redis.cluster->seeds));
+    l.Add("redis.wait_replicas", std::to_string(c.redis.wait_replicas));
+    l.Add("redis.wait_timeout", FormatDuration(c.redis.wait_timeout));
   }
   l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
   l.Add("memory.max_sessions",

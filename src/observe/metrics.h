@@ -3,10 +3,14 @@
 // admin listener.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sessiond {
 
@@ -24,6 +28,38 @@ class Histogram {
  private:
   std::atomic<uint64_t> counts_[kBuckets + 1] = {};  // last: +Inf
   std::atomic<uint64_t> sum_micros_{0};
+};
+
+// The redis store's view of its nodes (docs/OPERATIONS.md, Metrics): how
+// many connections (one per worker and node) are in each state, and what the
+// topology made it do. Updated by every worker's store; state changes are
+// rare (connects, failures), so a lock suffices for the node table.
+class RedisMetrics {
+ public:
+  enum LinkState { kConnecting = 0, kReady, kDown, kLinkStates };
+  static const char* LinkStateName(int state);
+
+  // Moves one connection of `node` (host:port) with `role` ("master",
+  // "sentinel") from state `from` to `to`; -1 for none (a new connection, or
+  // one that is gone). A node with no connection left disappears.
+  void MoveLink(const std::string& node, const char* role, int from, int to);
+
+  // Appends the Prometheus text of everything below.
+  void Render(std::string* out) const;
+
+  std::atomic<uint64_t> redirects_moved{0};      // -MOVED answers followed
+  std::atomic<uint64_t> redirects_ask{0};        // -ASK answers followed
+  std::atomic<uint64_t> retries_tryagain{0};     // -TRYAGAIN answers retried
+  std::atomic<uint64_t> retries_clusterdown{0};  // -CLUSTERDOWN answers retried
+  std::atomic<uint64_t> retries_readonly{0};     // -READONLY answers (a demoted master) retried
+  std::atomic<uint64_t> slot_map_refreshes{0};   // CLUSTER SLOTS loaded
+  std::atomic<uint64_t> failovers{0};            // a master replaced (sentinel or cluster)
+  std::atomic<uint64_t> cluster_url_mismatch{0};  // redis.url alone pointing at a cluster node
+  std::atomic<uint64_t> wait_shortfalls{0};      // writes WAIT confirmed on too few replicas
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::array<int64_t, kLinkStates>> links_;
 };
 
 struct Metrics {
@@ -82,6 +118,7 @@ struct Metrics {
   static const char* StoreOpName(int op);
   std::atomic<uint64_t> store_errors[kStoreOps] = {};
   Histogram store_duration[kStoreOps];
+  RedisMetrics redis;
 
   // Configuration loads (docs/OPERATIONS.md, Metrics): whether the
   // last SIGHUP reload applied (1) or was refused (0), and the Unix time of

@@ -467,6 +467,11 @@ void SessionFilter::Apply(ChangeBatch batch) {
   request.must_exist = plan_.must_exist;
   request.ttl = std::chrono::seconds(plan_.ttl_seconds(response_now_));
   request.max_bytes = config().session.max_session_bytes;
+  if (plan_.must_exist && plan_.from_request_key && !plan_.move && facts_.stored) {
+    // The store may start from what this request loaded (store.h).
+    request.loaded = std::string_view(session_.json);
+    request.keeps_expiry = plan_.expires_at == facts_.expires_at;
+  }
   ctx_->store->Apply(request, StoreCallback<&SessionFilter::OnApplied>());
 }
 
@@ -717,7 +722,7 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
       }
       stores = process->stores;
     }
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores);
+    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores, metrics);
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();

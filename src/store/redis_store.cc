@@ -1,74 +1,183 @@
 #include "store/redis_store.h"
 
-#include "base/json_text.h"
-
-#include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
 
+#include "base/json_text.h"
+#include "store/session_data.h"
 #include "base/log.h"
 
 namespace sessiond {
 
 namespace {
 
-constexpr std::chrono::milliseconds kMinBackoff{50};
-constexpr std::chrono::milliseconds kMaxBackoff{2000};
-// Redis error text is shown in Status messages; keep it to one short line.
-constexpr size_t kMaxErrorText = 200;
-
-// See redis_store.h for the data layout. KEYS[1] is the session, KEYS[2]
-// where it ends up (KEYS[1] unless re-keyed). ARGV: ttl ms, max bytes,
-// clear (0/1), destroy (0/1), n, then n fields to delete, then field/value
-// pairs to set. The result is computed and sized before the first write, so
-// a TOOLARGE error leaves everything as it was. Returns {1, f1, v1, ...} with
-// the session's data fields, or {0} when it was deleted.
+// See redis_store.h for the layout. KEYS[1] is the session, KEYS[2] where
+// it ends up (KEYS[1] unless re-keyed). ARGV[1] ttl ms, ARGV[2] max bytes,
+// ARGV[3] flags (m: must exist, c: clear first, d: return the data),
+// ARGV[4] n, then n name/value pairs to set, then names to delete; every
+// name once (the store merges the batch). The size is computed and checked
+// before the first write, so TOOLARGE leaves everything as it was. Returns
+// 1, or 0 when a must-exist session is gone, or with d {1, name, value...}.
+// Arguments go to redis.call in pieces of at most B (Lua's unpack limit).
 constexpr char kApplyScript[] = R"lua(
-local ndel = tonumber(ARGV[5])
-if ARGV[4] == '1' then
-  redis.call('DEL', KEYS[1])
-  return {0}
-end
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
-  return {0}
-end
-local view = {}
-if ARGV[3] ~= '1' then
-  local cur = redis.call('HGETALL', KEYS[1])
-  for i = 1, #cur, 2 do view[cur[i]] = cur[i + 1] end
-end
-for i = 7, 6 + ndel do view[ARGV[i]] = nil end
-for i = 7 + ndel, #ARGV, 2 do view[ARGV[i]] = ARGV[i + 1] end
-local size, n, out = 2, 0, {1}
-for f, v in pairs(view) do
-  if string.byte(f, 1) == 34 then
-    size = size + #f + 1 + #v
-    n = n + 1
-    out[#out + 1] = f
-    out[#out + 1] = v
+local k, dst, flags = KEYS[1], KEYS[2], ARGV[3]
+local d0 = 5 + 2 * tonumber(ARGV[4])
+local n = #ARGV
+local B = 4000
+local clear = string.find(flags, 'c', 1, true)
+local s = 0
+if clear then
+  if string.find(flags, 'm', 1, true) and redis.call('EXISTS', k) == 0 then return 0 end
+  for i = 5, d0 - 1, 2 do s = s + #ARGV[i] + #ARGV[i + 1] + 2 end
+else
+  local q = {'v', 's'}
+  for i = 5, d0 - 1, 2 do q[#q + 1] = ARGV[i] end
+  for i = d0, n do q[#q + 1] = ARGV[i] end
+  local got
+  if #q <= B then
+    got = redis.call('HMGET', k, unpack(q))
+  else
+    got = {}
+    for i = 1, #q, B do
+      local part = redis.call('HMGET', k, unpack(q, i, math.min(#q, i + B - 1)))
+      for x = 1, #part do got[#got + 1] = part[x] end
+    end
+  end
+  if got[1] == '2' and got[2] then
+    s = tonumber(got[2])
+  elseif redis.call('EXISTS', k) == 1 then
+    local all = redis.call('HGETALL', k)
+    for i = 1, #all, 2 do
+      if string.byte(all[i], 1) == 34 then s = s + #all[i] + #all[i + 1] + 2 end
+    end
+  elseif string.find(flags, 'm', 1, true) then
+    return 0
+  end
+  local o = 3
+  for i = 5, d0 - 1, 2 do
+    if got[o] then s = s - #ARGV[i] - #got[o] - 2 end
+    s = s + #ARGV[i] + #ARGV[i + 1] + 2
+    o = o + 1
+  end
+  for i = d0, n do
+    if got[o] then s = s - #ARGV[i] - #got[o] - 2 end
+    o = o + 1
   end
 end
-if n > 1 then size = size + n - 1 end
-if size > tonumber(ARGV[2]) then
-  return redis.error_reply('TOOLARGE ' .. string.format('%d', size))
+local size = 2
+if s > 0 then size = s + 1 end
+if size > tonumber(ARGV[2]) then return redis.error_reply(string.format('TOOLARGE %d', size)) end
+if clear then
+  redis.call('DEL', k)
+else
+  for i = d0, n, B do redis.call('HDEL', k, unpack(ARGV, i, math.min(n, i + B - 1))) end
 end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-for i = 7, 6 + ndel do redis.call('HDEL', KEYS[1], ARGV[i]) end
-redis.call('HSET', KEYS[1], 'v', '1')
-for i = 7 + ndel, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if KEYS[2] ~= KEYS[1] then redis.call('RENAME', KEYS[1], KEYS[2]) end
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if d0 - 5 <= B then
+  redis.call('HSET', k, 'v', '2', 's', s, unpack(ARGV, 5, d0 - 1))
+else
+  redis.call('HSET', k, 'v', '2', 's', s)
+  for i = 5, d0 - 1, B do redis.call('HSET', k, unpack(ARGV, i, math.min(d0 - 1, i + B - 1))) end
+end
+if dst ~= k then redis.call('RENAME', k, dst) end
+redis.call('PEXPIRE', dst, ARGV[1])
+if string.find(flags, 'd', 1, true) then
+  local all = redis.call('HGETALL', dst)
+  local out = {1}
+  for i = 1, #all, 2 do
+    if string.byte(all[i], 1) == 34 then
+      out[#out + 1] = all[i]
+      out[#out + 1] = all[i + 1]
+    end
+  end
+  return out
+end
+return 1
+)lua";
+
+// The first step of a re-key on a cluster (see redis_store.h). KEYS[1] is
+// the session. ARGV[1] max bytes, ARGV[2] flags (m, c), ARGV[3] n, then n
+// name/value pairs to set, then names to delete. Returns {0} when a
+// must-exist session is gone, else {1, name, value, ...}: the session after
+// the batch, deleted here.
+constexpr char kTakeScript[] = R"lua(
+local k, flags = KEYS[1], ARGV[2]
+local d0 = 4 + 2 * tonumber(ARGV[3])
+local all = redis.call('HGETALL', k)
+if #all == 0 and string.find(flags, 'm', 1, true) then return {0} end
+local view = {}
+if not string.find(flags, 'c', 1, true) then
+  for i = 1, #all, 2 do
+    if string.byte(all[i], 1) == 34 then view[all[i]] = all[i + 1] end
+  end
+  for i = d0, #ARGV do view[ARGV[i]] = nil end
+end
+for i = 4, d0 - 1, 2 do view[ARGV[i]] = ARGV[i + 1] end
+local s, out = 0, {1}
+for f, v in pairs(view) do
+  s = s + #f + #v + 2
+  out[#out + 1] = f
+  out[#out + 1] = v
+end
+local size = 2
+if s > 0 then size = s + 1 end
+if size > tonumber(ARGV[1]) then return redis.error_reply(string.format('TOOLARGE %d', size)) end
+redis.call('DEL', k)
 return out
 )lua";
 
-std::string Sha1Hex(const std::string& text) {
+// The fast path's check after a concurrent write (see redis_store.h): the
+// exact size now. KEYS[1] is the session. ARGV[1] max bytes, then triples
+// name, our value ("" when we deleted it), its value before ("" when it
+// had none). Returns 1 when the session is within the limit (s is set
+// exact), 0 when it is gone (the fast path's write only made an invisible
+// fragment: deleted); over the limit, undoes our changes that nobody has
+// overwritten since and answers TOOLARGE.
+constexpr char kVerifyScript[] = R"lua(
+local k = KEYS[1]
+local all = redis.call('HGETALL', k)
+local cur, s, v = {}, 0, false
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.byte(f, 1) == 34 then
+    cur[f] = all[i + 1]
+    s = s + #f + #all[i + 1] + 2
+  elseif f == 'v' then
+    v = true
+  end
+end
+if not v then
+  redis.call('DEL', k)
+  return 0
+end
+local size = 2
+if s > 0 then size = s + 1 end
+if size > tonumber(ARGV[1]) then
+  for i = 2, #ARGV, 3 do
+    local f, ours, old = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local now = cur[f]
+    if (ours == '' and not now) or (ours ~= '' and now == ours) then
+      if now then s = s - #f - #now - 2 end
+      if old == '' then
+        if now then redis.call('HDEL', k, f) end
+      else
+        redis.call('HSET', k, f, old)
+        s = s + #f + #old + 2
+      end
+    end
+  end
+end
+redis.call('HSET', k, 'v', '2', 's', s)
+if size > tonumber(ARGV[1]) then return redis.error_reply(string.format('TOOLARGE %d', size)) end
+return 1
+)lua";
+
+std::string Sha1Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha1(), nullptr);
@@ -81,41 +190,33 @@ std::string Sha1Hex(const std::string& text) {
   return hex;
 }
 
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv;
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
+const std::string& ApplySha() {
+  static const std::string sha = Sha1Hex(kApplyScript);
+  return sha;
 }
 
-std::string JsonKey(const std::string& key) {
-  std::string out;
-  AppendJsonString(&out, key);
-  return out;
+const std::string& VerifySha() {
+  static const std::string sha = Sha1Hex(kVerifyScript);
+  return sha;
 }
 
-std::string ReplyText(const redisReply* r) {
-  std::string text(r->str ? r->str : "", r->str ? std::min(r->len, kMaxErrorText) : 0);
-  for (char& c : text) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return text;
+const std::string& TakeSha() {
+  static const std::string sha = Sha1Hex(kTakeScript);
+  return sha;
 }
 
 Status ErrorReplyStatus(const redisReply* r) { return Status::Unavailable("redis: " + ReplyText(r)); }
 
-bool IsString(const redisReply* r) {
-  return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
-}
+Status Unexpected() { return Status::Unavailable("redis: unexpected reply"); }
 
-// Data fields of a flat field/value array starting at element `first`.
+// Data fields of a flat name/value array starting at element `first`.
 Result<SessionData> DecodeFields(const redisReply* r, size_t first) {
   SessionData data;
-  if ((r->elements - first) % 2 != 0) return Status::Unavailable("redis: unexpected reply");
+  if (r->elements < first || (r->elements - first) % 2 != 0) return Unexpected();
   for (size_t i = first; i + 1 < r->elements; i += 2) {
     const redisReply* f = r->element[i];
     const redisReply* v = r->element[i + 1];
-    if (!IsString(f) || !IsString(v)) return Status::Unavailable("redis: unexpected reply");
+    if (!IsStringReply(f) || !IsStringReply(v)) return Unexpected();
     if (f->len == 0 || f->str[0] != '"') continue;  // bookkeeping field
     const auto key = nlohmann::json::parse(f->str, f->str + f->len, nullptr, /*allow_exceptions=*/false);
     if (!key.is_string()) return Status::IOError("redis: corrupt session field");
@@ -124,355 +225,395 @@ Result<SessionData> DecodeFields(const redisReply* r, size_t first) {
   return data;
 }
 
-}  // namespace
+// A session exists when its hash has the layout field v: a hash without it
+// is a fragment that a write racing a Destroy left behind (the fast path
+// deletes it right away), never a session.
+bool HasLayoutField(const redisReply* r) {
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    const redisReply* f = r->element[i];
+    if (IsStringReply(f) && f->len == 1 && f->str[0] == 'v') return true;
+  }
+  return false;
+}
 
-// One command in flight on the current connection.
-struct RedisStore::Command {
-  Command(RedisStore* s, ReplyHandler h) : store(s), on_reply(std::move(h)) {}
-  RedisStore* store;
-  ReplyHandler on_reply;
-  event* deadline = nullptr;
-  // Apply only: the EVALSHA arguments, resent as EVAL on NOSCRIPT.
-  std::vector<std::string> apply_argv;
-  ~Command() {
-    if (deadline) event_free(deadline);
+// What a TOOLARGE error or another error reply of a script means.
+Status ScriptErrorStatus(const redisReply* r, uint64_t max_bytes) {
+  if (r->str && r->len > 9 && strncmp(r->str, "TOOLARGE ", 9) == 0) {
+    Status st = CheckSessionSize(std::strtoull(r->str + 9, nullptr, 10), max_bytes);
+    return st.ok() ? Unexpected() : st;  // TOOLARGE within the limit: not ours
+  }
+  return ErrorReplyStatus(r);
+}
+
+// The batch as the scripts take it: every name once, JSON-escaped; a name
+// both deleted and set is only set (deletes come first).
+struct ScriptBatch {
+  std::vector<std::string> set_names;
+  std::vector<std::string> set_values;
+  std::vector<std::string> delete_names;
+
+  explicit ScriptBatch(const ApplyRequest& request) {
+    std::set<std::string_view> deleted;
+    for (const auto& [key, value] : request.sets) {
+      if (value) {
+        set_names.emplace_back();
+        AppendJsonString(&set_names.back(), key);
+        set_values.push_back(*value);
+      } else if (deleted.insert(key).second) {
+        delete_names.emplace_back();
+        AppendJsonString(&delete_names.back(), key);
+      }
+    }
+    for (const std::string& key : request.deletes) {
+      auto set = request.sets.find(key);
+      if (set != request.sets.end()) continue;  // set (or deleted) above
+      if (!deleted.insert(key).second) continue;
+      delete_names.emplace_back();
+      AppendJsonString(&delete_names.back(), key);
+    }
+  }
+
+  // Appends n, the pairs and the names to delete.
+  void AppendTo(std::vector<std::string_view>* argv, std::string* count) const {
+    *count = std::to_string(set_names.size());
+    argv->push_back(*count);
+    for (size_t i = 0; i < set_names.size(); ++i) {
+      argv->push_back(set_names[i]);
+      argv->push_back(set_values[i]);
+    }
+    for (const std::string& name : delete_names) argv->push_back(name);
   }
 };
 
-RedisStore::RedisStore(const RedisConfig& config, event_base* base)
-    : config_(config), base_(base), script_sha_(Sha1Hex(kApplyScript)), backoff_(kMinBackoff) {
-  connect_timer_ = evtimer_new(base_, &RedisStore::OnConnectTimeout, this);
-  reconnect_timer_ = evtimer_new(base_, &RedisStore::OnReconnectTimer, this);
-  teardown_event_ = event_new(base_, -1, 0, &RedisStore::OnTeardownEvent, this);
-  completion_event_ = event_new(base_, -1, 0, &RedisStore::OnCompletions, this);
-  StartConnect();
+}  // namespace
+
+RedisStore::RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics)
+    : config_(config), cluster_(config.cluster.has_value()) {
+  RedisEnv env;
+  env.base = base;
+  env.pool = &pool_;
+  env.metrics = metrics;
+  router_ = RedisRouter::Create(config_, env);
 }
 
 RedisStore::~RedisStore() {
-  *alive_ = false;
-  shutting_down_ = true;
-  Teardown(Status::Unavailable("redis store shut down"));
-  completions_.clear();
-  event_free(connect_timer_);
-  event_free(reconnect_timer_);
-  event_free(teardown_event_);
-  event_free(completion_event_);
+  // The router's connections drop their callbacks (store.h: calls in flight
+  // are dropped when the store is destroyed).
+  router_.reset();
 }
 
-std::string RedisStore::Where() const {
-  if (config_.unix_socket) return config_.socket_path;
-  return config_.host + ":" + std::to_string(config_.port);
+std::string RedisStore::RedisKey(const StoreKey& key) const {
+  if (cluster_) return config_.key_prefix + "{" + key + "}";
+  return config_.key_prefix + key;
 }
 
-// ------------------------------------------------------------ connection
-
-void RedisStore::StartConnect() {
-  if (ctx_ || shutting_down_) return;
-  evtimer_del(reconnect_timer_);
-  last_attempt_ = std::chrono::steady_clock::now();
-  dying_reason_ = Status::OK();
-  redisAsyncContext* ac = config_.unix_socket ? redisAsyncConnectUnix(config_.socket_path.c_str())
-                                              : redisAsyncConnect(config_.host.c_str(), config_.port);
-  if (!ac || ac->err) {
-    NoteFailure(Status::Unavailable("redis: cannot connect to " + Where() + ": " +
-                                    (ac && ac->errstr ? ac->errstr : "out of memory")));
-    if (ac) redisAsyncFree(ac);
-    ScheduleReconnect();
-    return;
-  }
-  ac->data = this;
-  if (redisLibeventAttach(ac, base_) != REDIS_OK) {
-    NoteFailure(Status::Unavailable("redis: cannot attach to the event loop"));
-    redisAsyncFree(ac);
-    ScheduleReconnect();
-    return;
-  }
-  redisAsyncSetConnectCallback(ac, &RedisStore::OnConnect);
-  redisAsyncSetDisconnectCallback(ac, &RedisStore::OnDisconnect);
-  ctx_ = ac;
-  ++connection_serial_;
-  state_ = State::kConnecting;
-  const timeval tv = ToTimeval(config_.timeout);
-  evtimer_add(connect_timer_, &tv);
-
-  // Pipelined ahead of every command queued on this connection.
-  if (!config_.password.empty()) {
-    if (config_.username.empty()) SendHandshake({"AUTH", config_.password}, "AUTH", false);
-    else SendHandshake({"AUTH", config_.username, config_.password}, "AUTH", false);
-  }
-  if (config_.db != 0) SendHandshake({"SELECT", std::to_string(config_.db)}, "SELECT", false);
-  SendHandshake({"SCRIPT", "LOAD", kApplyScript}, "SCRIPT LOAD", true);
-}
-
-void RedisStore::SendHandshake(std::vector<std::string> argv, const char* what, bool last) {
-  const uint64_t serial = connection_serial_;
-  Command* cmd = new Command(this, nullptr);
-  cmd->on_reply = [this, what, last, serial](redisReply* r, const Status&) {
-    if (!r) return;  // the connection is going away; the commands queued on it say why
-    if (r->type == REDIS_REPLY_ERROR) {
-      // The message is Redis's (e.g. WRONGPASS), never the password.
-      RequestTeardown(Status::Unavailable(std::string("redis: ") + what + " failed: " + ReplyText(r)));
-      return;
-    }
-    if (!last || serial != connection_serial_ || state_ != State::kConnecting) return;
-    state_ = State::kReady;
-    evtimer_del(connect_timer_);
-    backoff_ = kMinBackoff;
-    last_error_ = Status::OK();
-    // Only a recovery is news; every worker connecting at startup is not.
-    if (!last_logged_.empty()) LOG_INFO("redis: connected to %s again", Where().c_str());
-    last_logged_.clear();
-  };
-  if (!Send(ctx_, cmd, argv)) delete cmd;
-}
-
-void RedisStore::ScheduleReconnect() {
-  if (shutting_down_) return;
-  const timeval tv = ToTimeval(backoff_);
-  evtimer_add(reconnect_timer_, &tv);
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-}
-
-void RedisStore::Teardown(const Status& reason) {
-  if (!ctx_) return;
-  redisAsyncContext* ac = ctx_;
-  ctx_ = nullptr;
-  state_ = State::kDisconnected;
-  evtimer_del(connect_timer_);
-  NoteFailure(reason);
-  dying_reason_ = reason;
-  ac->data = nullptr;  // OnDisconnect ignores a teardown we started
-  redisAsyncFree(ac);  // runs every pending OnReply with a NULL reply
-  dying_reason_ = Status::OK();
-  ScheduleReconnect();
-}
-
-void RedisStore::RequestTeardown(const Status& reason) {
-  if (teardown_serial_ == connection_serial_) return;  // already requested for this connection
-  teardown_serial_ = connection_serial_;
-  teardown_reason_ = reason;
-  event_active(teardown_event_, 0, 0);
-}
-
-void RedisStore::NoteFailure(const Status& reason) {
-  last_error_ = reason;
-  // One line per distinct failure, not one per retry every 2 s.
-  if (shutting_down_ || reason.message() == last_logged_) return;
-  LOG_WARN("%s", reason.message().c_str());
-  last_logged_ = reason.message();
-}
-
-Status RedisStore::FailureReason(const redisAsyncContext* ac) const {
-  if (!dying_reason_.ok()) return dying_reason_;
-  return Status::Unavailable("redis: connection to " + Where() + " lost" +
-                             (ac && ac->errstr ? std::string(": ") + ac->errstr : std::string()));
-}
-
-void RedisStore::OnConnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisStore*>(ac->data);
-  if (!self || status == REDIS_OK) return;  // readiness comes with the handshake replies
-  // hiredis frees `ac` when this returns, failing the queued commands with
-  // dying_reason_.
-  self->ctx_ = nullptr;
-  self->state_ = State::kDisconnected;
-  evtimer_del(self->connect_timer_);
-  self->dying_reason_ = Status::Unavailable("redis: cannot connect to " + self->Where() + ": " +
-                                            (ac->errstr ? ac->errstr : "error"));
-  self->NoteFailure(self->dying_reason_);
-  self->ScheduleReconnect();
-}
-
-void RedisStore::OnDisconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisStore*>(ac->data);
-  if (!self) return;
-  // hiredis already failed the pending commands and frees `ac` after this.
-  self->ctx_ = nullptr;
-  self->state_ = State::kDisconnected;
-  evtimer_del(self->connect_timer_);
-  self->NoteFailure(self->FailureReason(ac));
-  self->ScheduleReconnect();
-}
-
-void RedisStore::OnConnectTimeout(int, short, void* arg) {
-  auto* self = static_cast<RedisStore*>(arg);
-  self->Teardown(Status::Timeout("redis: connecting to " + self->Where() + " timed out after " +
-                                 std::to_string(self->config_.timeout.count()) + " ms"));
-}
-
-void RedisStore::OnReconnectTimer(int, short, void* arg) { static_cast<RedisStore*>(arg)->StartConnect(); }
-
-void RedisStore::OnTeardownEvent(int, short, void* arg) {
-  auto* self = static_cast<RedisStore*>(arg);
-  if (self->ctx_ && self->teardown_serial_ == self->connection_serial_) self->Teardown(self->teardown_reason_);
-}
-
-// ------------------------------------------------------------ commands
-
-bool RedisStore::Send(redisAsyncContext* ac, Command* cmd, const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  for (const std::string& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return redisAsyncCommandArgv(ac, &RedisStore::OnReply, cmd, static_cast<int>(argv.size()), ptrs.data(),
-                               lens.data()) == REDIS_OK;
-}
-
-void RedisStore::Submit(std::vector<std::string> argv, ReplyHandler on_reply, bool is_apply) {
-  if (!ctx_ && std::chrono::steady_clock::now() - last_attempt_ >= kMinBackoff) StartConnect();
-  if (!ctx_) {
-    on_reply(nullptr, last_error_.ok() ? Status::Unavailable("redis: not connected") : last_error_);
-    return;
-  }
-  Command* cmd = new Command(this, std::move(on_reply));
-  if (is_apply) cmd->apply_argv = argv;
-  if (!Send(ctx_, cmd, argv)) {
-    cmd->on_reply(nullptr, Status::Unavailable("redis: connection closing"));
-    delete cmd;
-    return;
-  }
-  cmd->deadline = evtimer_new(base_, &RedisStore::OnDeadline, cmd);
-  const timeval tv = ToTimeval(config_.timeout);
-  evtimer_add(cmd->deadline, &tv);
-}
-
-void RedisStore::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
-  auto* cmd = static_cast<Command*>(privdata);
-  RedisStore* self = cmd->store;
-  auto* r = static_cast<redisReply*>(reply);
-  if (!r) {
-    cmd->on_reply(nullptr, self->FailureReason(ac));
-  } else if (!cmd->apply_argv.empty() && r->type == REDIS_REPLY_ERROR && r->str &&
-             strncmp(r->str, "NOSCRIPT", 8) == 0) {
-    // The script cache was flushed (or a failover lost it): send the script
-    // itself, keeping the command's deadline.
-    cmd->apply_argv[0] = "EVAL";
-    cmd->apply_argv[1] = kApplyScript;
-    std::vector<std::string> argv;
-    argv.swap(cmd->apply_argv);
-    if (self->Send(ac, cmd, argv)) return;
-    cmd->on_reply(nullptr, Status::Unavailable("redis: connection closing"));
-  } else {
-    cmd->on_reply(r, Status::OK());
-  }
-  delete cmd;
-}
-
-void RedisStore::OnDeadline(int, short, void* arg) {
-  RedisStore* self = static_cast<Command*>(arg)->store;
-  // Replies come in order, so everything behind this command is stuck too.
-  self->Teardown(Status::Timeout("redis: command timed out after " + std::to_string(self->config_.timeout.count()) +
-                                 " ms"));
-}
-
-void RedisStore::Complete(std::function<void()> fn) {
-  if (shutting_down_) return;
-  completions_.push_back(std::move(fn));
-  event_active(completion_event_, 0, 0);
-}
-
-void RedisStore::OnCompletions(int, short, void* arg) {
-  auto* self = static_cast<RedisStore*>(arg);
-  std::deque<std::function<void()>> batch;
-  batch.swap(self->completions_);
-  const std::shared_ptr<bool> alive = self->alive_;
-  for (std::function<void()>& fn : batch) {
-    if (!*alive) break;  // a callback destroyed the store: drop the rest
-    fn();
-  }
+void RedisStore::RunScript(const std::string& key, std::string_view script, RedisCommand evalsha, uint32_t flags,
+                           RedisRouter::Callback cb) {
+  RedisCommand again = evalsha;  // shares the bytes
+  router_->Execute(key, std::move(evalsha), flags,
+                   [this, key, script, again = std::move(again), flags, cb = std::move(cb)](
+                       const Status& st, redisReply* r) mutable {
+                     if (!st.ok() || !ErrorIs(r, "NOSCRIPT")) {
+                       cb(st, r);
+                       return;
+                     }
+                     // EVAL runs the script and caches it on that node.
+                     RedisCommand eval = again.WithScript(script);
+                     if (eval.empty()) {
+                       cb(Unexpected(), nullptr);
+                       return;
+                     }
+                     router_->Execute(key, std::move(eval), flags, std::move(cb));
+                   });
 }
 
 // ------------------------------------------------------------ operations
 
 void RedisStore::Load(const StoreKey& key, LoadCallback cb) {
-  Submit({"HGETALL", config_.key_prefix + key},
-         [this, cb = std::move(cb)](redisReply* r, const Status& failure) mutable {
-           Status st = failure;
-           std::optional<SessionData> data;
-           if (r && r->type == REDIS_REPLY_ERROR) {
-             st = ErrorReplyStatus(r);
-           } else if (r && r->type != REDIS_REPLY_ARRAY) {
-             st = Status::Unavailable("redis: unexpected reply");
-           } else if (r && r->elements > 0) {
-             Result<SessionData> decoded = DecodeFields(r, 0);
-             if (decoded.ok()) data = std::move(*decoded);
-             else st = decoded.status();
-           }
-           Complete([cb = std::move(cb), st, data = std::move(data)] { cb(st, data); });
-         },
-         false);
+  const std::string redis_key = RedisKey(key);
+  router_->Execute(redis_key, RedisCommand::Format({"HGETALL", redis_key}), RedisRouter::kIdempotent,
+                   [cb = std::move(cb)](const Status& failure, redisReply* r) {
+                     Status st = failure;
+                     std::optional<SessionData> data;
+                     if (!st.ok()) {
+                       // the router says why
+                     } else if (IsErrorReply(r)) {
+                       st = ErrorReplyStatus(r);
+                     } else if (r->type != REDIS_REPLY_ARRAY) {
+                       st = Unexpected();
+                     } else if (HasLayoutField(r)) {
+                       Result<SessionData> decoded = DecodeFields(r, 0);
+                       if (decoded.ok()) {
+                         data = std::move(*decoded);
+                       } else {
+                         st = decoded.status();
+                       }
+                     }
+                     cb(st, std::move(data));
+                   });
 }
 
 void RedisStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
-  const bool destroy = request.clear && request.sets.empty() && !request.new_key;
-  std::vector<std::string> deleted;
-  std::vector<std::string> argv = {"EVALSHA",
-                                   script_sha_,
-                                   "2",
-                                   config_.key_prefix + request.key,
-                                   config_.key_prefix + request.new_key.value_or(request.key),
-                                   std::to_string(request.ttl.count()),
-                                   std::to_string(request.max_bytes),
-                                   request.clear ? "1" : "0",
-                                   destroy ? "1" : "0",
-                                   "",
-                                   request.must_exist ? "1" : "0"};
-  for (const std::string& key : request.deletes) deleted.push_back(JsonKey(key));
-  for (const auto& [key, value] : request.sets) {
-    if (!value) deleted.push_back(JsonKey(key));
+  const std::string key = RedisKey(request.key);
+  if (request.clear && request.sets.empty() && !request.new_key) {
+    // Destroy: nothing to read, nothing to size.
+    router_->Execute(key, RedisCommand::Format({"DEL", key}), RedisRouter::kIdempotent | RedisRouter::kWrite,
+                     [cb = std::move(cb)](const Status& failure, redisReply* r) {
+                       Status st = failure;
+                       if (st.ok() && IsErrorReply(r)) st = ErrorReplyStatus(r);
+                       cb(st, ApplyResult{});
+                     });
+    return;
   }
-  argv[argv.size() - 2] = std::to_string(deleted.size());
-  argv.insert(argv.end(), deleted.begin(), deleted.end());
-  for (const auto& [key, value] : request.sets) {
-    if (!value) continue;
-    argv.push_back(JsonKey(key));
-    argv.push_back(*value);
+  if (request.new_key && cluster_ && *request.new_key != request.key) {
+    ApplyRekeyInTwoSteps(request, std::move(cb));
+    return;
   }
+  if (request.loaded && request.must_exist && !request.clear && !request.new_key && !request.want_data) {
+    ApplyFast(request, key, std::move(cb));
+    return;
+  }
+  ApplyScript(request, key, request.new_key ? RedisKey(*request.new_key) : key, std::move(cb));
+}
+
+// The size of one member in the running size s.
+static int64_t MemberSize(size_t name, size_t value) { return static_cast<int64_t>(name + value + 2); }
+
+void RedisStore::ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb) {
+  auto batch = std::make_shared<ScriptBatch>(request);
+  // The presumed state: the session as this request loaded it.
+  int64_t loaded_s = 0;
+  std::unordered_map<std::string_view, size_t> touched;  // our names -> presumed old value length (npos: absent)
+  for (const std::string& n : batch->set_names) touched.emplace(n, std::string::npos);
+  for (const std::string& n : batch->delete_names) touched.emplace(n, std::string::npos);
+  const bool parsed = ForEachSessionMember(*request.loaded, [&](std::string_view name, std::string_view value) {
+    loaded_s += MemberSize(name.size(), value.size());
+    auto it = touched.find(name);
+    if (it != touched.end()) it->second = value.size();
+  });
+  int64_t delta = 0;
+  for (size_t i = 0; i < batch->set_names.size(); ++i) {
+    delta += MemberSize(batch->set_names[i].size(), batch->set_values[i].size());
+  }
+  for (const auto& [name, old] : touched) {
+    if (old != std::string::npos) delta -= MemberSize(name.size(), old);
+  }
+  const int64_t after = loaded_s + delta;
+  if (!parsed || (after > 0 ? after + 1 : 2) > static_cast<int64_t>(request.max_bytes)) {
+    // Unreadable, or over the limit as loaded: the script decides exactly
+    // (the session may have shrunk since).
+    ApplyScript(request, key, key, std::move(cb));
+    return;
+  }
+  // One transaction: read what the check needs, write, count. Its reply
+  // tells whether the presumption held.
+  std::vector<std::string_view> hmget = {"HMGET", key, "v", "s"};
+  for (const std::string& n : batch->set_names) hmget.push_back(n);
+  for (const std::string& n : batch->delete_names) hmget.push_back(n);
+  std::vector<RedisCommand> commands;
+  commands.push_back(RedisCommand::Format(hmget));
+  if (!batch->delete_names.empty()) {
+    std::vector<std::string_view> hdel = {"HDEL", key};
+    for (const std::string& n : batch->delete_names) hdel.push_back(n);
+    commands.push_back(RedisCommand::Format(hdel));
+  }
+  if (!batch->set_names.empty()) {
+    std::vector<std::string_view> hset = {"HSET", key};
+    for (size_t i = 0; i < batch->set_names.size(); ++i) {
+      hset.push_back(batch->set_names[i]);
+      hset.push_back(batch->set_values[i]);
+    }
+    commands.push_back(RedisCommand::Format(hset));
+  }
+  commands.push_back(RedisCommand::Format({"HINCRBY", key, "s", std::to_string(delta)}));
+  if (!request.keeps_expiry) {
+    commands.push_back(RedisCommand::Format({"PEXPIRE", key, std::to_string(request.ttl.count())}));
+  }
+  // Presumed old lengths in HMGET order (after v and s).
+  std::vector<size_t> presumed;
+  presumed.reserve(touched.size());
+  for (const std::string& n : batch->set_names) presumed.push_back(touched[n]);
+  for (const std::string& n : batch->delete_names) presumed.push_back(touched[n]);
+  ApplyRequest fallback = request;  // for the script, should the transaction not run
+  fallback.loaded.reset();
+  router_->Execute(
+      key, RedisCommand::Transaction(commands), RedisRouter::kIdempotent | RedisRouter::kWrite,
+      [this, key, batch, presumed = std::move(presumed), loaded_s, fallback = std::move(fallback),
+       cb = std::move(cb)](const Status& failure, redisReply* r) mutable {
+        if (!failure.ok()) {
+          cb(failure, ApplyResult{});
+          return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+            r->element[0]->elements != presumed.size() + 2) {
+          // EXECABORT (a redirect, a demoted master: the script's route
+          // follows it) or anything unexpected: nothing ran; the script
+          // does it all.
+          ApplyScript(fallback, key, key, std::move(cb));
+          return;
+        }
+        const redisReply* got = r->element[0];
+        if (got->element[0]->type == REDIS_REPLY_NIL) {
+          // Gone before we wrote (Destroy, Regenerate, expiry): our write
+          // made a fragment without v, invisible to Load; delete it.
+          router_->Execute(key, RedisCommand::Format({"DEL", key}), RedisRouter::kIdempotent,
+                           [](const Status&, redisReply*) {});
+          cb(Status::OK(), ApplyResult{});
+          return;
+        }
+        bool held = IsStringReply(got->element[1]) &&
+                    std::string_view(got->element[1]->str, got->element[1]->len) == std::to_string(loaded_s);
+        for (size_t i = 0; held && i < presumed.size(); ++i) {
+          const redisReply* old = got->element[2 + i];
+          held = presumed[i] == std::string::npos ? old->type == REDIS_REPLY_NIL
+                                                  : IsStringReply(old) && old->len == presumed[i];
+        }
+        ApplyResult result;
+        result.exists = true;
+        if (held) {
+          cb(Status::OK(), result);  // the size checked before writing was exact
+          return;
+        }
+        // A concurrent write changed the session since it was loaded:
+        // check the size now, exactly, and undo ours if together they are
+        // over the limit.
+        std::vector<std::string> args;
+        std::vector<std::string_view> argv = {"EVALSHA", VerifySha(), "1", key};
+        const std::string max = std::to_string(fallback.max_bytes);
+        argv.push_back(max);
+        args.reserve(presumed.size());
+        for (size_t i = 0; i < presumed.size(); ++i) {
+          const redisReply* old = got->element[2 + i];
+          const bool is_set = i < batch->set_names.size();
+          argv.push_back(is_set ? batch->set_names[i] : batch->delete_names[i - batch->set_names.size()]);
+          argv.push_back(is_set ? batch->set_values[i] : std::string_view());
+          argv.push_back(IsStringReply(old) ? std::string_view(old->str, old->len) : std::string_view());
+        }
+        const uint64_t max_bytes = fallback.max_bytes;
+        RunScript(key, kVerifyScript, RedisCommand::Format(argv), RedisRouter::kIdempotent | RedisRouter::kWrite,
+                  [cb = std::move(cb), max_bytes](const Status& st, redisReply* v) {
+                    ApplyResult verified;
+                    if (!st.ok()) {
+                      cb(st, verified);
+                    } else if (IsErrorReply(v)) {
+                      cb(ScriptErrorStatus(v, max_bytes), verified);
+                    } else if (v->type != REDIS_REPLY_INTEGER) {
+                      cb(Unexpected(), verified);
+                    } else {
+                      verified.exists = v->integer == 1;
+                      cb(Status::OK(), verified);
+                    }
+                  });
+      });
+}
+
+void RedisStore::ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target,
+                             ApplyCallback cb) {
+  const ScriptBatch batch(request);
+  std::string flags;
+  if (request.must_exist) flags += 'm';
+  if (request.clear) flags += 'c';
+  if (request.want_data) flags += 'd';
+  const std::string ttl = std::to_string(request.ttl.count());
+  const std::string max = std::to_string(request.max_bytes);
+  std::string count;
+  std::vector<std::string_view> argv = {"EVALSHA", ApplySha(), "2", key, target, ttl, max, flags};
+  argv.reserve(argv.size() + 1 + 2 * batch.set_names.size() + batch.delete_names.size());
+  batch.AppendTo(&argv, &count);
+  // A re-key is not idempotent: sent twice, the second finds the old key
+  // gone. Everything else writes the same result again.
+  const uint32_t route = RedisRouter::kWrite | (target == key ? RedisRouter::kIdempotent : 0);
   const uint64_t max_bytes = request.max_bytes;
-  Submit(std::move(argv),
-         [this, cb = std::move(cb), max_bytes](redisReply* r, const Status& failure) mutable {
-           Status st = failure;
-           ApplyResult result;
-           if (r && r->type == REDIS_REPLY_ERROR) {
-             if (r->str && strncmp(r->str, "TOOLARGE ", 9) == 0) {
-               st = CheckSessionSize(std::strtoull(r->str + 9, nullptr, 10), max_bytes);
-               if (st.ok()) st = Status::Unavailable("redis: unexpected reply");  // TOOLARGE within the limit
-             } else {
-               st = ErrorReplyStatus(r);
-             }
-           } else if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-                            r->element[0]->type != REDIS_REPLY_INTEGER)) {
-             st = Status::Unavailable("redis: unexpected reply");
-           } else if (r) {
-             result.exists = r->element[0]->integer == 1;
-             Result<SessionData> decoded = DecodeFields(r, 1);
-             if (decoded.ok()) result.data = std::move(*decoded);
-             else st = decoded.status();
-           }
-           Complete([cb = std::move(cb), st, result = std::move(result)] { cb(st, result); });
-         },
-         true);
+  RunScript(key, kApplyScript, RedisCommand::Format(argv), route,
+            [cb = std::move(cb), max_bytes](const Status& failure, redisReply* r) {
+              Status st = failure;
+              ApplyResult result;
+              if (!st.ok()) {
+                // the router says why
+              } else if (IsErrorReply(r)) {
+                st = ScriptErrorStatus(r, max_bytes);
+              } else if (r->type == REDIS_REPLY_INTEGER) {
+                result.exists = r->integer == 1;
+              } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                         r->element[0]->type == REDIS_REPLY_INTEGER) {
+                result.exists = r->element[0]->integer == 1;
+                Result<SessionData> decoded = DecodeFields(r, 1);
+                if (decoded.ok()) {
+                  result.data = std::move(*decoded);
+                } else {
+                  st = decoded.status();
+                }
+              } else {
+                st = Unexpected();
+              }
+              cb(st, std::move(result));
+            });
+}
+
+void RedisStore::ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback cb) {
+  const std::string key = RedisKey(request.key);
+  const ScriptBatch batch(request);
+  std::string flags;
+  if (request.must_exist) flags += 'm';
+  if (request.clear) flags += 'c';
+  const std::string max = std::to_string(request.max_bytes);
+  std::string count;
+  std::vector<std::string_view> argv = {"EVALSHA", TakeSha(), "1", key, max, flags};
+  batch.AppendTo(&argv, &count);
+  // The second step: the session as the first returned it, under the new key.
+  ApplyRequest put;
+  put.key = *request.new_key;
+  put.clear = true;
+  put.ttl = request.ttl;
+  put.max_bytes = request.max_bytes;
+  put.want_data = request.want_data;
+  const uint64_t max_bytes = request.max_bytes;
+  RunScript(key, kTakeScript, RedisCommand::Format(argv), RedisRouter::kWrite,
+            [this, put = std::move(put), cb = std::move(cb), max_bytes](const Status& failure,
+                                                                         redisReply* r) mutable {
+              if (!failure.ok()) {
+                cb(failure, ApplyResult{});
+                return;
+              }
+              if (IsErrorReply(r)) {
+                cb(ScriptErrorStatus(r, max_bytes), ApplyResult{});
+                return;
+              }
+              if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+                cb(Unexpected(), ApplyResult{});
+                return;
+              }
+              if (r->element[0]->integer != 1) {
+                cb(Status::OK(), ApplyResult{});  // gone: nothing written anywhere
+                return;
+              }
+              Result<SessionData> data = DecodeFields(r, 1);
+              if (!data.ok()) {
+                cb(data.status(), ApplyResult{});
+                return;
+              }
+              for (auto& [name, value] : *data) put.sets[name] = std::move(value);
+              const std::string target = RedisKey(put.key);
+              ApplyScript(put, target, target, [cb = std::move(cb)](Status st, ApplyResult result) {
+                if (!st.ok()) {
+                  LOG_WARN("redis: a session moved to a new key was lost between the two steps of the move: %s",
+                           st.message().c_str());
+                }
+                cb(st, std::move(result));
+              });
+            });
 }
 
 void RedisStore::Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) {
-  Submit({"PEXPIRE", config_.key_prefix + key, std::to_string(ttl.count())},
-         [this, cb = std::move(cb)](redisReply* r, const Status& failure) mutable {
-           Status st = failure;
-           if (r && r->type == REDIS_REPLY_ERROR) st = ErrorReplyStatus(r);
-           Complete([cb = std::move(cb), st] { cb(st); });
-         },
-         false);
+  const std::string redis_key = RedisKey(key);
+  router_->Execute(redis_key, RedisCommand::Format({"PEXPIRE", redis_key, std::to_string(ttl.count())}),
+                   RedisRouter::kIdempotent, [cb = std::move(cb)](const Status& failure, redisReply* r) {
+                     Status st = failure;
+                     if (st.ok() && IsErrorReply(r)) st = ErrorReplyStatus(r);
+                     cb(st);
+                   });
 }
 
-void RedisStore::Ping(DoneCallback cb) {
-  Submit({"PING"},
-         [this, cb = std::move(cb)](redisReply* r, const Status& failure) mutable {
-           Status st = failure;
-           if (r && r->type == REDIS_REPLY_ERROR) st = ErrorReplyStatus(r);
-           Complete([cb = std::move(cb), st] { cb(st); });
-         },
-         false);
-}
+void RedisStore::Ping(DoneCallback cb) { router_->PingAll(std::move(cb)); }
 
 }  // namespace sessiond

@@ -1,60 +1,54 @@
-// RedisStore: sessions in Redis, over one hiredis async connection per worker
-// on that worker's libevent loop. Commands are pipelined: a call never waits
-// for an earlier one's reply.
+// RedisStore: sessions in Redis (docs/CONFIGURATION.md, redis): one Redis,
+// the master Sentinel names, or Redis Cluster, through a RedisRouter
+// (store/redis_router.h) that owns this worker's connections. Commands are
+// pipelined: a call never waits for an earlier one's reply.
 //
-// Data layout: one HASH per session at key_prefix + StoreKey, with a TTL
-// (PEXPIRE). Each session key is one field whose name is the key as a JSON
-// string literal, exactly the bytes AppendJsonString emits (quotes included),
-// and whose value is the raw JSON value text. Storing the escaped form lets
-// the apply script compute SerializedSize from byte lengths alone, and every
-// data field starts with '"', so fields that do not are free for bookkeeping:
-// field "v" (the layout version, "1") is always present, which keeps a
-// session with no keys in existence (Redis deletes an empty hash).
+// Data layout: one HASH per session, with a TTL (PEXPIRE), at key_prefix +
+// StoreKey, or key_prefix + "{" + StoreKey + "}" on a cluster (the hash tag
+// keeps whatever else a session ever needs in its slot). Each session key is
+// one field whose name is the key as a JSON string literal, exactly the
+// bytes AppendJsonString emits (quotes included), and whose value is the raw
+// JSON value text. Every data field starts with '"', so fields that do not
+// are bookkeeping:
+//   v  the layout version, "2"; always present, so a session with no keys
+//      still exists (Redis deletes an empty hash)
+//   s  the running size: the sum over data fields of len(name) + len(value)
+//      + 2, so that SerializedSize is s + 1 (2 with no keys) without
+//      reading the session. Layout "1" (before the running size) has no s:
+//      the first write recomputes it from the fields.
 //
-// Load is HGETALL; Touch is PEXPIRE; Ping is PING. Apply is one Lua script
-// (EVALSHA, falling back to EVAL on NOSCRIPT) that computes the resulting
-// session and its size before writing anything, fails with TOOLARGE when it
-// is over max_bytes, and otherwise clears, deletes, sets, renames (re-key) and
-// sets the TTL in one atomic step.
+// Load is HGETALL; Touch is PEXPIRE; Ping is PING on every master; a
+// Destroy (clear with no sets, no re-key) is DEL. Every other Apply is one
+// Lua script (EVALSHA, falling back to EVAL on NOSCRIPT) that reads only
+// what it needs: HMGET of v, s and the fields the batch touches; then it
+// checks must_exist and the size limit, and writes in one HSET (plus HDEL,
+// RENAME when re-keyed, PEXPIRE). A TOOLARGE answer changes nothing.
 //
-// Failure handling: hiredis has no timeouts, so libevent timers provide them:
-// connecting (TCP plus AUTH, SELECT and SCRIPT LOAD, which are pipelined ahead
-// of everything else) must finish within redis.timeout, and so must each
-// command. A missed deadline fails every command on the connection with
-// Timeout and drops it. After a failure the store reconnects with exponential
-// backoff (50 ms doubling to 2 s). While there is no connection a call fails
-// at once with Unavailable, except that a call made at least 50 ms after the
-// last attempt starts a new attempt and is queued on it (so the first request
-// after Redis returns usually succeeds, and a dead Redis is not hammered).
-//
-// Callbacks never run inside hiredis's own call stack: replies are turned
-// into results there, and the caller's callbacks run from a separate loop
-// event afterwards, so a callback may destroy the store. Destroying the store
-// drops the callbacks of calls still in flight without running them.
+// Re-keying on a cluster: the two keys lie in different slots, which no
+// script can touch together, so it takes two steps: a script on the old key
+// checks and applies the batch and deletes the session, returning it; the
+// second writes it under the new key. A failure between them loses the
+// session (the client then needs a new one); it never leaves two copies.
 //
 // The password is never logged or put into a Status.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
+#include "net/block.h"
+#include "store/redis_router.h"
 #include "store/store.h"
-
-struct redisAsyncContext;
-struct redisReply;
-struct event;
 
 namespace sessiond {
 
 class RedisStore : public SessionStore {
  public:
-  // Starts connecting at once. `base` is the owning worker's loop.
-  RedisStore(const RedisConfig& config, event_base* base);
+  // Starts connecting at once. `base` is the owning worker's loop;
+  // `metrics` may be null.
+  RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics = nullptr);
   ~RedisStore() override;
 
   void Load(const StoreKey& key, LoadCallback cb) override;
@@ -62,67 +56,27 @@ class RedisStore : public SessionStore {
   void Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) override;
   void Ping(DoneCallback cb) override;
 
-  // True while connected and past AUTH/SELECT (for tests and metrics).
-  bool ready() const { return state_ == State::kReady; }
+  // True while the router is connected (for tests and metrics): past the
+  // handshake with one Redis or the sentinels' master; a slot map loaded
+  // on a cluster.
+  bool ready() const { return router_->ready(); }
+  // The Redis key of a session.
+  std::string RedisKey(const StoreKey& key) const;
 
  private:
-  struct Command;
-  enum class State { kDisconnected, kConnecting, kReady };
-  // Called once per command, inside hiredis's stack: with the reply, or with
-  // nullptr and why the command failed. It must only record a result and
-  // hand the caller's callback to Complete().
-  using ReplyHandler = std::function<void(redisReply*, const Status&)>;
-
-  // Sends a caller's command with a deadline, connecting first if allowed.
-  void Submit(std::vector<std::string> argv, ReplyHandler on_reply, bool is_apply);
-  bool Send(redisAsyncContext* ac, Command* cmd, const std::vector<std::string>& argv);
-  void Complete(std::function<void()> fn);
-
-  void StartConnect();
-  void SendHandshake(std::vector<std::string> argv, const char* what, bool last);
-  void ScheduleReconnect();
-  // Frees the connection, failing its commands with `reason`. Never called
-  // from inside hiredis; code there uses RequestTeardown instead.
-  void Teardown(const Status& reason);
-  void RequestTeardown(const Status& reason);
-  Status FailureReason(const redisAsyncContext* ac) const;
-  // Records why the connection failed (for fail-fast calls) and logs it.
-  void NoteFailure(const Status& reason);
-  std::string Where() const;  // host:port or socket path, for messages
-
-  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void OnConnect(const redisAsyncContext* ac, int status);
-  static void OnDisconnect(const redisAsyncContext* ac, int status);
-  static void OnDeadline(int fd, short what, void* arg);
-  static void OnConnectTimeout(int fd, short what, void* arg);
-  static void OnReconnectTimer(int fd, short what, void* arg);
-  static void OnTeardownEvent(int fd, short what, void* arg);
-  static void OnCompletions(int fd, short what, void* arg);
+  // Runs an EVALSHA command, and its EVAL form once if the node says
+  // NOSCRIPT (its script cache was flushed, or a failover lost it).
+  void RunScript(const std::string& key, std::string_view script, RedisCommand evalsha, uint32_t flags,
+                 RedisRouter::Callback cb);
+  void ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target, ApplyCallback cb);
+  void ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback cb);
+  void ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb);
 
   const RedisConfig config_;
-  event_base* const base_;
-  const std::string script_sha_;
-
-  redisAsyncContext* ctx_ = nullptr;
-  State state_ = State::kDisconnected;
-  uint64_t connection_serial_ = 0;  // identifies ctx_ across a deferred teardown
-  std::chrono::steady_clock::time_point last_attempt_{};
-  std::chrono::milliseconds backoff_;
-  // Why the connection being freed failed; read by the NULL-reply callbacks.
-  Status dying_reason_;
-  Status last_error_;         // why the last attempt failed, for fail-fast calls
-  std::string last_logged_;  // the failure last logged; empty while healthy
-
-  uint64_t teardown_serial_ = 0;
-  Status teardown_reason_;
-
-  event* connect_timer_ = nullptr;
-  event* reconnect_timer_ = nullptr;
-  event* teardown_event_ = nullptr;
-  event* completion_event_ = nullptr;
-  std::deque<std::function<void()>> completions_;
-  bool shutting_down_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  const bool cluster_;
+  // Declared before the router: its connections' buffers hold blocks.
+  net::BlockPool pool_;
+  std::unique_ptr<RedisRouter> router_;
 };
 
 }  // namespace sessiond

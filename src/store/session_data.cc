@@ -311,6 +311,21 @@ bool ParseSessionJson(std::string_view json, SessionData* out) {
   }
 }
 
+bool ForEachSessionMember(std::string_view json,
+                          const std::function<void(std::string_view key, std::string_view value)>& fn) {
+  if (json.empty()) return true;
+  MemberCursor cursor(json);
+  if (!cursor.Begin()) return false;
+  std::string_view raw_key, value;
+  for (;;) {
+    switch (cursor.Next(nullptr, &raw_key, &value)) {
+      case MemberCursor::Step::kMember: fn(raw_key, value); break;
+      case MemberCursor::Step::kEnd: return true;
+      case MemberCursor::Step::kError: return false;
+    }
+  }
+}
+
 bool IsSessionJson(std::string_view json) {
   MemberCursor cursor(json);
   if (!cursor.Begin()) return false;

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -72,6 +73,14 @@ uint64_t SerializedSize(const SessionData& data);
 //
 // False (and *out empty) when `json` is not one such object.
 bool ParseSessionJson(std::string_view json, SessionData* out);
+
+// Calls fn(key, value) for each member of session JSON, in order: the key
+// as its literal, quotes included, exactly as it appears (for our own JSON
+// that is AppendJsonString of the decoded key), and the value's text.
+// Allocates nothing. False (after calling fn for the members before the
+// fault) when `json` is not session JSON; an empty `json` is the empty session.
+bool ForEachSessionMember(std::string_view json,
+                          const std::function<void(std::string_view key, std::string_view value)>& fn);
 
 // True exactly when ParseSessionJson would succeed. Allocates nothing: the
 // cookie manager's read path validates the sealed JSON with it and passes the

@@ -711,6 +711,80 @@ TEST_CASE("redis URL errors never echo the password, whatever the manager") {
   CHECK(Contains(err("rediss://h"), "TLS"));
 }
 
+TEST_CASE("redis.sentinel and redis.cluster: nodes, credentials, and what may not go together") {
+  auto sentinel = Parse(Minimal(
+      "session: {manager: redis}\n"
+      "redis:\n"
+      "  url: redis://app:data-pw@ignored:1/2\n"
+      "  sentinel:\n"
+      "    master_name: mymaster\n"
+      "    addresses: [10.0.0.1, '10.0.0.2:26380', '[::1]:26381']\n"
+      "    username: watcher\n"
+      "    password: s3ntinel-pw\n"));
+  REQUIRE(sentinel.ok());
+  const RedisConfig& s = (*sentinel)->redis;
+  REQUIRE(s.sentinel.has_value());
+  CHECK(s.sentinel->master_name == "mymaster");
+  REQUIRE(s.sentinel->addresses.size() == 3);
+  CHECK(s.sentinel->addresses[0].host == "10.0.0.1");
+  CHECK(s.sentinel->addresses[0].port == 26379);  // the sentinel port by default
+  CHECK(s.sentinel->addresses[1].port == 26380);
+  CHECK(s.sentinel->addresses[2].host == "::1");
+  CHECK(s.sentinel->username == "watcher");
+  CHECK(s.sentinel->password == "s3ntinel-pw");
+  CHECK(s.username == "app");  // the data node's, from the URL
+  CHECK(s.password == "data-pw");
+  CHECK(s.db == 2);
+  CHECK_FALSE(s.cluster.has_value());
+  const std::string described = DescribeConfig(**sentinel);
+  CHECK(Contains(described, "10.0.0.1:26379, 10.0.0.2:26380, [::1]:26381"));
+  CHECK_FALSE(Contains(described, "s3ntinel-pw"));
+  CHECK_FALSE(Contains(described, "data-pw"));
+
+  auto cluster = Parse(Minimal("redis:\n  cluster: {seeds: ['10.0.0.1:7000', node-2.internal]}\n"));
+  REQUIRE(cluster.ok());
+  REQUIRE((*cluster)->redis.cluster.has_value());
+  REQUIRE((*cluster)->redis.cluster->seeds.size() == 2);
+  CHECK((*cluster)->redis.cluster->seeds[0].port == 7000);
+  CHECK((*cluster)->redis.cluster->seeds[1].host == "node-2.internal");
+  CHECK((*cluster)->redis.cluster->seeds[1].port == 6379);
+  CHECK(Contains(DescribeConfig(**cluster), "redis.cluster.seeds"));
+
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: [a:1]}\n  sentinel: {master_name: m, addresses: [b]}\n")),
+                 "redis.cluster and redis.sentinel are both set; use one"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  url: redis://h/3\n  cluster: {seeds: [a:1]}\n")),
+                 "redis.url: Redis Cluster has only database 0"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  url: unix:///r.sock\n  cluster: {seeds: [a:1]}\n")),
+                 "redis.url: with redis.cluster"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: []}\n")), "redis.cluster.seeds: must list at least one"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {}\n")), "redis.cluster.seeds is required"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: ['a:99999']}\n")), "redis.cluster.seeds[0]: "));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: ['bad host:1']}\n")), "redis.cluster.seeds[0]: "));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seed: [a:1]}\n")), "did you mean 'seeds'"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {addresses: [a]}\n")), "redis.sentinel.master_name is required"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {master_name: '', addresses: [a]}\n")),
+                 "redis.sentinel.master_name: must not be empty"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {master_name: m}\n")), "redis.sentinel.addresses is required"));
+  const std::string no_pw = ErrorOf(Minimal("redis:\n  sentinel: {master_name: m, addresses: [a], username: u}\n"));
+  CHECK(Contains(no_pw, "redis.sentinel.username: needs redis.sentinel.password"));
+}
+
+TEST_CASE("redis.wait_replicas and redis.wait_timeout") {
+  auto defaults = Parse(Minimal());
+  REQUIRE(defaults.ok());
+  CHECK((*defaults)->redis.wait_replicas == 0);
+  CHECK((*defaults)->redis.wait_timeout == 100ms);
+  auto set = Parse(Minimal("redis: {wait_replicas: 2, wait_timeout: 250ms, timeout: 2s}\n"));
+  REQUIRE(set.ok());
+  CHECK((*set)->redis.wait_replicas == 2);
+  CHECK((*set)->redis.wait_timeout == 250ms);
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: 1, wait_timeout: 1s}\n")),
+                 "redis.wait_timeout: must be shorter than redis.timeout (1000 ms)"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: -1}\n")), "redis.wait_replicas: expected an integer"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: 65}\n")), "redis.wait_replicas: expected an integer"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_timeout: 0s}\n")), "redis.wait_timeout"));
+}
+
 TEST_CASE("workers: a count or auto") {
   auto r = Parse(Minimal("workers: auto\n"));
   REQUIRE(r.ok());

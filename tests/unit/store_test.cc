@@ -42,7 +42,36 @@ struct RedisFixture {
   }
 };
 
-#define STORE_TEST(name) TEST_CASE_TEMPLATE("store contract: " name, F, MemoryFixture, FileFixture, RedisFixture)
+// The same store through Redis Cluster (one node holding every slot; the
+// cluster's own tests have more) and through Sentinel.
+struct RedisClusterFixture {
+  TestLoop loop;
+  RedisServer& node = SharedRedisCluster();
+  std::unique_ptr<SessionStore> NewStore() {
+    RedisConfig config = node.Config();
+    config.cluster = RedisClusterConfig{{RedisNodeAddress{"127.0.0.1", static_cast<uint16_t>(node.port())}}};
+    return std::make_unique<RedisStore>(config, loop.base());
+  }
+};
+
+struct RedisSentinelFixture {
+  TestLoop loop;
+  RedisServer& master = SharedRedis();
+  std::unique_ptr<SessionStore> NewStore() {
+    static std::unique_ptr<RedisServer> sentinel = RedisServer::StartSentinel(master.port(), "contract");
+    REQUIRE(sentinel);
+    RedisConfig config = master.Config();
+    RedisSentinelConfig s;
+    s.master_name = "contract";
+    s.addresses = {RedisNodeAddress{"127.0.0.1", static_cast<uint16_t>(sentinel->port())}};
+    config.sentinel = s;
+    return std::make_unique<RedisStore>(config, loop.base());
+  }
+};
+
+#define STORE_TEST(name)                                                                                       \
+  TEST_CASE_TEMPLATE("store contract: " name, F, MemoryFixture, FileFixture, RedisFixture, RedisClusterFixture, \
+                     RedisSentinelFixture)
 
 // Values are stored as their exact JSON text, whatever it looks like.
 const SessionData kSample = {
