@@ -741,7 +741,7 @@ TEST_CASE("redis.sentinel and redis.cluster: nodes, credentials, and what may no
   CHECK_FALSE(Contains(described, "s3ntinel-pw"));
   CHECK_FALSE(Contains(described, "data-pw"));
 
-  auto cluster = Parse(Minimal("redis:\n  cluster: {seeds: ['10.0.0.1:7000', node-2.internal]}\n"));
+  auto cluster = Parse(Minimal("session: {manager: redis}\nredis:\n  cluster: {seeds: ['10.0.0.1:7000', node-2.internal]}\n"));
   REQUIRE(cluster.ok());
   REQUIRE((*cluster)->redis.cluster.has_value());
   REQUIRE((*cluster)->redis.cluster->seeds.size() == 2);
