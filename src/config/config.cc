@@ -21,6 +21,7 @@
 
 #include "config/address.h"
 #include "config/numbers.h"
+#include "config/policy_reader.h"
 #include "config/redis_url.h"
 #include "config/yaml_reader.h"
 
@@ -61,7 +62,8 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
 // right one.
 #define SESSIOND_TOP_KEYS                                                                     \
   "listen", "upstream", "workers", "secret_key", "secret_key_file", "secret_key_fallbacks", \
-      "session", "redis", "file", "memory", "admin", "limits", "timeouts", "log"
+      "session", "redis", "file", "memory", "admin", "limits", "timeouts", "log", "routes", "csrf",  \
+      "rate_limits", "upstream_signature"
 #define SESSIOND_SESSION_KEYS                                                                 \
   "manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",         \
       "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
@@ -74,13 +76,16 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
 #define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
 #define SESSIOND_TIMEOUTS_KEYS "client_header", "upstream_connect", "upstream_response", "idle", "shutdown"
 #define SESSIOND_LOG_KEYS "access", "level"
+#define SESSIOND_CSRF_KEYS "enabled", "header", "exempt"
+#define SESSIOND_UPSTREAM_SIGNATURE_KEYS "key", "key_file"
 
 std::vector<SchemaSection> Schema() {
   return {{"", {SESSIOND_TOP_KEYS}},           {"session", {SESSIOND_SESSION_KEYS}},
           {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
-          {"log", {SESSIOND_LOG_KEYS}}};
+          {"log", {SESSIOND_LOG_KEYS}},        {"csrf", {SESSIOND_CSRF_KEYS}},
+          {"upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS}}};
 }
 
 template <class E>
@@ -389,6 +394,11 @@ void ReadSections(Section& root, Config* c) {
   Section log = root.Child("log", {SESSIOND_LOG_KEYS});
   log.Enum("access", kAccessLogNames, false, &c->log.access);
   log.Enum("level", kLogLevelNames, false, &c->log.level);
+
+  // routes, csrf, rate_limits, upstream_signature: policy_config.cc.
+  Section csrf = root.Child("csrf", {SESSIOND_CSRF_KEYS});
+  Section signature = root.Child("upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS});
+  ReadPolicy(root, csrf, signature, &c->policy);
 }
 
 // Records where each YAML document starts; ignores everything else.

@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/status.h"
+#include "config/policy_config.h"
 
 namespace sessiond {
 
@@ -141,6 +142,7 @@ struct Config {
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   LogConfig log;
+  PolicyConfig policy;  // routes, csrf, rate_limits, upstream_signature
 };
 
 // Looks up an environment variable; returns nullopt when unset. Injected so
