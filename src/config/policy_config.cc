@@ -354,7 +354,7 @@ const char* ToString(RateLimitKey key) {
 }
 
 bool PolicyConfig::matches_paths() const {
-  if (!routes.empty() || !csrf.exempt.empty()) return true;
+  if (!routes.empty() || (csrf.enabled && !csrf.exempt.empty())) return true;
   for (const RateLimitRule& r : rate_limits) {
     if (!r.paths.empty()) return true;
   }
@@ -388,6 +388,10 @@ void ReadPolicy(Section& root, Section& csrf, Section& signature, PolicyConfig* 
 
 std::vector<std::pair<std::string, std::string>> DescribePolicy(const PolicyConfig& p) {
   std::vector<std::pair<std::string, std::string>> lines;
+  if (!p.any()) {  // the summary stays one screen for the common file
+    lines.emplace_back("routes, csrf, rate_limits", "none (upstream_signature off)");
+    return lines;
+  }
   lines.emplace_back("routes", std::to_string(p.routes.size()) + " rule(s)");
   for (size_t i = 0; i < p.routes.size(); ++i) {
     const RouteRule& r = p.routes[i];
@@ -399,9 +403,8 @@ std::vector<std::pair<std::string, std::string>> DescribePolicy(const PolicyConf
                        ", on_denied " + (r.redirect.empty() ? "401" : "redirect " + r.redirect);
     lines.emplace_back("routes[" + std::to_string(i) + "]", line);
   }
-  lines.emplace_back("csrf.enabled", p.csrf.enabled ? "true" : "false");
-  lines.emplace_back("csrf.header", p.csrf.header);
-  lines.emplace_back("csrf.exempt", JoinList(p.csrf.exempt));
+  lines.emplace_back("csrf", p.csrf.enabled ? "enabled, header " + p.csrf.header + ", exempt " + JoinList(p.csrf.exempt)
+                                            : std::string("off"));
   lines.emplace_back("rate_limits", std::to_string(p.rate_limits.size()) + " limit(s)");
   for (size_t i = 0; i < p.rate_limits.size(); ++i) {
     const RateLimitRule& r = p.rate_limits[i];

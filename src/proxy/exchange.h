@@ -123,7 +123,9 @@ class Exchange final : private net::Connection::Handler {
   // the client yet; otherwise cuts the client connection.
   void Fail(int status, const char* log_reason);
   // `body` with null data: the reason phrase (see http/local_reply.h).
-  void SendLocalReply(int status, std::string_view body);
+  // `content_type` and `headers`: a filter's reply (FilterResult).
+  void SendLocalReply(int status, std::string_view body, std::string_view content_type = {},
+                      std::string_view headers = {});
   void DropUpstream();
   bool ClientWantsKeepAlive() const;
   std::string_view request_id() const { return std::string_view(request_id_, request_id_len_); }

@@ -36,7 +36,7 @@ TEST_CASE("LocalReply: an exchange's reply carries its request id, and keep-aliv
   r.request_id = "abc-123";
   r.close = false;
   CHECK(Render(r) ==
-        "HTTP/1.1 403 Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n"
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n"
         "X-Request-Id: abc-123\r\n\r\nforbidden\n");
 }
 
