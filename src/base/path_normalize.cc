@@ -61,9 +61,6 @@ PathResult NormalizeTarget(std::string_view target, NormalizedPath* out, const c
         b = static_cast<unsigned char>(hi * 16 + lo);
         encoded = true;
         i += 3;
-        if (b == '%' && i + 1 < n && HexValue(path[i]) >= 0 && HexValue(path[i + 1]) >= 0) {
-          return refuse("double percent-encoding in the path");
-        }
       } else {
         ++i;
       }
@@ -95,6 +92,11 @@ PathResult NormalizeTarget(std::string_view target, NormalizedPath* out, const c
     if (dot || dot_dot) {
       o.resize(seg);
       if (dot_dot && seg > 1) o.resize(o.rfind('/', seg - 2) + 1);
+    } else if (name.empty()) {
+      // Only parameters (";x"): a segment with an empty name is an empty
+      // segment, dropped with its parameters, or "/;x/admin" would reach a
+      // servlet container as "//admin" while rules saw "/;x/admin".
+      o.resize(seg);
     } else if (o.size() > seg) {
       const bool ends_badly = (!name.empty() && name.back() == '.') ||
                               (name.size() >= 3 && name.substr(name.size() - 3) == "%20");
@@ -104,6 +106,13 @@ PathResult NormalizeTarget(std::string_view target, NormalizedPath* out, const c
     // An empty segment ("//") adds nothing; at the end it is the trailing '/'.
     if (i >= n) break;
     ++i;  // the '/'
+  }
+  // A '%' (written %25) followed by two hex digits, however each was
+  // spelled: a backend that decodes twice would decode those too.
+  for (size_t k = o.find("%25"); k != std::string::npos; k = o.find("%25", k + 1)) {
+    if (k + 4 < o.size() && HexValue(o[k + 3]) >= 0 && HexValue(o[k + 4]) >= 0) {
+      return refuse("double percent-encoding in the path");
+    }
   }
   out->path_size = o.size();
   if (query_at != std::string_view::npos) o.append(target.substr(query_at));

@@ -13,8 +13,9 @@
 //     (%00): backends split, or do not split, segments on them;
 //   - an encoded ";" (%3B): a backend that decodes before it strips segment
 //     parameters would read "/admin%3Bx" as "/admin";
-//   - a double encoding, "%25" followed by two hex digits: a backend that
-//     decodes twice would read "%252e" as ".";
+//   - a double encoding: an encoded "%" (%25) followed by two hex digits,
+//     however those were spelled ("%252e", "%25%32%65"): a backend that
+//     decodes twice would read them as ".";
 //   - a raw "#" in the path (a fragment marker for some backends);
 //   - an overlong UTF-8 sequence, raw or percent-encoded (C0, C1; E0 followed
 //     by 80..9F; F0 followed by 80..8F): lenient decoders read "%C0%AE" as ".";
@@ -25,7 +26,9 @@
 //   - percent-encoded unreserved bytes (ALPHA DIGIT - . _ ~) are decoded;
 //     every other encoding is written with upper-case hex, and raw bytes
 //     0x80-0xFF are percent-encoded, so each byte string has one spelling;
-//   - empty segments are dropped ("//a" is "/a"), a trailing "/" is kept;
+//   - empty segments are dropped ("//a" is "/a"), and so are segments with
+//     an empty name and only parameters ("/;x/a" is "/a"); a trailing "/"
+//     is kept;
 //   - dot segments are resolved (RFC 3986 section 5.2.4); a segment whose
 //     name (the part before its first ";") is "." or ".." is a dot segment,
 //     so "..;x" is one too, as servlet containers read it; ".." at the root

@@ -9,8 +9,7 @@ namespace {
 
 constexpr char kLowerHex[] = "0123456789abcdef";
 // A request carries a handful of X-Session-* headers (sessiond adds them;
-// the client's are stripped); more than this many are signed in the order
-// of a stable sort on a heap copy.
+// the client's are stripped); more than this many are sorted in a heap copy.
 constexpr size_t kInlineHeaders = 16;
 
 char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -72,7 +71,14 @@ void UpstreamSigner::AppendCanonical(std::string* out, int64_t t, std::string_vi
     }
     ++count;
   }
-  std::stable_sort(fields, fields + count, [](const Header* a, const Header* b) { return NameLess(a->name, b->name); });
+  // Insertion sort: stable, allocates nothing, and the list is a handful of
+  // headers sessiond added itself (the client's were stripped).
+  for (size_t i = 1; i < count; ++i) {
+    const Header* h = fields[i];
+    size_t j = i;
+    for (; j > 0 && NameLess(h->name, fields[j - 1]->name); --j) fields[j] = fields[j - 1];
+    fields[j] = h;
+  }
   for (size_t i = 0; i < count; ++i) {
     for (char c : fields[i]->name) out->push_back(Lower(c));
     out->push_back(':');
