@@ -25,7 +25,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(request_head response_head head_split request_framing response_framing cookie_decoder instruction_parser
-  cookie_header config_loader)
+  cookie_header config_loader path_routes)
 
 # The src/ files and pkg-config packages each target links. Only what it
 # needs: a target never depends on code it does not exercise.
@@ -41,12 +41,13 @@ declare -A SRCS=(
   [cookie_decoder]="$CODEC_SRCS"
   [instruction_parser]="src/session/header_protocol.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
-  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS"
+  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') src/base/path_normalize.cc $CODEC_SRCS"
+  [path_routes]="src/base/path_normalize.cc src/session/routes.cc src/store/session_data.cc src/base/json_text.cc src/http/headers.cc"
 )
 declare -A PKGS=(
   [request_head]="" [response_head]="" [head_split]=""
   [request_framing]="" [response_framing]="" [cookie_decoder]="openssl"
-  [instruction_parser]="nlohmann_json" [cookie_header]="" [config_loader]="yaml-cpp openssl"
+  [instruction_parser]="nlohmann_json" [cookie_header]="" [config_loader]="yaml-cpp openssl" [path_routes]=""
 )
 # http-parser is the differential oracle of the head targets, and nothing else.
 declare -A LIBS=([request_head]="-lhttp_parser" [response_head]="-lhttp_parser")

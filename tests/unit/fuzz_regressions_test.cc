@@ -25,6 +25,7 @@
 #include "../fuzz/head_check.h"
 #include "../fuzz/head_split_check.h"
 #include "../fuzz/instruction_parser_check.h"
+#include "../fuzz/path_routes_check.h"
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
 
@@ -160,6 +161,10 @@ TEST_CASE("fuzz seeds: cookie_header holds every invariant") {
 
 TEST_CASE("fuzz seeds: config_loader holds every invariant") {
   ReplayCorpus("config_loader", 5, [](const std::string& b) { return fuzz::CheckConfigText(b); });
+}
+
+TEST_CASE("fuzz seeds: path_routes holds every invariant") {
+  ReplayCorpus("path_routes", 10, [](const std::string& b) { return fuzz::CheckPathRoutes(b); });
 }
 
 // The seeds must reach the code behind the front door, or replaying them
