@@ -46,7 +46,7 @@ CONTENDERS = [
     ("redis", "sessiond redis"),
     ("cookie_w2", "sessiond cookie workers:2"),
 ]
-LABEL = dict(CONTENDERS)
+LABEL = dict(CONTENDERS, policy="sessiond cookie + policy")
 ANCHOR = "nginx"
 MIB = 1024  # kB per MiB
 ALLOC_KINDS = ["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"]
@@ -211,6 +211,9 @@ def bars(summary, facts, idle):
         only("4 workers, 16 cores: CPU time/request (x nginx)", "<=", 1.0, "scale", "scale mode only"),
         bar("allocations per request, cookie read path", facts["alloc"].get("cookie", {}).get("per_request"),
             "<=", 0, alloc_note(facts["alloc"].get("cookie"))),
+        bar("cookie read path + routes, csrf, rate limit: instructions (x without)",
+            ratio(cg.get("policy", {}).get("ir_per_request"), cg.get("cookie", {}).get("ir_per_request")),
+            "<=", 1.10, "issue 13's bar"),
     ]
     points = sweep_points(summary)
     for n in (1000, 2000):
@@ -361,7 +364,7 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
                                                  "with requests", "without", "allocations", "x"))
         cg_anchor = cg.get(ANCHOR, {}).get("ir_per_request")
         alloc_anchor = allocs.get(ANCHOR, {}).get("per_request")
-        for key in ("nginx", "cookie"):
+        for key in ("nginx", "cookie", "policy"):
             if key not in cg and key not in allocs:
                 continue
             c, a = cg.get(key, {}), allocs.get(key, {})
@@ -373,6 +376,10 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
         if cg:
             add("  instructions: callgrind, %s requests on one keep-alive connection, startup and shutdown"
                 " subtracted" % next(iter(cg.values()))["requests"])
+        if "policy" in cg:
+            add("  + policy: 10 routes, csrf, one rate limit (scripts/bench/policy.yaml.in): %s the instructions"
+                " of sessiond cookie" % fmt_x(ratio(cg["policy"].get("ir_per_request"),
+                                                   cg.get("cookie", {}).get("ir_per_request"))).strip())
         for key in ("nginx", "cookie"):
             if key in allocs:
                 a = allocs[key]

@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <cstring>
+
 #include "crypto/keys.h"
 #include "http/headers.h"
 
@@ -63,6 +65,23 @@ bool CsrfGuard::TokenWith(const crypto::HmacKey& key, std::string_view session_i
 
 bool CsrfGuard::Token(std::string_view session_id, std::string* out) const {
   return TokenWith(keys_[0], session_id, out);
+}
+
+CsrfTokenCache::~CsrfTokenCache() { OPENSSL_cleanse(entries_, sizeof(entries_)); }
+
+bool CsrfTokenCache::Token(const CsrfGuard& guard, std::string_view session_id, std::string* out) {
+  if (session_id.size() != kIdSize) return guard.Token(session_id, out);
+  Entry& e = entries_[static_cast<unsigned char>(session_id[0]) % kEntries];
+  if (e.used && memcmp(e.id, session_id.data(), kIdSize) == 0) {
+    ++hits_;
+    out->assign(e.token, kCsrfTokenSize);
+    return true;
+  }
+  if (!guard.Token(session_id, out) || out->size() != kCsrfTokenSize) return false;
+  memcpy(e.id, session_id.data(), kIdSize);
+  memcpy(e.token, out->data(), kCsrfTokenSize);
+  e.used = true;
+  return true;
 }
 
 bool CsrfGuard::IsUnsafeMethod(std::string_view method) {

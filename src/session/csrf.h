@@ -65,6 +65,36 @@ class CsrfGuard {
   std::vector<PathPattern> exempt_;
 };
 
+// The tokens a worker computed last, so a run of requests of one session
+// (a page and its assets and calls, on one keep-alive connection) costs one
+// HMAC rather than one each: kEntries entries, direct-mapped by the id's
+// first byte (ids are CSPRNG output), each holding the whole id it is for.
+// Owned by one worker's filter factory, used on its thread only; built per
+// configuration, so a reload (which may change the keys) starts it empty.
+// The ids are wiped when it is destroyed.
+class CsrfTokenCache {
+ public:
+  static constexpr size_t kEntries = 64;
+  CsrfTokenCache() = default;
+  CsrfTokenCache(const CsrfTokenCache&) = delete;
+  CsrfTokenCache& operator=(const CsrfTokenCache&) = delete;
+  ~CsrfTokenCache();
+
+  // guard.Token(session_id, out), from the cache when it holds the id.
+  bool Token(const CsrfGuard& guard, std::string_view session_id, std::string* out);
+  size_t hits() const { return hits_; }
+
+ private:
+  static constexpr size_t kIdSize = 32;  // CookieCodec::kIdSize
+  struct Entry {
+    bool used = false;
+    unsigned char id[kIdSize];
+    char token[kCsrfTokenSize];
+  };
+  Entry entries_[kEntries];
+  size_t hits_ = 0;
+};
+
 // True when `origin` (an Origin header value) is scheme://host[:port] of the
 // request whose forwarded protocol is `proto` and whose Host is `host`:
 // compared without case, with :80 (http) and :443 (https) ignored on both.

@@ -59,6 +59,16 @@ std::string_view AddressKey(std::string_view ip, char (&buf)[INET6_ADDRSTRLEN + 
   return std::string_view(buf, ip.size() + 1);
 }
 
+// A session's bucket key: 8 bytes of its id, which is CSPRNG output a client
+// cannot choose (and sessiond keeps only in memory), so it needs no hash.
+// An id of another size (never minted by sessiond) goes through the hash.
+uint64_t SessionBucketKey(std::string_view id, const RateLimiter& limiter) {
+  if (id.size() < sizeof(uint64_t)) return limiter.Hash(id);
+  uint64_t key;
+  memcpy(&key, id.data(), sizeof(key));
+  return key;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const EdgePolicy>> EdgePolicy::Create(const Config& config) {
@@ -121,7 +131,7 @@ std::optional<FilterResult> EdgePolicy::OnRequest(RequestHead& request, std::str
   }
   if (has_address_limits_) {
     char buf[INET6_ADDRSTRLEN + 2];
-    return TakeLimits(RateLimitKey::kClientAddress, AddressKey(client_ip, buf), *state, request);
+    return TakeLimits(RateLimitKey::kClientAddress, limiter_->Hash(AddressKey(client_ip, buf)), *state, request);
   }
   return std::nullopt;
 }
@@ -138,28 +148,32 @@ std::optional<FilterResult> EdgePolicy::Admit(const RequestHead& request, const 
     LOG_DEBUG("CSRF check failed: %.*s", static_cast<int>(request.method.size()), request.method.data());
     return Refusal(403, "Forbidden\n", "csrf", WantsJson(request));
   }
-  if (has_session_limits_ && has_session) return TakeLimits(RateLimitKey::kSession, session.id, *state, request);
+  if (has_session_limits_ && has_session) {
+    return TakeLimits(RateLimitKey::kSession, SessionBucketKey(session.id, *limiter_), *state, request);
+  }
   return std::nullopt;
 }
 
 void EdgePolicy::AddHeaders(RequestHead& request, const EdgeSession& session, int64_t now, EdgeState* state) const {
   const bool live = session.status == SessionStatus::kActive || session.status == SessionStatus::kNew;
-  if (csrf_ && live && !session.id.empty() && csrf_->Token(session.id, &state->value)) {
-    request.headers.AppendValueCopy(kHeaderCsrf, state->value);
+  if (csrf_ && live && !session.id.empty()) {
+    const bool ok = state->csrf_cache ? state->csrf_cache->Token(*csrf_, session.id, &state->value)
+                                      : csrf_->Token(session.id, &state->value);
+    if (ok) request.headers.AppendValueCopy(kHeaderCsrf, state->value);
   }
   if (signer_ && signer_->Sign(now, request.method, request.target, request.headers, &state->scratch, &state->value)) {
     request.headers.AppendValueCopy(kHeaderSignature, state->value);
   }
 }
 
-std::optional<FilterResult> EdgePolicy::TakeLimits(RateLimitKey key, std::string_view value, const EdgeState& state,
+std::optional<FilterResult> EdgePolicy::TakeLimits(RateLimitKey key, uint64_t hash, const EdgeState& state,
                                                    const RequestHead& request) const {
   int64_t now = 0;
   for (const Limit& limit : limits_) {
     if (limit.key != key) continue;
     if (!limit.paths.empty() && !(state.has_path && AnyMatches(limit.paths, state.path.match_key))) continue;
     if (now == 0) now = SteadyNanos();
-    const RateDecision d = limiter_->Take(limit.rule, value, now);
+    const RateDecision d = limiter_->TakeHashed(limit.rule, hash, now);
     if (d.allowed) continue;
     FilterResult r = Refusal(429, "Too Many Requests\n", "rate_limited", WantsJson(request));
     r.headers = "Retry-After: " + std::to_string(d.retry_after_seconds) + "\r\n";

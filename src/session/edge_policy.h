@@ -47,6 +47,8 @@ struct EdgeState {
   const Route* route = nullptr;  // the access rule that applies, if any
   std::string scratch;
   std::string value;
+  // The worker's CSRF tokens (set by the filter's factory; may be null).
+  CsrfTokenCache* csrf_cache = nullptr;
 
   void Reset() {
     has_path = false;
@@ -70,8 +72,7 @@ class EdgePolicy {
   std::optional<FilterResult> Admit(const RequestHead& request, const EdgeSession& session, EdgeState* state) const;
   void AddHeaders(RequestHead& request, const EdgeSession& session, int64_t now, EdgeState* state) const;
 
-  // For tests.
-  RateLimiter* limiter() const { return limiter_.get(); }
+  bool has_csrf() const { return csrf_ != nullptr; }
 
  private:
   struct Limit {
@@ -81,9 +82,9 @@ class EdgePolicy {
   };
 
   EdgePolicy() = default;
-  // Takes the limits keyed by `key` that apply to the request; the first
-  // one without a token answers 429.
-  std::optional<FilterResult> TakeLimits(RateLimitKey key, std::string_view value, const EdgeState& state,
+  // Takes the limits keyed by `key` (whose bucket key is `hash`) that
+  // apply to the request; the first one without a token answers 429.
+  std::optional<FilterResult> TakeLimits(RateLimitKey key, uint64_t hash, const EdgeState& state,
                                          const RequestHead& request) const;
 
   bool normalise_ = false;

@@ -15,10 +15,17 @@ constexpr size_t kMaxBucketsPerShard = RateLimiter::kMaxBucketsPerRule / RateLim
 
 uint64_t Rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
+// Little-endian, as SipHash reads its words.
 uint64_t Load64(const unsigned char* p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint64_t v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+#else
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
+#endif
 }
 
 struct SipState {
@@ -104,9 +111,8 @@ void RateLimiter::Sweep(const Rule& rule, Shard& shard, int64_t now_ns, bool ove
   for (size_t i = 0; i < drop; ++i) shard.buckets.erase(by_age[i].second);
 }
 
-RateDecision RateLimiter::Take(size_t index, std::string_view key, int64_t now_ns) {
+RateDecision RateLimiter::TakeHashed(size_t index, uint64_t hash, int64_t now_ns) {
   Rule& rule = rules_[index];
-  const uint64_t hash = SipHash24(hash_key_, key);
   Shard& shard = rule.shards[hash % kShards];
   std::lock_guard<std::mutex> lock(shard.mu);
   if (now_ns >= shard.next_sweep_ns) {

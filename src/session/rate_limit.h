@@ -7,11 +7,12 @@
 // token is back. A new key starts with a full bucket.
 //
 // One RateLimiter serves every worker of the process (a limit is per process
-// whatever `workers` is), behind a lock per shard: keys are spread over
-// kShards shards by a keyed SipHash-2-4 of the key, whose 128-bit key is
-// drawn from the CSPRNG when the limiter is built, so a client cannot aim
-// its keys at one shard or at another client's bucket. Only the 64-bit hash
-// is kept, never the key.
+// whatever `workers` is), behind a lock per shard. A bucket is known by 64
+// bits: a keyed SipHash-2-4 of the key (Hash), whose 128-bit key is drawn
+// from the CSPRNG when the limiter is built, so a client cannot aim its keys
+// at one shard or at another client's bucket; or bits that are random and
+// secret already (a session id's, see TakeHashed). The key itself is never
+// kept.
 //
 // Memory is bounded: a bucket that has refilled completely is the same as
 // no bucket, so it is dropped (a shard is swept at most once a second, when
@@ -49,7 +50,13 @@ class RateLimiter {
   static Result<std::unique_ptr<RateLimiter>> Create(const std::vector<RateLimitRule>& rules);
 
   // Takes a token from rule `rule`'s bucket for `key` at `now_ns`.
-  RateDecision Take(size_t rule, std::string_view key, int64_t now_ns);
+  RateDecision Take(size_t rule, std::string_view key, int64_t now_ns) { return TakeHashed(rule, Hash(key), now_ns); }
+  // The same for a key already reduced to 64 bits: Hash(key), or 8 bytes of
+  // something already random and secret (a session id, which a client
+  // cannot choose).
+  RateDecision TakeHashed(size_t rule, uint64_t hash, int64_t now_ns);
+  // The keyed hash of a key (SipHash-2-4 under this limiter's random key).
+  uint64_t Hash(std::string_view key) const { return SipHash24(hash_key_, key); }
 
   size_t rules() const { return rules_.size(); }
   // Buckets rule `rule` holds now (tests, and the memory bound).

@@ -1,5 +1,7 @@
 #include "session/routes.h"
 
+#include <cstring>
+
 #include "base/path_normalize.h"
 #include "http/headers.h"
 #include "store/session_data.h"
@@ -79,6 +81,16 @@ bool QIsZero(std::string_view params) {
   return false;
 }
 
+// The one comparison of a pattern path (lower-case, no trailing '/' unless
+// it is "/") with a match key.
+inline bool MatchesPath(const char* path, size_t n, bool exact, std::string_view key) {
+  if (n == 1) return exact ? key.size() == 1 : true;  // "/"
+  if (key.size() < n || memcmp(key.data(), path, n) != 0) return false;
+  if (key.size() == n) return true;
+  if (key[n] != '/') return false;  // "/admin" is not a prefix of "/administrator"
+  return !exact || key.size() == n + 1;
+}
+
 }  // namespace
 
 PathPattern::PathPattern(std::string_view path, bool exact) : exact_(exact) {
@@ -87,14 +99,7 @@ PathPattern::PathPattern(std::string_view path, bool exact) : exact_(exact) {
   if (path_.empty()) path_ = "/";
 }
 
-bool PathPattern::Matches(std::string_view key) const {
-  const size_t n = path_.size();
-  if (n == 1) return exact_ ? key == "/" : true;  // "/"
-  if (key.size() < n || key.compare(0, n, path_) != 0) return false;
-  if (key.size() == n) return true;
-  if (key[n] != '/') return false;  // "/admin" is not a prefix of "/administrator"
-  return !exact_ || key.size() == n + 1;
-}
+bool PathPattern::Matches(std::string_view key) const { return MatchesPath(path_.data(), path_.size(), exact_, key); }
 
 bool AnyMatches(const std::vector<PathPattern>& patterns, std::string_view match_key) {
   for (const PathPattern& p : patterns) {
@@ -111,27 +116,34 @@ Result<RouteTable> RouteTable::Build(const std::vector<RouteRule>& rules) {
     if (!IsCanonicalRulePath(rule.path)) {
       return Status::Invalid("routes[" + std::to_string(i) + "].path is not in normalised form");
     }
-    Route route{PathPattern(rule.path, rule.match == RouteMatch::kExact), rule.methods, rule.require, rule.keys,
-                rule.redirect, i};
+    const bool exact = rule.match == RouteMatch::kExact;
+    Route route{PathPattern(rule.path, exact), rule.methods, rule.require, rule.keys, rule.redirect, i};
+    // The same path PathPattern keeps, copied into the contiguous table.
+    std::string lowered;
+    for (char c : rule.path) lowered.push_back(Lower(c));
+    if (lowered.size() > 1 && lowered.back() == '/') lowered.pop_back();
+    Entry entry;
+    entry.offset = static_cast<uint32_t>(table.paths_.size());
+    entry.size = static_cast<uint32_t>(lowered.size());
+    entry.exact = exact;
+    entry.any_method = rule.methods.empty();
+    table.paths_ += lowered;
+    table.entries_.push_back(entry);
     table.routes_.push_back(std::move(route));
   }
   return table;
 }
 
 const Route* RouteTable::Match(std::string_view method, std::string_view match_key) const {
-  for (const Route& route : routes_) {
-    if (!route.methods.empty()) {
-      bool listed = false;
-      for (const std::string& m : route.methods) {
-        // A rule for GET covers HEAD: a backend answers HEAD as it answers GET.
-        if (m == method || (method == "HEAD" && m == "GET")) {
-          listed = true;
-          break;
-        }
-      }
-      if (!listed) continue;
+  const char* paths = paths_.data();
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (!MatchesPath(paths + e.offset, e.size, e.exact, match_key)) continue;
+    if (e.any_method) return &routes_[i];
+    for (const std::string& m : routes_[i].methods) {
+      // A rule for GET covers HEAD: a backend answers HEAD as it answers GET.
+      if (m == method || (m == "GET" && method == "HEAD")) return &routes_[i];
     }
-    if (route.pattern.Matches(match_key)) return &route;
   }
   return nullptr;
 }

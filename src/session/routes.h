@@ -9,6 +9,7 @@
 // passes. Pure and immutable after Build: workers share one RouteTable.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,16 @@ class RouteTable {
   bool empty() const { return routes_.empty(); }
 
  private:
+  // What Match reads for every rule, kept contiguous: the rule's pattern
+  // path (as PathPattern keeps it) at paths_[offset, offset + size).
+  struct Entry {
+    uint32_t offset = 0;
+    uint32_t size = 0;
+    bool exact = false;
+    bool any_method = true;
+  };
+  std::vector<Entry> entries_;
+  std::string paths_;
   std::vector<Route> routes_;
 };
 

@@ -36,7 +36,10 @@ constexpr size_t kMaxLoggedTarget = 256;
 
 class SessionFilter final : public ExchangeFilter {
  public:
-  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy) : ctx_(ctx), policy_(policy) {}
+  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy, CsrfTokenCache* csrf_cache)
+      : ctx_(ctx), policy_(policy) {
+    edge_state_.csrf_cache = csrf_cache;
+  }
 
   void OnRequestHead(RequestHead& request, FilterDone done) override;
   void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) override;
@@ -535,6 +538,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
   explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx)
       : ctx_(std::move(ctx)), policy_(SessionPolicy::From(*ctx_->config)) {
     pool_.reserve(kMaxPooledSessionFilters);
+    if (ctx_->edge && ctx_->edge->has_csrf()) csrf_cache_ = std::make_unique<CsrfTokenCache>();
   }
   // Every filter is back (exchanges hold the factory until they recycle
   // theirs). Pooled filters go first: the store, which goes with ctx_ after
@@ -546,7 +550,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
   ExchangeFilter* Acquire(const ExchangeInfo& info) override {
     SessionFilter* filter;
     if (pool_.empty()) {
-      filter = new SessionFilter(ctx_.get(), &policy_);
+      filter = new SessionFilter(ctx_.get(), &policy_, csrf_cache_.get());
     } else {
       filter = pool_.back();
       pool_.pop_back();
@@ -590,6 +594,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
  private:
   std::shared_ptr<SessionContext> ctx_;
   const SessionPolicy policy_;
+  std::unique_ptr<CsrfTokenCache> csrf_cache_;  // this worker's, when CSRF is on
   std::vector<SessionFilter*> pool_;
   uint64_t ticks_ = 0;
 };

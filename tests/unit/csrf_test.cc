@@ -143,3 +143,35 @@ TEST_CASE("CSRF: which methods are checked, and exempt paths") {
 
 }  // namespace
 }  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("CsrfTokenCache gives exactly the guard's token, from the cache for a repeated session") {
+  auto guard = Guard(kSecret);
+  CsrfTokenCache cache;
+  std::string token;
+  REQUIRE(cache.Token(*guard, kId, &token));
+  CHECK(token == TokenOf(*guard, kId));
+  CHECK(cache.hits() == 0);
+  REQUIRE(cache.Token(*guard, kId, &token));
+  CHECK(token == TokenOf(*guard, kId));
+  CHECK(cache.hits() == 1);
+  // Another id in the same slot (same first byte) replaces it; never the other's token.
+  std::string same_slot = kId;
+  same_slot[31] = 'z';
+  REQUIRE(cache.Token(*guard, same_slot, &token));
+  CHECK(token == TokenOf(*guard, same_slot));
+  CHECK(token != TokenOf(*guard, kId));
+  REQUIRE(cache.Token(*guard, kId, &token));
+  CHECK(token == TokenOf(*guard, kId));
+  CHECK(cache.hits() == 1);
+  // Ids of another size are never cached.
+  REQUIRE(cache.Token(*guard, "short", &token));
+  REQUIRE(cache.Token(*guard, "short", &token));
+  CHECK(token == TokenOf(*guard, "short"));
+  CHECK(cache.hits() == 1);
+}
+
+}  // namespace
+}  // namespace sessiond
