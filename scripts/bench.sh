@@ -21,8 +21,11 @@
 #              per request counted at the backend (its stub_status "accepts").
 #   conns      10,000 idle keep-alive connections to sessiond; its RSS.
 #   callgrind  instructions per request (valgrind --tool=callgrind) for
-#              sessiond (cookie manager, read path) and nginx proxy_pass: a run
-#              with N requests minus a run with none, divided by N.
+#              sessiond (cookie manager, read path), the same with the request
+#              policy on (scripts/bench/policy.yaml.in: 10 routes, csrf, one
+#              rate limit; reported as a ratio to the first) and nginx
+#              proxy_pass: a run with N requests minus a run with none,
+#              divided by N.
 #   allocs     allocations per request (malloc, calloc, realloc, posix_memalign,
 #              aligned_alloc, memalign; scripts/bench/malloc_count.c preloaded)
 #              for sessiond (cookie read path, 1 worker) and nginx's worker:
@@ -58,7 +61,7 @@
 #
 # Results: build/bench/results.json (raw numbers, medians, bars) and
 # build/bench/results.txt (the table, also printed); the callgrind profiles
-# of the runs with requests stay in build/bench/callgrind.{nginx,sessiond}.out
+# of the runs with requests stay in build/bench/callgrind.{nginx,sessiond,sessiond_policy}.out
 # (callgrind_annotate --inclusive=yes FILE).
 #
 # Environment (defaults in brackets):
@@ -232,7 +235,7 @@ SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
   P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
-  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER <<<"$(free_ports 22)"
+  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER P_CG_POLICY <<<"$(free_ports 23)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -399,7 +402,7 @@ callgrind_total() {
 }
 
 run_callgrind() {
-  local nginx_conf sessiond_conf base
+  local nginx_conf sessiond_conf policy_conf base
   start_backend
   if [ -z "$COOKIE" ]; then
     start_sessiond sessiond_cookie "$P_COOKIE" cookie 1
@@ -408,6 +411,11 @@ run_callgrind() {
   fi
   nginx_conf=$(render_nginx proxy.nginx.conf.in cg_nginx "$P_CG_NGINX" "daemon off; master_process off;" 1)
   sessiond_conf=$(render_sessiond cg_sessiond "$P_CG_COOKIE" cookie 1)
+  # The same sessiond with the request policy on (scripts/bench/policy.yaml.in).
+  policy_conf=$(render_sessiond cg_policy "$P_CG_POLICY" cookie 1)
+  cat "$HERE/policy.yaml.in" >>"$policy_conf"
+  "${SESSIOND_CMD[@]}" --check-config -c "$policy_conf" >/dev/null 2>"$TMP/logs/cg_policy.check" ||
+    die "sessiond rejected $policy_conf: $(cat "$TMP/logs/cg_policy.check")"
 
   note "callgrind: nginx proxy_pass, startup and shutdown only"
   callgrind_total nginx "$P_CG_NGINX" 0 nginx -p "$TMP/" -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
@@ -422,10 +430,18 @@ run_callgrind() {
   note "callgrind: sessiond cookie, $CG_REQUESTS requests"
   callgrind_total sessiond "$P_CG_COOKIE" "$CG_REQUESTS" "$SESSIOND" -c "$sessiond_conf"
   fact callgrind cookie "$CG_REQUESTS" "$IR" "$base"
+
+  note "callgrind: sessiond cookie with routes, csrf and a rate limit, startup and shutdown only"
+  callgrind_total sessiond_policy "$P_CG_POLICY" 0 "$SESSIOND" -c "$policy_conf"
+  base=$IR
+  note "callgrind: sessiond cookie with routes, csrf and a rate limit, $CG_REQUESTS requests"
+  callgrind_total sessiond_policy "$P_CG_POLICY" "$CG_REQUESTS" "$SESSIOND" -c "$policy_conf"
+  fact callgrind policy "$CG_REQUESTS" "$IR" "$base"
   # Kept for callgrind_annotate: where the instructions of each request go.
   mkdir -p "$OUT"
   cp "$TMP/cg/nginx.$CG_REQUESTS.out" "$OUT/callgrind.nginx.out"
   cp "$TMP/cg/sessiond.$CG_REQUESTS.out" "$OUT/callgrind.sessiond.out"
+  cp "$TMP/cg/sessiond_policy.$CG_REQUESTS.out" "$OUT/callgrind.sessiond_policy.out"
 }
 
 # --- allocs: allocations per request -----------------------------------------------

@@ -25,7 +25,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(request_head response_head head_split request_framing response_framing cookie_decoder instruction_parser
-  cookie_header config_loader tls_first_bytes upgrade_path)
+  cookie_header config_loader tls_first_bytes upgrade_path path_routes)
 
 # The src/ files and pkg-config packages each target links. Only what it
 # needs: a target never depends on code it does not exercise.
@@ -42,15 +42,16 @@ declare -A SRCS=(
   [cookie_decoder]="$CODEC_SRCS"
   [instruction_parser]="src/session/header_protocol.cc src/session/set_json.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
-  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS src/base/ip_address.cc src/base/web_origin.cc"
+  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS src/base/ip_address.cc src/base/web_origin.cc src/base/path_normalize.cc"
   [tls_first_bytes]="src/net/tls_transport.cc src/net/tls_context.cc src/net/buffer.cc src/net/block.cc"
   [upgrade_path]="$HTTP_SRCS src/http/upgrade.cc src/http/websocket_frames.cc src/base/web_origin.cc"
+  [path_routes]="src/base/path_normalize.cc src/session/routes.cc src/store/session_data.cc src/base/json_text.cc src/http/headers.cc"
 )
 declare -A PKGS=(
   [request_head]="" [response_head]="" [head_split]=""
   [request_framing]="" [response_framing]="" [cookie_decoder]="openssl"
   [instruction_parser]="nlohmann_json" [cookie_header]="" [config_loader]="yaml-cpp openssl"
-  [tls_first_bytes]="openssl" [upgrade_path]=""
+  [tls_first_bytes]="openssl" [upgrade_path]="" [path_routes]=""
 )
 # http-parser is the differential oracle of the head targets, and nothing else.
 declare -A LIBS=([request_head]="-lhttp_parser" [response_head]="-lhttp_parser")

@@ -60,7 +60,7 @@ CONTENDERS = [
     ("cookie_tls", "sessiond cookie TLS"),
     ("redis_cluster", "sessiond redis cluster"),
 ]
-LABEL = dict(CONTENDERS)
+LABEL = dict(CONTENDERS, policy="sessiond cookie + policy")
 ANCHOR = "nginx"
 TLS_ANCHOR = "nginx_tls"  # the anchor of the tls step's scenarios
 MIB = 1024  # kB per MiB
@@ -261,6 +261,9 @@ def bars(summary, facts, idle):
         only("4 workers, 16 cores: CPU time/request (x nginx)", "<=", 1.0, "scale", "scale mode only"),
         bar("allocations per request, cookie read path", facts["alloc"].get("cookie", {}).get("per_request"),
             "<=", 0, alloc_note(facts["alloc"].get("cookie"))),
+        bar("cookie read path + routes, csrf, rate limit: instructions (x without)",
+            ratio(cg.get("policy", {}).get("ir_per_request"), cg.get("cookie", {}).get("ir_per_request")),
+            "<=", 1.10, "issue 13's bar"),
     ]
     points = sweep_points(summary)
     for n in (1000, 2000):
@@ -449,7 +452,7 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
                                                  "with requests", "without", "allocations", "x"))
         cg_anchor = cg.get(ANCHOR, {}).get("ir_per_request")
         alloc_anchor = allocs.get(ANCHOR, {}).get("per_request")
-        for key in ("nginx", "cookie"):
+        for key in ("nginx", "cookie", "policy"):
             if key not in cg and key not in allocs:
                 continue
             c, a = cg.get(key, {}), allocs.get(key, {})
@@ -461,6 +464,10 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
         if cg:
             add("  instructions: callgrind, %s requests on one keep-alive connection, startup and shutdown"
                 " subtracted" % next(iter(cg.values()))["requests"])
+        if "policy" in cg:
+            add("  + policy: 10 routes, csrf, one rate limit (scripts/bench/policy.yaml.in): %s the instructions"
+                " of sessiond cookie" % fmt_x(ratio(cg["policy"].get("ir_per_request"),
+                                                   cg.get("cookie", {}).get("ir_per_request"))).strip())
         for key in ("nginx", "cookie"):
             if key in allocs:
                 a = allocs[key]

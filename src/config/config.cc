@@ -25,6 +25,7 @@
 #include "base/web_origin.h"
 #include "config/address.h"
 #include "config/numbers.h"
+#include "config/policy_reader.h"
 #include "config/redis_url.h"
 #include "config/tls_files.h"
 #include "config/yaml_reader.h"
@@ -73,7 +74,7 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 #define SESSIOND_TOP_KEYS                                                                     \
   "listen", "tls", "upstream", "upstream_tls", "workers", "secret_key", "secret_key_file",  \
       "secret_key_fallbacks", "trusted_proxies", "session", "redis", "file", "memory", "admin", \
-      "limits", "timeouts", "websocket", "log"
+      "limits", "timeouts", "websocket", "log", "routes", "csrf", "rate_limits", "upstream_signature"
 #define SESSIOND_TLS_KEYS "certificate", "private_key", "min_version", "client_ca"
 #define SESSIOND_UPSTREAM_TLS_KEYS "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_SESSION_KEYS                                                                 \
@@ -94,6 +95,8 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
       "tunnel_max"
 #define SESSIOND_WEBSOCKET_KEYS "allowed_origins"
 #define SESSIOND_LOG_KEYS "access", "level", "format"
+#define SESSIOND_CSRF_KEYS "enabled", "header", "exempt"
+#define SESSIOND_UPSTREAM_SIGNATURE_KEYS "key", "key_file"
 
 std::vector<SchemaSection> Schema() {
   return {{"", {SESSIOND_TOP_KEYS}},           {"tls", {SESSIOND_TLS_KEYS}},
@@ -103,7 +106,8 @@ std::vector<SchemaSection> Schema() {
           {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
-          {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}}};
+          {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}},
+          {"csrf", {SESSIOND_CSRF_KEYS}},      {"upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS}}};
 }
 
 template <class E>
@@ -673,6 +677,11 @@ void ReadSections(Section& root, Config* c) {
   log.Enum("access", kAccessLogNames, false, &c->log.access);
   log.Enum("level", kLogLevelNames, false, &c->log.level);
   log.Enum("format", kLogFormatNames, false, &c->log.format);
+
+  // routes, csrf, rate_limits, upstream_signature: policy_config.cc.
+  Section csrf = root.Child("csrf", {SESSIOND_CSRF_KEYS});
+  Section signature = root.Child("upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS});
+  ReadPolicy(root, csrf, signature, &c->policy);
 }
 
 // Records where each YAML document starts; ignores everything else.

@@ -23,6 +23,7 @@
 #include "base/ip_address.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "config/policy_config.h"
 
 namespace sessiond {
 
@@ -213,6 +214,7 @@ struct Config {
   TimeoutsConfig timeouts;
   WebSocketConfig websocket;
   LogConfig log;
+  PolicyConfig policy;  // routes, csrf, rate_limits, upstream_signature
 };
 
 // Looks up an environment variable; returns nullopt when unset. Injected so

@@ -7,6 +7,7 @@
 
 #include "config/address.h"
 #include "config/config.h"
+#include "config/policy_reader.h"
 #include "config/redis_url.h"
 
 namespace sessiond {
@@ -180,6 +181,7 @@ std::string DescribeConfig(const Config& c) {
   l.Add("log.access", ToString(c.log.access));
   l.Add("log.level", ToString(c.log.level));
   l.Add("log.format", ToString(c.log.format));
+  for (const auto& [key, value] : DescribePolicy(c.policy)) l.Add(key.c_str(), Printable(value));
   return l.str();
 }
 

@@ -105,6 +105,18 @@ class Section {
   // gives an empty section (every default applies).
   Section Child(const char* key, std::initializer_list<const char*> keys);
 
+  // What the value of `key` is, for keys that take more than one shape (a
+  // word or a list, a number or a mapping).
+  enum class Kind { kAbsent, kNull, kScalar, kList, kMapping };
+  Kind KindOf(const char* key) const;
+
+  // The list of mappings under `key` (routes, rate_limits), each item a
+  // Section restricted to `keys` and named "key[i]"; null is an empty list.
+  // nullopt when absent, or when the value is not a list (an error). An item
+  // that is not a mapping is reported and comes back as an empty section
+  // whose failed() is true.
+  std::optional<std::vector<Section>> MappingList(const char* key, std::initializer_list<const char*> keys);
+
   void Fail(const YAML::Mark& mark, const std::string& message);
   // True when this section (its keys or its own checks) recorded an error.
   bool failed() const { return failures_ > 0; }

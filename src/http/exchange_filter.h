@@ -33,9 +33,19 @@ struct FilterResult {
   // this status and `body` (short plain text, safe to show a client) instead.
   int status = 0;
   std::string body;
+  // A reply's Content-Type; empty: text/plain; charset=utf-8.
+  std::string content_type;
+  // More header lines of a reply, each "Name: value\r\n" (Location,
+  // Retry-After ...); the filter vouches that they are well-formed.
+  std::string headers;
 
   static FilterResult Continue() { return FilterResult(); }
-  static FilterResult Reply(int status, std::string body) { return FilterResult{status, std::move(body)}; }
+  static FilterResult Reply(int status, std::string body) {
+    FilterResult r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
 };
 
 using FilterDone = std::function<void(FilterResult)>;

@@ -187,7 +187,7 @@ void Exchange::PrepareRequestHeaders() {
 void Exchange::OnRequestFiltered(FilterResult result) {
   if (state_ != State::kRequestFilter) return;  // aborted meanwhile
   if (result.status != 0) {
-    SendLocalReply(result.status, result.body);
+    SendLocalReply(result.status, result.body, result.content_type, result.headers);
     return;
   }
   ConnectUpstream(/*allow_pooled=*/true);
@@ -471,7 +471,7 @@ void Exchange::OnResponseFiltered(FilterResult result) {
   if (state_ != State::kResponseFilter) return;  // aborted meanwhile
   if (result.status != 0) {
     DropUpstream();  // the upstream's response is discarded unread
-    SendLocalReply(result.status, result.body);
+    SendLocalReply(result.status, result.body, result.content_type, result.headers);
     return;
   }
   WriteResponseHead();
@@ -690,7 +690,8 @@ void Exchange::Fail(int status, const char* log_reason, int err) {
   conn_->ExchangeAborted();
 }
 
-void Exchange::SendLocalReply(int status, std::string_view body) {
+void Exchange::SendLocalReply(int status, std::string_view body, std::string_view content_type,
+                              std::string_view headers) {
   DropUpstream();
   timer_.Cancel();
   if (!request_body_done_) close_client_ = true;
@@ -702,6 +703,8 @@ void Exchange::SendLocalReply(int status, std::string_view body) {
   reply.request_id = request_id();
   reply.close = close_client_;
   reply.head_request = request_.is_head;
+  reply.content_type = content_type;
+  reply.extra_headers = headers;
   net::Buffer& out = client().output();
   out.Commit(reply.Write(out.Reserve(reply.MaxSize())));
   response_bytes_ = reply.body_bytes_sent();

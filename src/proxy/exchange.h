@@ -147,7 +147,9 @@ class Exchange final : private net::Connection::Handler {
   // The client, request id and request line of this exchange, for a log line.
   LogDetail LogContext() const;
   // `body` with null data: the reason phrase (see http/local_reply.h).
-  void SendLocalReply(int status, std::string_view body);
+  // `content_type` and `headers`: a filter's reply (FilterResult).
+  void SendLocalReply(int status, std::string_view body, std::string_view content_type = {},
+                      std::string_view headers = {});
   void DropUpstream();
   bool ClientWantsKeepAlive() const;
   std::string_view request_id() const { return std::string_view(request_id_, request_id_len_); }

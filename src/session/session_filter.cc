@@ -35,12 +35,18 @@ constexpr std::string_view kBadGatewayBody = "Bad Gateway\n";
 
 class SessionFilter final : public ExchangeFilter {
  public:
-  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy) : ctx_(ctx), policy_(policy) {}
+  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy, CsrfTokenCache* csrf_cache)
+      : ctx_(ctx), policy_(policy) {
+    edge_state_.csrf_cache = csrf_cache;
+  }
 
   void OnRequestHead(RequestHead& request, FilterDone done) override;
   void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) override;
   std::string_view LogTag() const override { return ToString(injected_status_); }
   SessionBinding Binding() const override;
+
+  // The client's address, for client_address rate limits.
+  void set_client_ip(std::string_view ip) { client_ip_.assign(ip.data(), ip.size()); }
 
   // Forgets the exchange, keeping every buffer's capacity for the next one.
   // A store callback of the old exchange that arrives later is ignored.
@@ -51,6 +57,8 @@ class SessionFilter final : public ExchangeFilter {
   const Config& config() const { return *ctx_->config; }
   const CookieCodec& codec() const { return *ctx_->codec; }
   bool has_store() const { return ctx_->store != nullptr; }
+  const EdgePolicy* edge() const { return ctx_->edge.get(); }
+  EdgeSession edge_session() const { return EdgeSession{facts_.status, session_.id, session_.json}; }
   void Count(std::atomic<uint64_t> Metrics::*counter) {
     if (ctx_->metrics) Inc(ctx_->metrics->*counter);
   }
@@ -118,6 +126,8 @@ class SessionFilter final : public ExchangeFilter {
   std::string request_key_;  // store key of the request's session, once computed
   bool applied_exists_ = false;  // the store's answer to Apply: the session exists
   std::string ended_id_;     // public id of the session this response ends (Destroy, Regenerate)
+  std::string client_ip_;    // set when there is an edge policy
+  EdgeState edge_state_;
 
   // Reused buffers.
   CookieScratch scratch_;
@@ -155,6 +165,7 @@ void SessionFilter::Reset() {
   request_key_.clear();
   applied_exists_ = false;
   ended_id_.clear();
+  edge_state_.Reset();
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
@@ -216,6 +227,12 @@ void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
   done_ = std::move(done);
   request_ = &request;
   request.headers.Remove(HeaderId::kSessionAny);
+  if (edge()) {
+    if (std::optional<FilterResult> refused = edge()->OnRequest(request, client_ip_, &edge_state_)) {
+      Finish(std::move(*refused));
+      return;
+    }
+  }
   ReadCookie(request, NowSeconds());
   if (facts_.status == SessionStatus::kActive && has_store()) {
     Load();
@@ -287,6 +304,12 @@ void SessionFilter::OnLoaded(const Status& status, std::optional<SessionData> da
 }
 
 void SessionFilter::ContinueRequest() {
+  if (edge()) {
+    if (std::optional<FilterResult> refused = edge()->Admit(*request_, edge_session(), &edge_state_)) {
+      Finish(std::move(*refused));
+      return;
+    }
+  }
   if (StartsSessionOnRequest(facts_, *policy_)) {
     if (!MintId(NowSeconds())) {
       Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -299,6 +322,7 @@ void SessionFilter::ContinueRequest() {
     facts_.expires_at = session_.expires_at;
   }
   Inject(*request_);
+  if (edge()) edge()->AddHeaders(*request_, edge_session(), NowSeconds(), &edge_state_);
   Finish(FilterResult::Continue());
 }
 
@@ -571,6 +595,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
   explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx)
       : ctx_(std::move(ctx)), policy_(SessionPolicy::From(*ctx_->config)) {
     pool_.reserve(kMaxPooledSessionFilters);
+    if (ctx_->edge && ctx_->edge->has_csrf()) csrf_cache_ = std::make_unique<CsrfTokenCache>();
   }
   // Every filter is back (exchanges hold the factory until they recycle
   // theirs). Pooled filters go first: the store, which goes with ctx_ after
@@ -579,10 +604,15 @@ class SessionFilterFactory : public ExchangeFilterFactory {
     for (SessionFilter* filter : pool_) delete filter;
   }
 
-  ExchangeFilter* Acquire(const ExchangeInfo&) override {
-    if (pool_.empty()) return new SessionFilter(ctx_.get(), &policy_);
-    SessionFilter* filter = pool_.back();
-    pool_.pop_back();
+  ExchangeFilter* Acquire(const ExchangeInfo& info) override {
+    SessionFilter* filter;
+    if (pool_.empty()) {
+      filter = new SessionFilter(ctx_.get(), &policy_, csrf_cache_.get());
+    } else {
+      filter = pool_.back();
+      pool_.pop_back();
+    }
+    if (ctx_->edge) filter->set_client_ip(info.client_ip);
     return filter;
   }
 
@@ -664,6 +694,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
  private:
   std::shared_ptr<SessionContext> ctx_;
   const SessionPolicy policy_;
+  std::unique_ptr<CsrfTokenCache> csrf_cache_;  // this worker's, when CSRF is on
   std::vector<SessionFilter*> pool_;
   uint64_t ticks_ = 0;
 };
@@ -682,6 +713,11 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     std::shared_ptr<SharedStoreState> stores;
     StoreKind kind;
     std::shared_ptr<EndedSessions> ended = std::make_shared<EndedSessions>();
+    // The request policy of the latest configuration, shared by every
+    // worker (one rate limiter per process), rebuilt when a reload brings a
+    // new configuration.
+    std::shared_ptr<const Config> edge_config;
+    std::shared_ptr<const EdgePolicy> edge;
   };
   auto process = std::make_shared<ProcessState>();
   Result<std::shared_ptr<SharedStoreState>> shared = CreateSharedStoreState(*config);
@@ -696,6 +732,10 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
   if (Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*config); !codec.ok()) {
     return codec.status();
   }
+  Result<std::shared_ptr<const EdgePolicy>> edge = EdgePolicy::Create(*config);
+  if (!edge.ok()) return edge.status();
+  process->edge_config = config;
+  process->edge = *edge;
 
   FilterFactoryMaker maker = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
                                        Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
@@ -713,6 +753,16 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     std::shared_ptr<SharedStoreState> stores;
     {
       std::lock_guard<std::mutex> lock(process->mu);
+      if (process->edge_config != cfg) {
+        Result<std::shared_ptr<const EdgePolicy>> next = EdgePolicy::Create(*cfg);
+        if (!next.ok()) {
+          LOG_ERROR("request policy setup failed: %s", next.status().message().c_str());
+          return std::make_unique<UnavailableFilterFactory>();
+        }
+        process->edge_config = cfg;
+        process->edge = *next;
+      }
+      ctx->edge = process->edge;
       if (process->kind != cfg->session.manager) {
         Result<std::shared_ptr<SharedStoreState>> next = CreateSharedStoreState(*cfg);
         if (next.ok()) {

@@ -6,6 +6,11 @@
 //   3. verify it (signature, expiry, fallback keys) and, for the store
 //      managers, load the session from the store (asynchronously);
 //   4. add X-Session-Status, -Id, -Data, -Expires for the backend.
+// The request policy (edge_policy.h), when configured, runs around these
+// steps: path normalisation, the access rule's lookup and client_address
+// rate limits before step 2; the access rule, CSRF and session rate limits
+// once the session is known, before step 4; X-Session-Csrf and
+// X-Session-Signature after it.
 // Response side (OnResponseHead):
 //   5. read and remove the X-Session-* instruction headers; a malformed batch
 //      answers 502 "Bad Gateway" and changes nothing (the error log says why,
@@ -47,6 +52,7 @@
 #include "net/loop_env.h"
 #include "session/cookie_codec.h"
 #include "session/ended_sessions.h"
+#include "session/edge_policy.h"
 #include "store/store.h"
 
 namespace sessiond {
@@ -63,6 +69,9 @@ struct SessionContext {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const CookieCodec> codec;
   std::shared_ptr<SessionStore> store;  // null for the cookie manager
+  // Routes, CSRF, rate limits, upstream signature; null when none is
+  // configured. Shared by the workers of one configuration.
+  std::shared_ptr<const EdgePolicy> edge;
   Metrics* metrics = nullptr;           // may be null (tests)
   // Told the outcome of every store call of a request (LoopEnv::store_health);
   // may be empty (tests).

@@ -339,6 +339,23 @@ bool IsSessionJson(std::string_view json) {
   }
 }
 
+bool SessionJsonHasKey(std::string_view json, std::string_view key) {
+  MemberCursor cursor(json);
+  if (!cursor.Begin()) return false;
+  std::string scratch;
+  std::string_view raw_key, value;
+  for (;;) {
+    switch (cursor.Next(nullptr, &raw_key, &value)) {
+      case MemberCursor::Step::kMember:
+        if (KeyOf(raw_key, &scratch) == key) return true;
+        break;
+      case MemberCursor::Step::kEnd:
+      case MemberCursor::Step::kError:
+        return false;
+    }
+  }
+}
+
 void ApplyChanges(SessionData* data, bool clear, const std::vector<std::string>& deletes,
                   const std::map<std::string, std::optional<std::string>>& sets) {
   if (clear) data->clear();

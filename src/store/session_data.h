@@ -87,6 +87,11 @@ bool ForEachSessionMember(std::string_view json,
 // text on as X-Session-Data unparsed.
 bool IsSessionJson(std::string_view json);
 
+// True when `json` (session JSON, as IsSessionJson accepts) has a top-level
+// member named `key` (compared decoded). Allocates only when a key of the
+// session holds escapes. False for text that is not session JSON.
+bool SessionJsonHasKey(std::string_view json, std::string_view key);
+
 // ---- Changing a session -------------------------------------------------------
 
 // Applies clear, then deletes, then sets (nullopt deletes) to `data`: the

@@ -26,6 +26,7 @@
 #include "../fuzz/head_check.h"
 #include "../fuzz/head_split_check.h"
 #include "../fuzz/instruction_parser_check.h"
+#include "../fuzz/path_routes_check.h"
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
 #include "../fuzz/tls_first_bytes_check.h"
@@ -173,6 +174,8 @@ TEST_CASE("fuzz seeds: tls_first_bytes holds every invariant") {
   static const bool sigpipe_ignored = (signal(SIGPIPE, SIG_IGN), true);
   (void)sigpipe_ignored;
   ReplayCorpus("tls_first_bytes", 10, [](const std::string& b) { return fuzz::CheckTlsFirstBytes(b); });
+TEST_CASE("fuzz seeds: path_routes holds every invariant") {
+  ReplayCorpus("path_routes", 10, [](const std::string& b) { return fuzz::CheckPathRoutes(b); });
 }
 
 // The seeds must reach the code behind the front door, or replaying them
