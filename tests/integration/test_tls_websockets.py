@@ -26,10 +26,10 @@ import socket
 import ssl
 import time
 
-from harness import SLOW, check, check_eq
+from harness import SLOW, check, check_eq, wait_until
 from session_util import Browser, start_proxy
 from tls_util import Pki, TlsConnection, client_context, tls_overrides
-from ws_util import WsBackend, connect, read_head, run, upgrade_request, websockets
+from ws_util import WsBackend, connect, read_exactly, read_head, run, upgrade_request, websockets
 
 CLOSE_DEADLINE = 1.0 * SLOW  # "within 1 s" (sessiond checks twice a second)
 
@@ -417,3 +417,41 @@ def test_plain_http_upgrade_on_the_tls_port_is_refused(t):
     status, _ = read_head(conn)
     check_eq(status, 400, "a plain upgrade request on the TLS port")
     check(conn.wait_closed(5 * SLOW), "the connection stays open after the 400")
+
+
+# ---------------------------------------------------------------------------
+# A client that vanishes after the handshake
+
+def test_a_reset_after_the_handshake_is_not_a_failed_handshake(t):
+    """A wss:// client (or an https one between requests) that resets its
+    connection once TLS is up has not failed a handshake: nothing is counted
+    in sessiond_tls_handshake_failures_total or logged as one, and the
+    tunnel's upstream is closed."""
+    import struct
+    from test_ops_support import admin_overrides, scrape
+    overrides, admin = admin_overrides()
+    s = Setup(t, "listener", extra=overrides)
+    ctx = client_context(ca=s.pki.ca_cert)
+    host = "127.0.0.1:%d" % s.proxy.port
+
+    def reset(conn):
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    for _ in range(3):
+        with TlsConnection(s.proxy.port, ctx) as c:
+            c.send(upgrade_request("/echo", host=host))
+            status, _ = read_head(c)
+            check_eq(status, 101, "wss handshake")
+            c.send(b"\x81\x85\x00\x00\x00\x00hello")  # a masked text frame
+            check_eq(read_exactly(c, 7), b"\x81\x05hello", "echo through the tunnel")
+            reset(c)
+        c = TlsConnection(s.proxy.port, ctx)
+        check_eq(c.request("GET", "/whoami").status, 200, "an https request")
+        reset(c)
+    wait_until(lambda: scrape(admin).total("sessiond_tunnels_active") == 0, 5 * SLOW, "the reset tunnels to end")
+    m = scrape(admin)
+    check_eq(m.total("sessiond_tls_handshakes_total"), 6, "completed handshakes")
+    check_eq(m.total("sessiond_tls_handshake_failures_total"), 0, "handshakes counted as failed after resets")
+    check("TLS handshake failed" not in s.proxy.stderr_text(),
+          "a reset after the handshake was logged as a failed handshake:\n%s" % s.proxy.stderr_text()[-1500:])
