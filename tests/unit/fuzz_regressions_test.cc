@@ -174,6 +174,8 @@ TEST_CASE("fuzz seeds: tls_first_bytes holds every invariant") {
   static const bool sigpipe_ignored = (signal(SIGPIPE, SIG_IGN), true);
   (void)sigpipe_ignored;
   ReplayCorpus("tls_first_bytes", 10, [](const std::string& b) { return fuzz::CheckTlsFirstBytes(b); });
+}
+
 TEST_CASE("fuzz seeds: path_routes holds every invariant") {
   ReplayCorpus("path_routes", 10, [](const std::string& b) { return fuzz::CheckPathRoutes(b); });
 }
