@@ -368,7 +368,9 @@ void SessionFilter::TakeSharedTokens(SharedStep then) {
   shared_then_ = then;
   shared_retry_ms_ = 0;
   shared_failure_ = Status::OK();
-  if (!ctx_->buckets) {  // cannot happen: shared needs the redis manager (docs/CONFIGURATION.md, rate_limits)
+  // Not with a valid configuration: shared needs the redis manager
+  // (docs/CONFIGURATION.md, rate_limits), whose store keeps buckets.
+  if (!ctx_->buckets) {
     shared_pending_ = 1;
     OnTokenTaken(Status::Unavailable("the session store keeps no rate-limit buckets"), TokenVerdict{});
     return;
