@@ -113,8 +113,10 @@ struct Metrics {
   std::atomic<uint64_t> cookies_expired{0};
   std::atomic<uint64_t> instructions_malformed{0};
   std::atomic<uint64_t> sessions_too_large{0};
-  // Store calls that failed (unavailable, timeout, I/O), by operation.
-  enum StoreOp { kLoad = 0, kApply, kTouch, kPing, kStoreOps };
+  // Store calls that failed (unavailable, timeout, I/O), by operation;
+  // kRateLimit: a token of a shared rate limit (docs/HTTP.md, Shared rate
+  // limits).
+  enum StoreOp { kLoad = 0, kApply, kTouch, kPing, kRateLimit, kStoreOps };
   static const char* StoreOpName(int op);
   std::atomic<uint64_t> store_errors[kStoreOps] = {};
   Histogram store_duration[kStoreOps];
