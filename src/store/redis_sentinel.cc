@@ -61,6 +61,8 @@ RedisConnection::Options SentinelRouter::SentinelOptions(const RedisEndpoint& se
   o.username = config_.sentinel->username;
   o.password = config_.sentinel->password;
   o.timeout = config_.timeout;
+  o.metrics = env_.metrics;
+  o.tls = env_.tls;
   return o;
 }
 
