@@ -11,7 +11,9 @@ real redis-server processes listening only on a TLS port (--port 0
   - Sentinel with TLS on the sentinels and the data nodes (tls-replication):
     sessions survive a SENTINEL FAILOVER to a master verified by its own host;
   - Redis Cluster with tls-cluster yes (3 masters): sessions across slots on
-    every master, each node verified by the address the slot map gives.
+    every master, each node verified by the address the slot map gives;
+  - for both, a CA that did not sign the nodes' certificates: 503 and the
+    error line.
 """
 
 from harness import SLOW, check, check_eq, wait_until
@@ -50,6 +52,25 @@ def _tls_count(admin_port, outcome):
     return scrape(admin_port).value("sessiond_redis_tls_connections_total", outcome=outcome)
 
 
+def _check_refused_by_verification(t, redis, name):
+    """A sessiond whose redis.tls trusts another CA: 503 for a session write,
+    an error line naming the TLS failure, counted; returns the line."""
+    other_ca = Pki(t.tmpdir, name="other-" + name).ca_cert
+    redis = dict(redis, tls=dict(redis["tls"], ca_file=other_ca))
+    proxy, admin_port = _proxy(t, redis, name=name)
+    resp = proxy.request("GET", instructions_target([set_header({"a": 1})]), timeout=10)
+    check_eq(resp.status, 503, "%s: a session write with a CA that did not sign the nodes' certificates" % name)
+    want = "TLS handshake with 127.0.0.1:"
+
+    def error_lines():
+        return [ln for ln in proxy.stderr_text().splitlines() if want in ln and "[error]" in ln]
+    wait_until(error_lines, 5 * SLOW, "%s: an error line with %r" % (name, want))
+    line = error_lines()[0]
+    check("certificate verify failed: " in line, "%s: the line %r" % (name, line))
+    check(_tls_count(admin_port, "failed") >= 1, "%s: TLS failures counted" % name)
+    return line
+
+
 def test_rediss_standalone_sessions_written_and_read_through_an_acl_user(t):
     tls = RedisTls(Pki(t.tmpdir))
     redis = RedisNode(t, ACL, tls=tls).start()
@@ -86,9 +107,8 @@ def test_rediss_wrong_ca_or_wrong_name_is_503_with_a_log_line_naming_the_reason(
         check_eq(resp.status, 503, "%s: a session write" % name)
         check_eq(proxy.request("GET", "/echo", timeout=10).status, 200, "%s: a request that needs no session" % name)
         want = "redis: TLS handshake with 127.0.0.1:%d failed (%s" % (redis.port, reason)
-        wait_until(lambda: want in proxy.stderr_text(), 5 * SLOW, "%s: the log line %r" % (name, want))
-        line = [ln for ln in proxy.stderr_text().splitlines() if want in ln][0]
-        check("[error]" in line, "%s: logged at error level: %r" % (name, line))
+        wait_until(lambda: [ln for ln in proxy.stderr_text().splitlines() if want in ln and "[error]" in ln],
+                   5 * SLOW, "%s: the error line %r" % (name, want))
         m = scrape(admin_port)
         check(m.value("sessiond_redis_tls_connections_total", outcome="failed") >= 1, "%s: TLS failures" % name)
         check_eq(m.value("sessiond_redis_tls_connections_total", outcome="full"), 0, "%s: TLS sessions" % name)
@@ -119,10 +139,11 @@ def test_rediss_client_certificates_required_by_redis(t):
 def test_sentinel_with_tls_on_sentinels_and_data_nodes_survives_a_failover(t):
     tls = RedisTls(Pki(t.tmpdir))
     sentinels = RedisSentinelSet(t, data_args=ACL, tls=tls).start()
-    proxy, admin_port = _proxy(t, {"url": "redis://app:app-pw@unused/0",
-                                   "tls": {"enabled": True, "ca_file": tls.ca},
-                                   "sentinel": {"master_name": sentinels.name, "addresses": sentinels.addresses}},
-                               workers=2)
+    section = {"url": "redis://app:app-pw@unused/0", "tls": {"enabled": True, "ca_file": tls.ca},
+               "sentinel": {"master_name": sentinels.name, "addresses": sentinels.addresses}}
+    line = _check_refused_by_verification(t, section, "sentinel-wrong-ca")
+    check("no sentinel could name master" in line, "the sentinels' failure is what the line reports: %r" % line)
+    proxy, admin_port = _proxy(t, section, workers=2)
     cookie = _write(proxy, {"before": 1})
     check_eq(_read(proxy, cookie), {"before": 1}, "the session read back through the sentinels' master")
     old = sentinels.failover()
@@ -150,8 +171,9 @@ test_sentinel_with_tls_on_sentinels_and_data_nodes_survives_a_failover.timeout =
 def test_cluster_with_tls_cluster_serves_sessions_on_every_master(t):
     tls = RedisTls(Pki(t.tmpdir))
     cluster = RedisClusterSet(t, masters=3, replicas=0, extra_args=ACL, tls=tls).start()
-    proxy, admin_port = _proxy(t, {"url": "rediss://app:app-pw@unused/0", "tls": {"ca_file": tls.ca},
-                                   "cluster": {"seeds": cluster.seeds}}, workers=2)
+    section = {"url": "rediss://app:app-pw@unused/0", "tls": {"ca_file": tls.ca}, "cluster": {"seeds": cluster.seeds}}
+    _check_refused_by_verification(t, section, "cluster-wrong-ca")
+    proxy, admin_port = _proxy(t, section, workers=2)
     sessions = {}
     for i in range(30):
         sessions[_write(proxy, {"n": i})] = i
