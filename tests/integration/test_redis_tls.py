@@ -3,6 +3,7 @@ real redis-server processes listening only on a TLS port (--port 0
 --tls-port P), with a test CA made by the openssl CLI (tls_util.Pki):
 
   - rediss:// to one Redis: sessions written and read, through an ACL user;
+    a reconnect resumes the TLS session;
   - a CA that did not sign the server's certificate, and a name it does not
     carry: 503 under fail_closed, an error line that names the node and the
     reason, sessiond_redis_tls_connections_total{outcome="failed"} and
@@ -82,6 +83,12 @@ def test_rediss_standalone_sessions_written_and_read_through_an_acl_user(t):
     check_eq(redis.command("DBSIZE"), 1, "keys in the TLS-only Redis")
     # Verified by the URL's host, 127.0.0.1 (an IP address of the certificate).
     check(_tls_count(admin_port, "full") >= 1, "sessiond_redis_tls_connections_total{outcome=\"full\"}")
+    check_eq(_tls_count(admin_port, "resumed"), 0, "resumed TLS sessions before any reconnect")
+    # Redis drops sessiond's connections: they come back by resuming the
+    # TLS sessions Redis handed out, without a full handshake.
+    check(redis.command("CLIENT", "KILL", "TYPE", "normal") >= 1, "CLIENT KILL found sessiond's connections")
+    wait_until(lambda: _tls_count(admin_port, "resumed") >= 1, 5 * SLOW, "a reconnect that resumes its TLS session")
+    check_eq(_read(proxy, cookie), {"user": "alice", "cart": [1, 2]}, "the session read after the reconnect")
     check_eq(_tls_count(admin_port, "failed"), 0, "TLS failures")
     check("app-pw" not in proxy.stderr_text(), "the password was logged")
 
