@@ -160,6 +160,18 @@ std::string DescribeConfig(const Config& c) {
       l.Add("redis.sentinel.password", sentinel.password.empty() ? "(none)" : "***");
     }
     if (c.redis.cluster) l.Add("redis.cluster.seeds", nodes(c.redis.cluster->seeds));
+    if (c.redis.tls) {
+      // Paths only, as for upstream_tls.
+      const ClientTlsConfig& t = *c.redis.tls;
+      std::string tls = "on, CA " + (t.ca_file.empty() ? std::string("the system's") : Printable(t.ca_file)) +
+                        ", name " + (t.server_name.empty() ? std::string("each node's host") : Printable(t.server_name));
+      if (!t.client_certificate.empty()) {
+        tls += ", client certificate " + Printable(t.client_certificate) + " (key " + Printable(t.client_key) + ")";
+      }
+      l.Add("redis.tls", tls);
+    } else {
+      l.Add("redis.tls", "~ (plain TCP)");
+    }
     l.Add("redis.wait_replicas", std::to_string(c.redis.wait_replicas));
     l.Add("redis.wait_timeout", FormatDuration(c.redis.wait_timeout));
   }
