@@ -13,4 +13,8 @@ namespace sessiond {
 // valid JSON and never contains CR, LF or NUL.
 void AppendJsonString(std::string* out, std::string_view s);
 
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF; the
+// caller has already checked it, surrogates included).
+void AppendUtf8(std::string* out, uint32_t cp);
+
 }  // namespace sessiond
