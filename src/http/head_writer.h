@@ -30,6 +30,7 @@ class HeadWriter {
 
   void Put(std::string_view s) {
     if (s.size() > static_cast<size_t>(end_ - p_)) return;  // cannot happen with a correct bound
+    if (s.empty()) return;  // a default view's data is null, which memcpy must not get
     memcpy(p_, s.data(), s.size());
     p_ += s.size();
   }
