@@ -40,7 +40,9 @@ def test_admin_root_lists_the_endpoints(t):
           "admin / Content-Type %r" % resp.header("Content-Type"))
     listed = re.findall(r"^\s+(/\S+)", resp.body.decode(), re.M)
     check_eq(listed, ["/healthz", "/readyz", "/metrics"], "endpoints listed at /")
-    # Each one it lists answers.
+    # Each one it lists answers (/readyz once the workers are up: right after
+    # the start it may still say 503, see test_readyz_ready_with_cookie_manager).
+    wait_for(lambda: _status(aport, "/readyz") == 200, 3, "/readyz 200 with the cookie manager")
     for path in listed:
         check_eq(admin_get(aport, path).status, 200, "admin %s (listed at /)" % path)
     check_eq(admin_get(aport, "/?x=1").status, 200, "admin / with a query string")
