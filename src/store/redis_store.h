@@ -17,6 +17,17 @@
 // is over max_bytes, and otherwise clears, deletes, sets, renames (re-key) and
 // sets the TTL in one atomic step.
 //
+// Metadata and subjects (docs/HEADER-PROTOCOL.md, Subjects): bookkeeping
+// fields "m" (the SessionMeta as JSON), "s" (the subject) and "p" (the public
+// id) sit beside the data; key_prefix "subject:" S is a sorted set of the
+// subject's store keys scored by creation, key_prefix "pid:" P the store key
+// of an indexed public id. The apply script keeps them right in the same
+// atomic step (and carries out X-Session-Revoke and the per-subject limit
+// there); a second script touches with metadata, lists a subject (pruning
+// members whose session expired or moved) and revokes by subject or public
+// id. The scripts name the index keys themselves, so they need one Redis
+// server, not a Cluster.
+//
 // Failure handling: hiredis has no timeouts, so libevent timers provide them:
 // connecting (TCP plus AUTH, SELECT and SCRIPT LOAD, which are pipelined ahead
 // of everything else) must finish within redis.timeout, and so must each
@@ -61,6 +72,13 @@ class RedisStore : public SessionStore {
   void Apply(const ApplyRequest& request, ApplyCallback cb) override;
   void Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) override;
   void Ping(DoneCallback cb) override;
+  void LoadSession(const StoreKey& key, LoadSessionCallback cb) override;
+  void TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                    DoneCallback cb) override;
+  bool supports_subjects() const override { return true; }
+  void ListSubject(const std::string& subject, ListCallback cb) override;
+  void RevokeSubject(const std::string& subject, RevokeCallback cb) override;
+  void RevokePublicId(const std::string& public_id, RevokeCallback cb) override;
 
   // True while connected and past AUTH/SELECT (for tests and metrics).
   bool ready() const { return state_ == State::kReady; }
@@ -74,7 +92,10 @@ class RedisStore : public SessionStore {
   using ReplyHandler = std::function<void(redisReply*, const Status&)>;
 
   // Sends a caller's command with a deadline, connecting first if allowed.
-  void Submit(std::vector<std::string> argv, ReplyHandler on_reply, bool is_apply);
+  // `script`: the Lua text of an EVALSHA command, resent as EVAL on NOSCRIPT.
+  void Submit(std::vector<std::string> argv, ReplyHandler on_reply, const char* script = nullptr);
+  // EVALSHA of the subject script in `mode` (see redis_store.cc).
+  void SubjectCall(std::vector<std::string> keys_and_args, ReplyHandler on_reply);
   bool Send(redisAsyncContext* ac, Command* cmd, const std::vector<std::string>& argv);
   void Complete(std::function<void()> fn);
 
@@ -102,6 +123,7 @@ class RedisStore : public SessionStore {
   const RedisConfig config_;
   event_base* const base_;
   const std::string script_sha_;
+  const std::string subject_sha_;
 
   redisAsyncContext* ctx_ = nullptr;
   State state_ = State::kDisconnected;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "store/file_store.h"
+#include "store/http_store.h"
 #include "store/memory_store.h"
 #include "store/redis_store.h"
 
@@ -24,6 +25,7 @@ Result<std::shared_ptr<SharedStoreState>> CreateSharedStoreState(const Config& c
     }
     case StoreKind::kCookie:
     case StoreKind::kRedis:
+    case StoreKind::kHttp:
       break;
   }
   return shared;
@@ -36,6 +38,9 @@ Result<std::unique_ptr<SessionStore>> CreateStore(const Config& config, event_ba
       return std::unique_ptr<SessionStore>();
     case StoreKind::kRedis:
       return std::unique_ptr<SessionStore>(new RedisStore(config.redis, base));
+    case StoreKind::kHttp:
+      if (config.http_store.url.empty()) return Status::Invalid("http store: http_store.url is not set");
+      return std::unique_ptr<SessionStore>(new HttpStore(config.http_store, base));
     case StoreKind::kMemory:
       if (!shared || !shared->memory_table) return Status::Invalid("memory store: no shared table");
       return std::unique_ptr<SessionStore>(new MemoryStore(shared->memory_table));
