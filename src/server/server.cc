@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "session/session_events.h"
 
 namespace sessiond {
 
@@ -26,14 +27,46 @@ constexpr timeval kTick{0, 20000};  // how often the main thread checks the drai
 Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters)
     : config_(std::move(config)), make_filters_(std::move(make_filters)) {}
 
+Server::Server(std::shared_ptr<const Config> config, SessionRuntime sessions)
+    : config_(std::move(config)),
+      make_filters_(std::move(sessions.make_filters)),
+      make_store_(std::move(sessions.make_store)),
+      events_(std::move(sessions.events)) {}
+
 Server::~Server() {
   admin_.reset();
   make_filters_ = nullptr;  // joins the file store's I/O threads (see Worker::Start)
+  make_store_ = nullptr;
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
   if (trim_) event_free(trim_);
   workers_.clear();
+  admin_tasks_.reset();  // after every store that could post to it
   if (base_) event_base_free(base_);
+}
+
+void Server::SetUpAdminStore() {
+  if (!admin_) return;
+  admin_->Configure(*config_);
+  if (!make_store_) return;
+  // Rebuilt on every load: a reload may change the manager or its settings.
+  if (!admin_tasks_) admin_tasks_ = std::make_shared<TaskQueue>(base_);
+  LoopEnv loop;
+  loop.base = base_;
+  loop.post = [tasks = admin_tasks_](std::function<void()> fn) { tasks->Post(std::move(fn)); };
+  loop.index = -1;
+  Result<std::shared_ptr<SessionStore>> store = make_store_(config_, loop);
+  if (!store.ok()) {
+    LOG_ERROR("admin: session store setup failed: %s", store.status().message().c_str());
+    admin_->SetSessionStore(nullptr, nullptr);
+    return;
+  }
+  Metrics* metrics = &metrics_;
+  std::shared_ptr<SessionEvents> events = events_;
+  admin_->SetSessionStore(*store, [metrics, events](const std::vector<RevokedSession>& revoked) {
+    metrics->sessions_revoked.fetch_add(revoked.size(), std::memory_order_relaxed);
+    if (events) events->Publish(revoked);
+  });
 }
 
 int Server::Run() {
@@ -79,6 +112,7 @@ int Server::Run() {
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
+    SetUpAdminStore();
   }
 
   for (int i = 0; i < config_->workers; ++i) {
@@ -189,6 +223,7 @@ void Server::Reload() {
   config_ = next;
   SetLogLevel(config_->log.level);
   for (auto& w : workers_) w->Reload(config_);
+  SetUpAdminStore();
   LOG_INFO("configuration reloaded from %s", config_->source_path.c_str());
 }
 

@@ -12,6 +12,7 @@
 #include "admin/admin_server.h"
 #include "observe/metrics.h"
 #include "config/config.h"
+#include "net/task_queue.h"
 #include "server/worker.h"
 
 namespace sessiond {
@@ -19,6 +20,9 @@ namespace sessiond {
 class Server {
  public:
   Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters);
+  // With the whole session runtime: the admin listener then serves /sessions
+  // from a store of its own on this thread's loop.
+  Server(std::shared_ptr<const Config> config, SessionRuntime sessions);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -35,6 +39,8 @@ class Server {
   void BeginShutdown();
   void Reload();
   void OnTick();
+  // (Re)builds the admin listener's session store for config_.
+  void SetUpAdminStore();
 
   std::shared_ptr<const Config> config_;
   FilterFactoryMaker make_filters_;
@@ -46,6 +52,11 @@ class Server {
   event* trim_ = nullptr;
   int trim_ticks_ = 0;
   std::unique_ptr<AdminServer> admin_;
+  StoreMaker make_store_;
+  std::shared_ptr<SessionEvents> events_;
+  // The main loop's task queue, for the admin store's completions (the file
+  // store's I/O threads post to it). Outlives every store.
+  std::shared_ptr<TaskQueue> admin_tasks_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   bool forced_ = false;

@@ -9,7 +9,9 @@
 
 #include "base/log.h"
 #include "observe/metrics.h"
+#include "session/cookie_chunks.h"
 #include "session/cookie_header.h"
+#include "session/session_events.h"
 #include "session/header_protocol.h"
 #include "session/session_plan.h"
 #include "store/store_factory.h"
@@ -45,6 +47,8 @@ class SessionFilter final : public ExchangeFilter {
   // Forgets the exchange, keeping every buffer's capacity for the next one.
   // A store callback of the old exchange that arrives later is ignored.
   void Reset();
+  // The client's address, kept with stored sessions (docs/OPERATIONS.md, Sessions API).
+  void SetClient(std::string_view client_ip) { client_.assign(client_ip.data(), client_ip.size()); }
   bool has_calls_in_flight() const { return calls_in_flight_ > 0; }
 
  private:
@@ -61,8 +65,10 @@ class SessionFilter final : public ExchangeFilter {
 
   // Request side.
   void ReadCookie(RequestHead& request, int64_t now);
+  // An active session past its idle or absolute timeout becomes expired.
+  void ExpireByPolicy(int64_t now);
   void Load();
-  void OnLoaded(const Status& status, std::optional<SessionData> data);
+  void OnLoaded(const Status& status, std::optional<StoredSession> stored);
   // session_create: always, then inject and continue.
   void ContinueRequest();
   void Inject(RequestHead& request);
@@ -77,7 +83,14 @@ class SessionFilter final : public ExchangeFilter {
   void OnApplied(const Status& status, const ApplyResult& result);
   void SetTokenCookie();
   void AddSetCookie(std::string_view value, int64_t expires_at);
+  // Clears the session cookie and every chunk cookie NAME.k the request sent
+  // at or above `from_chunk` (docs/COOKIES.md, Chunked cookies).
   void ClearCookie();
+  void ClearChunksFrom(size_t from_chunk);
+  // The metadata a store keeps with the session after this response.
+  SessionMeta BuildMeta();
+  // Tells SessionEvents subscribers (tunnels) which sessions ended.
+  void PublishEnded(const std::vector<RevokedSession>& revoked);
 
   // Answers 502 "Bad Gateway" for instructions that cannot be carried out;
   // `what` ("<header>: <reason>") goes to the error log with the request's
@@ -116,6 +129,8 @@ class SessionFilter final : public ExchangeFilter {
   // under, the data as JSON (the X-Session-Data value) and the public id.
   DecodedCookie session_;
   std::string request_key_;  // store key of the request's session, once computed
+  std::string destroyed_public_id_;  // the public id of a session this response destroys
+  std::string client_;  // the client's address
 
   // Reused buffers.
   CookieScratch scratch_;
@@ -151,6 +166,8 @@ void SessionFilter::Reset() {
   plan_ = SessionPlan();
   session_.Clear();
   request_key_.clear();
+  destroyed_public_id_.clear();
+  cookies_.Clear();  // a request without Cookie must not see the last one's chunks
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
@@ -197,16 +214,25 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   // the fields does not touch.
   request.headers.Remove(HeaderId::kCookie);
   if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy("Cookie", forwarded_cookies_);
-  facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0;
+  facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0 || cookies_.has_chunks();
   if (!facts_.sent_cookie) return;
 
   bool expired = false;
   for (size_t i = 0; i < cookies_.count; ++i) {
-    codec().Verify(cookies_.values[i], now, &scratch_, &session_);
+    std::string_view value = cookies_.values[i];
+    switch (AssembleChunks(value, cookies_, &scratch_.assembled)) {
+      case ChunkAssembly::kSingle: break;
+      case ChunkAssembly::kAssembled: value = scratch_.assembled; break;
+      case ChunkAssembly::kInvalid: continue;
+    }
+    codec().Verify(value, now, &scratch_, &session_);
     if (session_.verdict == CookieVerdict::kValid) {
       facts_.status = SessionStatus::kActive;
       facts_.key_index = session_.key_index;
       facts_.expires_at = session_.expires_at;
+      facts_.created_at = session_.created_at;    // 0 for store tokens: the store has them
+      facts_.refreshed_at = session_.refreshed_at;
+      if (!has_store()) ExpireByPolicy(now);
       return;
     }
     expired = expired || session_.verdict == CookieVerdict::kExpired;
@@ -221,6 +247,15 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   }
 }
 
+void SessionFilter::ExpireByPolicy(int64_t now) {
+  if (!ExpiredOnRequest(facts_, *policy_, now)) return;
+  // docs/HEADER-PROTOCOL.md, Session lifetime: idle or absolute timeout.
+  facts_.status = SessionStatus::kExpired;
+  facts_.stored = false;
+  session_.Clear();
+  Count(&Metrics::cookies_expired);
+}
+
 void SessionFilter::Load() {
   Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
   if (!key.ok()) {  // cannot happen for a verified id; treat as no session
@@ -229,19 +264,25 @@ void SessionFilter::Load() {
     return;
   }
   request_key_ = std::move(*key);
-  ctx_->store->Load(request_key_, StoreCallback<&SessionFilter::OnLoaded>());
+  ctx_->store->LoadSession(request_key_, StoreCallback<&SessionFilter::OnLoaded>());
 }
 
-void SessionFilter::OnLoaded(const Status& status, std::optional<SessionData> data) {
+void SessionFilter::OnLoaded(const Status& status, std::optional<StoredSession> stored) {
   CountStore(Metrics::kLoad, status);
   if (!status.ok()) {
     facts_.status = SessionStatus::kNone;
     facts_.store_failed = true;  // fail_open: the session may be fine; keep its cookie
     if (StoreFailed("load", status)) return;
-  } else if (data) {
+  } else if (stored) {
     facts_.stored = true;
     session_.json.clear();
-    AppendSession(&session_.json, *data);
+    AppendSession(&session_.json, stored->data);
+    // A store entry without times (written before they were kept) started
+    // its lifetime when its token's lifetime did.
+    facts_.created_at = stored->meta.created_at;
+    facts_.refreshed_at = stored->meta.refreshed_at;
+    if (!stored->meta.public_id.empty()) session_.public_id = std::move(stored->meta.public_id);
+    ExpireByPolicy(NowSeconds());
   } else {
     facts_.status = SessionStatus::kNone;  // verified cookie, but the session is gone
   }
@@ -259,6 +300,7 @@ void SessionFilter::ContinueRequest() {
     facts_.key_index = 0;
     facts_.stored = false;
     facts_.expires_at = session_.expires_at;
+    facts_.created_at = facts_.refreshed_at = NowSeconds();
   }
   Inject(*request_);
   Finish(FilterResult::Continue());
@@ -314,8 +356,22 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     Reject(batch.status().message());
     return;
   }
+  if (batch->revoke != RevokeScope::kNone && !policy_->indexes_subjects) {
+    // docs/HEADER-PROTOCOL.md, Subjects: a revocation that cannot be carried
+    // out must not pass for one.
+    Count(&Metrics::instructions_malformed);
+    Reject(std::string(kHeaderRevoke) + ": needs session.subject_key (a store manager)");
+    return;
+  }
   response_now_ = NowSeconds();
   plan_ = PlanResponse(facts_, *batch, *policy_, response_now_);
+  if (plan_.refresh_skipped) Count(&Metrics::session_refreshes_skipped);
+  if (plan_.destroys) {
+    if (session_.public_id.empty()) {
+      if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
+    }
+    destroyed_public_id_ = session_.public_id;
+  }
   if (plan_.skips) {
     if (plan_.drops_changes) LOG_WARN("session store unavailable (fail_open): session changes dropped");
     Finish(FilterResult::Continue());
@@ -380,21 +436,29 @@ void SessionFilter::WriteCookieSession(const ChangeBatch& batch) {
     // The public id sealed in a cookie of the current secret can be sealed
     // again; otherwise Seal computes it.
     const std::string_view public_id = session_.key_index == 0 ? std::string_view(session_.public_id) : "";
-    Status sealed = codec().Seal(session_.id, plan_.expires_at, json, public_id, &scratch_, &cookie_value_);
+    const SealTimes times{plan_.expires_at, plan_.created_at, plan_.refreshed_at};
+    Status sealed = codec().Seal(session_.id, times, json, public_id, &scratch_, &cookie_value_);
     if (!sealed.ok()) {
       if (sealed.code() == Status::Code::kTooLarge) Count(&Metrics::sessions_too_large);
       Reject(std::string(kHeaderSet) + ": " + sealed.message());
       return;
     }
-    AddSetCookie(cookie_value_, plan_.expires_at);
+    // docs/COOKIES.md, Chunked cookies: NAME alone or NAME, NAME.1, ...; the
+    // chunks of a larger cookie the request had are cleared.
+    const size_t used = codec().EmitSetCookies(cookie_value_, plan_.expires_at, response_now_, &set_cookie_,
+                                               [this](std::string_view line) {
+                                                 response_->headers.AppendValueCopy("Set-Cookie", line);
+                                               });
+    ClearChunksFrom(used > 0 ? used : 1);
+    if (plan_.refreshes) Count(&Metrics::session_refreshes);
   }
   CountOutcome(true);
   Finish(FilterResult::Continue());
 }
 
 void SessionFilter::Touch() {
-  ctx_->store->Touch(request_key_, std::chrono::seconds(plan_.expires_at - response_now_),
-                     StoreCallback<&SessionFilter::OnTouched>());
+  ctx_->store->TouchSession(request_key_, std::chrono::seconds(plan_.expires_at - response_now_), BuildMeta(),
+                            StoreCallback<&SessionFilter::OnTouched>());
 }
 
 void SessionFilter::OnTouched(const Status& status) {
@@ -403,8 +467,37 @@ void SessionFilter::OnTouched(const Status& status) {
     if (StoreFailed("touch", status)) return;
   } else {
     SetTokenCookie();
+    if (plan_.refreshes) Count(&Metrics::session_refreshes);
   }
   Finish(FilterResult::Continue());
+}
+
+SessionMeta SessionFilter::BuildMeta() {
+  SessionMeta meta;
+  meta.created_at = plan_.created_at;
+  meta.refreshed_at = plan_.refreshed_at;
+  meta.expires_at = plan_.expires_at;
+  if (session_.public_id.empty()) {
+    if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
+  }
+  meta.public_id = session_.public_id;
+  meta.client = client_;
+  if (request_) {
+    if (std::optional<std::string_view> ua = request_->headers.Get(HeaderId::kUserAgent)) {
+      meta.user_agent.assign(ua->substr(0, kMaxUserAgentBytes));
+    }
+  }
+  return meta;
+}
+
+void SessionFilter::PublishEnded(const std::vector<RevokedSession>& revoked) {
+  if (ctx_->metrics) {
+    ctx_->metrics->sessions_revoked.fetch_add(revoked.size(), std::memory_order_relaxed);
+  }
+  if (!ctx_->events) return;
+  std::vector<RevokedSession> ended = revoked;
+  if (plan_.destroys && !request_key_.empty()) ended.push_back(RevokedSession{request_key_, destroyed_public_id_});
+  ctx_->events->Publish(ended);
 }
 
 void SessionFilter::Apply(ChangeBatch batch) {
@@ -425,6 +518,10 @@ void SessionFilter::Apply(ChangeBatch batch) {
   request.must_exist = plan_.must_exist;
   request.ttl = std::chrono::seconds(plan_.ttl_seconds(response_now_));
   request.max_bytes = config().session.max_session_bytes;
+  if (plan_.exists) request.meta = BuildMeta();
+  request.subject_key = config().session.subject_key;
+  request.max_per_subject = config().session.max_sessions_per_subject;
+  request.revoke = plan_.revoke;
   ctx_->store->Apply(request, StoreCallback<&SessionFilter::OnApplied>());
 }
 
@@ -442,6 +539,8 @@ void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
     return;
   }
   CountOutcome(exists);
+  PublishEnded(result.revoked);
+  if (exists && plan_.refreshes) Count(&Metrics::session_refreshes);
   switch (exists ? plan_.cookie : plan_.cookie_if_gone) {
     case CookieAction::kSet: SetTokenCookie(); break;
     case CookieAction::kClear: ClearCookie(); break;
@@ -462,7 +561,19 @@ void SessionFilter::AddSetCookie(std::string_view value, int64_t expires_at) {
   response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
 }
 
-void SessionFilter::ClearCookie() { response_->headers.AppendValueCopy("Set-Cookie", codec().ClearCookie()); }
+void SessionFilter::ClearCookie() {
+  response_->headers.AppendValueCopy("Set-Cookie", codec().ClearCookie());
+  ClearChunksFrom(1);
+}
+
+void SessionFilter::ClearChunksFrom(size_t from_chunk) {
+  for (size_t k = std::max<size_t>(from_chunk, 1); k < kMaxCookieChunks; ++k) {
+    if (cookies_.chunk_counts[k] == 0) continue;
+    set_cookie_.clear();
+    codec().AppendClearChunk(&set_cookie_, k);
+    response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
+  }
+}
 
 void SessionFilter::Reject(std::string_view what) {
   std::string_view target = request_ ? request_->target : std::string_view();
@@ -522,10 +633,15 @@ class SessionFilterFactory : public ExchangeFilterFactory {
     for (SessionFilter* filter : pool_) delete filter;
   }
 
-  ExchangeFilter* Acquire(const ExchangeInfo&) override {
-    if (pool_.empty()) return new SessionFilter(ctx_.get(), &policy_);
-    SessionFilter* filter = pool_.back();
-    pool_.pop_back();
+  ExchangeFilter* Acquire(const ExchangeInfo& info) override {
+    SessionFilter* filter;
+    if (pool_.empty()) {
+      filter = new SessionFilter(ctx_.get(), &policy_);
+    } else {
+      filter = pool_.back();
+      pool_.pop_back();
+    }
+    filter->SetClient(info.client_ip);
     return filter;
   }
 
@@ -574,13 +690,25 @@ std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<S
   return std::make_unique<SessionFilterFactory>(std::move(context));
 }
 
-Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config) {
+Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& config) {
   // Built once per process and kept across reloads; rebuilt only when a
   // reload switches to a manager whose shared state is missing.
   struct ProcessState {
     std::mutex mu;
     std::shared_ptr<SharedStoreState> stores;
     StoreKind kind;
+    // The shared state for `cfg`, rebuilt when its manager changed.
+    std::shared_ptr<SharedStoreState> For(const Config& cfg) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (kind != cfg.session.manager) {
+        Result<std::shared_ptr<SharedStoreState>> next = CreateSharedStoreState(cfg);
+        if (next.ok()) {
+          stores = *next;
+          kind = cfg.session.manager;
+        }
+      }
+      return stores;
+    }
   };
   auto process = std::make_shared<ProcessState>();
   Result<std::shared_ptr<SharedStoreState>> shared = CreateSharedStoreState(*config);
@@ -595,31 +723,23 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
   if (Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*config); !codec.ok()) {
     return codec.status();
   }
+  auto events = std::make_shared<SessionEvents>();
 
-  FilterFactoryMaker maker = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
-                                       Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
+  SessionRuntime runtime;
+  runtime.events = events;
+  runtime.make_filters = [process, events](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
+                                           Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
     ctx->metrics = metrics;
+    ctx->events = events;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();
     }
     ctx->codec = *codec;
-    std::shared_ptr<SharedStoreState> stores;
-    {
-      std::lock_guard<std::mutex> lock(process->mu);
-      if (process->kind != cfg->session.manager) {
-        Result<std::shared_ptr<SharedStoreState>> next = CreateSharedStoreState(*cfg);
-        if (next.ok()) {
-          process->stores = *next;
-          process->kind = cfg->session.manager;
-        }
-      }
-      stores = process->stores;
-    }
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores);
+    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, process->For(*cfg));
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();
@@ -627,7 +747,19 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     ctx->store = std::shared_ptr<SessionStore>(std::move(*store));
     return std::make_unique<SessionFilterFactory>(std::move(ctx));
   };
-  return maker;
+  runtime.make_store = [process](const std::shared_ptr<const Config>& cfg,
+                                 const LoopEnv& loop) -> Result<std::shared_ptr<SessionStore>> {
+    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, process->For(*cfg));
+    if (!store.ok()) return store.status();
+    return std::shared_ptr<SessionStore>(std::move(*store));
+  };
+  return runtime;
+}
+
+Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config) {
+  Result<SessionRuntime> runtime = MakeSessionRuntime(config);
+  if (!runtime.ok()) return runtime.status();
+  return runtime->make_filters;
 }
 
 }  // namespace sessiond

@@ -44,6 +44,7 @@
 namespace sessiond {
 
 struct Metrics;
+class SessionEvents;
 
 // What the filters of one worker share. Replaced on reload; exchanges in
 // flight keep the previous one alive through their factory.
@@ -56,6 +57,8 @@ struct SessionContext {
   std::shared_ptr<const CookieCodec> codec;
   std::shared_ptr<SessionStore> store;  // null for the cookie manager
   Metrics* metrics = nullptr;           // may be null (tests)
+  // Where ended sessions are announced (tunnels subscribe); may be null.
+  std::shared_ptr<SessionEvents> events;
 };
 
 // Builds the per-worker session step. Called on the worker's thread at start
@@ -71,10 +74,25 @@ using FilterFactoryMaker = std::function<std::unique_ptr<ExchangeFilterFactory>(
 inline constexpr size_t kMaxPooledSessionFilters = 256;
 std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<SessionContext> context);
 
+// Builds a session store on another loop than a worker's (the admin
+// listener's, on the main thread) over the same shared state as the
+// workers' stores; null for the cookie manager.
+using StoreMaker = std::function<Result<std::shared_ptr<SessionStore>>(const std::shared_ptr<const Config>&,
+                                                                        const LoopEnv& loop)>;
+
+// Everything the server wires from the session layer.
+struct SessionRuntime {
+  FilterFactoryMaker make_filters;
+  StoreMaker make_store;
+  std::shared_ptr<SessionEvents> events;  // never null
+};
+
 // Prepares what is built once per process (cookie keys, the shared half of
-// the store) and returns the per-worker factory maker. Fails (the process
-// should exit 1) when the store cannot be set up, e.g. the session directory
-// cannot be created.
+// the store, the SessionEvents of the process) and returns the per-worker
+// factory maker with the rest. Fails (the process should exit 1) when the
+// store cannot be set up, e.g. the session directory cannot be created.
+Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& config);
+// MakeSessionRuntime's filter maker alone.
 Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config);
 
 }  // namespace sessiond
