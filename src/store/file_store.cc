@@ -642,6 +642,9 @@ Result<ApplyResult> SessionDirectory::Apply(const ApplyRequest& request) {
       next.data = result->data;
       next.meta = request.meta ? *request.meta : old_meta;
       next.meta.subject = SubjectOf(result->data, request.subject_key);
+      // The public id is kept only for indexed sessions, which the admin
+      // API lists and revokes by it: a store dump shows no other.
+      if (next.meta.subject.empty()) next.meta.public_id.clear();
     }
     const std::string& new_subject = next.meta.subject;
     // Index entries are added before the session file is written, removed

@@ -426,10 +426,11 @@ std::string HttpStore::RecordJson(const SessionData& data, int64_t expires_at_ms
   AppendJsonString(&out, meta.subject);
   out += ",\"public_id\":";
   AppendJsonString(&out, meta.subject.empty() ? std::string() : meta.public_id);
+  // The public id is kept only for indexed sessions (listed and revoked by it).
   out += ",\"meta\":{\"created\":" + std::to_string(meta.created_at) +
          ",\"refreshed\":" + std::to_string(meta.refreshed_at) + ",\"expires\":" + std::to_string(meta.expires_at) +
          ",\"public_id\":";
-  AppendJsonString(&out, meta.public_id);
+  AppendJsonString(&out, meta.subject.empty() ? std::string() : meta.public_id);
   out += ",\"client\":";
   AppendJsonString(&out, meta.client);
   out += ",\"user_agent\":";

@@ -147,6 +147,7 @@ Result<ApplyResult> MemoryTable::Apply(const ApplyRequest& request) {
     if (old != entries_.end()) Erase(old);
     SessionMeta meta = request.meta ? *request.meta : old_meta;
     meta.subject = SubjectOf(result->data, request.subject_key);
+    if (meta.subject.empty()) meta.public_id.clear();  // kept for indexed sessions only
     lru_.push_front(target);
     entries_.emplace(target, Entry{result->data, meta, now + request.ttl, lru_.begin()});
     Index(target, meta);

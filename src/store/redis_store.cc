@@ -126,11 +126,13 @@ if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
 for i = first, first - 1 + ndel do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'v', '1')
 for i = first + ndel, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[1], 'm', ARGV[8])
-  if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[10]) else redis.call('HDEL', KEYS[1], 'p') end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'm', ARGV[8]) end
+if new_subject then
+  redis.call('HSET', KEYS[1], 's', new_subject)
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[10]) end
+else
+  redis.call('HDEL', KEYS[1], 's', 'p')
 end
-if new_subject then redis.call('HSET', KEYS[1], 's', new_subject) else redis.call('HDEL', KEYS[1], 's') end
 local new_pid = redis.call('HGET', KEYS[1], 'p')
 local rekey = KEYS[2] ~= KEYS[1]
 if rekey then redis.call('RENAME', KEYS[1], KEYS[2]) end
@@ -183,7 +185,7 @@ return reply(exists, new_subject, out)
 // The other calls on metadata and subjects, one mode each (ARGV[1]); ARGV[2]
 // is the key prefix.
 //   touch KEYS[1]  ttl, meta       PEXPIRE and the new metadata if it exists: {1} or {0}
-//   list           subject         the live members, pruning stale ones: {key, meta, ...}
+//   list           subject         the live members, pruning stale ones: {key, meta, public id, ...}
 //   revoke         subject         deletes every member: {key, public id, ...}
 //   revoke_pid     public id       deletes the indexed session: {key, public id} or {}
 constexpr char kSubjectScript[] = R"lua(
@@ -230,6 +232,7 @@ for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
   elseif ARGV[1] == 'list' then
     out[#out + 1] = m
     out[#out + 1] = redis.call('HGET', k, 'm') or ''
+    out[#out + 1] = redis.call('HGET', k, 'p') or ''
   else
     local pid = redis.call('HGET', k, 'p') or ''
     redis.call('DEL', k)
@@ -298,12 +301,11 @@ Result<SessionData> DecodeFields(const redisReply* r, size_t first) {
   return data;
 }
 
-// The "m" field: a SessionMeta without its subject (kept in "s").
+// The "m" field: a SessionMeta without its subject ("s") and public id
+// ("p", kept for indexed sessions only).
 std::string MetaJson(const SessionMeta& m) {
   std::string out = "{\"created\":" + std::to_string(m.created_at) + ",\"refreshed\":" +
-                    std::to_string(m.refreshed_at) + ",\"expires\":" + std::to_string(m.expires_at) +
-                    ",\"public_id\":";
-  AppendJsonString(&out, m.public_id);
+                    std::to_string(m.refreshed_at) + ",\"expires\":" + std::to_string(m.expires_at);
   out += ",\"client\":";
   AppendJsonString(&out, m.client);
   out += ",\"user_agent\":";
@@ -328,7 +330,6 @@ void ParseMetaJson(const std::string& text, SessionMeta* m) {
   number("created", &m->created_at);
   number("refreshed", &m->refreshed_at);
   number("expires", &m->expires_at);
-  string("public_id", &m->public_id);
   string("client", &m->client);
   string("user_agent", &m->user_agent);
 }
@@ -694,6 +695,7 @@ void RedisStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
              if (result.exists) {
                if (meta) result.meta = *meta;
                result.meta.subject.assign(r->element[1]->str, r->element[1]->len);
+               if (result.meta.subject.empty()) result.meta.public_id.clear();
              }
            }
            Complete([cb = std::move(cb), st, result = std::move(result)] { cb(st, result); });
@@ -725,6 +727,7 @@ void RedisStore::LoadSession(const StoreKey& key, LoadSessionCallback cb) {
           const redisReply* v = r->element[i + 1];
           if (f->len == 1 && f->str[0] == 'm') ParseMetaJson(std::string(v->str, v->len), &session->meta);
           if (f->len == 1 && f->str[0] == 's') session->meta.subject.assign(v->str, v->len);
+          if (f->len == 1 && f->str[0] == 'p') session->meta.public_id.assign(v->str, v->len);
         }
       } else {
         st = decoded.status();
@@ -751,14 +754,16 @@ void RedisStore::ListSubject(const std::string& subject, ListCallback cb) {
                 std::vector<SessionListing> out;
                 if (r && r->type == REDIS_REPLY_ERROR) {
                   st = ErrorReplyStatus(r);
-                } else if (r && (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)) {
+                } else if (r && (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 0)) {
                   st = Status::Unavailable("redis: unexpected reply");
                 } else if (r) {
-                  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                  for (size_t i = 0; i + 2 < r->elements; i += 3) {
                     SessionListing l;
                     l.key.assign(r->element[i]->str ? r->element[i]->str : "", r->element[i]->len);
                     const redisReply* m = r->element[i + 1];
+                    const redisReply* p = r->element[i + 2];
                     if (m->str) ParseMetaJson(std::string(m->str, m->len), &l.meta);
+                    if (p->str) l.meta.public_id.assign(p->str, p->len);
                     l.meta.subject = subject;
                     out.push_back(std::move(l));
                   }
