@@ -25,13 +25,14 @@ set -u
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(request_head response_head head_split request_framing response_framing cookie_decoder instruction_parser
-  cookie_header config_loader)
+  cookie_header cookie_chunks config_loader)
 
 # The src/ files and pkg-config packages each target links. Only what it
 # needs: a target never depends on code it does not exercise.
 HTTP_SRCS="src/http/head_parser.cc src/http/message.cc src/http/body.cc src/http/headers.cc src/http/hop_by_hop.cc"
 CRYPTO_SRCS="src/crypto/crypto.cc src/crypto/keys.cc"
 CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc $CRYPTO_SRCS"
+CHUNK_SRCS="src/session/cookie_chunks.cc src/session/cookie_header.cc"
 declare -A SRCS=(
   [request_head]="$HTTP_SRCS"
   [response_head]="$HTTP_SRCS"
@@ -41,12 +42,14 @@ declare -A SRCS=(
   [cookie_decoder]="$CODEC_SRCS"
   [instruction_parser]="src/session/header_protocol.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
+  [cookie_chunks]="$CHUNK_SRCS $CODEC_SRCS"
   [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS"
 )
 declare -A PKGS=(
   [request_head]="" [response_head]="" [head_split]=""
-  [request_framing]="" [response_framing]="" [cookie_decoder]="openssl"
-  [instruction_parser]="nlohmann_json" [cookie_header]="" [config_loader]="yaml-cpp openssl"
+  [request_framing]="" [response_framing]="" [cookie_decoder]="openssl zlib"
+  [instruction_parser]="nlohmann_json" [cookie_header]="" [cookie_chunks]="openssl zlib"
+  [config_loader]="yaml-cpp openssl zlib"
 )
 # http-parser is the differential oracle of the head targets, and nothing else.
 declare -A LIBS=([request_head]="-lhttp_parser" [response_head]="-lhttp_parser")
@@ -108,7 +111,7 @@ run_parallel() {
 }
 
 mkdir -p "$OUT/obj"
-ALL_CFLAGS=$(pkg-config --cflags yaml-cpp openssl nlohmann_json) || exit 2
+ALL_CFLAGS=$(pkg-config --cflags yaml-cpp openssl nlohmann_json zlib) || exit 2
 compile=()
 declare -A seen=()
 for t in "${targets[@]}"; do
