@@ -196,7 +196,8 @@ def make_handler(store, token, prefix):
                 self.send_header("Content-Type", "application/json")
             if etag is not None:
                 self.send_header("ETag", '"%s"' % etag)
-            self.send_header("Content-Length", str(len(body)))
+            if code != 204:  # a 204 carries no body and no Content-Length (RFC 9110 8.6)
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if body and self.command != "HEAD":
                 self.wfile.write(body)

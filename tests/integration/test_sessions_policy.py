@@ -68,7 +68,8 @@ def start_managed(t, manager, session=None, extra=None, store=None, redis=None, 
     extra = dict(extra or {})
     if manager == "http":
         store = store or StoreProcess(t).start()
-        extra["http_store"] = {"url": store.url, "token": store.token, "timeout": "2s"}
+        extra["http_store"] = dict({"url": store.url, "token": store.token, "timeout": "2s"},
+                                   **extra.get("http_store", {}))
         o = manager_overrides(t, "memory", None, session, extra)
         o["session"]["manager"] = "http"
         proxy = t.sessiond(overrides=o, name=name)

@@ -4,6 +4,7 @@
 // sharing one table) is at the end; file and redis specifics have their own
 // files.
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <atomic>
@@ -776,6 +777,61 @@ SUBJECT_TEST("8 concurrent writers to one session: every acknowledged write is k
   for (const std::string& name : kept) CHECK(loaded.data->count(name) == 1);
   CHECK(loaded.data->size() == kept.size() + 1);
 }
+}  // namespace
+}  // namespace testing
+}  // namespace sessiond
+
+namespace sessiond {
+namespace testing {
+namespace {
+
+// docs/STORE-PROTOCOL.md, Round trips: the cookie read path costs one call.
+TEST_CASE("http store: a load is one round trip, and the write after it in the same exchange one more") {
+  TestLoop loop;
+  HttpStore store(SharedHttpStore().Config(), loop.base());
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(loop, store, SetAll(key, {{"a", "1"}})).status.ok());
+  const uint64_t before = store.calls();
+  REQUIRE(LoadSync(loop, store, key).data.has_value());
+  CHECK(store.calls() == before + 1);
+  std::optional<StoredSession> loaded;
+  store.LoadSession(key, [&](Status st, std::optional<StoredSession> s) {
+    REQUIRE(st.ok());
+    loaded = std::move(s);
+  });
+  REQUIRE(loop.RunUntil([&] { return loaded.has_value(); }));
+  CHECK(store.calls() == before + 2);
+  SessionMeta meta;
+  meta.refreshed_at = 5;
+  std::optional<Status> touched;
+  store.TouchSession(key, 60s, meta, [&](Status st) { touched = st; });
+  REQUIRE(loop.RunUntil([&] { return touched.has_value(); }));
+  CHECK(touched->ok());
+  CHECK(store.calls() == before + 3);  // the conditional PUT alone: the load's version was cached
+}
+
+TEST_CASE("http store: a service that is not there fails every call with Unavailable") {
+  TestLoop loop;
+  HttpStoreConfig config = SharedHttpStore().Config(300ms);
+  auto* sin = reinterpret_cast<sockaddr_in*>(&config.address.storage);
+  sin->sin_port = htons(1);  // nothing listens on port 1
+  HttpStore store(config, loop.base());
+  LoadOutcome out = LoadSync(loop, store, RandomKey());
+  CHECK(out.status.code() == Status::Code::kUnavailable);
+  CHECK_FALSE(PingSync(loop, store).ok());
+}
+
+TEST_CASE("http store: the wrong token is an outage, not an empty store") {
+  TestLoop loop;
+  HttpStoreConfig config = SharedHttpStore().Config();
+  config.token = "wrong-token";
+  HttpStore store(config, loop.base());
+  LoadOutcome out = LoadSync(loop, store, RandomKey());
+  CHECK(out.status.code() == Status::Code::kUnavailable);
+  CHECK(out.status.message().find("401") != std::string::npos);
+  CHECK(out.status.message().find("wrong-token") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace sessiond
