@@ -413,8 +413,9 @@ void ReadRedis(Section& root, RedisConfig* r) {
 void ReadHttpStore(Section& root, Config* c) {
   HttpStoreConfig* h = &c->http_store;
   Section sec = root.Child("http_store", {SESSIOND_HTTP_STORE_KEYS});
-  std::optional<ScalarValue> url = sec.Required("url");
-  if (url) {
+  // ~ (or nothing) leaves it unset, which only manager: http refuses.
+  std::optional<ScalarValue> url = sec.Scalar("url");
+  if (url && !url->null) {
     Result<HttpStoreConfig> parsed = ParseHttpStoreUrl(url->text);
     if (!parsed.ok()) {
       sec.Fail(url->mark, url->expanded ? "http_store.url: invalid or unresolvable URL (the value comes from an "
@@ -427,12 +428,12 @@ void ReadHttpStore(Section& root, Config* c) {
       h->path_prefix = parsed->path_prefix;
       h->address = parsed->address;
     }
-  } else if (!sec.Has("url") && c->session.manager == StoreKind::kHttp && !sec.Misspelled("url")) {
-    sec.Fail(sec.mark(), "http_store.url is required with session.manager: http "
-                         "(e.g. http_store: {url: http://127.0.0.1:7000})");
+  } else if ((url || !sec.Has("url")) && c->session.manager == StoreKind::kHttp && !sec.Misspelled("url")) {
+    sec.Fail(url ? url->mark : sec.mark(), "http_store.url is required with session.manager: http "
+                                           "(e.g. http_store: {url: http://127.0.0.1:7000})");
   }
   sec.PositiveDuration("timeout", BareNumber::kError, &h->timeout);
-  if (std::optional<ScalarValue> v = sec.Required("token")) {
+  if (std::optional<ScalarValue> v = sec.Scalar("token"); v && !v->null) {
     // A secret: never quoted.
     if (std::any_of(v->text.begin(), v->text.end(),
                     [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; })) {

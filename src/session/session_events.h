@@ -1,6 +1,6 @@
 // SessionEvents: "this session has ended" notifications, for whatever holds
-// state per session beyond the store (the tunnels of docs/ARCHITECTURE.md,
-// which must close when their session is revoked).
+// state per session beyond the store (WebSocket tunnels, which must close
+// when their session is revoked: docs/HEADER-PROTOCOL.md, Subjects).
 //
 // One object per process. Whoever ends sessions (the session filter after a
 // store Apply that revoked or destroyed sessions, the admin listener's

@@ -109,7 +109,7 @@ def test_http_store_hung_service_times_out(t):
 
 
 def test_reference_store_protocol_answers(t):
-    """The reference store's side of docs/STORE-PROTOCOL.md, Operations."""
+    """The reference store's side of docs/STORE-PROTOCOL.md, Overview."""
     store = StoreProcess(t).start()
     record = json.dumps({"data": "{\"a\":1}", "expires_at": int(time.time() * 1000) + 60000, "subject": "s1",
                          "public_id": "p1", "meta": {"created": 1}})
