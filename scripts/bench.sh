@@ -3,7 +3,7 @@
 # direct, in one run, reported as ratios to nginx proxy_pass, with each bar of
 # the core rebuild marked PASS/FAIL.
 #
-#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs]   (make bench = all)
+#   scripts/bench.sh [all|wrk|sweep|conns|callgrind|allocs|tls|ws]   (make bench = all)
 #   scripts/bench.sh bundle DIR     a self-contained copy for another machine
 #   scripts/bench.sh scale DIR      the many-core runner, from DIR (bundled first
 #                                   when DIR holds no bundle yet)
@@ -12,22 +12,42 @@
 #              --latency against each contender, scenarios read / write / no
 #              cookie, the contenders interleaved over R rounds; medians over
 #              rounds; peak RSS; redis-server's CPU time per request of the
-#              redis manager's runs; plus sessiond workers:2 on the read path.
+#              redis manager's runs; plus sessiond workers:2 on the read path,
+#              and the redis manager on a 3-master Redis Cluster started here
+#              (read and write; the CPU of all three nodes).
 #   sweep      client connections 50, 500, 1000, 2000 (keep-alive, cookie read
 #              path), sessiond against nginx with W workers each: req/s, p99,
 #              CPU time per request of the proxy, and new upstream connections
 #              per request counted at the backend (its stub_status "accepts").
 #   conns      10,000 idle keep-alive connections to sessiond; its RSS.
 #   callgrind  instructions per request (valgrind --tool=callgrind) for
-#              sessiond (cookie manager, read path) and nginx proxy_pass: a run
-#              with N requests minus a run with none, divided by N.
+#              sessiond (cookie manager, read path), the same with the request
+#              policy on (scripts/bench/policy.yaml.in: 10 routes, csrf, one
+#              rate limit; reported as a ratio to the first) and nginx
+#              proxy_pass: a run with N requests minus a run with none,
+#              divided by N.
 #   allocs     allocations per request (malloc, calloc, realloc, posix_memalign,
 #              aligned_alloc, memalign; scripts/bench/malloc_count.c preloaded)
 #              for sessiond (cookie read path, 1 worker) and nginx's worker:
 #              counts after a wrk run minus counts before, over its requests.
-#   all        wrk, sweep, conns, callgrind, allocs, in that order (about 10
-#              minutes with the defaults on a 2-core machine).
-#   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, taskset (stripped);
+#   tls        sessiond with its own TLS against nginx with TLS, both with
+#              the same ECDSA P-256 certificate (made here with openssl) in
+#              front of the same backend, interleaved over R rounds: wrk over
+#              https, keep-alive on the cookie read path (tls_read), and a
+#              new connection per request (-H "Connection: close", every one
+#              a full handshake: scripts/bench/no_resume.c, preloaded into
+#              wrk, stops it from resuming its last session; sessiond's
+#              sessiond_tls_handshakes_total confirms it) (tls_handshake);
+#              then BENCH_IDLE_CONNS idle TLS connections to each, RSS.
+#   ws         WebSocket echo: BENCH_WS_CONNECTIONS connections each echoing
+#              1 KiB binary messages one at a time (scripts/bench/ws_load.c)
+#              through sessiond and through nginx proxying WebSockets, to a
+#              small epoll echo server (scripts/bench/ws_echo.c), and to the
+#              echo server direct; messages/s and the proxy's CPU time per
+#              message, medians over the rounds, contenders interleaved.
+#   all        wrk, sweep, conns, callgrind, allocs, tls, ws, in that order
+#              (about 15 minutes with the defaults on a 2-core machine).
+#   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, redis-cli, taskset (stripped);
 #              DIR/lib: every shared library they load and the dynamic loader;
 #              DIR/share: templates and helpers; DIR/run-scale.sh. Runs as
 #              DIR/lib/ld-linux-x86-64.so.2 --library-path DIR/lib DIR/bin/X.
@@ -41,7 +61,7 @@
 #
 # Results: build/bench/results.json (raw numbers, medians, bars) and
 # build/bench/results.txt (the table, also printed); the callgrind profiles
-# of the runs with requests stay in build/bench/callgrind.{nginx,sessiond}.out
+# of the runs with requests stay in build/bench/callgrind.{nginx,sessiond,sessiond_policy}.out
 # (callgrind_annotate --inclusive=yes FILE).
 #
 # Environment (defaults in brackets):
@@ -60,6 +80,9 @@
 #                             nginx's upstream keepalive pool per worker
 #   BENCH_CG_REQUESTS [2000]  requests counted under callgrind
 #   BENCH_IDLE_CONNS [10000]  connections of the connection-scale step
+#   BENCH_WS_CONNECTIONS [50] WebSocket connections of the ws step
+#   BENCH_WS_SECONDS [BENCH_SECONDS]  seconds per ws run (after a 1 s warm-up)
+#   BENCH_WS_SIZE [1024]      bytes per WebSocket message
 #   SESSIOND_BIN [build/release/sessiond]
 #   BENCH_KEEP [unset]        set: keep the temp dir (wrk outputs, facts, logs)
 #   scale mode reads more (BENCH_SCALE_*, BENCH_RESULTS): see run-scale.sh.
@@ -70,12 +93,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs] | bundle DIR | scale DIR" >&2
+  echo "usage: $0 [all|wrk|sweep|conns|callgrind|allocs|tls|ws] | bundle DIR | scale DIR" >&2
   exit 2
 }
 MODE=${1:-all}
 case "$MODE" in
-  all|wrk|sweep|conns|callgrind|allocs) [ $# -le 1 ] || usage ;;
+  all|wrk|sweep|conns|callgrind|allocs|tls|ws) [ $# -le 1 ] || usage ;;
   bundle|scale) [ $# -eq 2 ] || usage ;;
   *) usage ;;
 esac
@@ -89,7 +112,7 @@ OUT=build/bench
 # soname (symlinks resolved) and stripped of what the loader does not need.
 bundle() {
   local dir=$1 tool path lib bin loader=""
-  for tool in nginx wrk redis-server taskset ldd strip; do
+  for tool in nginx wrk redis-server redis-cli taskset ldd strip; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
   done
   [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
@@ -99,7 +122,7 @@ bundle() {
   rm -rf "${dir:?}/bin" "${dir:?}/lib" "${dir:?}/share" "$dir/run-scale.sh" "$dir/README.txt"
   mkdir -p "$dir/bin" "$dir/lib" "$dir/share"
   cp "$SESSIOND" "$dir/bin/sessiond"
-  for tool in nginx wrk redis-server taskset; do
+  for tool in nginx wrk redis-server redis-cli taskset; do
     cp "$(command -v "$tool")" "$dir/bin/$tool"
   done
   for bin in "$dir"/bin/*; do
@@ -165,11 +188,14 @@ WARMUP=${BENCH_WARMUP_SECONDS:-2}
 ALLOC_SECONDS=${BENCH_ALLOC_SECONDS:-5}
 CG_REQUESTS=${BENCH_CG_REQUESTS:-2000}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+WS_CONNS=${BENCH_WS_CONNECTIONS:-50}
+WS_SECONDS=${BENCH_WS_SECONDS:-$DURATION}
+WS_SIZE=${BENCH_WS_SIZE:-1024}
 COOKIE_NAME=session_id   # sessiond's default session_cookie_name
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-$(echo "$CONNS $SWEEP" | tr ' ' '\n' | sort -n | tail -n 1)}
 BACKEND_WORKERS=1
 
-for tool in nginx wrk valgrind redis-server python3 cc; do
+for tool in nginx wrk valgrind redis-server redis-cli python3 cc; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh bench installs it)"
 done
 [ -x "$SESSIOND" ] || die "$SESSIOND is missing (make build)"
@@ -185,7 +211,8 @@ CONF_DIR=$HERE
 NGINX=(nginx)
 WRK=(wrk)
 REDIS_SERVER=(redis-server)
-PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=()
+REDIS_CLI=(redis-cli)
+PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=() WRK_EXTRA=()
 
 cleanup() {
   stop_all
@@ -207,7 +234,8 @@ SESSIOND=$TMP/sessiond
 SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
-  P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE <<<"$(free_ports 14)"
+  P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
+  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER P_CG_POLICY <<<"$(free_ports 23)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -228,6 +256,9 @@ fact meta clk_tck "$(clk_tck)"
 fact meta sweep_workers "$SWEEP_WORKERS"
 fact meta sweep_seconds "$SWEEP_SECONDS"
 fact meta nginx_keepalive "$NGINX_KEEPALIVE"
+fact meta ws_connections "$WS_CONNS"
+fact meta ws_size "$WS_SIZE"
+fact meta ws_seconds "$WS_SECONDS"
 fact meta machine "$(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 fact meta sessiond "$("$SESSIOND" --version) (built $SESSIOND_BUILT)"
 fact meta nginx "$(nginx -v 2>&1)"
@@ -238,7 +269,7 @@ fact meta started "$(date -u +%FT%TZ)"
 
 run_wrk() {
   local -A port=([direct]=$P_BACKEND [nginx]=$P_NGINX [cookie]=$P_COOKIE [redis]=$P_REDIS
-                 [cookie_w2]=$P_COOKIE_W2)
+                 [cookie_w2]=$P_COOKIE_W2 [redis_cluster]=$P_REDIS_CLUSTER)
   local -A pid      # the process whose memory is reported
   local -A cpu      # the processes whose CPU time is counted
   local -A cookie
@@ -251,16 +282,20 @@ run_wrk() {
   start_sessiond sessiond_cookie "$P_COOKIE" cookie 1; pid[cookie]=$STARTED
   start_sessiond sessiond_redis "$P_REDIS" redis 1; pid[redis]=$STARTED
   start_sessiond sessiond_cookie_w2 "$P_COOKIE_W2" cookie 2; pid[cookie_w2]=$STARTED
-  for c in cookie redis cookie_w2; do cpu[$c]=${pid[$c]}; done
+  start_redis_cluster 3
+  SESSIOND_SEEDS=$REDIS_CLUSTER_SEEDS start_sessiond sessiond_redis_cluster "$P_REDIS_CLUSTER" redis 1
+  pid[redis_cluster]=$STARTED
+  for c in cookie redis cookie_w2 redis_cluster; do cpu[$c]=${pid[$c]}; done
   # The backend direct: its worker's memory, master and worker's CPU.
   pid[direct]=${BACKEND_PIDS[1]}; cpu[direct]="${BACKEND_PIDS[*]}"
 
   COOKIE=$(cookie_from "$P_COOKIE" "$COOKIE_NAME")
   cookie[redis]=$(cookie_from "$P_REDIS" "$COOKIE_NAME")
+  cookie[redis_cluster]=$(cookie_from "$P_REDIS_CLUSTER" "$COOKIE_NAME")
   session_active "$P_COOKIE_W2" "$COOKIE" || die "sessiond workers:2 does not accept the cookie-manager cookie"
   for c in direct nginx cookie cookie_w2; do cookie[$c]=$COOKIE; done
 
-  local contenders=(direct nginx cookie redis cookie_w2)
+  local contenders=(direct nginx cookie redis cookie_w2 redis_cluster)
   note "warming up each contender (1s)"
   for c in "${contenders[@]}"; do
     warm_up "${port[$c]}" "$CONNS" 1 "${cookie[$c]}"
@@ -272,11 +307,15 @@ run_wrk() {
       for ((i = 0; i < ${#contenders[@]}; i++)); do
         c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
         [ "$c" = cookie_w2 ] && [ "$s" != read ] && continue
+        [ "$c" = redis_cluster ] && [ "$s" = nocookie ] && continue
         path=/
         [ "$s" = write ] && path=/write
+        REDIS_MEASURE_PIDS=""
+        [ "$c" = redis_cluster ] && REDIS_MEASURE_PIDS="${REDIS_CLUSTER_PIDS[*]}"
         # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
         measure "$s" "$c" "$r" "$CONNS" "${port[$c]}" "$path" "$([ "$s" = nocookie ] || echo "${cookie[$c]}")" \
           ${cpu[$c]}
+        REDIS_MEASURE_PIDS=""
       done
     done
   done
@@ -293,6 +332,7 @@ run_wrk() {
   stop_sessiond cookie "${pid[cookie]}"
   stop_sessiond redis "${pid[redis]}"
   stop_sessiond cookie_w2 "${pid[cookie_w2]}"
+  stop_sessiond redis_cluster "${pid[redis_cluster]}"
   stop "$nginx_master" "nginx proxy_pass" || problem "nginx proxy_pass did not exit cleanly"
 }
 
@@ -362,7 +402,7 @@ callgrind_total() {
 }
 
 run_callgrind() {
-  local nginx_conf sessiond_conf base
+  local nginx_conf sessiond_conf policy_conf base
   start_backend
   if [ -z "$COOKIE" ]; then
     start_sessiond sessiond_cookie "$P_COOKIE" cookie 1
@@ -371,6 +411,11 @@ run_callgrind() {
   fi
   nginx_conf=$(render_nginx proxy.nginx.conf.in cg_nginx "$P_CG_NGINX" "daemon off; master_process off;" 1)
   sessiond_conf=$(render_sessiond cg_sessiond "$P_CG_COOKIE" cookie 1)
+  # The same sessiond with the request policy on (scripts/bench/policy.yaml.in).
+  policy_conf=$(render_sessiond cg_policy "$P_CG_POLICY" cookie 1)
+  cat "$HERE/policy.yaml.in" >>"$policy_conf"
+  "${SESSIOND_CMD[@]}" --check-config -c "$policy_conf" >/dev/null 2>"$TMP/logs/cg_policy.check" ||
+    die "sessiond rejected $policy_conf: $(cat "$TMP/logs/cg_policy.check")"
 
   note "callgrind: nginx proxy_pass, startup and shutdown only"
   callgrind_total nginx "$P_CG_NGINX" 0 nginx -p "$TMP/" -e "$TMP/cg_nginx.startup.log" -c "$nginx_conf"
@@ -385,10 +430,18 @@ run_callgrind() {
   note "callgrind: sessiond cookie, $CG_REQUESTS requests"
   callgrind_total sessiond "$P_CG_COOKIE" "$CG_REQUESTS" "$SESSIOND" -c "$sessiond_conf"
   fact callgrind cookie "$CG_REQUESTS" "$IR" "$base"
+
+  note "callgrind: sessiond cookie with routes, csrf and a rate limit, startup and shutdown only"
+  callgrind_total sessiond_policy "$P_CG_POLICY" 0 "$SESSIOND" -c "$policy_conf"
+  base=$IR
+  note "callgrind: sessiond cookie with routes, csrf and a rate limit, $CG_REQUESTS requests"
+  callgrind_total sessiond_policy "$P_CG_POLICY" "$CG_REQUESTS" "$SESSIOND" -c "$policy_conf"
+  fact callgrind policy "$CG_REQUESTS" "$IR" "$base"
   # Kept for callgrind_annotate: where the instructions of each request go.
   mkdir -p "$OUT"
   cp "$TMP/cg/nginx.$CG_REQUESTS.out" "$OUT/callgrind.nginx.out"
   cp "$TMP/cg/sessiond.$CG_REQUESTS.out" "$OUT/callgrind.sessiond.out"
+  cp "$TMP/cg/sessiond_policy.$CG_REQUESTS.out" "$OUT/callgrind.sessiond_policy.out"
 }
 
 # --- allocs: allocations per request -----------------------------------------------
@@ -444,15 +497,150 @@ run_allocs() {
   stop "$nginx_master" "nginx proxy_pass (allocs)" || problem "nginx proxy_pass (allocs) did not exit cleanly"
 }
 
+# --- tls: sessiond's own TLS against nginx's ----------------------------------
+
+# tls_handshakes RESUMED: sessiond_tls_handshakes_total{resumed=RESUMED} of the
+# TLS contender, from its admin listener.
+tls_handshakes() {
+  http_get "$P_TLS_ADMIN" /metrics | awk -v r="$1" '$1 == "sessiond_tls_handshakes_total{resumed=\"" r "\"}" { print $2; f = 1 }
+                                                    END { if (!f) print "-" }'
+}
+
+run_tls() {
+  local c s r i nginx_master spid full0 full1 res0 res1 conf
+  local -A port=([nginx_tls]=$P_TLS_NGINX [cookie_tls]=$P_TLS_COOKIE) cpu pid
+  command -v openssl >/dev/null || die "openssl is missing"
+  local shim=$TMP/no_resume.so
+  cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$shim" "$HERE/no_resume.c" -ldl -lssl 2>"$TMP/logs/no_resume.cc" ||
+    die "could not compile $HERE/no_resume.c: $(head -n 5 "$TMP/logs/no_resume.cc")"
+  local wrk_plain=("${WRK[@]}")
+  # One ECDSA P-256 certificate for both (wrk does not verify it).
+  TLS_CERT=$TMP/tls.pem TLS_KEY=$TMP/tls.key
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$TMP/logs/openssl.log" ||
+    die "openssl could not make the benchmark certificate: $(tail -n 2 "$TMP/logs/openssl.log")"
+  start_backend
+  if [ -z "$COOKIE" ]; then
+    start_sessiond sessiond_tls_cookie "$P_TLS_PLAIN" cookie 1
+    COOKIE=$(cookie_from "$P_TLS_PLAIN" "$COOKIE_NAME")
+    stop_sessiond tls_cookie "$STARTED"
+  fi
+  NGINX_TEMPLATE=proxy_tls.nginx.conf.in start_nginx_proxy nginx_tls "$P_TLS_NGINX" 1
+  nginx_master=$STARTED; pid[nginx_tls]=${NGINX_PIDS[1]}; cpu[nginx_tls]="${NGINX_PIDS[*]}"
+  conf=$(render_sessiond sessiond_tls "$P_TLS_COOKIE" cookie 1)
+  printf 'tls:\n  certificate: %s\n  private_key: %s\nadmin:\n  listen: 127.0.0.1:%s\n' \
+    "$TLS_CERT" "$TLS_KEY" "$P_TLS_ADMIN" >>"$conf"
+  "$SESSIOND" --check-config -c "$conf" >/dev/null 2>"$TMP/logs/sessiond_tls.check" ||
+    die "sessiond rejected $conf: $(cat "$TMP/logs/sessiond_tls.check")"
+  start sessiond_tls "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
+  spid=$STARTED; pid[cookie_tls]=$spid; cpu[cookie_tls]=$spid
+  wait_listen "$P_TLS_COOKIE" "$spid" sessiond_tls
+  WRK_SCHEME=https
+  local contenders=(nginx_tls cookie_tls)
+  note "warming up each TLS contender (1s)"
+  for c in "${contenders[@]}"; do warm_up "${port[$c]}" "$CONNS" 1 "$COOKIE"; done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for s in tls_read tls_handshake; do
+      WRK_EXTRA=()
+      WRK=("${wrk_plain[@]}")
+      [ "$s" = tls_handshake ] && WRK_EXTRA=(-H "Connection: close") WRK=(env LD_PRELOAD="$shim" "${wrk_plain[@]}")
+      for ((i = 0; i < ${#contenders[@]}; i++)); do
+        c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
+        [ "$c" = cookie_tls ] && [ "$s" = tls_handshake ] && full0=$(tls_handshakes false) res0=$(tls_handshakes true)
+        # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
+        measure "$s" "$c" "$r" "$CONNS" "${port[$c]}" / "$COOKIE" ${cpu[$c]}
+        if [ "$c" = cookie_tls ] && [ "$s" = tls_handshake ]; then
+          full1=$(tls_handshakes false) res1=$(tls_handshakes true)
+          [ "$full0" != - ] && [ "$full1" != - ] &&
+            fact tls_handshakes "$r" $((full1 - full0)) $((res1 - res0))
+        fi
+      done
+    done
+  done
+  WRK_EXTRA=()
+  WRK=("${wrk_plain[@]}")
+  WRK_SCHEME=http
+  for c in "${contenders[@]}"; do
+    if alive "${pid[$c]}"; then
+      fact mem "$c" "$(mem_kb "${pid[$c]}" VmHWM)" "$(mem_kb "${pid[$c]}" VmRSS)"
+    else
+      problem "$c (pid ${pid[$c]}) died during the TLS runs"
+    fi
+  done
+  stop_sessiond tls "$spid"
+  stop "$nginx_master" "nginx TLS" || problem "nginx TLS did not exit cleanly"
+
+  # Idle TLS connections, each contender fresh (and alone) for its memory.
+  start sessiond_tls_idle "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
+  spid=$STARTED
+  wait_listen "$P_TLS_COOKIE" "$spid" sessiond_tls_idle
+  note "opening $IDLE_CONNS idle TLS connections to sessiond"
+  tracked python3 "$HERE/idle_conns.py" --tls "$P_TLS_COOKIE" "$IDLE_CONNS" "$spid" "$COOKIE" \
+    >"$TMP/idle_tls_cookie.json" || problem "the idle TLS connections step (sessiond) failed"
+  stop_sessiond tls_idle "$spid"
+  NGINX_TEMPLATE=proxy_tls.nginx.conf.in start_nginx_proxy nginx_tls_idle "$P_TLS_NGINX" 1
+  nginx_master=$STARTED
+  note "opening $IDLE_CONNS idle TLS connections to nginx"
+  tracked python3 "$HERE/idle_conns.py" --tls "$P_TLS_NGINX" "$IDLE_CONNS" "${NGINX_PIDS[1]}" "$COOKIE" \
+    >"$TMP/idle_tls_nginx.json" || problem "the idle TLS connections step (nginx) failed"
+  stop "$nginx_master" "nginx TLS (idle)" || problem "nginx TLS (idle) did not exit cleanly"
+}
+
+# --- ws: WebSocket echo through the proxies ------------------------------------
+
+run_ws() {
+  local echo_pid nginx_master spid r i c out line rate msgs errs before after
+  local -A port=([direct]=$P_WS_ECHO [nginx]=$P_WS_NGINX [cookie]=$P_WS_COOKIE) cpu
+  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_echo" "$HERE/ws_echo.c" -lcrypto \
+    2>"$TMP/logs/ws_echo.cc" || die "could not compile $HERE/ws_echo.c: $(head -n 5 "$TMP/logs/ws_echo.cc")"
+  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_load" "$HERE/ws_load.c" \
+    2>"$TMP/logs/ws_load.cc" || die "could not compile $HERE/ws_load.c: $(head -n 5 "$TMP/logs/ws_load.cc")"
+  start ws_echo "${PIN_BACKEND[@]}" "$TMP/ws_echo" "$P_WS_ECHO"; echo_pid=$STARTED
+  wait_listen "$P_WS_ECHO" "$echo_pid" ws_echo
+  cpu[direct]=$echo_pid
+  # The templates' @BACKEND_PORT@ is the echo server for this step.
+  local P_BACKEND=$P_WS_ECHO
+  local conf
+  conf=$(render_nginx ws.nginx.conf.in ws_nginx "$P_WS_NGINX" "daemon off;" 1)
+  start ws_nginx "${PIN_PROXY[@]}" "${NGINX[@]}" -p "$TMP/" -e "$TMP/ws_nginx.startup.log" -c "$conf"
+  nginx_master=$STARTED
+  wait_listen "$P_WS_NGINX" "$nginx_master" ws_nginx
+  cpu[nginx]="$nginx_master $(workers_of "$nginx_master" 1)"
+  start_sessiond sessiond_ws "$P_WS_COOKIE" cookie 1; spid=$STARTED; cpu[cookie]=$spid
+  local contenders=(direct nginx cookie)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for ((i = 0; i < ${#contenders[@]}; i++)); do
+      c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
+      out=$TMP/wrk/ws_${c}_$r.txt
+      # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
+      before=$(cpu_ticks ${cpu[$c]})
+      tracked "${PIN_WRK[@]}" "$TMP/ws_load" "${port[$c]}" "$WS_CONNS" "$WS_SECONDS" "$WS_SIZE" 1 >"$out" 2>&1 ||
+        problem "ws_load against $c failed: $(tail -n 1 "$out")"
+      # shellcheck disable=SC2086
+      after=$(cpu_ticks ${cpu[$c]})
+      line=$(grep '^messages ' "$out" || echo "messages 0 seconds 0 rate 0 errors -1")
+      read -r _ msgs _ _ _ rate _ errs <<<"$line"
+      fact ws "$c" "$r" "$rate" "$msgs" "$errs" "$((after - before))"
+      note "ws      $c round $r: $rate messages/s ($msgs messages, $errs errors)"
+    done
+  done
+  alive "$spid" && fact mem ws_cookie "$(mem_kb "$spid" VmHWM)" "$(mem_kb "$spid" VmRSS)"
+  stop_sessiond ws "$spid"
+  stop "$nginx_master" "nginx (ws)" || problem "nginx (ws) did not exit cleanly"
+  stop "$echo_pid" "ws_echo" || true
+}
+
 # --- main ---------------------------------------------------------------------
 
 case "$MODE" in
-  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs ;;
+  all) run_wrk; run_sweep; run_conns; run_callgrind; run_allocs; run_tls; run_ws ;;
+  tls) run_tls ;;
   wrk) run_wrk ;;
   sweep) run_sweep ;;
   conns) run_conns ;;
   callgrind) run_callgrind ;;
   allocs) run_allocs ;;
+  ws) run_ws ;;
 esac
 fact meta finished "$(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -25,13 +25,14 @@ set -u
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(request_head response_head head_split request_framing response_framing cookie_decoder instruction_parser
-  cookie_header cookie_chunks config_loader)
+  cookie_header cookie_chunks config_loader tls_first_bytes upgrade_path path_routes)
 
 # The src/ files and pkg-config packages each target links. Only what it
 # needs: a target never depends on code it does not exercise.
-HTTP_SRCS="src/http/head_parser.cc src/http/message.cc src/http/body.cc src/http/headers.cc src/http/hop_by_hop.cc"
+HTTP_SRCS="src/http/head_parser.cc src/http/message.cc src/http/body.cc src/http/headers.cc src/http/hop_by_hop.cc
+  src/http/forwarding.cc src/base/ip_address.cc"
 CRYPTO_SRCS="src/crypto/crypto.cc src/crypto/keys.cc"
-CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc $CRYPTO_SRCS"
+CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc src/base/utc_time.cc $CRYPTO_SRCS"
 CHUNK_SRCS="src/session/cookie_chunks.cc src/session/cookie_header.cc"
 declare -A SRCS=(
   [request_head]="$HTTP_SRCS"
@@ -40,16 +41,20 @@ declare -A SRCS=(
   [request_framing]="$HTTP_SRCS"
   [response_framing]="$HTTP_SRCS"
   [cookie_decoder]="$CODEC_SRCS"
-  [instruction_parser]="src/session/header_protocol.cc src/store/session_data.cc src/base/json_text.cc"
+  [instruction_parser]="src/session/header_protocol.cc src/session/set_json.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
   [cookie_chunks]="$CHUNK_SRCS $CODEC_SRCS"
-  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS"
+  [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS src/base/ip_address.cc src/base/web_origin.cc src/base/path_normalize.cc"
+  [tls_first_bytes]="src/net/tls_transport.cc src/net/tls_context.cc src/net/buffer.cc src/net/block.cc"
+  [upgrade_path]="$HTTP_SRCS src/http/upgrade.cc src/http/websocket_frames.cc src/base/web_origin.cc"
+  [path_routes]="src/base/path_normalize.cc src/session/routes.cc src/store/session_data.cc src/base/json_text.cc src/http/headers.cc"
 )
 declare -A PKGS=(
   [request_head]="" [response_head]="" [head_split]=""
   [request_framing]="" [response_framing]="" [cookie_decoder]="openssl zlib"
   [instruction_parser]="nlohmann_json" [cookie_header]="" [cookie_chunks]="openssl zlib"
   [config_loader]="yaml-cpp openssl zlib"
+  [tls_first_bytes]="openssl" [upgrade_path]="" [path_routes]=""
 )
 # http-parser is the differential oracle of the head targets, and nothing else.
 declare -A LIBS=([request_head]="-lhttp_parser" [response_head]="-lhttp_parser")

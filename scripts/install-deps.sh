@@ -5,7 +5,7 @@
 #
 # Sets (each make target asks for the ones it needs):
 #   build   compiler and libraries: what `make` needs, nothing more
-#   test    doctest, redis-server, python3, curl, nodejs, groff, dpkg-dev: `make test`
+#   test    doctest, redis-server, python3 (+ websockets), curl, nodejs, groff, dpkg-dev: `make test`
 #   demo    python3 (the demo app), curl: `make demo`
 #   e2e     chromium, chromium-driver, nodejs: `make e2e`
 #   bench   nginx-light, wrk, valgrind: `make bench`, `make soak`
@@ -28,7 +28,7 @@ for set in "${sets[@]}"; do
   case "$set" in
     build) PKGS+=(build-essential pkg-config libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev zlib1g-dev
                   nlohmann-json3-dev) ;;
-    test)  PKGS+=(doctest-dev redis-server python3 curl procps nodejs groff-base man-db dpkg-dev) ;;
+    test)  PKGS+=(doctest-dev redis-server python3 python3-websockets curl procps nodejs groff-base man-db dpkg-dev) ;;
     demo)  PKGS+=(python3 curl) ;;
     e2e)   PKGS+=(chromium chromium-driver nodejs python3) ;;
     bench) PKGS+=(nginx-light wrk valgrind python3 procps) ;;

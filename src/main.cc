@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
   }
 
   sessiond::SetLogLevel(cfg.log.level);
+  sessiond::SetLogFormat(cfg.log.format);
   sessiond::InstallLibeventAllocator();
   sessiond::Result<sessiond::SessionRuntime> sessions = sessiond::MakeSessionRuntime(*config);
   if (!sessions.ok()) {

@@ -24,6 +24,14 @@ alone, which is why it listens on 127.0.0.1 by default.
       of the cookie (default session_id)
 Standard library only.
 
+Live cart (GET /live, a WebSocket): every page of a session opens one, and a
+cart change in any tab is pushed to all of them at once. sessiond passes the
+WebSocket handshake through its session step like any request (the socket is
+bound to the session), and closes the socket itself, with a 1008 Close, when
+the session ends: log out in one tab and the others see "closed 1008" within a
+second. The WebSocket server is a minimal RFC 6455 one in this file (standard
+library only).
+
 The page shows what sessiond does on each request: the X-Session-* headers
 the app received, the instructions it answered with (the redirect after a
 form carries them to the next page as ?sent=...), and the session cookie as
@@ -33,10 +41,14 @@ alone.
 """
 
 import argparse
+import base64
+import hashlib
 import html
 import json
 import os
+import struct
 import sys
+import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +97,79 @@ def instruction(value):
 
 
 # ---------------------------------------------------------------------------
+# Live cart: a minimal RFC 6455 server side, enough for short text messages.
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_WS_FRAME = 4096          # the page sends nothing but pings and its Close
+
+
+class LiveSocket:
+    """One open WebSocket; send() is safe from any thread."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send(self, opcode, payload=b""):
+        frame = bytes([0x80 | opcode]) + (bytes([len(payload)]) if len(payload) < 126
+                                          else b"\x7e" + struct.pack(">H", len(payload))) + payload
+        with self.lock:
+            try:
+                self.sock.sendall(frame)
+                return True
+            except OSError:
+                return False
+
+    def send_json(self, obj):
+        return self.send(0x1, json.dumps(obj).encode())
+
+    def read_frame(self, rfile):
+        """(opcode, payload) of the next frame from the client, or None at EOF or on a bad frame."""
+        head = rfile.read(2)
+        if len(head) < 2 or not head[1] & 0x80:
+            return None  # closed, or unmasked (a client must mask)
+        length = head[1] & 0x7f
+        if length == 126:
+            length = struct.unpack(">H", rfile.read(2))[0]
+        elif length == 127:
+            return None
+        if length > MAX_WS_FRAME:
+            return None
+        mask = rfile.read(4)
+        data = rfile.read(length)
+        if len(mask) < 4 or len(data) < length:
+            return None
+        return head[0] & 0x0f, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+class LiveHub:
+    """The open live sockets, by session id: a cart change reaches every tab."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sockets = {}
+
+    def add(self, session_id, live):
+        with self.lock:
+            self.sockets.setdefault(session_id, set()).add(live)
+
+    def remove(self, session_id, live):
+        with self.lock:
+            self.sockets.get(session_id, set()).discard(live)
+            if not self.sockets.get(session_id):
+                self.sockets.pop(session_id, None)
+
+    def publish(self, session_id, message):
+        with self.lock:
+            targets = list(self.sockets.get(session_id, ()))
+        for live in targets:
+            live.send_json(message)
+
+
+HUB = LiveHub()
+
+
+# ---------------------------------------------------------------------------
 # The page. Every piece of user or session data goes through esc().
 
 def esc(text):
@@ -119,6 +204,24 @@ DEMO_JS = """'use strict';
     ? '(none: no session yet, or the cookie is HttpOnly as it should be in production)'
     : name + '=' + found;
   out.setAttribute('data-found', found === null ? 'no' : 'yes');
+})();
+(function () {
+  // Live cart: the count follows changes made in other tabs, through sessiond.
+  var status = document.getElementById('live-status');
+  var count = document.getElementById('live-cart-count');
+  if (!status || !window.WebSocket) return;
+  var ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/live');
+  ws.onopen = function () { status.textContent = 'connected'; status.setAttribute('data-state', 'open'); };
+  ws.onmessage = function (e) {
+    var msg = JSON.parse(e.data);
+    if (typeof msg.cart === 'number') count.textContent = String(msg.cart);
+  };
+  ws.onclose = function (e) {
+    status.textContent = 'closed ' + e.code + (e.reason ? ' (' + e.reason + ')' : '');
+    status.setAttribute('data-state', 'closed');
+    status.setAttribute('data-code', String(e.code));
+    status.setAttribute('data-closed-at', String(Date.now()));
+  };
 })();
 """
 
@@ -156,6 +259,9 @@ def render_page(session, error=None, received=None, sent=(), admin_url=None, coo
     parts.append('<p>Items in cart: <span id="cart-count">%d</span></p>' % len(cart))
     if cart:
         parts.append('<ul id="cart">%s</ul>' % "".join("<li>%s</li>" % esc(item) for item in cart))
+    if session.id:
+        parts.append('<p id="live">Live in every tab: <span id="live-cart-count">%d</span> item(s), '
+                     'WebSocket <span id="live-status" data-state="connecting">connecting</span></p>' % len(cart))
     parts.append('<form method="post" action="/cart/add" class="inline">'
                  '<button id="add-item" type="submit">Add item</button></form>')
     parts.append('<form method="post" action="/cart/clear" class="inline">'
@@ -245,6 +351,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_html(200, self._page(session, sent=_sent_lines(url.query)))
         elif path == "/demo.js":
             self._send(200, "text/javascript; charset=utf-8", DEMO_JS.encode())
+        elif path == "/live":
+            self._live(session)
         elif path == "/api/session":
             raw = {name: self.headers.get(name) for name in SESSION_HEADERS}
             self._send(200, "application/json", json.dumps(raw, indent=2).encode() + b"\n")
@@ -282,10 +390,50 @@ class Handler(BaseHTTPRequestHandler):
                 cart.append(PRODUCTS[len(cart) % len(PRODUCTS)])
             # Set replaces the key whole, so the app sends the full new list.
             self._redirect([("X-Session-Set", instruction({"cart": cart}))])
+            if session.id:
+                HUB.publish(session.id, {"cart": len(cart)})
         elif path == "/cart/clear":
             self._redirect([("X-Session-Delete", "cart")])
+            if session.id:
+                HUB.publish(session.id, {"cart": 0})
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _live(self, session):
+        """GET /live: the WebSocket handshake (RFC 6455 section 4.2), then the
+        socket stays open until the client or sessiond closes it."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        if upgrade != "websocket" or self.headers.get("Sec-WebSocket-Version") != "13" or len(key) != 24:
+            self._send(426, "text/plain; charset=utf-8", b"a WebSocket handshake is expected here\n")
+            return
+        if not session.id:
+            self._send(403, "text/plain; charset=utf-8", b"sign in first\n")
+            return
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True  # after the socket, this connection is done
+        live = LiveSocket(self.connection)
+        HUB.add(session.id, live)
+        try:
+            live.send_json({"cart": len(session.cart)})
+            while True:
+                frame = live.read_frame(self.rfile)
+                if frame is None:
+                    break
+                opcode, payload = frame
+                if opcode == 0x8:      # Close: answer with the same code, then end
+                    live.send(0x8, payload[:2])
+                    break
+                if opcode == 0x9:      # Ping
+                    live.send(0xA, payload)
+        finally:
+            HUB.remove(session.id, live)
 
     def _read_form(self):
         """The urlencoded form body as a dict, or None after answering an error."""
@@ -330,7 +478,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy",
-                         "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                         "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
                          "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         self.end_headers()
         if self.command != "HEAD":

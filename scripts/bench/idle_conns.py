@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The connection-scale step of scripts/bench.sh.
 
-  idle_conns.py PORT N SERVER_PID [COOKIE]
+  idle_conns.py [--tls] PORT N SERVER_PID [COOKIE]
 
 Opens N keep-alive connections to 127.0.0.1:PORT, sends one GET / on each
 (with COOKIE when given: the read path) and reads its response, then keeps them
@@ -9,7 +9,8 @@ all open and idle. With every connection held it samples SERVER_PID's memory
 (VmRSS, VmHWM) and open file descriptors, checks how many connections the server
 has kept open, and prints one JSON object on stdout before closing them.
 
-Connects and requests are bounded to a few hundred at a time, so the
+With --tls the connections speak TLS (the certificate is not verified: the
+benchmark's own). Connects and requests are bounded to a few hundred at a time, so the
 server's listen backlog is never the thing being measured. The caller raises
 `ulimit -n` for this process and for the server (it needs N + a few each).
 """
@@ -17,6 +18,7 @@ server's listen backlog is never the thing being measured. The caller raises
 import asyncio
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -35,10 +37,14 @@ def proc_status(pid):
     return out
 
 
-async def open_one(port, request, gate, stats):
+async def open_one(port, request, gate, stats, tls):
     async with gate:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            if tls:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls,
+                                                               server_hostname="localhost")
+            else:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             stats["connect_errors"] += 1
             return None
@@ -61,7 +67,7 @@ async def open_one(port, request, gate, stats):
         return reader, writer
 
 
-async def run(port, n, pid, cookie):
+async def run(port, n, pid, cookie, tls):
     lines = ["GET / HTTP/1.1", "Host: 127.0.0.1", "User-Agent: sessiond-bench-idle"]
     if cookie:
         lines.append("Cookie: " + cookie)
@@ -70,7 +76,7 @@ async def run(port, n, pid, cookie):
     before = proc_status(pid)
     gate = asyncio.Semaphore(IN_FLIGHT)
     started = time.monotonic()
-    conns = await asyncio.gather(*(open_one(port, request, gate, stats) for _ in range(n)))
+    conns = await asyncio.gather(*(open_one(port, request, gate, stats, tls) for _ in range(n)))
     conns = [c for c in conns if c is not None]
     open_seconds = time.monotonic() - started
     await asyncio.sleep(SETTLE_SECONDS)
@@ -80,6 +86,7 @@ async def run(port, n, pid, cookie):
     for _, writer in conns:
         writer.close()
     return {
+        "tls": bool(tls),
         "requested": n,
         "opened": len(conns),
         "still_open": still_open,
@@ -93,12 +100,18 @@ async def run(port, n, pid, cookie):
 
 
 def main(argv):
+    tls = None
+    if len(argv) > 1 and argv[1] == "--tls":
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        argv = argv[:1] + argv[2:]
     if len(argv) not in (4, 5):
         sys.exit(__doc__)
     port, n, pid = int(argv[1]), int(argv[2]), int(argv[3])
     cookie = argv[4] if len(argv) == 5 else None
     try:
-        result = asyncio.run(run(port, n, pid, cookie))
+        result = asyncio.run(run(port, n, pid, cookie, tls))
     except OSError as e:
         sys.exit("idle_conns.py: %s" % e)
     print(json.dumps(result))

@@ -10,7 +10,10 @@
 #   PIN_WRK  a command prefix pinning wrk to its cores, an array (may be empty)
 #   DURATION seconds per measured wrk run
 # and, for measure(): P_BACKEND_STATUS (the backend's stub_status port; empty:
-# upstream connections are not counted) and REDIS_PID (empty: none).
+# upstream connections are not counted) and REDIS_PID (empty: none), or
+# REDIS_MEASURE_PIDS (a space-separated list: a cluster's nodes) instead.
+# measure() and warm_up() also read WRK_SCHEME (http or https; default http)
+# and WRK_EXTRA (an array of more wrk arguments, e.g. -H "Connection: close").
 
 note() { echo "bench: $*" >&2; }
 die() { note "$*"; exit 1; }
@@ -124,6 +127,21 @@ free_ports() {
   while [ "${#out[@]}" -lt "$1" ]; do
     port=$((port + 1))
     [ -z "${taken[$port]:-}" ] && out+=("$port")
+  done
+  echo "${out[@]}"
+}
+
+# free_cluster_ports N: N free ports P with P + 10000 free too (a Redis
+# Cluster node listens on both; P stays below 55536).
+free_cluster_ports() {
+  local used port out=()
+  used=$(awk 'FNR > 1 { n = split($2, a, ":"); print a[n] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  local -A taken=()
+  for port in $used; do taken[$((16#$port))]=1; done
+  port=$((20000 + RANDOM % 10000))
+  while [ "${#out[@]}" -lt "$1" ]; do
+    port=$((port + 1))
+    [ -z "${taken[$port]:-}" ] && [ -z "${taken[$((port + 10000))]:-}" ] && out+=("$port")
   done
   echo "${out[@]}"
 }
@@ -259,7 +277,7 @@ wrk_threads() {
 # measure SCENARIO CONTENDER ROUND CONNS PORT PATH COOKIE PID...: one wrk run
 # (keep-alive, --latency, DURATION seconds) against 127.0.0.1:PORT, with the
 # CPU time of PID... (the proxy under test: sessiond, or nginx's master and
-# workers), redis-server's CPU time and the backend's accepted connections
+# workers), redis-server's CPU time (every node's, for a cluster) and the backend's accepted connections
 # sampled before and after it. Leaves wrk's output in
 # $TMP/wrk/SCENARIO__CONTENDER__rROUND.txt and the fact
 #   run SCENARIO CONTENDER ROUND PROXY_TICKS BACKEND_ACCEPTS REDIS_TICKS
@@ -273,13 +291,15 @@ measure() {
   local t0 t1 a0=- a1=- r0=- r1=- accepts=- redis=- rps
   [ -n "$cookie" ] && hdr=(-H "Cookie: $cookie")
   [ -n "${P_BACKEND_STATUS:-}" ] && a0=$(stub_accepts "$P_BACKEND_STATUS")
-  [ -n "${REDIS_PID:-}" ] && r0=$(cpu_ticks "$REDIS_PID")
+  # shellcheck disable=SC2206  # a list of PIDs
+  local redis_pids=(${REDIS_MEASURE_PIDS:-${REDIS_PID:-}})
+  [ "${#redis_pids[@]}" -gt 0 ] && r0=$(cpu_ticks "${redis_pids[@]}")
   t0=$(cpu_ticks "$@")
   tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$conns")" -c"$conns" -d"${DURATION}s" --latency \
-    "${hdr[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 ||
+    "${hdr[@]}" "${WRK_EXTRA[@]}" "${WRK_SCHEME:-http}://127.0.0.1:$port$path" >"$out" 2>&1 ||
     problem "wrk against $contender ($scenario, round $round) failed: $(tail -n 1 "$out")"
   t1=$(cpu_ticks "$@")
-  [ -n "${REDIS_PID:-}" ] && r1=$(cpu_ticks "$REDIS_PID") && redis=$((r1 - r0))
+  [ "${#redis_pids[@]}" -gt 0 ] && r1=$(cpu_ticks "${redis_pids[@]}") && redis=$((r1 - r0))
   if [ -n "${P_BACKEND_STATUS:-}" ]; then
     a1=$(stub_accepts "$P_BACKEND_STATUS")
     # The second query's own connection is in a1; the first one's in a0.
@@ -296,8 +316,8 @@ measure() {
 warm_up() {
   local hdr=()
   [ -n "$4" ] && hdr=(-H "Cookie: $4")
-  tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$2")" -c"$2" -d"${3}s" "${hdr[@]}" \
-    "http://127.0.0.1:$1/" >/dev/null 2>&1 || problem "warm-up against port $1 failed"
+  tracked "${PIN_WRK[@]}" "${WRK[@]}" -t"$(wrk_threads "$2")" -c"$2" -d"${3}s" "${hdr[@]}" "${WRK_EXTRA[@]}" \
+    "${WRK_SCHEME:-http}://127.0.0.1:$1/" >/dev/null 2>&1 || problem "warm-up against port $1 failed"
 }
 
 # --- servers ------------------------------------------------------------------------
@@ -311,14 +331,16 @@ render_nginx() {  # TEMPLATE NAME PORT MODE WORKERS -> config path
   local conf=$TMP/$2.conf
   sed -e "s|@DIR@|$TMP|g" -e "s|@NAME@|$2|g" -e "s|@PORT@|$3|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
       -e "s|@STATUS_PORT@|$P_BACKEND_STATUS|g" -e "s|@USER@|$NGINX_USER|" -e "s|@MODE@|$4|" \
-      -e "s|@WORKERS@|$5|" -e "s|@KEEPALIVE@|$NGINX_KEEPALIVE|" "$CONF_DIR/$1" >"$conf"
+      -e "s|@WORKERS@|$5|" -e "s|@KEEPALIVE@|$NGINX_KEEPALIVE|" -e "s|@CERT@|${TLS_CERT:-}|" \
+      -e "s|@KEY@|${TLS_KEY:-}|" "$CONF_DIR/$1" >"$conf"
   echo "$conf"
 }
 
-render_sessiond() {  # NAME PORT MANAGER WORKERS -> config path
-  local conf=$TMP/$1.yaml
+render_sessiond() {  # NAME PORT MANAGER WORKERS [SEEDS] -> config path (SEEDS: a cluster's host:port list)
+  local conf=$TMP/$1.yaml cluster=""
+  [ -n "${5:-}" ] && cluster="  cluster: {seeds: [${5// /, }]}"
   sed -e "s|@PORT@|$2|" -e "s|@BACKEND_PORT@|$P_BACKEND|" -e "s|@MANAGER@|$3|" -e "s|@WORKERS@|$4|" \
-      -e "s|@REDIS_PORT@|$P_REDIS_SERVER|" "$CONF_DIR/sessiond.yaml.in" >"$conf"
+      -e "s|@REDIS_PORT@|$P_REDIS_SERVER|" -e "s|@REDIS_CLUSTER@|$cluster|" "$CONF_DIR/sessiond.yaml.in" >"$conf"
   "${SESSIOND_CMD[@]}" --check-config -c "$conf" >/dev/null 2>"$TMP/logs/$1.check" ||
     die "sessiond rejected $conf: $(cat "$TMP/logs/$1.check")"
   echo "$conf"
@@ -346,14 +368,50 @@ start_redis() {
   wait_listen "$P_REDIS_SERVER" "$REDIS_PID" redis_server
 }
 
+# start_redis_cluster N: a Redis Cluster of N masters (no replicas) made with
+# redis-cli --cluster create (REDIS_CLI, an array), started once. Node i runs
+# under the prefix PIN_REDIS_NODES[i] (a string of words; may be unset).
+# Leaves the nodes' PIDs in REDIS_CLUSTER_PIDS and "127.0.0.1:port ..." in
+# REDIS_CLUSTER_SEEDS.
+REDIS_CLUSTER_PIDS=()
+REDIS_CLUSTER_SEEDS=""
+start_redis_cluster() {
+  [ "${#REDIS_CLUSTER_PIDS[@]}" -gt 0 ] && return
+  local n=$1 i port ports=() addrs=() pin
+  read -ra ports <<<"$(free_cluster_ports "$n")"
+  for ((i = 0; i < n; i++)); do
+    port=${ports[i]}
+    mkdir -p "$TMP/cluster-$port"
+    read -ra pin <<<"${PIN_REDIS_NODES[i]:-}"
+    start "redis_cluster_$port" "${pin[@]}" "${REDIS_SERVER[@]}" --bind 127.0.0.1 --port "$port" --save "" \
+      --appendonly no --dir "$TMP/cluster-$port" --daemonize no --cluster-enabled yes \
+      --cluster-config-file nodes.conf
+    REDIS_CLUSTER_PIDS+=("$STARTED")
+    wait_listen "$port" "$STARTED" "redis_cluster_$port"
+    addrs+=("127.0.0.1:$port")
+  done
+  tracked "${REDIS_CLI[@]}" --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$TMP/logs/redis_cluster_create.log" 2>&1 ||
+    die "redis-cli --cluster create failed: $(tail -n 3 "$TMP/logs/redis_cluster_create.log")"
+  for port in "${ports[@]}"; do
+    for ((i = 0; i < 200; i++)); do
+      "${REDIS_CLI[@]}" -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      sleep 0.05
+    done
+    [ "$i" -lt 200 ] || die "the Redis Cluster node on port $port did not reach cluster_state:ok"
+  done
+  REDIS_CLUSTER_SEEDS="${addrs[*]}"
+}
+
 # start_nginx_proxy NAME PORT WORKERS [PREFIX...]: nginx proxy_pass (master
 # and WORKERS workers) in front of the backend, PREFIX words before the command
 # (env assignments for the allocation counter). Leaves the master in STARTED
-# and master + workers in NGINX_PIDS.
+# and master + workers in NGINX_PIDS. NGINX_TEMPLATE (default
+# proxy.nginx.conf.in) picks the configuration.
 start_nginx_proxy() {
   local name=$1 port=$2 workers=$3 conf
   shift 3
-  conf=$(render_nginx proxy.nginx.conf.in "$name" "$port" "daemon off;" "$workers")
+  conf=$(render_nginx "${NGINX_TEMPLATE:-proxy.nginx.conf.in}" "$name" "$port" "daemon off;" "$workers")
   start "$name" "$@" "${PIN_PROXY[@]}" "${NGINX[@]}" -p "$TMP/" -e "$TMP/$name.startup.log" -c "$conf"
   local master=$STARTED
   wait_listen "$port" "$master" "$name"
@@ -361,10 +419,12 @@ start_nginx_proxy() {
   STARTED=$master
 }
 
-# start_sessiond NAME PORT MANAGER WORKERS [PREFIX...] -> STARTED
+# start_sessiond NAME PORT MANAGER WORKERS [PREFIX...] -> STARTED. With
+# SESSIOND_SEEDS set (a cluster's host:port list), the redis manager uses
+# that Redis Cluster.
 start_sessiond() {
   local name=$1 port=$2 conf
-  conf=$(render_sessiond "$1" "$2" "$3" "$4")
+  conf=$(render_sessiond "$1" "$2" "$3" "$4" "${SESSIOND_SEEDS:-}")
   shift 4
   start "$name" "$@" "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
   wait_listen "$port" "$STARTED" "$name"

@@ -20,6 +20,7 @@ function label(c) {
   if (c == "nginx") return "nginx proxy_pass"
   if (c == "cookie") return "sessiond cookie"
   if (c == "redis") return "sessiond redis"
+  if (c == "redis_cluster") return "sessiond redis cluster"
   return c
 }
 
@@ -88,7 +89,7 @@ $1 == "problem" { v = $0; sub(/^problem /, "", v); problems[++nproblems] = v; ne
 
 END {
   us = 1000000 / (meta["clk_tck"] ? meta["clk_tck"] : 100)
-  ncont = split("nginx cookie redis", conts, " ")
+  ncont = split("nginx cookie redis redis_cluster", conts, " ")
   for (s = 1; s <= nscen; s++) {
     for (c = 1; c <= ncont; c++) {
       k = scen[s] SUBSEP conts[c]
@@ -123,21 +124,23 @@ END {
   hdr = "%-7s %-6s %-18s %9s %6s %8s %6s %7s %6s %10s %9s %7s %7s\n"
   printf "\n" hdr, "workers", "conns", "contender", "req/s", "x", "p99 ms", "x", "CPU us", "x", "upstream/r",
          "redis us", "non-2xx", "sockerr"
-  for (pass = 1; pass <= 2; pass++) {
+  for (pass = 1; pass <= 3; pass++) {
     if (pass == 2) print "sweep"
+    if (pass == 3) print "redis: one redis-server against a Redis Cluster of three masters (write, then read path)"
     for (s = 1; s <= nscen; s++) {
       name = scen[s]
       if (pass == 1 && name !~ /^scale_w/) continue
       if (pass == 2 && name !~ /^sweep_w/) continue
-      w = name; sub(/^(scale|sweep)_w/, "", w); sub(/_.*/, "", w)
-      cn = (pass == 1) ? meta["connections"] : name
+      if (pass == 3 && name !~ /^scale_redis_/) continue
+      w = name; sub(/^(scale|sweep|scale_redis_write|scale_redis_read)_w/, "", w); sub(/_.*/, "", w)
+      cn = (pass == 2) ? name : meta["connections"]
       if (pass == 2) sub(/^.*_c/, "", cn)
       for (c = 1; c <= ncont; c++) {
         k = name SUBSEP conts[c]
         if (!(k in rounds)) continue
         printf hdr, w, cn, label(conts[c]), f(m_rps[k], "%.0f"), fx(x_rps[k]), f(m_p99[k], "%.2f"),
                fx(x_p99[k]), f(cpu[k], "%.1f"), fx(x_cpu[k]), f(upstream[k], "%.4f"),
-               (conts[c] == "redis" ? f(rcpu[k], "%.1f") : ""), non2xx[k], sockerr[k]
+               (conts[c] ~ /^redis/ ? f(rcpu[k], "%.1f") : ""), non2xx[k], sockerr[k]
       }
     }
   }
@@ -173,6 +176,15 @@ END {
   }
   add_bar("new upstream connections/request, 1,000 and 2,000 conns", worst, "<=", 0.001,
           worst == "" ? "" : "worst: " worst_at)
+  for (s = 1; s <= nscen; s++) {
+    if (scen[s] !~ /^scale_redis_(write|read)_w/) continue
+    one = scen[s] SUBSEP "redis"; three = scen[s] SUBSEP "redis_cluster"
+    if (scen[s] ~ /write/)
+      add_bar("redis write path, 3-master cluster (x one Redis)", div(m_rps[three], m_rps[one]), ">=", 2.5,
+              note == "" ? "Redis the bottleneck of one" : note)
+    else
+      add_bar("redis read path, 3-master cluster (x one Redis)", div(m_rps[three], m_rps[one]), ">=", 0.95, note)
+  }
   print ""
   print "bars (the core rebuild's 16-core rows; ratios to nginx proxy_pass in this run)"
   for (i = 1; i <= nbars; i++)

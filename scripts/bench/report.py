@@ -15,12 +15,21 @@ RUN_DIR holds what bench.sh collected:
                                         instructions with N requests and with none
       alloc NAME REQUESTS CONNECTIONS MALLOC CALLOC REALLOC POSIX_MEMALIGN
             ALIGNED_ALLOC MEMALIGN FREE calls during one wrk run of REQUESTS
+      tls_handshakes ROUND FULL RESUMED handshakes sessiond counted during one
+                                        tls_handshake run (its admin metrics)
+      ws CONTENDER ROUND RATE MESSAGES ERRORS PROXY_TICKS
+                                        one WebSocket echo run (bench.sh, run_ws): messages/s,
+                                        echoes counted, failed connections, the server's CPU
+                                        ticks over the run (warm-up included)
       problem TEXT...                   something that went wrong during the run
   idle.json                             idle_conns.py's output (optional)
+  idle_tls_cookie.json, idle_tls_nginx.json
+                                        the same over TLS, for sessiond and nginx (optional)
   logs/*.stderr                         the servers' stderr (optional)
 
-Scenarios: read, write, nocookie (the wrk step) and sweep_wW_cN (the sweep:
-W workers, N client connections). Writes the raw numbers and medians as JSON
+Scenarios: read, write, nocookie (the wrk step), sweep_wW_cN (the sweep:
+W workers, N client connections) and tls_read, tls_handshake (the tls step,
+whose anchor is nginx with TLS). Writes the raw numbers and medians as JSON
 and the table as text, and prints the table. Every ratio is to nginx
 proxy_pass in the same run. The bars are reported PASS/FAIL (or n/a, "scale"
 for the rows only scale mode measures, "info" for figures without a bar);
@@ -38,6 +47,8 @@ SCENARIOS = [
     ("read", "read (valid session cookie)"),
     ("write", "write (every response sets a key)"),
     ("nocookie", "no cookie"),
+    ("tls_read", "TLS, keep-alive, read (valid session cookie)"),
+    ("tls_handshake", "TLS, a new connection (full handshake) per request"),
 ]
 CONTENDERS = [
     ("direct", "backend direct"),
@@ -45,9 +56,13 @@ CONTENDERS = [
     ("cookie", "sessiond cookie"),
     ("redis", "sessiond redis"),
     ("cookie_w2", "sessiond cookie workers:2"),
+    ("nginx_tls", "nginx TLS proxy_pass"),
+    ("cookie_tls", "sessiond cookie TLS"),
+    ("redis_cluster", "sessiond redis cluster"),
 ]
-LABEL = dict(CONTENDERS)
+LABEL = dict(CONTENDERS, policy="sessiond cookie + policy")
 ANCHOR = "nginx"
+TLS_ANCHOR = "nginx_tls"  # the anchor of the tls step's scenarios
 MIB = 1024  # kB per MiB
 ALLOC_KINDS = ["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"]
 SWEEP = re.compile(r"sweep_w(\d+)_c(\d+)$")
@@ -60,7 +75,8 @@ def number(text, kind=float):
 
 
 def load_facts(run_dir):
-    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "problems": []}
+    facts = {"meta": {}, "mem": {}, "callgrind": {}, "alloc": {}, "runs": {}, "ws": {}, "problems": [],
+             "tls_handshakes": []}
     path = os.path.join(run_dir, "facts.txt")
     if not os.path.exists(path):
         return facts
@@ -96,6 +112,13 @@ def load_facts(run_dir):
                     "requests": requests, "connections": int(parts[3]), "calls": counts,
                     "allocations": total,
                     "per_request": total / requests if requests else None}
+            elif kind == "tls_handshakes" and len(parts) == 4:
+                facts["tls_handshakes"].append({"round": int(parts[1]), "full": int(parts[2]),
+                                                "resumed": int(parts[3])})
+            elif kind == "ws" and len(parts) == 7:
+                facts["ws"].setdefault(parts[1], []).append({
+                    "round": int(parts[2]), "rate": float(parts[3]), "messages": int(parts[4]),
+                    "errors": int(parts[5]), "proxy_ticks": int(parts[6])})
             elif kind == "problem":
                 facts["problems"].append(" ".join(parts[1:]))
     return facts
@@ -160,7 +183,7 @@ def summarise(runs, clk_tck):
             "requests": sum(r["requests"] or 0 for r in rs),
         }
     for per in summary.values():
-        anchor = per.get(ANCHOR, {})
+        anchor = per.get(ANCHOR) or per.get(TLS_ANCHOR) or {}
         for s in per.values():
             for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request"):
                 s[key + "_x_nginx"] = ratio(s[key], anchor.get(key))
@@ -189,6 +212,33 @@ def only(name, op, limit, verdict, note=""):
     return {"bar": name, "value": None, "op": op, "limit": limit, "verdict": verdict, "note": note}
 
 
+def tls_bars(summary, facts, idle_tls):
+    """The TLS bars (issue "Production reach", item 4), ratios to nginx with TLS."""
+    def get(scenario, key):
+        return summary.get(scenario, {}).get("cookie_tls", {}).get(key)
+
+    out = []
+    if not summary.get("tls_read") and not idle_tls:
+        return out
+    out.append(bar("TLS keep-alive, cookie read path, req/s (x nginx TLS)", get("tls_read", "rps_x_nginx"),
+                   ">=", 1.0))
+    hs = facts.get("tls_handshakes") or []
+    full = sum(h["full"] for h in hs)
+    resumed = sum(h["resumed"] for h in hs)
+    note = "%d full, %d resumed handshakes at sessiond" % (full, resumed) if hs else ""
+    out.append(bar("TLS full handshakes/s, a connection per request (x nginx TLS)",
+                   get("tls_handshake", "rps_x_nginx"), ">=", 0.9, note))
+    cookie, nginx = idle_tls.get("cookie"), idle_tls.get("nginx")
+    if cookie:
+        n = cookie["requested"]
+        held = "" if cookie["still_open"] == n else "; only %d of %d held" % (cookie["still_open"], n)
+        out.append({"bar": "RSS with %d idle TLS connections (MiB)" % n, "value": cookie["rss_kb_held"] / MIB,
+                    "op": "", "limit": None, "verdict": "info",
+                    "note": "nginx's worker: %s MiB%s" % (
+                        "%.1f" % (nginx["rss_kb_held"] / MIB) if nginx else "?", held)})
+    return out
+
+
 def bars(summary, facts, idle):
     """The bars of the core rebuild, in the order of its table."""
     def get(scenario, contender, key):
@@ -211,6 +261,9 @@ def bars(summary, facts, idle):
         only("4 workers, 16 cores: CPU time/request (x nginx)", "<=", 1.0, "scale", "scale mode only"),
         bar("allocations per request, cookie read path", facts["alloc"].get("cookie", {}).get("per_request"),
             "<=", 0, alloc_note(facts["alloc"].get("cookie"))),
+        bar("cookie read path + routes, csrf, rate limit: instructions (x without)",
+            ratio(cg.get("policy", {}).get("ir_per_request"), cg.get("cookie", {}).get("ir_per_request")),
+            "<=", 1.10, "issue 13's bar"),
     ]
     points = sweep_points(summary)
     for n in (1000, 2000):
@@ -250,6 +303,43 @@ def bars(summary, facts, idle):
     v = get("read", "redis", "redis_cpu_us_per_request")
     out.append({"bar": "Redis CPU per read request (us)", "value": v, "op": "", "limit": None,
                 "verdict": "info" if v is not None else "n/a", "note": "no bar"})
+    ws = summarise_ws(facts["ws"], meta)
+    out.append(bar("WebSocket echo, %s B messages, %s conns, msgs/s (x nginx)"
+                   % (meta.get("ws_size", "1024"), meta.get("ws_connections", "50")),
+                   ws.get("cookie", {}).get("rate_x_nginx"), ">=", 0.9,
+                   "" if ws else "the ws step did not run"))
+    out.append(bar("redis write path, req/s, 1 worker (x nginx)", get("write", "redis", "rps_x_nginx"), ">=", 0.6))
+    out.append(bar("redis read path, 3-master cluster (x one Redis)",
+                   ratio(get("read", "redis_cluster", "rps"), get("read", "redis", "rps")), ">=", 0.95,
+                   "req/s of sessiond redis on the cluster over on one Redis"))
+    v = get("write", "redis_cluster", "redis_cpu_us_per_request")
+    out.append({"bar": "Redis CPU per session write, cluster (us)", "value": v, "op": "", "limit": None,
+                "verdict": "info" if v is not None else "n/a", "note": "the three nodes together"})
+    out.append(only("redis write path, 3-master cluster (x one Redis), 4 workers", ">=", 2.5, "scale",
+                    "scale mode only: Redis the bottleneck"))
+    return out
+
+
+WS_CONTENDERS = [("direct", "echo server direct"), ("nginx", "nginx proxying WebSockets"),
+                 ("cookie", "sessiond (cookie manager)")]
+
+
+def summarise_ws(ws, meta):
+    """Medians of the ws runs: messages/s, and the server's CPU time per message
+    (its ticks over warm-up and measured run, scaled to the measured part)."""
+    clk = int(meta.get("clk_tck", "100"))
+    seconds = float(meta.get("ws_seconds", meta.get("seconds", "10")))
+    out = {}
+    for contender, runs in ws.items():
+        cpu = [r["proxy_ticks"] / clk * 1e6 * seconds / (seconds + 1.0) / r["messages"]
+               for r in runs if r["messages"] > 0]
+        out[contender] = {"rate": statistics.median(r["rate"] for r in runs),
+                          "cpu_us_per_message": statistics.median(cpu) if cpu else None,
+                          "errors": sum(r["errors"] for r in runs), "rounds": len(runs)}
+    anchor = out.get(ANCHOR, {})
+    for s in out.values():
+        s["rate_x_nginx"] = ratio(s["rate"], anchor.get("rate"))
+        s["cpu_x_nginx"] = ratio(s["cpu_us_per_message"], anchor.get("cpu_us_per_message"))
     return out
 
 
@@ -280,7 +370,7 @@ def fmt_value(v):
     return "%.2f" % v
 
 
-def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
+def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
     out = []
     add = out.append
     add("sessiond benchmark (%s): every ratio (x) is to nginx proxy_pass" % meta.get("mode", "?"))
@@ -313,10 +403,11 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
                 fmt_x(s["cpu_us_per_request_x_nginx"], 6), s["non2xx"], s["socket_errors"]))
     if w2_ratio is not None:
         add("  workers:2 / workers:1, sessiond cookie read req/s: %.2fx" % w2_ratio)
-    redis = [(s, summary.get(s, {}).get("redis", {}).get("redis_cpu_us_per_request")) for s in ("read", "write")]
-    if any(v is not None for _, v in redis):
-        add("  redis-server CPU per request of sessiond redis: %s"
-            % ", ".join("%s %s us" % (s, fmt(v, ".1f", 0)) for s, v in redis))
+    for contender, what in (("redis", "sessiond redis"), ("redis_cluster", "sessiond redis cluster (3 nodes)")):
+        redis = [(s, summary.get(s, {}).get(contender, {}).get("redis_cpu_us_per_request")) for s in ("read", "write")]
+        if any(v is not None for _, v in redis):
+            add("  redis-server CPU per request of %s: %s"
+                % (what, ", ".join("%s %s us" % (s, fmt(v, ".1f", 0)) for s, v in redis)))
 
     points = sweep_points(summary)
     if points:
@@ -361,7 +452,7 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
                                                  "with requests", "without", "allocations", "x"))
         cg_anchor = cg.get(ANCHOR, {}).get("ir_per_request")
         alloc_anchor = allocs.get(ANCHOR, {}).get("per_request")
-        for key in ("nginx", "cookie"):
+        for key in ("nginx", "cookie", "policy"):
             if key not in cg and key not in allocs:
                 continue
             c, a = cg.get(key, {}), allocs.get(key, {})
@@ -373,6 +464,10 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
         if cg:
             add("  instructions: callgrind, %s requests on one keep-alive connection, startup and shutdown"
                 " subtracted" % next(iter(cg.values()))["requests"])
+        if "policy" in cg:
+            add("  + policy: 10 routes, csrf, one rate limit (scripts/bench/policy.yaml.in): %s the instructions"
+                " of sessiond cookie" % fmt_x(ratio(cg["policy"].get("ir_per_request"),
+                                                   cg.get("cookie", {}).get("ir_per_request"))).strip())
         for key in ("nginx", "cookie"):
             if key in allocs:
                 a = allocs[key]
@@ -392,8 +487,41 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio):
         add("  sessiond RSS: %.1f MiB before, %.1f MiB holding them (peak %.1f MiB)"
             % (idle["rss_kb_before"] / MIB, idle["rss_kb_held"] / MIB, idle["hwm_kb_held"] / MIB))
 
+    for key, label in (("cookie", "sessiond"), ("nginx", "nginx (its worker)")):
+        t = (idle_tls or {}).get(key)
+        if not t:
+            continue
+        add("")
+        add("connection scale over TLS: %d idle TLS keep-alive connections to %s (one request each)"
+            % (t["requested"], label))
+        add("  opened %d in %.1fs, still open a second later: %d; fds %d; responses %s; errors: connect %d,"
+            " request %d" % (t["opened"], t["open_seconds"], t["still_open"], t["server_fds_held"],
+                             ", ".join("%s x%d" % (k[7:], v) for k, v in sorted(t.items()) if k.startswith("status_")),
+                             t["connect_errors"], t["request_errors"]))
+        add("  RSS: %.1f MiB before, %.1f MiB holding them (peak %.1f MiB)"
+            % (t["rss_kb_before"] / MIB, t["rss_kb_held"] / MIB, t["hwm_kb_held"] / MIB))
+    hs = facts.get("tls_handshakes") or []
+    if hs:
+        add("  TLS handshakes at sessiond during its tls_handshake runs: %d full, %d resumed"
+            % (sum(h["full"] for h in hs), sum(h["resumed"] for h in hs)))
+    ws = summarise_ws(facts["ws"], meta)
+    if ws:
+        add("")
+        add("WebSocket echo: %s connections, each echoing one %s-byte binary message at a time, %ss per run,"
+            % (meta.get("ws_connections", "?"), meta.get("ws_size", "?"), meta.get("ws_seconds", "?")))
+        add("%s round(s), contenders interleaved; medians (CPU: the server under test per message)"
+            % meta.get("rounds", "?"))
+        add("  %-28s %10s %6s %8s %6s %7s" % ("contender", "msgs/s", "x", "CPU us", "x", "errors"))
+        for key, label in WS_CONTENDERS:
+            w = ws.get(key)
+            if not w:
+                continue
+            add("  %-28s %10.0f %6s %8s %6s %7d" % (label, w["rate"], fmt_x(w["rate_x_nginx"], 6),
+                                                    fmt(w["cpu_us_per_message"], ".1f", 8),
+                                                    fmt_x(w["cpu_x_nginx"], 6), w["errors"]))
+
     add("")
-    add("bars (the core rebuild's; ratios to nginx proxy_pass in this run)")
+    add("bars (the core rebuild's, then TLS's; ratios to nginx proxy_pass, or nginx with TLS, in this run)")
     for b in bar_list:
         limit = "" if b["limit"] is None else "(%s %g)" % (b["op"], b["limit"])
         add("  [%-5s] %-56s %8s  %-8s%s" % (b["verdict"], b["bar"], fmt_value(b["value"]), limit,
@@ -425,11 +553,17 @@ def main(argv):
     if os.path.exists(idle_path) and os.path.getsize(idle_path):
         with open(idle_path) as f:
             idle = json.load(f)
+    idle_tls = {}
+    for key in ("cookie", "nginx"):
+        path = os.path.join(run_dir, "idle_tls_%s.json" % key)
+        if os.path.exists(path) and os.path.getsize(path):
+            with open(path) as f:
+                idle_tls[key] = json.load(f)
     summary = summarise(facts["runs"], int(facts["meta"].get("clk_tck", "100")))
     read = summary.get("read", {})
     w2_ratio = ratio(read.get("cookie_w2", {}).get("rps"), read.get("cookie", {}).get("rps"))
-    bar_list = bars(summary, facts, idle)
-    text = table(facts["meta"], summary, facts, idle, bar_list, logs, w2_ratio)
+    bar_list = bars(summary, facts, idle) + tls_bars(summary, facts, idle_tls)
+    text = table(facts["meta"], summary, facts, idle, bar_list, logs, w2_ratio, idle_tls)
 
     raw = {
         "meta": facts["meta"],
@@ -439,7 +573,10 @@ def main(argv):
         "memory_kb": facts["mem"],
         "callgrind": facts["callgrind"],
         "allocations": facts["alloc"],
+        "websocket": {"runs": facts["ws"], "medians": summarise_ws(facts["ws"], facts["meta"])},
         "idle_connections": idle,
+        "idle_tls_connections": idle_tls,
+        "tls_handshakes": facts["tls_handshakes"],
         "bars": bar_list,
         "problems": facts["problems"],
         "stderr": logs,

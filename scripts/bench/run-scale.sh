@@ -13,7 +13,13 @@
 #     proxy_pass (worker_processes W), wrk keep-alive at C connections,
 #     interleaved over R rounds; at the largest W also sessiond with the redis
 #     manager (read path);
-#   the client-connection sweep, 50 500 1000 2000 connections, at the largest W.
+#   the client-connection sweep, 50 500 1000 2000 connections, at the largest W;
+#   the redis write and read paths at the largest W, sessiond against one
+#     redis-server and against a Redis Cluster of three masters started here,
+#     each node on a CPU of its own (pinned: CPUs 8, 9, 10, wrk moving to
+#     11-15 with 5 threads for this step): with one Redis, Redis is the
+#     bottleneck of the write path; the cluster should take about three times
+#     the writes.
 # Per run: req/s, p99 (wrk --latency), CPU microseconds per request of the
 # proxy under test (utime+stime from /proc of sessiond, or of nginx's master
 # and workers, before and after), new upstream connections per request (the
@@ -41,6 +47,7 @@
 #   BENCH_SWEEP_ROUNDS [1]         rounds of the sweep
 #   BENCH_WARMUP_SECONDS [2]       unmeasured wrk run before each measured set
 #   BENCH_SCALE_REDIS [1]          0: skip the redis manager
+#   BENCH_SCALE_CLUSTER [1]        0: skip the redis write step (one Redis vs a cluster)
 #   BENCH_WRK_THREADS [7 pinned, 1 unpinned]
 #   BENCH_BACKEND_WORKERS [4 pinned, 1 unpinned]
 #   BENCH_NGINX_KEEPALIVE [largest connection count]  nginx's upstream pool per worker
@@ -60,6 +67,7 @@ read -ra WRK <<<"$(bundled wrk)"
 read -ra SESSIOND_CMD <<<"$(bundled sessiond)"
 read -ra REDIS_SERVER <<<"$(bundled redis-server)"
 read -ra TASKSET <<<"$(bundled taskset)"
+read -ra REDIS_CLI <<<"$(bundled redis-cli)"
 CONF_DIR=$B/share
 RESULTS=${BENCH_RESULTS:-$B/results}
 
@@ -71,12 +79,13 @@ SWEEP=${BENCH_SWEEP:-50 500 1000 2000}
 SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-1}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 WITH_REDIS=${BENCH_SCALE_REDIS:-1}
+WITH_CLUSTER=${BENCH_SCALE_CLUSTER:-1}
 COOKIE_NAME=session_id   # sessiond's default session_cookie_name
 MAX_W=$(echo "$WORKERS_LIST" | tr ' ' '\n' | sort -n | tail -n 1)
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-$(echo "$CONNS $SWEEP" | tr ' ' '\n' | sort -n | tail -n 1)}
 
-for path in "$LOADER" "$B/bin/nginx" "$B/bin/wrk" "$B/bin/sessiond" "$B/bin/redis-server" "$B/bin/taskset" \
-            "$CONF_DIR/lib.sh" "$CONF_DIR/report.awk"; do
+for path in "$LOADER" "$B/bin/nginx" "$B/bin/wrk" "$B/bin/sessiond" "$B/bin/redis-server" "$B/bin/redis-cli" \
+            "$B/bin/taskset" "$CONF_DIR/lib.sh" "$CONF_DIR/report.awk"; do
   [ -e "$path" ] || { echo "bench: $path is missing: not a complete bundle (scripts/bench.sh bundle DIR)" >&2; exit 1; }
 done
 
@@ -105,7 +114,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 read -ra CPUS <<<"${BENCH_SCALE_CPUS:-$(cpu_list)}"
 join_cpus() { local IFS=,; echo "$*"; }
-PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=()
+PIN_WRK=() PIN_PROXY=() PIN_BACKEND=() PIN_REDIS=() WRK_EXTRA=()
 if [ "${#CPUS[@]}" -ge 16 ]; then
   PINNED=1
   PIN_PROXY=("${TASKSET[@]}" -c "$(join_cpus "${CPUS[@]:0:4}")")
@@ -210,6 +219,49 @@ for W in $WORKERS_LIST; do
   stop "$nginx_master" "nginx proxy_pass workers:$W" || problem "nginx proxy_pass workers:$W did not exit cleanly"
   unset port cpu cookie
 done
+# --- redis: one Redis against a 3-master Redis Cluster ------------------------------
+
+if [ "$WITH_REDIS" = 1 ] && [ "$WITH_CLUSTER" = 1 ]; then
+  W=$MAX_W
+  saved_pin_wrk=("${PIN_WRK[@]}")
+  saved_threads=${BENCH_WRK_THREADS:-1}
+  if [ "$PINNED" = 1 ]; then
+    PIN_REDIS_NODES=("${TASKSET[*]} -c ${CPUS[8]}" "${TASKSET[*]} -c ${CPUS[9]}" "${TASKSET[*]} -c ${CPUS[10]}")
+    PIN_WRK=("${TASKSET[@]}" -c "$(join_cpus "${CPUS[@]:11:5}")")
+    export BENCH_WRK_THREADS=5
+  fi
+  start_redis_cluster 3
+  fact meta redis_cluster "3 masters, no replicas: ${REDIS_CLUSTER_SEEDS}"
+  read -r P_RW P_RCW <<<"$(free_ports 2)"
+  declare -A port=([redis]=$P_RW [redis_cluster]=$P_RCW) cpu=() cookie=()
+  start_sessiond "sessiond_redis_one_w$W" "$P_RW" redis "$W"; cpu[redis]=$STARTED
+  SESSIOND_SEEDS=$REDIS_CLUSTER_SEEDS start_sessiond "sessiond_redis_cluster_w$W" "$P_RCW" redis "$W"
+  cpu[redis_cluster]=$STARTED
+  for c in redis redis_cluster; do
+    cookie[$c]=$(cookie_from "${port[$c]}" "$COOKIE_NAME")
+    warm_up "${port[$c]}" "$CONNS" "$WARMUP" "${cookie[$c]}"
+  done
+  contenders=(redis redis_cluster)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for s in write read; do
+      for ((i = 0; i < 2; i++)); do
+        c=${contenders[$(((i + r - 1) % 2))]}
+        REDIS_MEASURE_PIDS=""
+        [ "$c" = redis_cluster ] && REDIS_MEASURE_PIDS="${REDIS_CLUSTER_PIDS[*]}"
+        path=/
+        [ "$s" = write ] && path=/write
+        # shellcheck disable=SC2086
+        measure "scale_redis_${s}_w$W" "$c" "$r" "$CONNS" "${port[$c]}" "$path" "${cookie[$c]}" ${cpu[$c]}
+        REDIS_MEASURE_PIDS=""
+      done
+    done
+  done
+  stop_sessiond "redis_one_w$W" "${cpu[redis]}"
+  stop_sessiond "redis_cluster_w$W" "${cpu[redis_cluster]}"
+  PIN_WRK=("${saved_pin_wrk[@]}")
+  export BENCH_WRK_THREADS=$saved_threads
+  unset port cpu cookie
+fi
 fact meta finished "$(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- results ----------------------------------------------------------------------

@@ -96,13 +96,16 @@ std::string RenderMetrics(const Metrics& m) {
   out.reserve(8192);
   char line[256];
 
-  out.append("# HELP sessiond_requests_total Requests answered, by HTTP status code.\n"
+  out.append("# HELP sessiond_requests_total Requests answered, by HTTP status code and method.\n"
              "# TYPE sessiond_requests_total counter\n");
   for (int code = 100; code < 600; ++code) {
-    uint64_t n = Load(m.requests_by_code[code]);
-    if (n == 0) continue;
-    snprintf(line, sizeof(line), "sessiond_requests_total{code=\"%d\"} %" PRIu64 "\n", code, n);
-    out.append(line);
+    for (int method = 0; method < Metrics::kMethods; ++method) {
+      uint64_t n = Load(m.requests[code][method]);
+      if (n == 0) continue;
+      snprintf(line, sizeof(line), "sessiond_requests_total{code=\"%d\",method=\"%s\"} %" PRIu64 "\n", code,
+               Metrics::MethodName(method), n);
+      out.append(line);
+    }
   }
   out.append("# HELP sessiond_request_duration_seconds Time from request head to response complete.\n"
              "# TYPE sessiond_request_duration_seconds histogram\n");
@@ -141,6 +144,28 @@ std::string RenderMetrics(const Metrics& m) {
           Load(m.session_refreshes_skipped));
   Counter(&out, "sessiond_bad_requests_total", "Requests refused before forwarding (400, 413, 431, 505...).",
           Load(m.bad_requests));
+  Counter(&out, "sessiond_loops_detected_total", "Requests that came back through this sessiond (answered 508).",
+          Load(m.loops_detected));
+
+  out.append("# HELP sessiond_tunnels_active Upgraded connections (WebSockets) open now.\n"
+             "# TYPE sessiond_tunnels_active gauge\n");
+  snprintf(line, sizeof(line), "sessiond_tunnels_active %" PRId64 "\n", m.tunnels_active.load(std::memory_order_relaxed));
+  out.append(line);
+  Counter(&out, "sessiond_tunnels_total", "Upgraded connections opened (101 Switching Protocols relayed).",
+          Load(m.tunnels_opened));
+  Counter(&out, "sessiond_tunnels_session_ended_total",
+          "Upgraded connections closed because their session ended (destroyed, regenerated, expired, revoked).",
+          Load(m.tunnels_session_ended));
+  Counter(&out, "sessiond_upgrades_refused_total", "Cross-origin upgrade requests answered 403.",
+          Load(m.upgrades_refused_origin));
+  out.append("# HELP sessiond_tunnel_bytes_total Bytes relayed through upgraded connections, by direction.\n"
+             "# TYPE sessiond_tunnel_bytes_total counter\n");
+  snprintf(line, sizeof(line), "sessiond_tunnel_bytes_total{direction=\"to_upstream\"} %" PRIu64 "\n",
+           Load(m.tunnel_bytes_upstream));
+  out.append(line);
+  snprintf(line, sizeof(line), "sessiond_tunnel_bytes_total{direction=\"to_client\"} %" PRIu64 "\n",
+           Load(m.tunnel_bytes_client));
+  out.append(line);
 
   out.append("# HELP sessiond_timeouts_total Timeouts, by kind.\n# TYPE sessiond_timeouts_total counter\n");
   const std::pair<const char*, const std::atomic<uint64_t>*> timeouts[] = {
@@ -151,6 +176,28 @@ std::string RenderMetrics(const Metrics& m) {
   };
   for (const auto& [kind, counter] : timeouts) {
     snprintf(line, sizeof(line), "sessiond_timeouts_total{kind=\"%s\"} %" PRIu64 "\n", kind, Load(*counter));
+    out.append(line);
+  }
+
+  out.append("# HELP sessiond_tls_handshakes_total TLS handshakes completed on the listener, full or resumed.\n"
+             "# TYPE sessiond_tls_handshakes_total counter\n");
+  for (int resumed = 0; resumed < 2; ++resumed) {
+    snprintf(line, sizeof(line), "sessiond_tls_handshakes_total{resumed=\"%s\"} %" PRIu64 "\n",
+             resumed ? "true" : "false", Load(m.tls_handshakes[resumed]));
+    out.append(line);
+  }
+  out.append("# HELP sessiond_tls_handshake_failures_total TLS handshakes on the listener that failed, by reason.\n"
+             "# TYPE sessiond_tls_handshake_failures_total counter\n");
+  for (int kind = 0; kind < Metrics::kTlsFailureKinds; ++kind) {
+    snprintf(line, sizeof(line), "sessiond_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+             Metrics::TlsFailureName(kind), Load(m.tls_handshake_failures[kind]));
+    out.append(line);
+  }
+  out.append("# HELP sessiond_upstream_tls_handshakes_total TLS handshakes completed with the upstream, full or "
+             "resumed.\n# TYPE sessiond_upstream_tls_handshakes_total counter\n");
+  for (int resumed = 0; resumed < 2; ++resumed) {
+    snprintf(line, sizeof(line), "sessiond_upstream_tls_handshakes_total{resumed=\"%s\"} %" PRIu64 "\n",
+             resumed ? "true" : "false", Load(m.upstream_tls_handshakes[resumed]));
     out.append(line);
   }
 
@@ -167,6 +214,7 @@ std::string RenderMetrics(const Metrics& m) {
     m.store_duration[op].Render(&out, "sessiond_store_duration_seconds",
                                 std::string("op=\"") + Metrics::StoreOpName(op) + "\"");
   }
+  m.redis.Render(&out);
 
   out.append("# HELP sessiond_config_last_reload_successful Whether the last configuration reload "
              "(SIGHUP) applied: 1, or was refused: 0.\n"

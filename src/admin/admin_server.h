@@ -2,7 +2,8 @@
 //
 //   GET /         the list of endpoints (text/plain)
 //   GET /healthz  200 "ok" while the process runs
-//   GET /readyz   200 "ready" when every worker's last store check passed, else 503
+//   GET /readyz   200 "ready" when every worker is ready (its last store call or
+//                 ping, whichever came last, succeeded), else 503
 //   GET /metrics  Prometheus text format (text/plain; version=0.0.4)
 //   GET    /sessions?subject=S   a subject's sessions (JSON)
 //   DELETE /sessions?subject=S   revokes them all
@@ -58,7 +59,8 @@ class AdminServer {
   // The token and subject key of the running configuration (on reload too).
   void Configure(const Config& config);
   // The store /sessions works on (null: the cookie manager) and who hears of
-  // revoked sessions (SessionEvents::Publish). Replaces any earlier store;
+  // revoked sessions (the server lists them in EndedSessions, so their
+  // tunnels close). Replaces any earlier store;
   // calls still in flight on it are dropped unanswered.
   void SetSessionStore(std::shared_ptr<SessionStore> store,
                        std::function<void(const std::vector<RevokedSession>&)> on_revoked);

@@ -124,18 +124,16 @@ Result<SocketAddress> ParseListenAddress(const std::string& text) {
 }
 
 Result<UpstreamConfig> ParseUpstreamUrl(const std::string& text) {
-  if (StartsWithNoCase(text, "https://")) {
-    return Status::Invalid("https upstreams are not supported (use http://)");
+  const bool https = StartsWithNoCase(text, "https://");
+  if (!https && !StartsWithNoCase(text, "http://")) {
+    return Status::Invalid("expected http://host[:port] or https://host[:port]");
   }
-  if (!StartsWithNoCase(text, "http://")) {
-    return Status::Invalid("expected http://host[:port]");
-  }
-  std::string rest = text.substr(std::strlen("http://"));
+  std::string rest = text.substr(std::strlen(https ? "https://" : "http://"));
   if (rest.find('#') != std::string::npos) {
-    return Status::Invalid("a #fragment is not supported (expected http://host[:port])");
+    return Status::Invalid("a #fragment is not supported (expected http[s]://host[:port])");
   }
   if (rest.find('?') != std::string::npos) {
-    return Status::Invalid("a ?query is not supported (expected http://host[:port])");
+    return Status::Invalid("a ?query is not supported (expected http[s]://host[:port])");
   }
   size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
@@ -145,14 +143,15 @@ Result<UpstreamConfig> ParseUpstreamUrl(const std::string& text) {
   }
   if (!path.empty() && path != "/") {
     return Status::Invalid(
-        "a path is not supported (expected http://host[:port] or "
-        "http://host[:port]/)");
+        "a path is not supported (expected http[s]://host[:port] or "
+        "http[s]://host[:port]/)");
   }
 
   UpstreamConfig out;
   out.url = text;
+  out.https = https;
   bool bracketed = false;
-  Status s = SplitHostPort(authority, 80, &out.host, &bracketed, &out.port);
+  Status s = SplitHostPort(authority, https ? 443 : 80, &out.host, &bracketed, &out.port);
   if (!s.ok()) return s;
 
   if (std::optional<SocketAddress> numeric =

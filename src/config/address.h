@@ -18,7 +18,8 @@ namespace config_internal {
 // "A.B.C.D:port", "[v6]:port" or "localhost:port" (= 127.0.0.1); port 1..65535.
 Result<SocketAddress> ParseListenAddress(const std::string& text);
 
-// "http://host[:port][/]": host is a name (getaddrinfo, first answer), an IPv4
+// "http://host[:port][/]" or "https://host[:port][/]" (port 80 or 443 by
+// default): host is a name (getaddrinfo, first answer), an IPv4
 // literal or a [v6] literal; "localhost" is 127.0.0.1 as for listen addresses,
 // so an IPv4-only backend is not missed when ::1 happens to be listed first.
 Result<UpstreamConfig> ParseUpstreamUrl(const std::string& text);

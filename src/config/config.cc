@@ -4,7 +4,10 @@
 // address.* and redis_url.*, the summary in describe.cc.
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,9 +22,12 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "base/web_origin.h"
 #include "config/address.h"
 #include "config/numbers.h"
+#include "config/policy_reader.h"
 #include "config/redis_url.h"
+#include "config/tls_files.h"
 #include "config/yaml_reader.h"
 
 namespace sessiond {
@@ -33,6 +39,7 @@ using namespace config_internal;
 constexpr size_t kMinSecretBytes = 32;
 constexpr size_t kMaxConfigFileBytes = 4 << 20;
 constexpr size_t kMaxSecretFileBytes = 64 << 10;
+constexpr size_t kMaxPemFileBytes = 1 << 20;
 constexpr uint64_t kMaxWorkers = 256;
 // Bounds of the session keys added with timeouts, subjects and chunks
 // (docs/CONFIGURATION.md, session).
@@ -42,6 +49,9 @@ constexpr uint64_t kMaxCookieChunksLimit = 8;  // session/cookie_header.h, kMaxC
 constexpr size_t kMinAdminTokenBytes = 16;
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultRedisUrl = "redis://127.0.0.1:6379/0";
+constexpr uint16_t kDefaultSentinelPort = 26379;
+constexpr uint64_t kMaxRedisNodes = 64;  // sentinels or seeds listed
+constexpr uint64_t kMaxWaitReplicas = 64;
 
 // The YAML spellings, shared by parsing and ToString().
 const EnumNames<SameSite> kSameSiteNames = {
@@ -58,17 +68,23 @@ const EnumNames<OnStoreError> kOnStoreErrorNames = {{"fail_closed", OnStoreError
 const EnumNames<AccessLogFormat> kAccessLogNames = {{"combined", AccessLogFormat::kCombined},
                                                     {"json", AccessLogFormat::kJson},
                                                     {"off", AccessLogFormat::kOff}};
+const EnumNames<int> kTlsVersionNames = {{"1.2", 12}, {"1.3", 13}};
 const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
                                             {"info", LogLevel::kInfo},
                                             {"warn", LogLevel::kWarn},
                                             {"error", LogLevel::kError}};
+const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json", LogFormat::kJson}};
 
 // The schema's mappings and their keys (docs/CONFIGURATION.md). Also given
 // to the reader, so a key written in the wrong mapping is pointed to the
 // right one.
 #define SESSIOND_TOP_KEYS                                                                     \
-  "listen", "upstream", "workers", "secret_key", "secret_key_file", "secret_key_fallbacks", \
-      "session", "redis", "file", "memory", "http_store", "admin", "limits", "timeouts", "log"
+  "listen", "tls", "upstream", "upstream_tls", "workers", "secret_key", "secret_key_file",  \
+      "secret_key_fallbacks", "trusted_proxies", "session", "redis", "file", "memory",      \
+      "http_store", "admin", "limits", "timeouts", "websocket", "log", "routes", "csrf",    \
+      "rate_limits", "upstream_signature"
+#define SESSIOND_TLS_KEYS "certificate", "private_key", "min_version", "client_ca"
+#define SESSIOND_UPSTREAM_TLS_KEYS "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_SESSION_KEYS                                                                 \
   "manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",         \
       "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
@@ -76,22 +92,34 @@ const EnumNames<LogLevel> kLogLevelNames = {{"debug", LogLevel::kDebug},
       "session_refresh_each_request", "session_create", "max_session_bytes",                \
       "session_idle_timeout", "session_absolute_timeout", "session_refresh_threshold",      \
       "subject_key", "max_sessions_per_subject", "max_cookie_chunks", "compress"
-#define SESSIOND_REDIS_KEYS "url", "key_prefix", "timeout", "on_error"
+#define SESSIOND_REDIS_KEYS \
+  "url", "key_prefix", "timeout", "on_error", "sentinel", "cluster", "wait_replicas", "wait_timeout"
+#define SESSIOND_REDIS_SENTINEL_KEYS "master_name", "addresses", "username", "password"
+#define SESSIOND_REDIS_CLUSTER_KEYS "seeds"
 #define SESSIOND_FILE_KEYS "directory"
 #define SESSIOND_MEMORY_KEYS "max_sessions"
 #define SESSIOND_HTTP_STORE_KEYS "url", "timeout", "token", "on_error"
 #define SESSIOND_ADMIN_KEYS "listen", "token", "token_file"
 #define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
-#define SESSIOND_TIMEOUTS_KEYS "client_header", "upstream_connect", "upstream_response", "idle", "shutdown"
-#define SESSIOND_LOG_KEYS "access", "level"
+#define SESSIOND_TIMEOUTS_KEYS                                                                   \
+  "client_header", "upstream_connect", "upstream_response", "idle", "shutdown", "tunnel_idle", \
+      "tunnel_max"
+#define SESSIOND_WEBSOCKET_KEYS "allowed_origins"
+#define SESSIOND_LOG_KEYS "access", "level", "format"
+#define SESSIOND_CSRF_KEYS "enabled", "header", "exempt"
+#define SESSIOND_UPSTREAM_SIGNATURE_KEYS "key", "key_file"
 
 std::vector<SchemaSection> Schema() {
-  return {{"", {SESSIOND_TOP_KEYS}},           {"session", {SESSIOND_SESSION_KEYS}},
-          {"redis", {SESSIOND_REDIS_KEYS}},    {"file", {SESSIOND_FILE_KEYS}},
+  return {{"", {SESSIOND_TOP_KEYS}},           {"tls", {SESSIOND_TLS_KEYS}},
+          {"upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS}},
+          {"session", {SESSIOND_SESSION_KEYS}},
+          {"redis", {SESSIOND_REDIS_KEYS}},    {"redis.sentinel", {SESSIOND_REDIS_SENTINEL_KEYS}},
+          {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"http_store", {SESSIOND_HTTP_STORE_KEYS}},
           {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
-          {"log", {SESSIOND_LOG_KEYS}}};
+          {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}},
+          {"csrf", {SESSIOND_CSRF_KEYS}},      {"upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS}}};
 }
 
 template <class E>
@@ -252,6 +280,106 @@ void ReadSecret(Section& root, Config* c) {
   }
 }
 
+// Reads the PEM file that `key` of `sec` names and checks its contents with
+// `check` (config/tls_files.h); on success sets *path and *pem. Errors quote
+// the path as written (an expanded value may be a secret).
+bool ReadPemFile(Section& sec, const char* key, std::string (*check)(const std::string&), std::string* path,
+                 std::string* pem) {
+  std::optional<ScalarValue> v = sec.Required(key);
+  if (!v) return false;
+  if (v->text.empty()) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": must not be empty");
+    return false;
+  }
+  std::string bytes;
+  const int err = ReadSmallFile(v->text, kMaxPemFileBytes, &bytes, nullptr);
+  if (err != 0) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": cannot read " + v->raw + ": " +
+                          (err == EFBIG ? "larger than 1 MiB" : std::strerror(err)));
+    return false;
+  }
+  const std::string why = check(bytes);
+  if (!why.empty()) {
+    sec.Fail(v->mark, sec.PathOf(key) + ": " + v->raw + ": " + why);
+    return false;
+  }
+  *path = v->text;
+  *pem = std::move(bytes);
+  return true;
+}
+
+// tls (docs/CONFIGURATION.md, tls): absent or ~ is plain HTTP.
+void ReadTls(Section& root, Config* c) {
+  Section sec = root.Child("tls", {SESSIOND_TLS_KEYS});
+  if (!root.Has("tls") || root.IsNull("tls")) return;
+  TlsConfig t;
+  bool have_pair = true;
+  for (const char* key : {"certificate", "private_key"}) {
+    if (!sec.Has(key)) {
+      if (!sec.Misspelled(key)) {
+        sec.Fail(sec.mark(), "tls." + std::string(key) + " is required when tls is set");
+      }
+      have_pair = false;
+    }
+  }
+  if (sec.Has("certificate")) {
+    have_pair &= ReadPemFile(sec, "certificate", CheckCertificatesPem, &t.certificate, &t.certificate_pem);
+  }
+  if (sec.Has("private_key")) {
+    have_pair &= ReadPemFile(sec, "private_key", CheckPrivateKeyPem, &t.private_key, &t.private_key_pem);
+  }
+  if (have_pair) {
+    const std::string why = CheckKeyMatchesCertificate(t.certificate_pem, t.private_key_pem);
+    if (!why.empty()) {
+      sec.Fail(sec.ValueMark("private_key"), "tls.private_key: " + t.private_key + ": " + why + " (tls.certificate)");
+    }
+  }
+  sec.Enum("min_version", kTlsVersionNames, false, &t.min_version);
+  if (sec.Has("client_ca")) ReadPemFile(sec, "client_ca", CheckCertificatesPem, &t.client_ca, &t.client_ca_pem);
+  if (!sec.failed()) c->tls = std::move(t);
+}
+
+bool IsIpLiteral(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+// upstream_tls (docs/CONFIGURATION.md, upstream_tls); read after upstream.
+void ReadUpstreamTls(Section& root, Config* c) {
+  Section sec = root.Child("upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS});
+  UpstreamTlsConfig& u = c->upstream_tls;
+  if (root.Has("upstream_tls") && !root.IsNull("upstream_tls") && !c->upstream.url.empty() &&
+      !c->upstream.https) {
+    root.Fail(root.KeyMark("upstream_tls"), "upstream_tls: applies only to an https:// upstream");
+  }
+  if (sec.Has("ca_file")) ReadPemFile(sec, "ca_file", CheckCertificatesPem, &u.ca_file, &u.ca_pem);
+  if (std::optional<ScalarValue> v = sec.Required("server_name")) {
+    if (!IsPlausibleHostName(v->text) && !IsIpLiteral(v->text)) {
+      sec.Fail(v->mark, "upstream_tls.server_name: expected a host name or an IP address" + Section::Got(*v));
+    } else {
+      u.server_name = v->text;
+    }
+  }
+  const bool has_cert = sec.Has("client_certificate");
+  const bool has_key = sec.Has("client_key");
+  if (has_cert != has_key) {
+    sec.Fail(sec.KeyMark(has_cert ? "client_certificate" : "client_key"),
+             "upstream_tls.client_certificate and upstream_tls.client_key go together: set both or neither");
+  } else if (has_cert) {
+    bool ok = ReadPemFile(sec, "client_certificate", CheckCertificatesPem, &u.client_certificate,
+                          &u.client_certificate_pem);
+    ok &= ReadPemFile(sec, "client_key", CheckPrivateKeyPem, &u.client_key, &u.client_key_pem);
+    if (ok) {
+      const std::string why = CheckKeyMatchesCertificate(u.client_certificate_pem, u.client_key_pem);
+      if (!why.empty()) {
+        sec.Fail(sec.ValueMark("client_key"),
+                 "upstream_tls.client_key: " + u.client_key + ": " + why + " (upstream_tls.client_certificate)");
+      }
+    }
+  }
+  if (u.server_name.empty()) u.server_name = c->upstream.host;
+}
+
 void ReadTopLevel(Section& root, Config* c) {
   std::string listen = kDefaultListen;
   if (std::optional<ScalarValue> v = root.Required("listen")) listen = v->text;
@@ -293,7 +421,61 @@ void ReadTopLevel(Section& root, Config* c) {
     }
   }
 
+  ReadTls(root, c);
+  ReadUpstreamTls(root, c);
   ReadSecret(root, c);
+
+  if (std::optional<std::vector<ScalarValue>> list = root.StringList("trusted_proxies")) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const ScalarValue& v = (*list)[i];
+      std::string why;
+      std::optional<IpNetwork> network = ParseIpNetwork(v.text, &why);
+      if (!network) {
+        root.Fail(v.mark, "trusted_proxies[" + std::to_string(i) + "]: " + why + Section::Got(v));
+        continue;
+      }
+      c->trusted_proxies.push_back(*network);
+    }
+  }
+}
+
+uint16_t SocketPort(const SocketAddress& a) {
+  if (a.storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_port);
+  if (a.storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_port);
+  return 0;
+}
+
+// A loopback address or one assigned to an interface of this host.
+bool IsLocalAddress(const IpAddress& address) {
+  if (address.IsLoopback()) return true;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr != nullptr) found = IpAddressOf(i->ifa_addr) == address;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+// upstream pointing back at sessiond's own listener: every request would come
+// back in and loop until a header limit stops it (docs/HTTP.md, Loops).
+void CheckUpstreamIsNotListen(Section& root, Config* c) {
+  if (c->upstream.address.length == 0 || c->listen.length == 0) return;
+  if (SocketPort(c->upstream.address) != SocketPort(c->listen)) return;
+  const IpAddress up = IpAddressOf(c->upstream.address.sa());
+  const IpAddress listen = IpAddressOf(c->listen.sa());
+  bool loops = up == listen;
+  // A wildcard listener takes connections to every local address of its
+  // family (IPv6 listeners are IPv6-only: see net/listen_socket.h); and a
+  // connect to the unspecified address reaches the local host.
+  if (!loops && listen.IsUnspecified() && up.family == listen.family) loops = IsLocalAddress(up);
+  if (!loops && up.IsUnspecified() && up.family == listen.family) loops = IsLocalAddress(listen) || listen.IsUnspecified();
+  if (loops) {
+    root.Fail(root.ValueMark("upstream"),
+              "upstream: " + c->upstream.address.text + " is sessiond's own listen address (" + c->listen.text +
+                  "): every request would come back to sessiond; point upstream at the backend");
+  }
 }
 
 void ReadSession(Section& root, SessionConfig* s) {
@@ -394,6 +576,64 @@ void ReadSession(Section& root, SessionConfig* s) {
   }
 }
 
+// A list of host:port nodes (port `default_port` when left out).
+std::vector<RedisNodeAddress> ReadNodeList(Section& sec, const char* key, uint16_t default_port) {
+  std::vector<RedisNodeAddress> nodes;
+  std::optional<std::vector<ScalarValue>> items = sec.StringList(key);
+  if (!items) {
+    if (!sec.Has(key) && !sec.Misspelled(key)) {
+      sec.Fail(sec.mark(), sec.PathOf(key) + " is required: a list of host:port");
+    }
+    return nodes;
+  }
+  if (items->empty()) {
+    sec.Fail(sec.ValueMark(key), sec.PathOf(key) + ": must list at least one host:port");
+    return nodes;
+  }
+  if (items->size() > kMaxRedisNodes) {
+    sec.Fail(sec.ValueMark(key), sec.PathOf(key) + ": at most " + std::to_string(kMaxRedisNodes) + " nodes");
+    return nodes;
+  }
+  for (size_t i = 0; i < items->size(); ++i) {
+    const ScalarValue& v = (*items)[i];
+    RedisNodeAddress node;
+    bool bracketed = false;
+    Status st = SplitHostPort(v.text, default_port, &node.host, &bracketed, &node.port);
+    if (st.ok() && !bracketed && !IsPlausibleHostName(node.host)) st = Status::Invalid("not a valid host name");
+    if (!st.ok()) {
+      sec.Fail(v.mark, sec.PathOf(key) + "[" + std::to_string(i) + "]: " + st.message() + Section::Got(v));
+      continue;
+    }
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
+void ReadRedisSentinel(Section& redis, RedisConfig* r) {
+  Section sec = redis.Child("sentinel", {SESSIOND_REDIS_SENTINEL_KEYS});
+  RedisSentinelConfig s;
+  if (std::optional<ScalarValue> v = sec.Required("master_name")) {
+    if (v->text.empty()) sec.Fail(v->mark, "redis.sentinel.master_name: must not be empty");
+    s.master_name = v->text;
+  } else if (!sec.Has("master_name") && !sec.Misspelled("master_name")) {
+    sec.Fail(sec.mark(), "redis.sentinel.master_name is required: the name the sentinels monitor the master by");
+  }
+  s.addresses = ReadNodeList(sec, "addresses", kDefaultSentinelPort);
+  sec.String("username", true, &s.username);
+  sec.String("password", true, &s.password);
+  if (!s.username.empty() && s.password.empty()) {
+    sec.Fail(sec.ValueMark("username"), "redis.sentinel.username: needs redis.sentinel.password");
+  }
+  r->sentinel = std::move(s);
+}
+
+void ReadRedisCluster(Section& redis, RedisConfig* r) {
+  Section sec = redis.Child("cluster", {SESSIOND_REDIS_CLUSTER_KEYS});
+  RedisClusterConfig c;
+  c.seeds = ReadNodeList(sec, "seeds", 6379);
+  r->cluster = std::move(c);
+}
+
 void ReadRedis(Section& root, RedisConfig* r) {
   Section sec = root.Child("redis", {SESSIOND_REDIS_KEYS});
   // The URL is checked even when another manager is selected, so switching
@@ -408,6 +648,36 @@ void ReadRedis(Section& root, RedisConfig* r) {
   sec.String("key_prefix", true, &r->key_prefix);
   sec.PositiveDuration("timeout", BareNumber::kError, &r->timeout);
   sec.Enum("on_error", kOnStoreErrorNames, false, &r->on_error);
+  uint64_t wait_replicas = 0;
+  sec.UInt("wait_replicas", 0, kMaxWaitReplicas, &wait_replicas);
+  r->wait_replicas = static_cast<int>(wait_replicas);
+  sec.PositiveDuration("wait_timeout", BareNumber::kError, &r->wait_timeout);
+
+  const bool sentinel = sec.Has("sentinel");
+  const bool cluster = sec.Has("cluster");
+  if (sentinel) ReadRedisSentinel(sec, r);
+  if (cluster) ReadRedisCluster(sec, r);
+  if (sec.failed()) return;
+
+  // A WAIT that outlives the command deadline would fail every write as a
+  // timeout instead of as too few replicas.
+  if (r->wait_replicas > 0 && r->wait_timeout >= r->timeout) {
+    sec.Fail(sec.Has("wait_timeout") ? sec.ValueMark("wait_timeout") : sec.KeyMark("wait_replicas"),
+             "redis.wait_timeout: must be shorter than redis.timeout (" + std::to_string(r->timeout.count()) +
+                 " ms): WAIT runs within each write's deadline");
+  }
+  if (sentinel && cluster) {
+    sec.Fail(sec.KeyMark("cluster"), "redis.cluster and redis.sentinel are both set; use one");
+    return;
+  }
+  if ((sentinel || cluster) && r->unix_socket) {
+    sec.Fail(sec.ValueMark("url"), std::string("redis.url: with redis.") + (cluster ? "cluster" : "sentinel") +
+                                       " the URL gives the credentials of TCP nodes; use redis://[user:password@]host");
+  }
+  if (cluster && r->db != 0) {
+    sec.Fail(sec.ValueMark("url"), "redis.url: Redis Cluster has only database 0 (the URL selects " +
+                                       std::to_string(r->db) + ")");
+  }
 }
 
 void ReadHttpStore(Section& root, Config* c) {
@@ -529,13 +799,37 @@ void ReadSections(Section& root, Config* c) {
                             std::pair{"upstream_connect", &c->timeouts.upstream_connect},
                             std::pair{"upstream_response", &c->timeouts.upstream_response},
                             std::pair{"idle", &c->timeouts.idle},
-                            std::pair{"shutdown", &c->timeouts.shutdown}}) {
+                            std::pair{"shutdown", &c->timeouts.shutdown},
+                            std::pair{"tunnel_idle", &c->timeouts.tunnel_idle},
+                            std::pair{"tunnel_max", &c->timeouts.tunnel_max}}) {
     timeouts.PositiveDuration(key, BareNumber::kError, field);
+  }
+
+  Section websocket = root.Child("websocket", {SESSIOND_WEBSOCKET_KEYS});
+  if (std::optional<std::vector<ScalarValue>> origins = websocket.StringList("allowed_origins")) {
+    for (size_t i = 0; i < origins->size(); ++i) {
+      const ScalarValue& v = (*origins)[i];
+      std::optional<WebOrigin> origin = ParseWebOrigin(v.text);
+      if (!origin) {
+        websocket.Fail(v.mark, "websocket.allowed_origins[" + std::to_string(i) +
+                                   "]: expected an origin such as https://app.example.com "
+                                   "(scheme://host[:port], no path)" +
+                                   Section::Got(v));
+        continue;
+      }
+      c->websocket.allowed_origins.push_back(FormatWebOrigin(*origin));
+    }
   }
 
   Section log = root.Child("log", {SESSIOND_LOG_KEYS});
   log.Enum("access", kAccessLogNames, false, &c->log.access);
   log.Enum("level", kLogLevelNames, false, &c->log.level);
+  log.Enum("format", kLogFormatNames, false, &c->log.format);
+
+  // routes, csrf, rate_limits, upstream_signature: policy_config.cc.
+  Section csrf = root.Child("csrf", {SESSIOND_CSRF_KEYS});
+  Section signature = root.Child("upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS});
+  ReadPolicy(root, csrf, signature, &c->policy);
 }
 
 // Records where each YAML document starts; ignores everything else.
@@ -591,6 +885,7 @@ Result<std::shared_ptr<const Config>> ParseDocument(ConfigReader& reader, const 
   config->source_path = filename;
   ReadTopLevel(root, config.get());
   ReadSections(root, config.get());
+  CheckUpstreamIsNotListen(root, config.get());
   if (reader.failed()) return reader.status();
   return std::shared_ptr<const Config>(std::move(config));
 }
@@ -603,6 +898,7 @@ const char* ToString(SessionCreate v) { return NameOf(kSessionCreateNames, v); }
 const char* ToString(OnStoreError v) { return NameOf(kOnStoreErrorNames, v); }
 const char* ToString(AccessLogFormat v) { return NameOf(kAccessLogNames, v); }
 const char* ToString(LogLevel v) { return NameOf(kLogLevelNames, v); }
+const char* ToString(LogFormat v) { return NameOf(kLogFormatNames, v); }
 
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {

@@ -20,8 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "base/ip_address.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "config/policy_config.h"
 
 namespace sessiond {
 
@@ -48,13 +50,40 @@ const char* ToString(SessionCreate v);
 const char* ToString(OnStoreError v);
 const char* ToString(AccessLogFormat v);
 const char* ToString(LogLevel v);
+const char* ToString(LogFormat v);
 
-// upstream: http://host[:port][/]   (https is rejected: no TLS to upstreams yet)
+// upstream: http://host[:port][/] or https://host[:port][/]
 struct UpstreamConfig {
   std::string url;        // as written (after ${ENV} expansion)
+  bool https = false;     // TLS to the upstream (upstream_tls)
   std::string host;       // host name or address literal, without brackets
-  uint16_t port = 80;
+  uint16_t port = 80;     // 443 by default for https
   SocketAddress address;  // resolved at load
+};
+
+// upstream_tls: how an https:// upstream is verified and what sessiond
+// presents to it (docs/CONFIGURATION.md, upstream_tls). The files are read
+// and checked at load; their bytes are kept, so what runs is what was checked.
+struct UpstreamTlsConfig {
+  std::string ca_file;                 // empty: the system's trusted CAs
+  std::string ca_pem;
+  std::string server_name;             // SNI and the verified name; the URL's host unless set
+  std::string client_certificate;      // path; empty: no client certificate
+  std::string client_certificate_pem;
+  std::string client_key;              // path
+  std::string client_key_pem;          // secret: never log
+};
+
+// tls: TLS on the listener (docs/CONFIGURATION.md, tls). As for
+// UpstreamTlsConfig, the files' checked bytes are kept.
+struct TlsConfig {
+  std::string certificate;       // path, as written
+  std::string certificate_pem;   // the certificate, then its chain
+  std::string private_key;       // path, as written
+  std::string private_key_pem;   // secret: never log
+  int min_version = 12;          // 12: TLS 1.2 and 1.3; 13: TLS 1.3 only
+  std::string client_ca;         // path; empty: no client certificate asked for
+  std::string client_ca_pem;
 };
 
 struct SessionConfig {
@@ -87,7 +116,28 @@ struct SessionConfig {
   bool compress = false;                           // compress
 };
 
+// A Redis node's address as written in the config (host:port, [v6]:port).
+struct RedisNodeAddress {
+  std::string host;  // name or address literal, without brackets
+  uint16_t port = 6379;
+};
+
+// redis.sentinel: find the master through Redis Sentinel.
+struct RedisSentinelConfig {
+  std::string master_name;
+  std::vector<RedisNodeAddress> addresses;  // the sentinels, asked in turn
+  std::string username;                     // AUTH to the sentinels (not to Redis)
+  std::string password;                     // never log it
+};
+
+// redis.cluster: Redis Cluster, discovered from any of the seeds.
+struct RedisClusterConfig {
+  std::vector<RedisNodeAddress> seeds;
+};
+
 // redis.url: redis://[:password@]host:port/db  or  unix:///path.sock[?db=N]
+// (docs/CONFIGURATION.md, redis). With sentinel or cluster, the URL supplies
+// the data nodes' credentials; its host is not used.
 struct RedisConfig {
   std::string url;  // as written; contains the password: never log it
   bool unix_socket = false;
@@ -100,6 +150,10 @@ struct RedisConfig {
   std::string key_prefix = "sessiond:";
   Millis timeout{1000};
   OnStoreError on_error = OnStoreError::kFailClosed;
+  std::optional<RedisSentinelConfig> sentinel;
+  std::optional<RedisClusterConfig> cluster;
+  int wait_replicas = 0;       // 0: answer once the master has the write
+  Millis wait_timeout{100};    // how long WAIT waits for wait_replicas
 };
 
 struct FileStoreConfig {
@@ -142,18 +196,32 @@ struct TimeoutsConfig {
   Millis upstream_response{60000};
   Millis idle{60000};
   Millis shutdown{10000};
+  Millis tunnel_idle{std::chrono::minutes(5)};  // an upgraded connection with no bytes either way
+  Millis tunnel_max{std::chrono::hours(24)};    // an upgraded connection's whole life
+};
+
+// websocket: upgrades (docs/HTTP.md, Upgrades and WebSockets).
+struct WebSocketConfig {
+  // Origins allowed to open an upgraded connection besides the request's own
+  // host, in canonical form (FormatWebOrigin: lower case, no default port).
+  std::vector<std::string> allowed_origins;
 };
 
 struct LogConfig {
   AccessLogFormat access = AccessLogFormat::kCombined;
   LogLevel level = LogLevel::kInfo;
+  // The error log's format; the access log's is `access` alone
+  // (docs/CONFIGURATION.md, log.format).
+  LogFormat format = LogFormat::kText;
 };
 
 struct Config {
   std::string source_path;  // the file it was loaded from
 
   SocketAddress listen;
+  std::optional<TlsConfig> tls;   // TLS on the listener when set
   UpstreamConfig upstream;
+  UpstreamTlsConfig upstream_tls;  // used when upstream.https
   int workers = 1;            // resolved: "auto" is replaced by the core count
   bool workers_auto = false;  // true when the file said "auto"
 
@@ -164,6 +232,10 @@ struct Config {
   // Set when secret_key_file is readable by group or others (a warning, not an error).
   bool secret_key_file_world_readable = false;
 
+  // Peers whose X-Forwarded-* and Forwarded headers are believed (docs/HTTP.md,
+  // Forwarding and trusted proxies). Empty: none.
+  std::vector<IpNetwork> trusted_proxies;
+
   SessionConfig session;
   RedisConfig redis;
   FileStoreConfig file;
@@ -172,7 +244,9 @@ struct Config {
   AdminConfig admin;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
+  WebSocketConfig websocket;
   LogConfig log;
+  PolicyConfig policy;  // routes, csrf, rate_limits, upstream_signature
 };
 
 // Looks up an environment variable; returns nullopt when unset. Injected so

@@ -525,6 +525,36 @@ std::optional<std::vector<ScalarValue>> Section::StringList(const char* key) {
   return items;
 }
 
+Section::Kind Section::KindOf(const char* key) const {
+  const Entry* e = Find(key);
+  if (!e) return Kind::kAbsent;
+  if (e->value.IsNull()) return Kind::kNull;
+  if (e->value.IsSequence()) return Kind::kList;
+  if (e->value.IsMap()) return Kind::kMapping;
+  return Kind::kScalar;
+}
+
+std::optional<std::vector<Section>> Section::MappingList(const char* key, std::initializer_list<const char*> keys) {
+  const Entry* e = Find(key);
+  if (!e) return std::nullopt;
+  std::vector<Section> items;
+  if (e->value.IsNull()) return items;
+  if (!e->value.IsSequence()) {
+    Fail(ValueMark(key), PathOf(key) + ": expected a list, not " + KindName(e->value));
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < e->value.size(); ++i) {
+    const YAML::Node item = e->value[i];
+    Section section = reader_->Open(item, item.Mark(), PathOf(key) + "[" + std::to_string(i) + "]", keys);
+    if (!item.IsMap()) {
+      if (item.IsNull()) section.Fail(item.Mark(), section.path_ + ": expected a mapping of keys, not null");
+      failures_ += 1;
+    }
+    items.push_back(std::move(section));
+  }
+  return items;
+}
+
 Section Section::Child(const char* key, std::initializer_list<const char*> keys) {
   const Entry* e = Find(key);
   if (!e) return Section(reader_, PathOf(key), mark_);

@@ -68,6 +68,11 @@ class Section {
   // Where this mapping starts; used for "X is required" errors.
   const YAML::Mark& mark() const { return mark_; }
   bool Has(const char* key) const { return Find(key) != nullptr; }
+  // Present with no value (`key:` or `key: ~`): for a section, "all defaults".
+  bool IsNull(const char* key) const {
+    const Entry* e = Find(key);
+    return e != nullptr && e->value.IsNull();
+  }
   // True when an unknown key of this mapping was answered "did you mean
   // `key`?": a "key is required" error would only repeat that.
   bool Misspelled(const char* key) const;
@@ -101,6 +106,18 @@ class Section {
   // The nested mapping under `key`, restricted to `keys`. Absent or null
   // gives an empty section (every default applies).
   Section Child(const char* key, std::initializer_list<const char*> keys);
+
+  // What the value of `key` is, for keys that take more than one shape (a
+  // word or a list, a number or a mapping).
+  enum class Kind { kAbsent, kNull, kScalar, kList, kMapping };
+  Kind KindOf(const char* key) const;
+
+  // The list of mappings under `key` (routes, rate_limits), each item a
+  // Section restricted to `keys` and named "key[i]"; null is an empty list.
+  // nullopt when absent, or when the value is not a list (an error). An item
+  // that is not a mapping is reported and comes back as an empty section
+  // whose failed() is true.
+  std::optional<std::vector<Section>> MappingList(const char* key, std::initializer_list<const char*> keys);
 
   void Fail(const YAML::Mark& mark, const std::string& message);
   // True when this section (its keys or its own checks) recorded an error.

@@ -24,6 +24,8 @@ inline constexpr std::string_view kInfoCookieMac = "sessiond cookie mac";
 inline constexpr std::string_view kInfoCookieEnc = "sessiond cookie enc";
 inline constexpr std::string_view kInfoStoreHash = "sessiond store hash";
 inline constexpr std::string_view kInfoPublicId = "sessiond public id";
+// The CSRF token key (session/csrf.h), derived on its own by the CSRF guard.
+inline constexpr std::string_view kInfoCsrfToken = "sessiond csrf token";
 inline constexpr size_t kDerivedKeySize = 32;
 
 // Immutable after DeriveKeySet; safe to read from any thread. Move-only; the

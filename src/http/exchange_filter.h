@@ -18,9 +18,11 @@
 // new factory never frees one with filters still out.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/message.h"
 
@@ -31,15 +33,37 @@ struct FilterResult {
   // this status and `body` (short plain text, safe to show a client) instead.
   int status = 0;
   std::string body;
+  // A reply's Content-Type; empty: text/plain; charset=utf-8.
+  std::string content_type;
+  // More header lines of a reply, each "Name: value\r\n" (Location,
+  // Retry-After ...); the filter vouches that they are well-formed.
+  std::string headers;
 
   static FilterResult Continue() { return FilterResult(); }
-  static FilterResult Reply(int status, std::string body) { return FilterResult{status, std::move(body)}; }
+  static FilterResult Reply(int status, std::string body) {
+    FilterResult r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
 };
 
 using FilterDone = std::function<void(FilterResult)>;
 
 struct ExchangeInfo {
-  std::string_view client_ip;
+  std::string_view client_ip;  // the client address (docs/HTTP.md, Forwarding and trusted proxies)
+};
+
+// The session an exchange leaves behind, as a tunnel opened by that exchange
+// (an upgraded connection: docs/HTTP.md, Upgrades and WebSockets) is bound to
+// it: the tunnel is closed when that session ends. Opaque to the proxy, which
+// only keeps it and hands it back to CheckBindings.
+struct SessionBinding {
+  std::string id;          // identifies the session within the process; empty: no session
+  std::string store_key;   // where a store manager keeps it; empty: no store to ask
+  int64_t expires_at = 0;  // Unix seconds; 0: no fixed expiry (the store decides)
+
+  bool bound() const { return !id.empty(); }
 };
 
 class ExchangeFilter {
@@ -64,6 +88,11 @@ class ExchangeFilter {
   // For the access log: a short word describing what the filter did (the
   // session status), or empty.
   virtual std::string_view LogTag() const { return {}; }
+
+  // After OnResponseHead continued: the session the response leaves (the
+  // request's, or the one its instructions made), for a tunnel that the
+  // exchange opens. Asked only then, so the ordinary path pays nothing.
+  virtual SessionBinding Binding() const { return {}; }
 };
 
 // Hands out one filter per exchange. One factory per worker; called on that
@@ -85,6 +114,17 @@ class ExchangeFilterFactory {
   // sessions. `index` is the worker's index, so once-per-process work can be
   // left to worker 0.
   virtual void Tick(int worker_index) {}
+
+  // Whether the sessions of open tunnels have ended (expired, destroyed,
+  // regenerated, revoked, here or by another process sharing the store):
+  // calls `done` once, on this worker's thread and possibly before
+  // returning, with one flag per binding, in order (true: ended). A session
+  // the filter cannot check (its store does not answer) has not ended.
+  // `done` may never be called if the factory is destroyed first.
+  using BindingsChecked = std::function<void(std::vector<bool> ended)>;
+  virtual void CheckBindings(const std::vector<SessionBinding>& bindings, BindingsChecked done) {
+    done(std::vector<bool>(bindings.size(), false));
+  }
 };
 
 }  // namespace sessiond

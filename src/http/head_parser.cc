@@ -213,11 +213,17 @@ __attribute__((always_inline)) inline HeaderId ClassifyTokenName(const unsigned 
     case 'e':
       if (n == 6 && NameIs(p, "expect")) return HeaderId::kExpect;
       break;
+    case 'f':
+      if (n == 9 && NameIs(p, "forwarded")) return HeaderId::kForwarded;
+      break;
     case 'h':
       if (n == 4 && NameIs(p, "host")) return HeaderId::kHost;
       break;
     case 'k':
       if (n == 10 && NameIs(p, "keep-alive")) return HeaderId::kKeepAlive;
+      break;
+    case 'o':
+      if (n == 6 && NameIs(p, "origin")) return HeaderId::kOrigin;
       break;
     case 'p':
       if (n >= 6 && NameIs(p, "proxy-")) return HeaderId::kProxyAny;
@@ -237,6 +243,9 @@ __attribute__((always_inline)) inline HeaderId ClassifyTokenName(const unsigned 
       if (n == 7 && NameIs(p, "upgrade")) return HeaderId::kUpgrade;
       if (n == 10 && NameIs(p, "user-agent")) return HeaderId::kUserAgent;
       break;
+    case 'v':
+      if (n == 3 && NameIs(p, "via")) return HeaderId::kVia;
+      break;
     case 'x':
       // "X-Session-*" with '-' or '_' as either separator.
       if (n >= 10 && (p[1] == '-' || p[1] == '_') && (p[9] == '-' || p[9] == '_') && NameIs(p + 2, "session")) {
@@ -245,6 +254,7 @@ __attribute__((always_inline)) inline HeaderId ClassifyTokenName(const unsigned 
       if (n == 12 && NameIs(p, "x-request-id")) return HeaderId::kXRequestId;
       if (n == 15 && NameIs(p, "x-forwarded-for")) return HeaderId::kXForwardedFor;
       if (n == 16 && NameIs(p, "x-forwarded-host")) return HeaderId::kXForwardedHost;
+      if (n == 16 && NameIs(p, "x-forwarded-port")) return HeaderId::kXForwardedPort;
       if (n == 17 && NameIs(p, "x-forwarded-proto")) return HeaderId::kXForwardedProto;
       break;
     default:

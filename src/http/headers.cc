@@ -35,12 +35,16 @@ HeaderId ClassifyHeader(std::string_view name) {
     case 2:
       if (first == 't' && Is(name, "te")) return HeaderId::kTe;
       break;
+    case 3:
+      if (first == 'v' && Is(name, "via")) return HeaderId::kVia;
+      break;
     case 4:
       if (first == 'h' && Is(name, "host")) return HeaderId::kHost;
       break;
     case 6:
       if (first == 'c' && Is(name, "cookie")) return HeaderId::kCookie;
       if (first == 'e' && Is(name, "expect")) return HeaderId::kExpect;
+      if (first == 'o' && Is(name, "origin")) return HeaderId::kOrigin;
       break;
     case 7:
       if (first == 'u' && Is(name, "upgrade")) return HeaderId::kUpgrade;
@@ -53,6 +57,9 @@ HeaderId ClassifyHeader(std::string_view name) {
       if (first == 'u' && Is(name, "user-agent")) return HeaderId::kUserAgent;
       if (first == 's' && Is(name, "set-cookie")) return HeaderId::kSetCookie;
       break;
+    case 9:
+      if (first == 'f' && Is(name, "forwarded")) return HeaderId::kForwarded;
+      break;
     case 12:
       if (first == 'x' && Is(name, "x-request-id")) return HeaderId::kXRequestId;
       break;
@@ -64,6 +71,7 @@ HeaderId ClassifyHeader(std::string_view name) {
       break;
     case 16:
       if (first == 'x' && Is(name, "x-forwarded-host")) return HeaderId::kXForwardedHost;
+      if (first == 'x' && Is(name, "x-forwarded-port")) return HeaderId::kXForwardedPort;
       break;
     case 17:
       if (first == 't' && Is(name, "transfer-encoding")) return HeaderId::kTransferEncoding;

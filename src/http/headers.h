@@ -37,6 +37,10 @@ enum class HeaderId : uint8_t {
   kXForwardedFor,
   kXForwardedProto,
   kXForwardedHost,
+  kXForwardedPort,
+  kForwarded,
+  kVia,
+  kOrigin,
   kXRequestId,
   kReferer,
   kUserAgent,
@@ -51,6 +55,20 @@ struct Header {
   std::string_view value;
   HeaderId id = HeaderId::kOther;
 };
+
+// A field name sessiond writes itself, with its id, so appending it costs no
+// classification (headers_test checks each id against ClassifyHeader).
+struct KnownField {
+  std::string_view name;
+  HeaderId id;
+};
+inline constexpr KnownField kFieldHost{"Host", HeaderId::kHost};
+inline constexpr KnownField kFieldCookie{"Cookie", HeaderId::kCookie};
+inline constexpr KnownField kFieldSetCookie{"Set-Cookie", HeaderId::kSetCookie};
+inline constexpr KnownField kFieldXForwardedFor{"X-Forwarded-For", HeaderId::kXForwardedFor};
+inline constexpr KnownField kFieldXForwardedProto{"X-Forwarded-Proto", HeaderId::kXForwardedProto};
+inline constexpr KnownField kFieldXForwardedHost{"X-Forwarded-Host", HeaderId::kXForwardedHost};
+inline constexpr KnownField kFieldXRequestId{"X-Request-Id", HeaderId::kXRequestId};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix);
@@ -83,6 +101,11 @@ class HeaderList {
   void AppendCopy(std::string_view name, std::string_view value);
   // Copies only the value: `name` must outlive the list (a literal).
   void AppendValueCopy(std::string_view static_name, std::string_view value);
+  // The same for a field whose id the caller knows: `field.id` must be
+  // ClassifyHeader(field.name), and the name must outlive the list.
+  void AppendValueCopy(KnownField field, std::string_view value) {
+    fields_.push_back({field.name, Store(value), field.id});
+  }
   // Copies `s` into the list's storage and returns the stored view.
   std::string_view Store(std::string_view s);
   // Empties the list for the next message, keeping its capacity and arena
@@ -102,9 +125,13 @@ class HeaderList {
   size_t Remove(HeaderId id);
   template <class Pred>
   size_t RemoveIf(Pred pred) {
-    size_t before = fields_.size();
-    size_t out = 0;
-    for (size_t i = 0; i < fields_.size(); ++i) {
+    // Most calls remove nothing: fields move only from the first match on.
+    const size_t before = fields_.size();
+    size_t i = 0;
+    while (i < before && !pred(fields_[i])) ++i;
+    if (i == before) return 0;
+    size_t out = i;
+    for (++i; i < before; ++i) {
       if (!pred(fields_[i])) fields_[out++] = fields_[i];
     }
     fields_.resize(out);

@@ -1,7 +1,5 @@
 #include "http/hop_by_hop.h"
 
-#include <string>
-
 namespace sessiond {
 
 namespace {
@@ -52,24 +50,6 @@ void RemoveHopByHop(HeaderList* headers) {
     }
     return false;
   });
-}
-
-void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host) {
-  std::string xff;  // usually just the client's address: no allocation
-  for (const Header& f : headers->fields()) {
-    if (f.id != HeaderId::kXForwardedFor || f.value.empty()) continue;
-    if (!xff.empty()) xff.append(", ");
-    xff.append(f.value);
-  }
-  if (!xff.empty()) xff.append(", ");
-  xff.append(client_ip);
-  headers->RemoveIf([](const Header& h) {
-    return h.id == HeaderId::kXForwardedFor || h.id == HeaderId::kXForwardedProto ||
-           h.id == HeaderId::kXForwardedHost;
-  });
-  headers->AppendValueCopy("X-Forwarded-For", xff);
-  headers->Append("X-Forwarded-Proto", "http");
-  if (!host.empty()) headers->Append("X-Forwarded-Host", host);
 }
 
 }  // namespace sessiond

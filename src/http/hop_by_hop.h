@@ -15,10 +15,7 @@ namespace sessiond {
 // headers, so a client's "Connection: X-Session-Data" cannot remove them.
 void RemoveHopByHop(HeaderList* headers);
 
-// Sets X-Forwarded-For (the client's address appended to any value the client
-// sent, nginx's $proxy_add_x_forwarded_for), X-Forwarded-Proto ("http": TLS
-// is terminated in front of sessiond, if anywhere) and X-Forwarded-Host (the
-// request's Host), replacing client-sent X-Forwarded-Proto/-Host.
-void SetForwardedHeaders(HeaderList* headers, std::string_view client_ip, std::string_view host);
+// The forwarding headers (X-Forwarded-*, Forwarded) are set by
+// ApplyForwarding (http/forwarding.h).
 
 }  // namespace sessiond

@@ -21,7 +21,7 @@ size_t LocalReply::body_size() const {
 
 size_t LocalReply::MaxSize() const {
   return kFixed.size() + strlen(ReasonPhrase(status)) + HeadWriter::kMaxNumber * 2 + request_id.size() +
-         body_size();
+         content_type.size() + extra_headers.size() + body_size();
 }
 
 size_t LocalReply::Write(char* dst) const {
@@ -31,9 +31,12 @@ size_t LocalReply::Write(char* dst) const {
   w.PutNumber(static_cast<uint64_t>(status));
   w.Put(" ");
   w.Put(reason);
-  w.Put("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  w.Put("\r\nContent-Type: ");
+  w.Put(content_type.empty() ? std::string_view("text/plain; charset=utf-8") : content_type);
+  w.Put("\r\nContent-Length: ");
   w.PutNumber(body_size());
   w.Put("\r\n");
+  w.Put(extra_headers);
   if (!request_id.empty()) {
     w.Put("X-Request-Id: ");
     w.Put(request_id);

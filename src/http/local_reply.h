@@ -3,8 +3,9 @@
 // upstream failure (502) and a session step's own answer (docs/HTTP.md).
 //
 //   HTTP/1.1 <status> <reason>\r\n
-//   Content-Type: text/plain; charset=utf-8\r\n
+//   Content-Type: text/plain; charset=utf-8\r\n   (or content_type)
 //   Content-Length: <body size>\r\n
+//   [extra_headers]                   a session step's Location, Retry-After ...
 //   [X-Request-Id: <id>\r\n]          when the request got an id
 //   [Connection: close\r\n]           when the connection ends after it
 //   \r\n
@@ -23,6 +24,9 @@ struct LocalReply {
   // Null data: the reason phrase and "\n".
   std::string_view body;
   std::string_view request_id;  // empty: no X-Request-Id field
+  std::string_view content_type;   // empty: text/plain; charset=utf-8
+  // Whole header lines, each ending in CRLF, written as they are.
+  std::string_view extra_headers;
   bool close = true;
   bool head_request = false;    // a response to HEAD carries no body
 

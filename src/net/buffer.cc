@@ -6,6 +6,27 @@
 namespace sessiond {
 namespace net {
 
+void Buffer::SliceArray::Grow() {
+  const uint32_t capacity = capacity_ * 2;
+  Slice* data = new Slice[capacity];
+  std::copy(data_, data_ + size_, data);
+  if (data_ != inline_) delete[] data_;
+  data_ = data;
+  capacity_ = capacity;
+}
+
+void Buffer::SliceArray::erase_front(size_t n) {
+  std::copy(data_ + n, data_ + size_, data_);
+  size_ -= static_cast<uint32_t>(n);
+}
+
+void Buffer::SliceArray::push_front(const Slice& s) {
+  if (size_ == capacity_) Grow();
+  std::copy_backward(data_, data_ + size_, data_ + size_ + 1);
+  data_[0] = s;
+  ++size_;
+}
+
 void Buffer::PushSlice(Block* block, uint32_t begin, uint32_t end) {
   if (slice_count() > 0) {
     Slice& tail = back();
@@ -17,7 +38,7 @@ void Buffer::PushSlice(Block* block, uint32_t begin, uint32_t end) {
   }
   if (first_ > 0 && slices_.size() == slices_.capacity()) {
     // Reuse the room of the consumed front before the vector grows.
-    slices_.erase(slices_.begin(), slices_.begin() + static_cast<std::ptrdiff_t>(first_));
+    slices_.erase_front(first_);
     first_ = 0;
   }
   slices_.push_back(Slice{block, begin, end});
@@ -99,7 +120,7 @@ const char* Buffer::Contiguous(size_t n) {
   if (first_ > 0) {
     slices_[--first_] = head;
   } else {
-    slices_.insert(slices_.begin(), head);
+    slices_.push_front(head);
   }
   ReleaseWriteBlock();
   write_ = b;  // the reference from Get

@@ -22,7 +22,6 @@
 
 #include <cstddef>
 #include <string_view>
-#include <vector>
 
 #include "net/block.h"
 
@@ -99,6 +98,45 @@ class Buffer {
     uint32_t end;
   };
 
+  // The slice array: room for kInlineSlices inside the buffer, so the usual
+  // buffer (a head, or a head and one body slice) allocates nothing when its
+  // connection is new; beyond that it moves to the heap, whose capacity is
+  // kept until the buffer goes.
+  class SliceArray {
+   public:
+    static constexpr uint32_t kInlineSlices = 2;
+
+    SliceArray() = default;
+    ~SliceArray() {
+      if (data_ != inline_) delete[] data_;
+    }
+    SliceArray(const SliceArray&) = delete;
+    SliceArray& operator=(const SliceArray&) = delete;
+
+    size_t size() const { return size_; }
+    size_t capacity() const { return capacity_; }
+    Slice& operator[](size_t i) { return data_[i]; }
+    const Slice& operator[](size_t i) const { return data_[i]; }
+    Slice& back() { return data_[size_ - 1]; }
+    void clear() { size_ = 0; }
+    void push_back(const Slice& s) {
+      if (size_ == capacity_) Grow();
+      data_[size_++] = s;
+    }
+    // Drops the first n slices.
+    void erase_front(size_t n);
+    // Puts `s` before the first slice.
+    void push_front(const Slice& s);
+
+   private:
+    void Grow();
+
+    Slice* data_ = inline_;
+    uint32_t size_ = 0;
+    uint32_t capacity_ = kInlineSlices;
+    Slice inline_[kInlineSlices];
+  };
+
   Slice& back() { return slices_.back(); }
   void PushSlice(Block* block, uint32_t begin, uint32_t end);  // takes one reference
   void PopFront();
@@ -107,7 +145,7 @@ class Buffer {
   void AfterShrink();
 
   BlockPool* pool_;
-  std::vector<Slice> slices_;  // [first_, size) are live; capacity is kept
+  SliceArray slices_;  // [first_, size) are live; capacity is kept
   size_t first_ = 0;
   size_t size_ = 0;
   Block* write_ = nullptr;  // the block this buffer appends to (one reference)

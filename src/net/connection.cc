@@ -5,6 +5,8 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include "net/tls_transport.h"
+
 namespace sessiond {
 namespace net {
 
@@ -20,12 +22,27 @@ Connection::~Connection() {
   if (fd_ >= 0) {
     event_del(&read_ev_);
     event_del(&write_ev_);
+    // A TLS session that ends without an error says so (close_notify, best
+    // effort); the transport sends nothing unless it is established.
+    if (tls_ && error_ == 0) tls_->Shutdown();
     close(fd_);
   }
 }
 
+void Connection::UseTls(std::unique_ptr<TlsTransport> tls) {
+  tls_ = std::move(tls);
+  if (fd_ < 0) return;
+  tls_->Attach(fd_);
+  // A client on a socket that is already connected: the handshake starts
+  // from the loop (OnConnected once it completes), as after Connect().
+  if (!tls_->server() && !connecting_) event_active(&write_ev_, EV_WRITE, 1);
+}
+
+bool Connection::tls_handshaking() const { return tls_ && !tls_->open() && error_ == 0; }
+
 void Connection::Adopt(int fd) {
   fd_ = fd;
+  if (tls_) tls_->Attach(fd);
   event_assign(&read_ev_, base_, fd, EV_READ | EV_PERSIST, ReadCb, this);
   event_assign(&write_ev_, base_, fd, EV_WRITE | EV_PERSIST, WriteCb, this);
 }
@@ -76,6 +93,9 @@ void Connection::UpdateReadEvent() {
   read_armed_ = want;
   if (want) {
     event_add(&read_ev_, nullptr);
+    // Bytes already decrypted (or an end) inside the TLS transport: the
+    // socket will not say so.
+    if (tls_ && tls_->buffered()) event_active(&read_ev_, EV_READ, 1);
   } else {
     event_del(&read_ev_);
   }
@@ -108,7 +128,9 @@ void Connection::Fail(int err) {
 }
 
 void Connection::ShutdownWrite() {
-  if (fd_ >= 0) shutdown(fd_, SHUT_WR);
+  if (fd_ < 0) return;
+  if (tls_) tls_->Shutdown();
+  shutdown(fd_, SHUT_WR);
 }
 
 ssize_t Connection::ReadSome() {
@@ -140,6 +162,10 @@ ssize_t Connection::WriteSome(size_t* wanted) {
 
 void Connection::Flush() {
   if (fd_ < 0 || connecting_ || stopped_ || write_armed_) return;
+  if (tls_) {
+    TlsFlush();
+    return;
+  }
   while (!output_.empty()) {
     size_t wanted = 0;
     const ssize_t n = WriteSome(&wanted);
@@ -163,6 +189,10 @@ void Connection::ReadCb(evutil_socket_t, short, void* arg) { static_cast<Connect
 void Connection::WriteCb(evutil_socket_t, short, void* arg) { static_cast<Connection*>(arg)->OnWriteEvent(); }
 
 void Connection::OnReadEvent() {
+  if (tls_) {
+    OnTlsReadEvent();
+    return;
+  }
   const ssize_t n = ReadSome();
   if (n > 0) {
     if (input_.size() >= read_limit_) UpdateReadEvent();
@@ -199,7 +229,15 @@ void Connection::OnWriteEvent() {
       return;
     }
     if (output_.empty()) DisarmWrite();
+    if (tls_) {
+      TlsHandshake();  // OnConnected once it completes
+      return;
+    }
     handler_->OnConnected(this);
+    return;
+  }
+  if (tls_) {
+    OnTlsWriteEvent();
     return;
   }
   size_t wanted = 0;
@@ -213,6 +251,122 @@ void Connection::OnWriteEvent() {
   }
   if (output_.empty()) DisarmWrite();
   if (output_.size() <= low_mark_) handler_->OnWritable(this);
+}
+
+// ---- TLS (net/tls_transport.h) ----
+
+void Connection::TlsHandshake() {
+  switch (tls_->Handshake()) {
+    case TlsTransport::Step::kDone:
+      if (output_.empty()) DisarmWrite();  // the write event served the handshake only
+      if (tls_->server()) {
+        handler_->OnTlsEstablished(this);
+        if (stopped_) return;
+        // The first request may have come with the handshake's last flight,
+        // already inside the transport.
+        OnTlsReadEvent();
+      } else {
+        if (tls_->buffered()) event_active(&read_ev_, EV_READ, 1);
+        handler_->OnConnected(this);
+      }
+      return;
+    case TlsTransport::Step::kWantRead:
+      if (output_.empty()) DisarmWrite();
+      if (!read_armed_ && !stopped_) {
+        read_armed_ = true;  // UpdateReadEvent sets it right once the handshake is over
+        event_add(&read_ev_, nullptr);
+      }
+      return;
+    case TlsTransport::Step::kWantWrite:
+      ArmWrite();
+      return;
+    case TlsTransport::Step::kPlainHttp:
+      // Nothing was consumed: the level-triggered read event reports the
+      // request's bytes again, now to the plain path.
+      tls_.reset();
+      handler_->OnPlainHttpOnTls(this);
+      return;
+    case TlsTransport::Step::kEof:
+      eof_ = true;
+      UpdateReadEvent();
+      handler_->OnPeerEof(this);
+      return;
+    case TlsTransport::Step::kFailed:
+      Fail(EPROTO);
+      handler_->OnError(this, EPROTO);
+      return;
+  }
+}
+
+void Connection::OnTlsReadEvent() {
+  if (!tls_->open()) {
+    TlsHandshake();
+    return;
+  }
+  if (!read_armed_) return;  // activated while reading was on, turned off since
+  const ssize_t n = tls_->Read(input_, read_limit_);
+  if (n > 0) {
+    if (input_.size() >= read_limit_) {
+      UpdateReadEvent();
+    } else if (tls_->buffered()) {
+      event_active(&read_ev_, EV_READ, 1);  // an end met after these bytes
+    }
+    handler_->OnReadable(this);
+    return;
+  }
+  if (n == 0) {
+    eof_ = true;
+    UpdateReadEvent();
+    handler_->OnPeerEof(this);
+    return;
+  }
+  if (WouldBlock(errno)) return;
+  const int err = errno;
+  Fail(err);
+  handler_->OnError(this, err);
+}
+
+void Connection::TlsFlush() {
+  if (!tls_->open()) return;  // written once the handshake completes
+  // With partial writes one SSL_write sends one record: go on until the
+  // output is empty or the socket is full.
+  while (!output_.empty()) {
+    size_t wanted = 0;
+    const ssize_t n = tls_->Write(output_, &wanted);
+    if (n < 0) {
+      if (WouldBlock(errno)) break;
+      Fail(errno);
+      error_pending_ = true;  // reported from the loop, as for a plain write
+      event_active(&write_ev_, EV_WRITE, 1);
+      return;
+    }
+    output_.Consume(static_cast<size_t>(n));
+  }
+  if (!output_.empty()) ArmWrite();
+}
+
+void Connection::OnTlsWriteEvent() {
+  if (!tls_->open()) {
+    TlsHandshake();
+    return;
+  }
+  while (!output_.empty()) {
+    size_t wanted = 0;
+    const ssize_t n = tls_->Write(output_, &wanted);
+    if (n < 0) {
+      if (!WouldBlock(errno)) {
+        const int err = errno;
+        Fail(err);
+        handler_->OnError(this, err);
+      } else if (output_.size() <= low_mark_) {
+        handler_->OnWritable(this);
+      }
+      return;
+    }
+    output_.Consume(static_cast<size_t>(n));
+  }
+  DisarmWrite();
+  handler_->OnWritable(this);
 }
 
 }  // namespace net

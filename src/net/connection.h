@@ -25,7 +25,12 @@
 // inside the caller's own call.
 //
 // The socket I/O is confined to ReadSome() and WriteSome(): the seam where a
-// TLS transport goes.
+// TLS transport goes. With UseTls() the connection speaks TLS
+// (net/tls_transport.h): a server connection runs its handshake before its
+// first OnReadable, a client connection before OnConnected, and from then on
+// reads and writes go through the transport with the same events and the same
+// contract as above; the write event also serves a handshake that must
+// write. A plain connection pays one pointer check per event for this.
 #pragma once
 
 #include <event2/event.h>
@@ -33,11 +38,14 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <memory>
 
 #include "net/buffer.h"
 
 namespace sessiond {
 namespace net {
+
+class TlsTransport;
 
 class Connection {
  public:
@@ -55,8 +63,17 @@ class Connection {
     // Connect() completed.
     virtual void OnConnected(Connection* conn) {}
     // The connection failed (connect refused, reset, write error): `err` is
-    // the errno. Nothing more can be read or written; all events stop.
+    // the errno. Nothing more can be read or written; all events stop. A
+    // failed TLS handshake is EPROTO, with tls()->failure() saying why.
     virtual void OnError(Connection* conn, int err) = 0;
+    // TLS, server side: the handshake completed; reading goes on. Must not
+    // destroy the connection.
+    virtual void OnTlsEstablished(Connection* conn) {}
+    // TLS, server side: the client's first bytes are a plain-HTTP request.
+    // The connection is plain from now on (tls() is null) and its bytes are
+    // still unread: they come with the next OnReadable. Must not destroy the
+    // connection.
+    virtual void OnPlainHttpOnTls(Connection* conn) {}
 
    protected:
     ~Handler() = default;
@@ -71,6 +88,15 @@ class Connection {
   void Adopt(int fd);
   // Starts connecting to `addr`. False (errno set) when it fails at once.
   bool Connect(const sockaddr* addr, socklen_t len);
+  // Speaks TLS through `tls` (TlsTransport::NewServer or NewClient): after
+  // Adopt() for a server connection; for a client, before Connect(), or
+  // after Adopt() of a connected socket (the handshake then starts from the
+  // loop and OnConnected reports its end).
+  void UseTls(std::unique_ptr<TlsTransport> tls);
+  // The TLS transport, or null for a plain connection.
+  TlsTransport* tls() const { return tls_.get(); }
+  // TLS was started and its handshake has not completed (nor failed).
+  bool tls_handshaking() const;
 
   void set_handler(Handler* handler) { handler_ = handler; }
   Handler* handler() const { return handler_; }
@@ -95,7 +121,8 @@ class Connection {
   // The write event is armed: the socket did not take everything.
   bool write_pending() const { return write_armed_; }
 
-  // Half-close: sends FIN after what the socket has already taken.
+  // Half-close: sends FIN after what the socket has already taken (and TLS's
+  // close_notify before it).
   void ShutdownWrite();
   // Stops every event (the socket stays open until destruction).
   void Stop();
@@ -116,6 +143,12 @@ class Connection {
   ssize_t ReadSome();
   ssize_t WriteSome(size_t* wanted);
 
+  // The TLS side of the events (net/tls_transport.h).
+  void OnTlsReadEvent();
+  void OnTlsWriteEvent();
+  void TlsHandshake();
+  void TlsFlush();
+
   void UpdateReadEvent();
   void ArmWrite();
   void DisarmWrite();
@@ -128,6 +161,7 @@ class Connection {
   event write_ev_;
   Buffer input_;
   Buffer output_;
+  std::unique_ptr<TlsTransport> tls_;
   size_t read_limit_ = SIZE_MAX;
   size_t low_mark_ = 0;
   bool want_read_ = false;

@@ -17,6 +17,10 @@ struct LoopEnv {
   event_base* base = nullptr;
   PostFn post;
   int index = 0;  // which worker: once-per-process work is left to index 0
+  // Reports the outcome of a session store call made on this loop: false
+  // marks the loop's worker not ready (/readyz 503) at once, true ready again
+  // (docs/OPERATIONS.md, Readiness). Called on the loop's thread; may be empty.
+  std::function<void(bool ok)> store_health;
 };
 
 }  // namespace sessiond

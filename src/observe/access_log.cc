@@ -32,25 +32,37 @@ void AppendEscaped(std::string* out, std::string_view s) {
 
 void AppendJson(std::string* out, std::string_view s) { AppendJsonString(out, s); }
 
+// A request header's value, or null when the request had none.
+void AppendJsonOrNull(std::string* out, std::string_view s) {
+  if (s.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(out, s);
+  }
+}
+
 }  // namespace
 
 std::string FormatAccessLog(const AccessLogEntry& e, AccessLogFormat format, int64_t unix_time) {
   std::string line;
-  line.reserve(256 + e.target.size() + e.user_agent.size() + e.referer.size());
+  line.reserve(256 + e.target.size() + e.host.size() + e.user_agent.size() + e.referer.size());
   time_t t = static_cast<time_t>(unix_time);
   struct tm tm;
   gmtime_r(&t, &tm);
-  char buf[128];
+  char buf[192];  // the longest snprintf: the JSON numbers, about 110 bytes
   if (format == AccessLogFormat::kJson) {
     strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
     line.append("{\"time\":\"").append(buf).append("\",\"client\":");
     AppendJson(&line, e.client);
+    line.append(",\"host\":");
+    AppendJsonOrNull(&line, e.host);
     line.append(",\"method\":");
     AppendJson(&line, e.method);
     line.append(",\"path\":");
     AppendJson(&line, e.target);
-    snprintf(buf, sizeof(buf), ",\"status\":%d,\"bytes\":%llu,\"duration\":%.6f,\"upstream_duration\":", e.status,
-             static_cast<unsigned long long>(e.bytes), e.duration);
+    snprintf(buf, sizeof(buf),
+             ",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu,\"duration\":%.6f,\"upstream_duration\":",
+             e.minor_version == 0 ? 0 : 1, e.status, static_cast<unsigned long long>(e.bytes), e.duration);
     line.append(buf);
     if (e.upstream_duration < 0) {
       line.append("null");
@@ -63,6 +75,10 @@ std::string FormatAccessLog(const AccessLogEntry& e, AccessLogFormat format, int
     else AppendJson(&line, e.session);
     line.append(",\"request_id\":");
     AppendJson(&line, e.request_id);
+    line.append(",\"referer\":");
+    AppendJsonOrNull(&line, e.referer);
+    line.append(",\"user_agent\":");
+    AppendJsonOrNull(&line, e.user_agent);
     line.append("}\n");
     return line;
   }

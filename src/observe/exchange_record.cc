@@ -8,7 +8,7 @@ void RecordExchange(Metrics* metrics, AccessLogFormat format, const AccessLogEnt
   if (metrics) {
     if (refused_head) metrics->bad_requests.fetch_add(1, std::memory_order_relaxed);
     if (entry.status >= 100 && entry.status < 600) {
-      metrics->requests_by_code[entry.status].fetch_add(1, std::memory_order_relaxed);
+      metrics->requests[entry.status][Metrics::MethodIndex(entry.method)].fetch_add(1, std::memory_order_relaxed);
     }
     metrics->request_duration.Observe(entry.duration);
   }

@@ -10,10 +10,11 @@ namespace sessiond {
 
 struct Metrics;
 
-// Counts the response status (statuses outside 100..599, e.g. 0 for a client
-// that vanished, are not counted), observes the duration, counts a refused
-// head as a bad request, and writes the access log line unless the format
-// is off. `metrics` may be null (tests).
+// Counts the response by status and method (statuses outside 100..599, e.g.
+// 0 for a client that vanished, are not counted; a method outside
+// Metrics::RequestMethod, or "-" for a refused head, counts as "other"),
+// observes the duration, counts a refused head as a bad request, and writes
+// the access log line unless the format is off. `metrics` may be null (tests).
 void RecordExchange(Metrics* metrics, AccessLogFormat format, const AccessLogEntry& entry, bool refused_head);
 
 }  // namespace sessiond

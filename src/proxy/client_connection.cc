@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <time.h>
+
 #include <algorithm>
+#include <atomic>
 
 #include "base/log.h"
 #include "http/local_reply.h"
@@ -13,6 +16,8 @@
 #include "proxy/exchange.h"
 #include "proxy/proxy_host.h"
 #include "proxy/read_head.h"
+#include "net/tls_transport.h"
+#include "proxy/tunnel.h"
 
 namespace sessiond {
 
@@ -27,32 +32,101 @@ constexpr Millis kLingerTime{2000};
 // (RFC 9112 section 2.2 allows a server to ignore them).
 constexpr int kMaxLeadingEmptyLines = 4;
 
-std::string FormatPeer(const sockaddr* sa) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
-  } else if (sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof(buf));
-    } else {
-      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-    }
+// The body of the 400 for a plain-HTTP request on the TLS port: the one
+// answer a client that got its scheme wrong can read.
+constexpr char kPlainHttpOnTls[] = "Bad Request: this port speaks HTTPS; plain HTTP was sent to it\n";
+
+// At most one line a second for the whole process, however many handshakes
+// fail (a scanner, a misconfigured client in a loop); the next line says how
+// many were left out.
+void LogHandshakeFailure(const std::string& client, const char* why) {
+  static std::atomic<int64_t> last_second{-1};
+  static std::atomic<uint64_t> suppressed{0};
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const int64_t now = ts.tv_sec;
+  int64_t last = last_second.load(std::memory_order_relaxed);
+  if (last == now || !last_second.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
-  return buf;
+  const uint64_t more = suppressed.exchange(0, std::memory_order_relaxed);
+  if (more > 0) {
+    LOG_INFO("client %s: TLS handshake failed (%s); %llu more failed handshakes not logged", client.c_str(), why,
+             static_cast<unsigned long long>(more));
+  } else {
+    LOG_INFO("client %s: TLS handshake failed (%s)", client.c_str(), why);
+  }
 }
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+constexpr bool kRecycleStorage = true;
+#else
+constexpr bool kRecycleStorage = false;
+#endif
+
+// The storage of ended connections on this thread, linked through its first
+// word. Trivially destructible on purpose: a thread empties it with
+// SetSpareLimit(0) before it ends, and nothing runs at thread exit.
+struct SpareStorage {
+  void* first = nullptr;
+  size_t count = 0;
+  size_t limit = 0;
+};
+thread_local SpareStorage t_spare;
 
 }  // namespace
 
-ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer)
+void* ClientConnection::operator new(size_t size) {
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.first != nullptr && size == sizeof(ClientConnection)) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    return p;
+  }
+  return ::operator new(size);
+}
+
+void ClientConnection::operator delete(void* p) {
+  if (p == nullptr) return;
+  SpareStorage& spare = t_spare;
+  if (kRecycleStorage && spare.count < spare.limit) {
+    *static_cast<void**>(p) = spare.first;
+    spare.first = p;
+    ++spare.count;
+    return;
+  }
+  ::operator delete(p);
+}
+
+void ClientConnection::SetSpareLimit(size_t limit) {
+  SpareStorage& spare = t_spare;
+  spare.limit = std::min(limit, kMaxSpare);
+  while (spare.count > spare.limit) {
+    void* p = spare.first;
+    spare.first = *static_cast<void**>(p);
+    --spare.count;
+    ::operator delete(p);
+  }
+}
+
+ClientConnection::ClientConnection(ProxyHost* worker, int fd, const sockaddr* peer,
+                                   const std::shared_ptr<const net::TlsServerContext>& tls)
     : worker_(worker),
       config_(worker->config()),
       conn_(worker->base(), &worker->blocks()),
       timer_(worker->base(), TimerCb, this),
       deferred_(worker->base(), DeferredCb, this),
-      client_ip_(FormatPeer(peer)) {
+      peer_(IpAddressOf(peer)),
+      client_ip_(FormatIpAddress(peer_)),
+      https_(tls != nullptr) {
   conn_.Adopt(fd);
   conn_.set_handler(this);
+  if (tls) {
+    // Null only when OpenSSL cannot allocate: Start() then closes.
+    if (std::unique_ptr<net::TlsTransport> t = net::TlsTransport::NewServer(tls)) conn_.UseTls(std::move(t));
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   worker_->Register(this);
@@ -63,10 +137,17 @@ ClientConnection::~ClientConnection() {
   // exchange then just lets go of everything (no response, no log line).
   if (exchange_) worker_->exchanges().Recycle(exchange_);
   if (finished_) worker_->exchanges().Recycle(finished_);
+  tunnel_.reset();
+  finished_tunnel_.reset();
   worker_->Unregister(this);
 }
 
 void ClientConnection::Start() {
+  if (https_ && !conn_.tls()) {
+    LOG_WARN("client %s: cannot start TLS (out of memory)", client_ip_.c_str());
+    CloseSoon();
+    return;
+  }
   // Reading pauses once this much input waits unparsed (a head can be at most
   // max_header_bytes; beyond that the pipelined rest waits in the kernel).
   conn_.set_read_limit(config_->limits.max_header_bytes + Exchange::kOutputLow);
@@ -88,6 +169,9 @@ void ClientConnection::OnReadable(net::Connection*) {
     case State::kInExchange:
       exchange_->OnClientReadable();
       break;
+    case State::kTunnel:
+      if (tunnel_started_) tunnel_->OnClientReadable();
+      break;
     case State::kClosingAfterFlush:
     case State::kLingering:
       conn_.input().Clear();
@@ -106,6 +190,9 @@ void ClientConnection::OnPeerEof(net::Connection*) {
     case State::kInExchange:
       exchange_->OnClientReadable();  // the rest of the body may be buffered
       break;
+    case State::kTunnel:
+      if (tunnel_started_) tunnel_->OnClientEof();
+      break;
     case State::kClosingAfterFlush:
       break;  // keep flushing; the client may still read
     case State::kLingering:
@@ -119,6 +206,8 @@ void ClientConnection::OnPeerEof(net::Connection*) {
 void ClientConnection::OnWritable(net::Connection*) {
   if (state_ == State::kInExchange && exchange_) {
     exchange_->OnClientDrained();
+  } else if (state_ == State::kTunnel) {
+    if (tunnel_started_) tunnel_->OnClientWritable();
   } else if (state_ == State::kWaitingHead && (!conn_.input().empty() || peer_eof())) {
     TryStartRequest();  // held back while the output was full
   } else if (state_ == State::kClosingAfterFlush && conn_.output().empty()) {
@@ -127,8 +216,28 @@ void ClientConnection::OnWritable(net::Connection*) {
 }
 
 void ClientConnection::OnError(net::Connection*, int) {
-  // Reset or write failure: the client is gone, nothing can be delivered.
+  // A failed TLS handshake, or a reset or write failure: the client is gone
+  // or cannot be spoken to; nothing can be delivered.
+  if (net::TlsTransport* tls = conn_.tls(); tls && !tls->open() && tls->saw_bytes()) {
+    TlsHandshakeFailed(tls->closed_during_handshake() ? Metrics::kTlsClosed : Metrics::kTlsProtocol,
+                       tls->failure().c_str());
+  }
   CloseSoon();
+}
+
+void ClientConnection::OnTlsEstablished(net::Connection*) {
+  if (Metrics* m = worker_->metrics()) Inc(m->tls_handshakes[conn_.tls()->resumed() ? 1 : 0]);
+}
+
+void ClientConnection::OnPlainHttpOnTls(net::Connection*) {
+  TlsHandshakeFailed(Metrics::kTlsPlainHttp, "plain HTTP on the TLS port");
+  RejectRequest(400, "plain HTTP request on the TLS port", /*is_head_request=*/false,
+                std::string_view(kPlainHttpOnTls, sizeof(kPlainHttpOnTls) - 1));
+}
+
+void ClientConnection::TlsHandshakeFailed(int kind, const char* why) {
+  if (Metrics* m = worker_->metrics()) Inc(m->tls_handshake_failures[kind]);
+  LogHandshakeFailure(client_ip_, why);
 }
 
 void ClientConnection::OnTimer() {
@@ -136,13 +245,18 @@ void ClientConnection::OnTimer() {
     case State::kWaitingHead:
       if (header_timer_running_) {
         // Slowloris defence: a head that does not arrive in time gets no answer.
-        LOG_DEBUG("client %s: request head not received within client_header", client_ip_.c_str());
+        LogDetail d;
+        d.client = client_ip_;
+        LOG_DEBUG_WITH(d, "closed the connection: no complete request head within timeouts.client_header");
         if (Metrics* m = worker_->metrics()) Inc(m->timeouts_client_header);
+        if (conn_.tls_handshaking()) TlsHandshakeFailed(Metrics::kTlsTimeout, "not completed within client_header");
       }
       CloseSoon();
       break;
     case State::kInExchange:
       if (exchange_ && exchange_->request_body_pending()) exchange_->OnRequestBodyTimeout();
+      break;
+    case State::kTunnel:  // the tunnel keeps its own timers
       break;
     case State::kClosingAfterFlush:  // the client does not read our last response
     case State::kLingering:
@@ -158,8 +272,14 @@ void ClientConnection::OnDeferred() {
     worker_->exchanges().Recycle(finished_);
     finished_ = nullptr;
   }
+  finished_tunnel_.reset();
   if (state_ == State::kClosed) {
     delete this;
+    return;
+  }
+  if (state_ == State::kTunnel && !tunnel_started_) {
+    tunnel_started_ = true;
+    tunnel_->Start();
     return;
   }
   if (state_ == State::kWaitingHead) {
@@ -211,15 +331,16 @@ void ClientConnection::TryStartRequest() {
     }
     config_ = worker_->config();  // a reload applies from the next request on
     exchange_ = worker_->exchanges().Acquire();
-    parser_.StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
+    exchange_->head_parser().StartRequest(config_->limits.max_header_bytes, config_->limits.max_body_bytes);
   }
+  HeadParser& parser = exchange_->head_parser();
   net::BlockRef pin;
-  switch (ReadHead(in, config_->limits.max_header_bytes, parser_, &exchange_->request(), &pin)) {
+  switch (ReadHead(in, config_->limits.max_header_bytes, parser, &exchange_->request(), &pin)) {
     case HeadParser::State::kIncomplete:
       if (peer_eof()) CloseAfterFlush();  // an incomplete head and nothing more will come
       return;
     case HeadParser::State::kError:
-      RejectRequest(parser_.error_status(), parser_.error(), parser_.is_head_request());
+      RejectRequest(parser.error_status(), parser.error(), parser.is_head_request());
       return;
     case HeadParser::State::kDone:
       break;
@@ -233,10 +354,14 @@ void ClientConnection::TryStartRequest() {
   exchange_->Start(this, config_);
 }
 
-void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request) {
-  LOG_DEBUG("client %s: %d (%s)", client_ip_.c_str(), status, why);
+void ClientConnection::RejectRequest(int status, const char* why, bool is_head_request, std::string_view body) {
+  // The head was refused, so none of it is quoted: the client and the reason.
+  LogDetail d;
+  d.client = client_ip_;
+  LOG_DEBUG_WITH(d, "refused the request head (%d): %s", status, why);
   LocalReply reply;
   reply.status = status;
+  reply.body = body;
   reply.close = true;
   reply.head_request = is_head_request;  // a response to HEAD carries no body, even one refused
   AccessLogEntry e;
@@ -276,6 +401,24 @@ void ClientConnection::ExchangeAborted() {
   CloseAfterFlush();
 }
 
+void ClientConnection::ExchangeUpgraded(std::unique_ptr<UpstreamConnection> upstream, TunnelSpec spec) {
+  Retire(exchange_);
+  exchange_ = nullptr;
+  state_ = State::kTunnel;
+  timer_.Cancel();
+  header_timer_running_ = false;
+  tunnel_ = std::make_unique<Tunnel>(worker_, this, std::move(upstream), std::move(spec));
+  tunnel_started_ = false;
+  deferred_.Schedule();  // Retire scheduled it already; OnDeferred starts the tunnel
+}
+
+void ClientConnection::TunnelFinished() {
+  finished_tunnel_ = std::move(tunnel_);
+  deferred_.Schedule();
+  state_ = State::kWaitingHead;  // for CloseAfterFlush, which ends every other state
+  CloseAfterFlush();
+}
+
 void ClientConnection::RequestBodyProgress(uint64_t bytes) {
   if (state_ != State::kInExchange) return;
   const auto now = std::chrono::steady_clock::now();
@@ -293,6 +436,13 @@ void ClientConnection::RequestBodyProgress(uint64_t bytes) {
 }
 
 void ClientConnection::BeginShutdown() {
+  if (state_ == State::kTunnel) {
+    // WebSockets get a Close frame (1001, going away); other protocols keep
+    // running until they end or timeouts.shutdown cuts them (docs/HTTP.md,
+    // Upgrades and WebSockets). A tunnel not started yet checks on Start.
+    if (tunnel_started_ && tunnel_->websocket()) tunnel_->End(kWsCloseGoingAway, "shutdown");
+    return;
+  }
   if (state_ != State::kWaitingHead || exchange_ || !conn_.input().empty()) return;
   // Idle: nothing to answer. With nothing left to send either, close at once
   // (no lingering: the client sent nothing we leave unread).
@@ -338,6 +488,10 @@ void ClientConnection::CloseSoon() {
     if (in_exchange) exchange_->Abort();
     Retire(exchange_);
     exchange_ = nullptr;
+  }
+  if (tunnel_) {
+    tunnel_->Abort();  // drops the upstream; the tunnel is freed with this connection
+    finished_tunnel_ = std::move(tunnel_);
   }
   conn_.Stop();
   timer_.Cancel();

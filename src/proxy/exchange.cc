@@ -1,16 +1,25 @@
 #include "proxy/exchange.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "base/log.h"
+#include "http/forwarding.h"
 #include "http/head_writer.h"
 #include "http/hop_by_hop.h"
+#include "http/upgrade.h"
 #include "observe/exchange_record.h"
 #include "observe/metrics.h"
 #include "proxy/client_connection.h"
 #include "proxy/read_head.h"
+#include "net/tls_transport.h"
+#include "proxy/tunnel.h"
 
 namespace sessiond {
 
@@ -40,6 +49,22 @@ bool IsValidRequestId(std::string_view id) {
   return true;
 }
 
+uint16_t ListenPort(const SocketAddress& a) {
+  if (a.sa()->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(a.sa())->sin_port);
+  if (a.sa()->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_port);
+  return 0;
+}
+
+// At most one line per second for the log lines that clients can trigger at will.
+bool LogAllowed(std::atomic<int64_t>& last) {
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  int64_t seen = last.load(std::memory_order_relaxed);
+  return now != seen && last.compare_exchange_strong(seen, now, std::memory_order_relaxed);
+}
+
+std::atomic<int64_t> g_last_malformed_forwarding{0};
+std::atomic<int64_t> g_last_loop{0};
+
 }  // namespace
 
 Exchange::Exchange(ProxyHost* host) : host_(host), timer_(host->base(), TimerCb, this) {}
@@ -62,6 +87,10 @@ void Exchange::Reset() {
   request_chunked_out_ = response_chunked_out_ = false;
   request_body_done_ = response_started_ = sent_continue_ = retried_ = false;
   upstream_bytes_seen_ = upstream_eof_ = upstream_error_ = close_client_ = finalized_ = false;
+  upstream_errno_ = 0;
+  loop_ = upgrade_ = upgraded_ = false;
+  upgrade_request_ = upgrade_response_ = {};
+  client_address_len_ = 0;
   original_content_length_ = {};
   status_ = 0;
   request_id_len_ = 0;
@@ -83,8 +112,25 @@ void Exchange::Start(ClientConnection* conn, std::shared_ptr<const Config> confi
   if (request_body_pending()) conn_->RequestBodyProgress(0);  // starts the body timers
 
   state_ = State::kRequestFilter;
+  if (loop_) {
+    if (Metrics* m = host_->metrics()) Inc(m->loops_detected);
+    if (LogAllowed(g_last_loop)) {
+      LOG_WARN("request loop: a request came back to this sessiond (its Via names it); upstream %s leads back "
+               "here; answered 508",
+               config_->upstream.address.text.c_str());
+    }
+    SendLocalReply(508, std::string_view());
+    return;
+  }
+  if (upgrade_ && !OriginAllowed(request_.headers, request_.host, config_->websocket.allowed_origins)) {
+    if (Metrics* m = host_->metrics()) Inc(m->upgrades_refused_origin);
+    LOG_DEBUG("client %.*s: cross-origin upgrade refused (403)", static_cast<int>(client_address_len_),
+              client_address_);
+    SendLocalReply(403, std::string_view());
+    return;
+  }
   if ((filter_factory_ = host_->filters())) {
-    filter_ = filter_factory_->Acquire(ExchangeInfo{conn_->client_ip()});
+    filter_ = filter_factory_->Acquire(ExchangeInfo{client_address()});
   }
   if (filter_) {
     filter_->OnRequestHead(request_, [this](FilterResult r) { OnRequestFiltered(std::move(r)); });
@@ -103,21 +149,45 @@ void Exchange::PrepareRequestHeaders() {
     request_id_len_ = ProxyHost::kRequestIdLength;
   }
   request_.headers.Remove(HeaderId::kXRequestId);
-  request_.headers.AppendValueCopy("X-Request-Id", request_id());
+  request_.headers.AppendValueCopy(kFieldXRequestId, request_id());
+  loop_ = ViaNames(request_.headers, host_->via().substr(4));  // "1.1 " then the pseudonym
+  if (std::optional<std::string_view> upgrade = UpgradeRequested(request_)) {
+    upgrade_ = !host_->shutting_down();
+    upgrade_request_ = *upgrade;
+  }
   RemoveHopByHop(&request_.headers);
+  if (upgrade_) {
+    // Hop-by-hop, so removed above; the upstream gets them afresh.
+    request_.headers.Append("Connection", "upgrade");
+    request_.headers.Append("Upgrade", upgrade_request_);
+  }
   // An HTTP/1.0 request may come without Host; the upstream gets HTTP/1.1,
   // which requires one: use the upstream's own name, as nginx does.
   if (request_.headers.Count(HeaderId::kHost) == 0) {
-    request_.headers.AppendValueCopy("Host", config_->upstream.address.text);
+    request_.headers.AppendValueCopy(kFieldHost, config_->upstream.address.text);
   }
   if (request_.expect_continue) request_.headers.Remove(HeaderId::kExpect);  // answered by us, see OnUpstreamConnected
-  SetForwardedHeaders(&request_.headers, conn_->client_ip(), request_.host);
+  ForwardingInput forwarding;
+  forwarding.peer = conn_->peer();
+  forwarding.trusted = &config_->trusted_proxies;
+  forwarding.host = request_.host;
+  forwarding.port = ListenPort(config_->listen);
+  forwarding.proto = conn_->https() ? "https" : "http";
+  ForwardingResult forwarded;
+  ApplyForwarding(&request_.headers, forwarding, &forwarded);
+  memcpy(client_address_, forwarded.client, forwarded.client_len);
+  client_address_len_ = forwarded.client_len;
+  if (forwarded.malformed && LogAllowed(g_last_malformed_forwarding)) {
+    LOG_DEBUG("trusted proxy %s sent a malformed %s header: treated as absent", conn_->client_ip().c_str(),
+              forwarded.malformed);
+  }
+  request_.headers.Append("Via", host_->via());
 }
 
 void Exchange::OnRequestFiltered(FilterResult result) {
   if (state_ != State::kRequestFilter) return;  // aborted meanwhile
   if (result.status != 0) {
-    SendLocalReply(result.status, result.body);
+    SendLocalReply(result.status, result.body, result.content_type, result.headers);
     return;
   }
   ConnectUpstream(/*allow_pooled=*/true);
@@ -152,9 +222,9 @@ void Exchange::ConnectUpstream(bool allow_pooled) {
   upstream_bytes_seen_ = false;
   if (allow_pooled) upstream_ = pool.TakeIdle(config_->upstream.address);
   const bool pooled = upstream_ != nullptr;
-  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address);
+  if (!upstream_) upstream_ = pool.Connect(config_->upstream.address, host_->upstream_tls());
   if (!upstream_) {
-    Fail(502, "upstream connect failed");
+    Fail(502, "connect failed", errno);
     return;
   }
   net::Connection& up = upstream_->conn();
@@ -177,7 +247,7 @@ void Exchange::OnUpstreamConnected() {
     return;
   }
   state_ = State::kAwaitingHead;
-  response_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
+  head_parser_.StartResponse(config_->limits.max_header_bytes, request_.is_head);
   upstream_sent_ = std::chrono::steady_clock::now();
   WriteRequestHead();
   timer_.Arm(config_->timeouts.upstream_response);
@@ -259,7 +329,7 @@ void Exchange::PumpRequestBody() {
   }
   if (!request_body_done_ && conn_->peer_eof() && in.empty()) {
     // The client closed before sending its whole body.
-    LOG_DEBUG("client %s closed during the request body", conn_->client_ip().c_str());
+    LOG_DEBUG_WITH(LogContext(), "client closed the connection during the request body");
     DropUpstream();
     state_ = State::kDone;
     conn_->ExchangeAborted();
@@ -277,11 +347,15 @@ void Exchange::TimerCb(void* arg) { static_cast<Exchange*>(arg)->OnTimer(); }
 // ---- the upstream connection's events ----
 
 void Exchange::OnReadable(net::Connection*) { OnUpstreamReadable(); }
-void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true); }
-void Exchange::OnError(net::Connection*, int) { OnUpstreamClosed(/*clean_eof=*/false); }
+void Exchange::OnPeerEof(net::Connection*) { OnUpstreamClosed(/*clean_eof=*/true, 0); }
+void Exchange::OnError(net::Connection*, int err) { OnUpstreamClosed(/*clean_eof=*/false, err); }
 void Exchange::OnWritable(net::Connection*) { PumpRequestBody(); }
-void Exchange::OnConnected(net::Connection*) {
-  if (state_ == State::kConnecting) OnUpstreamConnected();
+void Exchange::OnConnected(net::Connection* conn) {
+  if (state_ != State::kConnecting) return;
+  if (net::TlsTransport* tls = conn->tls()) {
+    if (Metrics* m = host_->metrics()) Inc(m->upstream_tls_handshakes[tls->resumed() ? 1 : 0]);
+  }
+  OnUpstreamConnected();
 }
 
 void Exchange::OnUpstreamReadable() {
@@ -295,10 +369,16 @@ void Exchange::OnUpstreamReadable() {
   // kResponseFilter: the bytes wait in the (bounded) input buffer.
 }
 
-void Exchange::OnUpstreamClosed(bool clean_eof) {
+void Exchange::OnUpstreamClosed(bool clean_eof, int err) {
   switch (state_) {
     case State::kConnecting:
-      Fail(502, "upstream connect failed");
+      if (net::TlsTransport* tls = upstream_->conn().tls(); tls && !tls->failure().empty()) {
+        // The reason is for the error log only (docs/HTTP.md, TLS to the upstream).
+        const std::string reason = "TLS handshake failed (" + tls->failure() + ")";
+        Fail(502, reason.c_str());
+        return;
+      }
+      Fail(502, "connect failed", err);
       return;
     case State::kAwaitingHead:
       // A pooled connection the upstream had just closed: retry once on a
@@ -309,12 +389,17 @@ void Exchange::OnUpstreamClosed(bool clean_eof) {
         ConnectUpstream(/*allow_pooled=*/false);
         return;
       }
-      Fail(502, clean_eof ? "upstream closed before a complete response head" : "upstream connection error");
+      if (clean_eof) {
+        Fail(502, "closed the connection before a complete response head");
+      } else {
+        Fail(502, "connection failed before a complete response head", err);
+      }
       return;
     case State::kResponseFilter:
     case State::kStreaming:
       upstream_eof_ = true;
       upstream_error_ = !clean_eof;
+      upstream_errno_ = err;
       if (state_ == State::kStreaming) PumpResponseBody();
       return;
     default:
@@ -326,32 +411,52 @@ void Exchange::TryParseResponseHead() {
   net::Buffer& in = upstream_->conn().input();
   const size_t limit = config_->limits.max_header_bytes;
   while (true) {
-    switch (ReadHead(in, limit, response_parser_, &response_, &response_pin_)) {
+    switch (ReadHead(in, limit, head_parser_, &response_, &response_pin_)) {
       case HeadParser::State::kIncomplete:
         return;
-      case HeadParser::State::kError:
-        Fail(502, response_parser_.error());
+      case HeadParser::State::kError: {
+        char why[160];
+        snprintf(why, sizeof(why), "malformed response head: %s", head_parser_.error());
+        Fail(502, why);
         return;
+      }
       case HeadParser::State::kDone:
         break;
     }
     if (response_.status == 101) {
-      Fail(502, "upstream switched protocols without an Upgrade request");
-      return;
+      if (!upgrade_) {
+        Fail(502, "switched protocols without an Upgrade request");
+        return;
+      }
+      // Only to a protocol the client asked for: a tunnel after anything
+      // else would carry bytes the client meant as HTTP (smuggling).
+      std::optional<std::string_view> protocol = response_.headers.Get(HeaderId::kUpgrade);
+      if (!protocol || response_.headers.Count(HeaderId::kUpgrade) != 1 ||
+          !UpgradeAccepted(upgrade_request_, *protocol)) {
+        Fail(502, "switched protocols without a matching Upgrade");
+        return;
+      }
+      upgraded_ = true;
+      upgrade_response_ = *protocol;
+      break;
     }
     if (response_.status >= 200) break;
     // 1xx interim responses are dropped; the final one follows.
     response_.Clear();
     response_pin_.Reset();
-    response_parser_.StartResponse(limit, request_.is_head);
+    head_parser_.StartResponse(limit, request_.is_head);
   }
   upstream_->conn().RefreshReading();
   upstream_duration_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - upstream_sent_).count();
 
-  if (response_.framing == BodyFraming::kNone) {
+  if (response_.framing == BodyFraming::kNone && !upgraded_) {
     if (auto cl = response_.headers.Get(HeaderId::kContentLength)) original_content_length_ = *cl;
   }
   RemoveHopByHop(&response_.headers);
+  if (upgraded_) {
+    response_.headers.Append("Connection", "upgrade");
+    response_.headers.Append("Upgrade", upgrade_response_);
+  }
   response_body_.Reset(response_.framing, response_.content_length, config_->limits.max_header_bytes);
   timer_.Arm(config_->timeouts.upstream_response);
   state_ = State::kResponseFilter;
@@ -366,12 +471,29 @@ void Exchange::OnResponseFiltered(FilterResult result) {
   if (state_ != State::kResponseFilter) return;  // aborted meanwhile
   if (result.status != 0) {
     DropUpstream();  // the upstream's response is discarded unread
-    SendLocalReply(result.status, result.body);
+    SendLocalReply(result.status, result.body, result.content_type, result.headers);
     return;
   }
   WriteResponseHead();
+  if (upgraded_) {
+    OpenTunnel();
+    return;
+  }
   state_ = State::kStreaming;
   PumpResponseBody();
+}
+
+void Exchange::OpenTunnel() {
+  state_ = State::kDone;
+  timer_.Cancel();
+  TunnelSpec spec;
+  spec.websocket = IsWebSocketUpgrade(upgrade_response_);
+  if (filter_) spec.session = filter_->Binding();  // before Finalize: the filter is recycled with the exchange
+  spec.idle = config_->timeouts.tunnel_idle;
+  spec.max = config_->timeouts.tunnel_max;
+  Finalize();
+  client().Flush();
+  conn_->ExchangeUpgraded(std::move(upstream_), std::move(spec));
 }
 
 // A half-closed client (peer_eof) still gets every request it already sent
@@ -414,7 +536,9 @@ void Exchange::WriteResponseHead() {
     w.Put(request_id());
     w.Put("\r\n");
   }
-  if (close_client_) {
+  if (upgraded_) {
+    // Connection: upgrade is among the headers; the connection becomes a tunnel.
+  } else if (close_client_) {
     w.Put("Connection: close\r\n");
   } else if (!http11_client) {
     w.Put("Connection: keep-alive\r\n");
@@ -437,7 +561,9 @@ void Exchange::PumpResponseBody() {
     if (front.empty()) break;
     BodyDecoder::Step step = response_body_.Next(front.data(), front.size(), kOutputHigh - queued);
     if (response_body_.failed()) {
-      Fail(502, response_body_.error());
+      char why[160];
+      snprintf(why, sizeof(why), "malformed response body: %s", response_body_.error());
+      Fail(502, why);
       return;
     }
     if (step.framing == 0 && step.data == 0) break;
@@ -449,7 +575,9 @@ void Exchange::PumpResponseBody() {
     if (response_body_.framing() == BodyFraming::kUntilClose && !upstream_error_) {
       response_body_.FinishOnEof();
     } else {
-      Fail(502, "upstream closed in the middle of the response body");
+      Fail(502, upstream_error_ ? "connection failed in the middle of the response body"
+                                : "closed the connection in the middle of the response body",
+           upstream_errno_);
       return;
     }
   }
@@ -467,8 +595,10 @@ void Exchange::FinishResponse() {
   timer_.Cancel();
   if (upstream_) {
     net::Connection& up = upstream_->conn();
-    const bool reusable = response_.keep_alive && request_body_done_ && !upstream_eof_ && up.input().empty() &&
-                          up.output().empty() && !up.write_pending() && up.error() == 0;
+    // An upstream that was asked to upgrade and declined is not reused: it
+    // might still read what follows as the other protocol.
+    const bool reusable = response_.keep_alive && request_body_done_ && !upstream_eof_ && !upgrade_ &&
+                          up.input().empty() && up.output().empty() && !up.write_pending() && up.error() == 0;
     if (reusable) {
       host_->pool().Release(std::move(upstream_));
     } else {
@@ -483,20 +613,29 @@ void Exchange::FinishResponse() {
   conn_->ExchangeFinished(!close_client_);
 }
 
+// Timeouts are logged with ETIMEDOUT, as nginx logs them, so that one errno
+// finds every upstream timeout whichever timer saw it.
 void Exchange::OnTimer() {
   Metrics* m = host_->metrics();
+  char why[96];
   switch (state_) {
     case State::kConnecting:
       if (m) m->timeouts_upstream_connect++;
-      Fail(502, "upstream connect timeout");
+      snprintf(why, sizeof(why), "connect timed out after %lld ms (timeouts.upstream_connect)",
+               static_cast<long long>(config_->timeouts.upstream_connect.count()));
+      Fail(502, why, ETIMEDOUT);
       return;
     case State::kAwaitingHead:
       if (m) m->timeouts_upstream_response++;
-      Fail(504, "upstream response timeout");
+      snprintf(why, sizeof(why), "no response head within %lld ms (timeouts.upstream_response)",
+               static_cast<long long>(config_->timeouts.upstream_response.count()));
+      Fail(504, why, ETIMEDOUT);
       return;
     case State::kStreaming:
       if (m) m->timeouts_upstream_response++;
-      Fail(504, "upstream stalled in the response body");
+      snprintf(why, sizeof(why), "response body stalled for %lld ms (timeouts.upstream_response)",
+               static_cast<long long>(config_->timeouts.upstream_response.count()));
+      Fail(504, why, ETIMEDOUT);
       return;
     default:
       return;
@@ -508,15 +647,34 @@ void Exchange::OnRequestBodyTimeout() {
   Fail(408, "client stopped sending the request body");
 }
 
-void Exchange::Fail(int status, const char* log_reason) {
+LogDetail Exchange::LogContext() const {
+  LogDetail d;
+  // The client as forwarding computed it (a trusted proxy's client), or the
+  // peer before the request's headers were read.
+  d.client = client_address_len_ > 0 ? client_address() : std::string_view(conn_->client_ip());
+  d.rid = request_id();
+  d.method = request_.method;
+  d.target = request_.target;
+  d.minor_version = request_.minor_version;
+  return d;
+}
+
+void Exchange::Fail(int status, const char* log_reason, int err) {
   if (state_ == State::kDone) return;
   const bool upstream_side = status == 502 || status == 504;
   if (upstream_side) {
-    LOG_WARN("upstream %s: %s (client %s)", config_->upstream.address.text.c_str(), log_reason,
-             conn_->client_ip().c_str());
+    if (LogEnabled(LogLevel::kWarn)) {
+      LogDetail d = LogContext();
+      std::string https_upstream;  // an https upstream is named with its scheme
+      if (config_->upstream.https) https_upstream = "https://" + config_->upstream.address.text;
+      d.upstream = config_->upstream.https ? std::string_view(https_upstream)
+                                           : std::string_view(config_->upstream.address.text);
+      d.err = err;
+      LogLineWith(LogLevel::kWarn, d, "%s", log_reason);
+    }
     if (Metrics* m = host_->metrics()) m->upstream_errors++;
   } else {
-    LOG_DEBUG("client %s: %d %s", conn_->client_ip().c_str(), status, log_reason);
+    LOG_DEBUG_WITH(LogContext(), "refused the request (%d): %s", status, log_reason);
   }
   DropUpstream();
   if (!response_started_) {
@@ -532,7 +690,8 @@ void Exchange::Fail(int status, const char* log_reason) {
   conn_->ExchangeAborted();
 }
 
-void Exchange::SendLocalReply(int status, std::string_view body) {
+void Exchange::SendLocalReply(int status, std::string_view body, std::string_view content_type,
+                              std::string_view headers) {
   DropUpstream();
   timer_.Cancel();
   if (!request_body_done_) close_client_ = true;
@@ -544,6 +703,8 @@ void Exchange::SendLocalReply(int status, std::string_view body) {
   reply.request_id = request_id();
   reply.close = close_client_;
   reply.head_request = request_.is_head;
+  reply.content_type = content_type;
+  reply.extra_headers = headers;
   net::Buffer& out = client().output();
   out.Commit(reply.Write(out.Reserve(reply.MaxSize())));
   response_bytes_ = reply.body_bytes_sent();
@@ -574,11 +735,12 @@ void Exchange::Finalize() {
   AccessLogEntry e;
   e.status = status_;
   e.duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  e.method = request_.method;  // a label of sessiond_requests_total, logged or not
   const AccessLogFormat format = config_->log.access;
   if (format != AccessLogFormat::kOff) {
-    e.client = conn_->client_ip();
-    e.method = request_.method;
+    e.client = client_address();
     e.target = request_.target;
+    e.host = request_.host;
     e.minor_version = request_.minor_version;
     e.bytes = response_bytes_;
     e.upstream_duration = upstream_duration_;

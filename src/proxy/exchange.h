@@ -5,6 +5,13 @@
 //         -> [filter: OnResponseHead] -> write head, stream response body
 //         -> Finish (upstream back to the pool if reusable)
 //
+// A request that asks to upgrade (http/upgrade.h) and gets a 101 naming a
+// protocol it asked for ends differently: the 101 goes to the client, the
+// exchange is logged, and the upstream connection is handed to the
+// ClientConnection, which becomes a Tunnel (proxy/tunnel.h). Any other answer
+// to it is an ordinary response: the connection stays HTTP, and bytes the
+// client sent behind its request are read as the next request.
+//
 // The exchange owns the parsed heads (their bytes pinned in the connections'
 // blocks), the filter, the upstream connection and the upstream timer. Its
 // ClientConnection drives it and hands it back to the worker's ExchangePool
@@ -25,6 +32,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "base/log.h"
+#include "base/ip_address.h"
 #include "config/config.h"
 #include "http/body.h"
 #include "http/exchange_filter.h"
@@ -54,6 +63,10 @@ class Exchange final : private net::Connection::Handler {
 
   // The head being parsed for this exchange, then the request.
   RequestHead& request() { return request_; }
+  // The parser of this exchange's heads: the ClientConnection reads the
+  // request head with it, the exchange then the response head (an idle
+  // connection holds no parser).
+  HeadParser& head_parser() { return head_parser_; }
   // Keeps the request head's bytes (which request() views) valid.
   void PinRequestHead(net::BlockRef pin) { request_pin_ = std::move(pin); }
 
@@ -70,6 +83,9 @@ class Exchange final : private net::Connection::Handler {
   void OnRequestBodyTimeout();
 
   bool request_body_pending() const { return !request_body_done_ && state_ != State::kDone; }
+  // The client's address (docs/HTTP.md, Forwarding and trusted proxies):
+  // computed once by Start, for the log, the metrics and the session step.
+  std::string_view client_address() const { return std::string_view(client_address_, client_address_len_); }
   bool done() const { return state_ == State::kDone; }
   int status() const { return status_; }
 
@@ -91,7 +107,7 @@ class Exchange final : private net::Connection::Handler {
   void OnReadable(net::Connection*) override;
   void OnPeerEof(net::Connection*) override;
   void OnWritable(net::Connection*) override;
-  void OnConnected(net::Connection*) override;
+  void OnConnected(net::Connection* conn) override;
   void OnError(net::Connection*, int err) override;
   static void TimerCb(void* arg);
 
@@ -108,10 +124,13 @@ class Exchange final : private net::Connection::Handler {
   void WriteRequestHead();
   void PumpRequestBody();
   void OnUpstreamReadable();
-  void OnUpstreamClosed(bool clean_eof);
+  // `err`: the errno of a failed connection, 0 for a clean close.
+  void OnUpstreamClosed(bool clean_eof, int err);
   void TryParseResponseHead();
   void OnResponseFiltered(FilterResult result);
   void WriteResponseHead();
+  // The 101 is written: hand the upstream to the client connection's tunnel.
+  void OpenTunnel();
   void PumpResponseBody();
   void FinishResponse();
   void OnTimer();
@@ -120,10 +139,17 @@ class Exchange final : private net::Connection::Handler {
   void Finalize();
 
   // Fails the exchange with a local response when nothing has been sent to
-  // the client yet; otherwise cuts the client connection.
-  void Fail(int status, const char* log_reason);
+  // the client yet; otherwise cuts the client connection. Logs `log_reason`
+  // (with the errno `err` when not 0), the client, the request id and the
+  // request line (docs/OPERATIONS.md, Error log): at warn, naming the
+  // upstream, for a 502 or 504; at debug for a refused client request.
+  void Fail(int status, const char* log_reason, int err = 0);
+  // The client, request id and request line of this exchange, for a log line.
+  LogDetail LogContext() const;
   // `body` with null data: the reason phrase (see http/local_reply.h).
-  void SendLocalReply(int status, std::string_view body);
+  // `content_type` and `headers`: a filter's reply (FilterResult).
+  void SendLocalReply(int status, std::string_view body, std::string_view content_type = {},
+                      std::string_view headers = {});
   void DropUpstream();
   bool ClientWantsKeepAlive() const;
   std::string_view request_id() const { return std::string_view(request_id_, request_id_len_); }
@@ -135,7 +161,7 @@ class Exchange final : private net::Connection::Handler {
   net::BlockRef request_pin_;
   ResponseHead response_;
   net::BlockRef response_pin_;
-  HeadParser response_parser_;
+  HeadParser head_parser_;
   std::shared_ptr<ExchangeFilterFactory> filter_factory_;  // keeps filter_'s factory alive
   ExchangeFilter* filter_ = nullptr;  // from filter_factory_, recycled when the exchange is
   std::unique_ptr<UpstreamConnection> upstream_;
@@ -153,8 +179,16 @@ class Exchange final : private net::Connection::Handler {
   bool upstream_bytes_seen_ = false;   // the upstream sent at least one byte
   bool upstream_eof_ = false;          // the upstream closed (its input may still hold bytes)
   bool upstream_error_ = false;        // ... with an error rather than a clean FIN
+  int upstream_errno_ = 0;             // ... that error
   bool close_client_ = false;          // close the client connection after this response
   bool finalized_ = false;
+  bool loop_ = false;                   // the request came back through this sessiond
+  bool upgrade_ = false;                // the client asks to upgrade (http/upgrade.h)
+  bool upgraded_ = false;               // the upstream accepted: 101, then a tunnel
+  std::string_view upgrade_request_;    // the client's Upgrade value (in the pinned head)
+  std::string_view upgrade_response_;   // the 101's Upgrade value (in the pinned response head)
+  char client_address_[kMaxIpText];
+  size_t client_address_len_ = 0;
   std::string_view original_content_length_;  // of a bodiless response (HEAD, 304), passed on
   int status_ = 0;                             // sent to the client
   char request_id_[kMaxRequestId];

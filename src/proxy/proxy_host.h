@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string_view>
 
 #include "config/config.h"
 
@@ -17,10 +18,12 @@ namespace sessiond {
 
 namespace net {
 class BlockPool;
+class TlsClientContext;
 }
 class ClientConnection;
 class ExchangeFilterFactory;
 class ExchangePool;
+class TunnelRegistry;
 class UpstreamPool;
 struct Metrics;
 
@@ -40,6 +43,8 @@ class ProxyHost {
   // and connections, so an idle connection holds none.
   virtual ExchangePool& exchanges() = 0;
   virtual UpstreamPool& pool() = 0;
+  // TLS to the upstream (an https:// upstream), or null (replaced on reload).
+  virtual const std::shared_ptr<net::TlsClientContext>& upstream_tls() const = 0;
   // The session step, or null for none. An exchange keeps a copy of the
   // pointer until it has recycled its filter (a reload may replace it).
   virtual const std::shared_ptr<ExchangeFilterFactory>& filters() = 0;
@@ -51,8 +56,14 @@ class ProxyHost {
   // within the process) to `out`.
   virtual void NextRequestId(char* out) = 0;
   // Every live client connection is registered, so shutdown can reach it.
+  // The host may keep its own index in the connection (host_slot).
   virtual void Register(ClientConnection* conn) = 0;
   virtual void Unregister(ClientConnection* conn) = 0;
+  // The loop's open tunnels (upgraded connections).
+  virtual TunnelRegistry& tunnels() = 0;
+  // The Via entry this process adds to forwarded requests, "1.1 sessiond-"
+  // and 16 random hex digits, the same in every worker (docs/HTTP.md, Loops).
+  virtual std::string_view via() const = 0;
 };
 
 }  // namespace sessiond

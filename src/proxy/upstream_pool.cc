@@ -1,7 +1,10 @@
 #include "proxy/upstream_pool.h"
 
+#include <errno.h>
+
 #include <algorithm>
 
+#include "net/tls_transport.h"
 #include "observe/metrics.h"
 
 namespace sessiond {
@@ -66,11 +69,26 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const SocketAddress& 
   return std::unique_ptr<UpstreamConnection>(c);
 }
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address) {
+std::unique_ptr<UpstreamConnection> UpstreamPool::Connect(const SocketAddress& address,
+                                                          const std::shared_ptr<net::TlsClientContext>& tls) {
   std::unique_ptr<UpstreamConnection> c(new UpstreamConnection(this, base_, blocks_));
   c->address_ = address.text;
   NoteInUse();  // from here on its destructor counts it out
-  if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) return nullptr;
+  if (tls) {
+    std::unique_ptr<net::TlsTransport> t = net::TlsTransport::NewClient(tls);
+    if (!t) {
+      c.reset();
+      errno = ENOMEM;  // for the caller's log line
+      return nullptr;
+    }
+    c->conn_.UseTls(std::move(t));
+  }
+  if (!c->conn_.Connect(address.sa(), static_cast<socklen_t>(address.length))) {
+    const int err = errno;
+    c.reset();
+    errno = err;  // for the caller's log line
+    return nullptr;
+  }
   if (metrics_) Inc(metrics_->upstream_connections_opened);
   c->conn_.EnableReading();
   return c;

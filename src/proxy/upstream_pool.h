@@ -25,6 +25,7 @@
 
 #include "config/config.h"
 #include "net/connection.h"
+#include "net/tls_context.h"
 
 namespace sessiond {
 
@@ -80,10 +81,13 @@ class UpstreamPool {
   // closed on the way.
   std::unique_ptr<UpstreamConnection> TakeIdle(const SocketAddress& address);
 
-  // Starts a non-blocking connect (reading enabled). Returns nullptr when
+  // Starts a non-blocking connect (reading enabled), with a TLS handshake
+  // after it when `tls` is set. Returns nullptr, with errno saying why, when
   // the connect fails at once; otherwise the outcome is reported to the
-  // handler the caller installs (OnConnected or OnError).
-  std::unique_ptr<UpstreamConnection> Connect(const SocketAddress& address);
+  // handler the caller installs (OnConnected, once any handshake has
+  // completed, or OnError).
+  std::unique_ptr<UpstreamConnection> Connect(const SocketAddress& address,
+                                              const std::shared_ptr<net::TlsClientContext>& tls = nullptr);
 
   // Hands a connection back for reuse (its buffers must be empty).
   void Release(std::unique_ptr<UpstreamConnection> conn);

@@ -1,6 +1,8 @@
 // Server: the main thread. It starts the workers, owns the process-wide
-// state they share (metrics, the shared half of the session store), handles
-// signals (SIGTERM/SIGINT drain, SIGHUP reload) and runs the admin listener.
+// state they share (metrics, the shared half of the session store, the TLS
+// contexts and the session-ticket keys), handles signals (SIGTERM/SIGINT
+// drain, SIGHUP reload, which also reloads the TLS certificate and key) and
+// runs the admin listener.
 #pragma once
 
 #include <event2/event.h>
@@ -13,6 +15,7 @@
 #include "observe/metrics.h"
 #include "config/config.h"
 #include "net/task_queue.h"
+#include "net/tls_context.h"
 #include "server/worker.h"
 
 namespace sessiond {
@@ -36,6 +39,10 @@ class Server {
   static void SignalCb(evutil_socket_t sig, short, void* arg);
   static void TickCb(evutil_socket_t, short, void* arg);
   static void TrimCb(evutil_socket_t, short, void* arg);
+  static void RotateCb(evutil_socket_t, short, void* arg);
+  // The TLS contexts for `config`: new ones where its settings differ from
+  // those in force (`current`), the same objects where they do not.
+  Result<WorkerTls> BuildTls(const Config& config, const WorkerTls& current);
   void BeginShutdown();
   void Reload();
   void OnTick();
@@ -50,10 +57,14 @@ class Server {
   std::vector<event*> signals_;
   event* tick_ = nullptr;
   event* trim_ = nullptr;
+  event* rotate_ = nullptr;  // session-ticket key rotation
+  std::shared_ptr<net::TicketKeys> ticket_keys_ = std::make_shared<net::TicketKeys>();
+  WorkerTls tls_;  // in force
   int trim_ticks_ = 0;
+  int trims_after_drop_ = 0;  // trims still due after connections went away
   std::unique_ptr<AdminServer> admin_;
   StoreMaker make_store_;
-  std::shared_ptr<SessionEvents> events_;
+  std::shared_ptr<EndedSessions> ended_;  // the process's, shared with the session filters
   // The main loop's task queue, for the admin store's completions (the file
   // store's I/O threads post to it). Outlives every store.
   std::shared_ptr<TaskQueue> admin_tasks_;

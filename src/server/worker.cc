@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "observe/metrics.h"
 #include "crypto/crypto.h"
@@ -16,14 +17,41 @@
 
 namespace sessiond {
 
+namespace {
 
-Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics)
-    : index_(index), config_(std::move(config)), make_filters_(std::move(make_filters)), metrics_(metrics) {}
+// The process's pseudonym in Via (docs/HTTP.md, Loops): random, so that two
+// sessiond instances in a chain never take each other's entry for their own.
+const std::string& ProcessVia() {
+  static const std::string via = [] {
+    uint64_t id = 0;
+    if (Result<std::string> r = crypto::RandomBytes(8); r.ok()) memcpy(&id, r->data(), 8);
+    if (id == 0) id = static_cast<uint64_t>(getpid()) << 32 ^ static_cast<uint64_t>(time(nullptr));
+    char hex[17];
+    for (int i = 15; i >= 0; --i, id >>= 4) hex[i] = "0123456789abcdef"[id & 0xF];
+    hex[16] = '\0';
+    return std::string("1.1 sessiond-") + hex;
+  }();
+  return via;
+}
+
+}  // namespace
+
+std::string_view Worker::via() const { return ProcessVia(); }
+
+Worker::Worker(int index, std::shared_ptr<const Config> config, FilterFactoryMaker make_filters, Metrics* metrics,
+               WorkerTls tls)
+    : index_(index),
+      config_(std::move(config)),
+      tls_(std::move(tls)),
+      make_filters_(std::move(make_filters)),
+      metrics_(metrics) {}
 
 Worker::~Worker() {
   // Connections free themselves through their destructor, which unregisters.
-  while (!connections_.empty()) delete *connections_.begin();
+  while (!connections_.empty()) delete connections_.back();
+  ClientConnection::SetSpareLimit(0);
   filters_.reset();
+  tunnels_.reset();
   pool_.reset();
   exchanges_.reset();
   blocks_.reset();
@@ -65,6 +93,8 @@ Status Worker::Init() {
   blocks_ = std::make_unique<net::BlockPool>(kMaxFreeBlocks);
   exchanges_ = std::make_unique<ExchangePool>(this);
   pool_ = std::make_unique<UpstreamPool>(base_, blocks_.get(), metrics_);
+  tunnels_ = std::make_unique<TunnelRegistry>(this);
+  (void)ProcessVia();  // made on the main thread, before any worker runs
   return Status::OK();
 }
 
@@ -77,7 +107,8 @@ void Worker::Start() {
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
     // Anything still open after the loop (forced stop) is freed here, on the
     // thread that owns it.
-    while (!connections_.empty()) delete *connections_.begin();
+    while (!connections_.empty()) delete connections_.back();
+    ClientConnection::SetSpareLimit(0);
     filters_.reset();
     pool_.reset();
     // Drop this worker's share of process-wide store state (the file store's
@@ -99,18 +130,25 @@ LoopEnv Worker::loop_env() {
   env.base = base_;
   env.post = [this](std::function<void()> fn) { Post(std::move(fn)); };
   env.index = index_;
+  env.store_health = [this](bool ok) {
+    ++store_reports_;
+    ready_.store(ok, std::memory_order_release);
+  };
   return env;
 }
 
 void Worker::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* worker = static_cast<Worker*>(arg);
-  auto* conn = new ClientConnection(worker, fd, addr);
+  auto* conn = new ClientConnection(worker, fd, addr, worker->tls_.listener);
   conn->Start();  // frees itself when it ends
 }
 
 void Worker::TickCb(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->OnTick(); }
 
 void Worker::OnTick() {
+  connection_peaks_[0] = connection_peaks_[1];
+  connection_peaks_[1] = connections_.size();
+  SizePools();
   if (pool_) pool_->Tick(config_->timeouts.idle);
   if (exchanges_) exchanges_->Trim();
   if (blocks_) blocks_->Trim();
@@ -119,7 +157,10 @@ void Worker::OnTick() {
     return;
   }
   filters_->Tick(index_);
-  filters_->CheckReady([this](bool ok) { ready_.store(ok, std::memory_order_release); });
+  const uint64_t reports = store_reports_;
+  filters_->CheckReady([this, reports](bool ok) {
+    if (store_reports_ == reports) ready_.store(ok, std::memory_order_release);
+  });
 }
 
 void Worker::NextRequestId(char* out) {
@@ -153,19 +194,31 @@ void Worker::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (w->listener_ && !w->shutting_down_) evconnlistener_enable(w->listener_);
 }
 
-// The spare exchanges and blocks follow the number of connections: a
-// connection has at most two exchanges (one finishing, one starting) and a
-// few blocks in flight, and when a burst of connections ends, what it used
-// goes back to malloc at once rather than after the pools' idle trim, so the
-// main thread's heap trim (server.cc) can return it.
+// The spare exchanges and blocks (and the storage of ended connections)
+// follow the number of connections: a connection has at most two exchanges
+// (one finishing, one starting) and a few blocks in flight. The bound is the
+// most connections at once over the last tick or two, so clients that close
+// and reconnect (a load balancer recycling its connections, wrk between
+// runs) find what their predecessors used, and what is no longer needed goes
+// back to malloc within two ticks (the main thread's heap trim, server.cc,
+// runs again on the two ticks after a drop). A burst larger than the pools
+// (more connections than ExchangePool::kMaxFree) is over when its
+// connections are: what it used goes back at once, in time for the first
+// heap trim.
 void Worker::SizePools() {
   const size_t n = connections_.size();
-  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, n + 16));
-  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * n + 16));
+  if (n > connection_peaks_[1]) connection_peaks_[1] = n;
+  const size_t peak = std::max(connection_peaks_[0], connection_peaks_[1]);
+  const size_t recent = peak <= ExchangePool::kMaxFree ? peak : n;
+  if (exchanges_) exchanges_->set_max_free(std::min<size_t>(ExchangePool::kMaxFree, recent + 16));
+  if (blocks_) blocks_->set_max_free(std::min<size_t>(kMaxFreeBlocks, 4 * recent + 16));
+  // The calling thread's (the loop's; the destructor's, which empties it).
+  ClientConnection::SetSpareLimit(recent + 16);
 }
 
 void Worker::Register(ClientConnection* conn) {
-  connections_.insert(conn);
+  conn->set_host_slot(connections_.size());
+  connections_.push_back(conn);
   SizePools();
   if (metrics_) {
     int64_t active = metrics_->connections_active.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -177,7 +230,11 @@ void Worker::Register(ClientConnection* conn) {
 }
 
 void Worker::Unregister(ClientConnection* conn) {
-  connections_.erase(conn);
+  // The last connection takes the slot of the one leaving.
+  ClientConnection* last = connections_.back();
+  connections_[conn->host_slot()] = last;
+  last->set_host_slot(conn->host_slot());
+  connections_.pop_back();
   SizePools();
   if (metrics_) metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   MaybeExit();
@@ -195,7 +252,7 @@ void Worker::DoShutdown() {
     listener_ = nullptr;
   }
   // Copy: BeginShutdown may close (and unregister) a connection.
-  std::vector<ClientConnection*> conns(connections_.begin(), connections_.end());
+  std::vector<ClientConnection*> conns(connections_);
   for (ClientConnection* c : conns) c->BeginShutdown();
   MaybeExit();
 }
@@ -209,10 +266,15 @@ void Worker::ForceStop() {
   Post([this] { event_base_loopbreak(base_); });
 }
 
-void Worker::Reload(std::shared_ptr<const Config> config) {
-  Post([this, config = std::move(config)] {
-    bool upstream_changed = config->upstream.address.text != config_->upstream.address.text;
+void Worker::Reload(std::shared_ptr<const Config> config, WorkerTls tls) {
+  Post([this, config = std::move(config), tls = std::move(tls)] {
+    // Pooled connections were made with the old address and the old TLS
+    // settings (the Server keeps the same client context when they did not
+    // change).
+    bool upstream_changed = config->upstream.address.text != config_->upstream.address.text ||
+                            config->upstream.https != config_->upstream.https || tls.upstream != tls_.upstream;
     config_ = config;
+    tls_ = tls;
     if (upstream_changed) pool_->Clear();
     if (make_filters_) filters_ = make_filters_(config_, loop_env(), metrics_);
   });

@@ -3,9 +3,10 @@
 #include <zlib.h>
 
 #include <charconv>
-#include <ctime>
+#include <cstring>
 #include <utility>
 
+#include "base/utc_time.h"
 #include "crypto/crypto.h"
 #include "session/cookie_header.h"
 
@@ -89,20 +90,12 @@ bool ParseExpiry(std::string_view s, int64_t* out) {
   return true;
 }
 
-void AppendDecimal(std::string* out, int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, r.ptr);
+char* PutTwoDigits(char* p, int v) {
+  p[0] = static_cast<char>('0' + v / 10 % 10);
+  p[1] = static_cast<char>('0' + v % 10);
+  return p + 2;
 }
 
-void AppendTwoDigits(std::string* out, int v) {
-  out->push_back(static_cast<char>('0' + v / 10 % 10));
-  out->push_back(static_cast<char>('0' + v % 10));
-}
-
-// RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Formatted by
-// hand: strftime would follow the process locale, and the names are English
-// by definition.
 void AppendBigEndian(std::string* out, int64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) {
     out->push_back(static_cast<char>((static_cast<uint64_t>(v) >> shift) & 0xFF));
@@ -151,30 +144,35 @@ bool Inflate(std::string_view in, size_t limit, std::string* out) {
   return whole;
 }
 
-void AppendHttpDate(std::string* out, int64_t unix_seconds) {
+// RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT", written at p
+// (at most kMaxHttpDate bytes: the year may have five digits); returns its
+// end. Formatted by hand: strftime would follow the process locale, and the
+// names are English by definition; ToUtc, not gmtime_r, which takes a
+// process-wide lock.
+constexpr size_t kMaxHttpDate = 32;
+char* PutHttpDate(char* p, int64_t unix_seconds) {
   static const char kDays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  // Clamped so gmtime_r cannot fail (a 64-bit time_t covers the range).
   if (unix_seconds < 0) unix_seconds = 0;
   if (unix_seconds > CookieCodec::kMaxExpiry) unix_seconds = CookieCodec::kMaxExpiry;
-  const time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  out->append(kDays[(tm.tm_wday % 7 + 7) % 7], 3);
-  out->append(", ");
-  AppendTwoDigits(out, tm.tm_mday);
-  out->push_back(' ');
-  out->append(kMonths[(tm.tm_mon % 12 + 12) % 12], 3);
-  out->push_back(' ');
-  AppendDecimal(out, int64_t{tm.tm_year} + 1900);
-  out->push_back(' ');
-  AppendTwoDigits(out, tm.tm_hour);
-  out->push_back(':');
-  AppendTwoDigits(out, tm.tm_min);
-  out->push_back(':');
-  AppendTwoDigits(out, tm.tm_sec);
-  out->append(" GMT");
+  const UtcTime t = ToUtc(unix_seconds);
+  std::memcpy(p, kDays[t.weekday], 3);
+  p[3] = ',';
+  p[4] = ' ';
+  p = PutTwoDigits(p + 5, t.day);
+  *p++ = ' ';
+  std::memcpy(p, kMonths[t.month - 1], 3);
+  p[3] = ' ';
+  p = std::to_chars(p + 4, p + 10, t.year).ptr;  // 1970 .. about 33658
+  *p++ = ' ';
+  p = PutTwoDigits(p, t.hour);
+  *p++ = ':';
+  p = PutTwoDigits(p, t.minute);
+  *p++ = ':';
+  p = PutTwoDigits(p, t.second);
+  std::memcpy(p, " GMT", 4);
+  return p + 4;
 }
 
 }  // namespace
@@ -531,40 +529,64 @@ void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int6
   AppendSetCookieNamed(out, 0, value, expires_at, now);
 }
 
+namespace {
+
+// ".K" of chunk cookie NAME.K (docs/COOKIES.md, Chunked cookies); empty for
+// the first, NAME itself. Returns its length.
+size_t PutChunkSuffix(char* buf, size_t size, size_t chunk) {
+  if (chunk == 0) return 0;
+  buf[0] = '.';
+  return static_cast<size_t>(std::to_chars(buf + 1, buf + size, chunk).ptr - buf);
+}
+
+}  // namespace
+
 void CookieCodec::AppendClearChunk(std::string* out, size_t k) const {
   if (k == 0) {
     out->append(clear_cookie_);
     return;
   }
+  char suffix[24];
   out->append(cookie_name_);
-  out->push_back('.');
-  AppendDecimal(out, static_cast<int64_t>(k));
-  out->push_back('=');
-  out->append(clear_cookie_, name_eq_.size(), std::string::npos);
+  out->append(suffix, PutChunkSuffix(suffix, sizeof(suffix), k));
+  out->append(clear_cookie_, cookie_name_.size(), std::string::npos);  // from "=" on
 }
 
 void CookieCodec::AppendSetCookieNamed(std::string* out, size_t chunk, std::string_view value, int64_t expires_at,
                                        int64_t now) const {
-  constexpr size_t kMaxAgeAndExpires = sizeof("; Max-Age=") + 20 + sizeof("; Expires=") + 40;
-  out->reserve(out->size() + name_eq_.size() + 4 + value.size() + scope_attrs_.size() + flag_attrs_.size() +
-               (permanent_ ? kMaxAgeAndExpires : 0));
-  if (chunk == 0) {
-    out->append(name_eq_);
-  } else {
-    out->append(cookie_name_);
-    out->push_back('.');
-    AppendDecimal(out, static_cast<int64_t>(chunk));
-    out->push_back('=');
-  }
-  out->append(value);
-  out->append(scope_attrs_);
+  static constexpr std::string_view kMaxAge = "; Max-Age=";
+  static constexpr std::string_view kExpires = "; Expires=";
+  char max_age[24];
+  char date[kMaxHttpDate];
+  char suffix[24];
+  size_t max_age_size = 0, date_size = 0;
+  const size_t suffix_size = PutChunkSuffix(suffix, sizeof(suffix), chunk);
   if (permanent_) {
-    out->append("; Max-Age=");
-    AppendDecimal(out, expires_at > now ? expires_at - now : 0);
-    out->append("; Expires=");
-    AppendHttpDate(out, expires_at);
+    max_age_size = static_cast<size_t>(
+        std::to_chars(max_age, max_age + sizeof(max_age), expires_at > now ? expires_at - now : 0).ptr - max_age);
+    date_size = static_cast<size_t>(PutHttpDate(date, expires_at) - date);
   }
-  out->append(flag_attrs_);
+  // One resize, then every piece copied in place.
+  const size_t start = out->size();
+  out->resize(start + name_eq_.size() + suffix_size + value.size() + scope_attrs_.size() + flag_attrs_.size() +
+              (permanent_ ? kMaxAge.size() + max_age_size + kExpires.size() + date_size : 0));
+  char* p = out->data() + start;
+  const auto put = [&p](std::string_view piece) {
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  };
+  put(cookie_name_);
+  put(std::string_view(suffix, suffix_size));
+  put(std::string_view("=", 1));
+  put(value);
+  put(scope_attrs_);
+  if (permanent_) {
+    put(kMaxAge);
+    put(std::string_view(max_age, max_age_size));
+    put(kExpires);
+    put(std::string_view(date, date_size));
+  }
+  put(flag_attrs_);
 }
 
 Status CookieCodec::CheckCookieSize(std::string_view value) const {

@@ -1,15 +1,12 @@
 #include "session/header_protocol.h"
 
-#include <exception>
 #include <optional>
 
-#include <nlohmann/json.hpp>
+#include "session/set_json.h"
 
 namespace sessiond {
 
 namespace {
-
-using Json = nlohmann::json;
 
 // Header-name folding: ASCII lower case, '_' read as '-'. Not std::tolower:
 // that depends on the locale and is undefined for negative chars.
@@ -115,10 +112,38 @@ Status ValidateKey(std::string_view header, std::string_view key) {
   return Status::OK();
 }
 
-Status ParseSet(std::string_view value, ChangeBatch* batch) {
+// The members of one X-Session-Set object, merged into the batch as they are
+// read (later ones win). Keys are checked as nlohmann's document would have
+// been: once the whole text is valid, distinct keys in sorted order, the
+// first invalid one reported.
+class SetMembers final : public SetJsonMembers {
+ public:
+  explicit SetMembers(ChangeBatch* batch) : batch_(batch) {}
+
+  void Member(std::string_view key, std::string_view value) override {
+    if (!ValidateKey(kHeaderSet, key).ok()) {
+      if (!bad_key_ || key < *bad_key_) bad_key_ = std::string(key);
+      return;
+    }
+    // Only a JSON null has the stored form "null".
+    if (value == "null") {
+      batch_->sets.insert_or_assign(std::string(key), std::nullopt);
+    } else {
+      batch_->sets.insert_or_assign(std::string(key), std::string(value));
+    }
+  }
+
+  Status KeyStatus() const { return bad_key_ ? ValidateKey(kHeaderSet, *bad_key_) : Status::OK(); }
+
+ private:
+  ChangeBatch* batch_;
+  std::optional<std::string> bad_key_;  // the smallest invalid key
+};
+
+Status ParseSet(std::string_view value, ChangeBatch* batch, std::string* scratch) {
   if (TrimOws(value).empty()) return Status::Invalid(Message(kHeaderSet, "empty value"));
-  // nlohmann's lexer takes a NUL byte between tokens for the end of input,
-  // which would silently accept `{"a":1}<NUL>anything`.
+  // A NUL byte is where nlohmann's lexer, which set_json.h follows, would
+  // see the end of input, silently accepting `{"a":1}<NUL>anything`.
   if (const size_t nul = value.find('\0'); nul != std::string_view::npos) {
     return Status::Invalid(Message(kHeaderSet, "invalid JSON at byte " + std::to_string(nul + 1)));
   }
@@ -126,32 +151,19 @@ Status ParseSet(std::string_view value, ChangeBatch* batch) {
     return Status::Invalid(
         Message(kHeaderSet, "JSON nested deeper than " + std::to_string(kMaxSetDepth)));
   }
-  // Parse errors carry the offending token in what(): only the byte offset
-  // may reach the message. A batch that fails half-way is discarded whole by
-  // the caller, so merging into `batch` as we go is safe.
-  try {
-    Json json = Json::parse(value.begin(), value.end(), /*cb=*/nullptr,
-                            /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    if (!json.is_object()) return Status::Invalid(Message(kHeaderSet, "not a JSON object"));
-    for (auto& [key, item] : json.get_ref<Json::object_t&>()) {
-      Status status = ValidateKey(kHeaderSet, key);
-      if (!status.ok()) return status;
-      if (item.is_null()) {
-        batch->sets.insert_or_assign(key, std::nullopt);
-      } else {
-        batch->sets.insert_or_assign(key, item.dump(-1, ' ', /*ensure_ascii=*/true));
-      }
-    }
-    return Status::OK();
-  } catch (const Json::parse_error& e) {
-    return Status::Invalid(Message(kHeaderSet, "invalid JSON at byte " + std::to_string(e.byte)));
-  } catch (const Json::out_of_range&) {
-    return Status::Invalid(Message(kHeaderSet, "number out of range"));
-  } catch (const std::exception&) {
-    return Status::Invalid(Message(kHeaderSet, "invalid JSON"));
-  } catch (...) {
-    return Status::Invalid(Message(kHeaderSet, "invalid JSON"));
+  // Only the byte offset of a syntax error may reach the message, never the
+  // offending text. A batch that fails half-way is discarded whole by the
+  // caller, so merging into `batch` as we go is safe.
+  SetMembers members(batch);
+  const SetJsonResult result = ReadSetJson(value, &members, scratch);
+  switch (result.kind) {
+    case SetJsonResult::Kind::kOk: return members.KeyStatus();
+    case SetJsonResult::Kind::kSyntax:
+      return Status::Invalid(Message(kHeaderSet, "invalid JSON at byte " + std::to_string(result.byte)));
+    case SetJsonResult::Kind::kRange: return Status::Invalid(Message(kHeaderSet, "number out of range"));
+    case SetJsonResult::Kind::kNotObject: return Status::Invalid(Message(kHeaderSet, "not a JSON object"));
   }
+  return Status::Invalid(Message(kHeaderSet, "invalid JSON"));
 }
 
 Status ParseDelete(std::string_view value, ChangeBatch* batch) {
@@ -264,7 +276,7 @@ Status InstructionParser::Add(std::string_view name, std::string_view value) {
   }
   Status status;
   switch (kind) {
-    case InstructionKind::kSet: status = ParseSet(value, &batch_); break;
+    case InstructionKind::kSet: status = ParseSet(value, &batch_, &scratch_); break;
     case InstructionKind::kDelete: status = ParseDelete(value, &batch_); break;
     case InstructionKind::kDestroy: status = ParseFlag(header, value, &batch_.destroy); break;
     case InstructionKind::kRegenerate:

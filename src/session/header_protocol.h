@@ -168,6 +168,7 @@ class InstructionParser {
   Status Fail(Status status);
 
   ChangeBatch batch_;
+  std::string scratch_;  // the stored form of the Set value being read
   Status error_;
   size_t headers_ = 0;
   size_t total_bytes_ = 0;

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -11,7 +12,6 @@
 #include "observe/metrics.h"
 #include "session/cookie_chunks.h"
 #include "session/cookie_header.h"
-#include "session/session_events.h"
 #include "session/header_protocol.h"
 #include "session/session_plan.h"
 #include "store/store_factory.h"
@@ -33,28 +33,34 @@ double Since(std::chrono::steady_clock::time_point start) {
 // (docs/HEADER-PROTOCOL.md, Malformed instructions): never the reason, which
 // goes to the log.
 constexpr std::string_view kBadGatewayBody = "Bad Gateway\n";
-// Bytes of the request target quoted in a log line.
-constexpr size_t kMaxLoggedTarget = 256;
 
 class SessionFilter final : public ExchangeFilter {
  public:
-  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy) : ctx_(ctx), policy_(policy) {}
+  SessionFilter(const SessionContext* ctx, const SessionPolicy* policy, CsrfTokenCache* csrf_cache)
+      : ctx_(ctx), policy_(policy) {
+    edge_state_.csrf_cache = csrf_cache;
+  }
 
   void OnRequestHead(RequestHead& request, FilterDone done) override;
   void OnResponseHead(const RequestHead& request, ResponseHead& response, FilterDone done) override;
   std::string_view LogTag() const override { return ToString(injected_status_); }
+  SessionBinding Binding() const override;
+
+  // The client's address, for client_address rate limits and the stored
+  // session's metadata (docs/OPERATIONS.md, Sessions API).
+  void set_client_ip(std::string_view ip) { client_ip_.assign(ip.data(), ip.size()); }
 
   // Forgets the exchange, keeping every buffer's capacity for the next one.
   // A store callback of the old exchange that arrives later is ignored.
   void Reset();
-  // The client's address, kept with stored sessions (docs/OPERATIONS.md, Sessions API).
-  void SetClient(std::string_view client_ip) { client_.assign(client_ip.data(), client_ip.size()); }
   bool has_calls_in_flight() const { return calls_in_flight_ > 0; }
 
  private:
   const Config& config() const { return *ctx_->config; }
   const CookieCodec& codec() const { return *ctx_->codec; }
   bool has_store() const { return ctx_->store != nullptr; }
+  const EdgePolicy* edge() const { return ctx_->edge.get(); }
+  EdgeSession edge_session() const { return EdgeSession{facts_.status, session_.id, session_.json}; }
   void Count(std::atomic<uint64_t> Metrics::*counter) {
     if (ctx_->metrics) Inc(ctx_->metrics->*counter);
   }
@@ -89,8 +95,9 @@ class SessionFilter final : public ExchangeFilter {
   void ClearChunksFrom(size_t from_chunk);
   // The metadata a store keeps with the session after this response.
   SessionMeta BuildMeta();
-  // Tells SessionEvents subscribers (tunnels) which sessions ended.
-  void PublishEnded(const std::vector<RevokedSession>& revoked);
+  // Counts the sessions a revocation ended and lists them in EndedSessions,
+  // so that their tunnels close on every worker of this process.
+  void NoteRevoked(const std::vector<RevokedSession>& revoked);
 
   // Answers 502 "Bad Gateway" for instructions that cannot be carried out;
   // `what` ("<header>: <reason>") goes to the error log with the request's
@@ -129,8 +136,10 @@ class SessionFilter final : public ExchangeFilter {
   // under, the data as JSON (the X-Session-Data value) and the public id.
   DecodedCookie session_;
   std::string request_key_;  // store key of the request's session, once computed
-  std::string destroyed_public_id_;  // the public id of a session this response destroys
-  std::string client_;  // the client's address
+  bool applied_exists_ = false;  // the store's answer to Apply: the session exists
+  std::string ended_id_;     // public id of the session this response ends (Destroy, Regenerate)
+  std::string client_ip_;    // for client_address rate limits and the stored session's metadata
+  EdgeState edge_state_;
 
   // Reused buffers.
   CookieScratch scratch_;
@@ -166,19 +175,55 @@ void SessionFilter::Reset() {
   plan_ = SessionPlan();
   session_.Clear();
   request_key_.clear();
-  destroyed_public_id_.clear();
+  applied_exists_ = false;
+  ended_id_.clear();
+  edge_state_.Reset();
   cookies_.Clear();  // a request without Cookie must not see the last one's chunks
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
+  // A session over its size limit is the upstream's doing, not the store's.
+  const bool failed = !status.ok() && status.code() != Status::Code::kTooLarge;
+  // Readiness follows the store at once (docs/OPERATIONS.md, Readiness):
+  // reported before the request is answered, so that its 503 is never
+  // followed by a /readyz 200.
+  if (ctx_->store_health) ctx_->store_health(!failed);
   if (!ctx_->metrics) return;
   ctx_->metrics->store_duration[op].Observe(Since(call_start_));
-  if (!status.ok() && status.code() != Status::Code::kTooLarge) Inc(ctx_->metrics->store_errors[op]);
+  if (failed) Inc(ctx_->metrics->store_errors[op]);
 }
 
 void SessionFilter::CountOutcome(bool exists) {
   if (plan_.destroys) Count(&Metrics::sessions_destroyed);
   if (exists && plan_.creates) Count(&Metrics::sessions_created);
+  // Its tunnels close (the entry can go once the session would have expired).
+  if (!ended_id_.empty() && ctx_->ended) ctx_->ended->Add(ended_id_, facts_.expires_at, response_now_);
+}
+
+SessionBinding SessionFilter::Binding() const {
+  SessionBinding b;
+  const bool exists = has_store() && plan_.store == StoreOp::kApply ? applied_exists_ : plan_.exists;
+  if (plan_.skips || !exists || session_.id.empty()) return b;
+  if (!session_.public_id.empty()) {
+    b.id = session_.public_id;
+  } else if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) {
+    b.id = std::move(*pid);
+  } else {
+    return b;
+  }
+  if (has_store()) {
+    // Where the session lives now: a new id or a re-keyed one under the
+    // current secret, otherwise where the request found it.
+    if (plan_.mint || plan_.move || request_key_.empty()) {
+      Result<std::string> key = codec().StoreKey(session_.id, plan_.mint || plan_.move ? 0 : facts_.key_index);
+      if (key.ok()) b.store_key = std::move(*key);
+    } else {
+      b.store_key = request_key_;
+    }
+  }
+  // A sliding lifetime in a store: the store's own expiry decides.
+  b.expires_at = has_store() && policy_->refresh_each_request ? 0 : plan_.expires_at;
+  return b;
 }
 
 void SessionFilter::Finish(FilterResult result) {
@@ -195,6 +240,12 @@ void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
   done_ = std::move(done);
   request_ = &request;
   request.headers.Remove(HeaderId::kSessionAny);
+  if (edge()) {
+    if (std::optional<FilterResult> refused = edge()->OnRequest(request, client_ip_, &edge_state_)) {
+      Finish(std::move(*refused));
+      return;
+    }
+  }
   ReadCookie(request, NowSeconds());
   if (facts_.status == SessionStatus::kActive && has_store()) {
     Load();
@@ -213,7 +264,7 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   // The session values are views into the request's raw head, which removing
   // the fields does not touch.
   request.headers.Remove(HeaderId::kCookie);
-  if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy("Cookie", forwarded_cookies_);
+  if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy(kFieldCookie, forwarded_cookies_);
   facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0 || cookies_.has_chunks();
   if (!facts_.sent_cookie) return;
 
@@ -290,6 +341,12 @@ void SessionFilter::OnLoaded(const Status& status, std::optional<StoredSession> 
 }
 
 void SessionFilter::ContinueRequest() {
+  if (edge()) {
+    if (std::optional<FilterResult> refused = edge()->Admit(*request_, edge_session(), &edge_state_)) {
+      Finish(std::move(*refused));
+      return;
+    }
+  }
   if (StartsSessionOnRequest(facts_, *policy_)) {
     if (!MintId(NowSeconds())) {
       Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -303,6 +360,7 @@ void SessionFilter::ContinueRequest() {
     facts_.created_at = facts_.refreshed_at = NowSeconds();
   }
   Inject(*request_);
+  if (edge()) edge()->AddHeaders(*request_, edge_session(), NowSeconds(), &edge_state_);
   Finish(FilterResult::Continue());
 }
 
@@ -332,9 +390,10 @@ void SessionFilter::Inject(RequestHead& request) {
     session.expires_at = session_.expires_at;
     session.data_json = session_.json;  // empty: "{}"
   }
-  // Names are static strings; the values are copied into the list's arena.
+  // Names are static strings, all X-Session-* (kSessionAny); the values are
+  // copied into the list's arena.
   EmitRequestHeaders(facts_.status, live ? &session : nullptr, [&](std::string_view name, std::string_view value) {
-    request.headers.AppendValueCopy(name, value);
+    request.headers.AppendValueCopy(KnownField{name, HeaderId::kSessionAny}, value);
   });
 }
 
@@ -366,12 +425,6 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
   response_now_ = NowSeconds();
   plan_ = PlanResponse(facts_, *batch, *policy_, response_now_);
   if (plan_.refresh_skipped) Count(&Metrics::session_refreshes_skipped);
-  if (plan_.destroys) {
-    if (session_.public_id.empty()) {
-      if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
-    }
-    destroyed_public_id_ = session_.public_id;
-  }
   if (plan_.skips) {
     if (plan_.drops_changes) LOG_WARN("session store unavailable (fail_open): session changes dropped");
     Finish(FilterResult::Continue());
@@ -386,6 +439,15 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
       return;
     }
     request_key_ = std::move(*key);
+  }
+  // The request's session ends with Destroy, with Regenerate (its id stops
+  // working) and with X-Session-Revoke: all: noted before a mint replaces
+  // the id.
+  if (plan_.destroys || (plan_.mint && facts_.has_session()) || plan_.revoke == RevokeScope::kAll) {
+    if (session_.public_id.empty() && !session_.id.empty()) {
+      if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
+    }
+    ended_id_ = session_.public_id;
   }
   if (plan_.mint && !MintId(response_now_)) {
     Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -447,7 +509,7 @@ void SessionFilter::WriteCookieSession(const ChangeBatch& batch) {
     // chunks of a larger cookie the request had are cleared.
     const size_t used = codec().EmitSetCookies(cookie_value_, plan_.expires_at, response_now_, &set_cookie_,
                                                [this](std::string_view line) {
-                                                 response_->headers.AppendValueCopy("Set-Cookie", line);
+                                                 response_->headers.AppendValueCopy(kFieldSetCookie, line);
                                                });
     ClearChunksFrom(used > 0 ? used : 1);
     if (plan_.refreshes) Count(&Metrics::session_refreshes);
@@ -457,8 +519,12 @@ void SessionFilter::WriteCookieSession(const ChangeBatch& batch) {
 }
 
 void SessionFilter::Touch() {
-  ctx_->store->TouchSession(request_key_, std::chrono::seconds(plan_.expires_at - response_now_), BuildMeta(),
-                            StoreCallback<&SessionFilter::OnTouched>());
+  const std::chrono::seconds ttl(plan_.expires_at - response_now_);
+  if (policy_->keeps_meta()) {
+    ctx_->store->TouchSession(request_key_, ttl, BuildMeta(), StoreCallback<&SessionFilter::OnTouched>());
+  } else {
+    ctx_->store->Touch(request_key_, ttl, StoreCallback<&SessionFilter::OnTouched>());
+  }
 }
 
 void SessionFilter::OnTouched(const Status& status) {
@@ -481,7 +547,7 @@ SessionMeta SessionFilter::BuildMeta() {
     if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
   }
   meta.public_id = session_.public_id;
-  meta.client = client_;
+  meta.client = client_ip_;
   if (request_) {
     if (std::optional<std::string_view> ua = request_->headers.Get(HeaderId::kUserAgent)) {
       meta.user_agent.assign(ua->substr(0, kMaxUserAgentBytes));
@@ -490,14 +556,12 @@ SessionMeta SessionFilter::BuildMeta() {
   return meta;
 }
 
-void SessionFilter::PublishEnded(const std::vector<RevokedSession>& revoked) {
+void SessionFilter::NoteRevoked(const std::vector<RevokedSession>& revoked) {
+  if (revoked.empty()) return;
   if (ctx_->metrics) {
     ctx_->metrics->sessions_revoked.fetch_add(revoked.size(), std::memory_order_relaxed);
   }
-  if (!ctx_->events) return;
-  std::vector<RevokedSession> ended = revoked;
-  if (plan_.destroys && !request_key_.empty()) ended.push_back(RevokedSession{request_key_, destroyed_public_id_});
-  ctx_->events->Publish(ended);
+  if (ctx_->ended) ctx_->ended->AddRevoked(revoked, EndedSessions::KeepSeconds(config()), response_now_);
 }
 
 void SessionFilter::Apply(ChangeBatch batch) {
@@ -518,7 +582,14 @@ void SessionFilter::Apply(ChangeBatch batch) {
   request.must_exist = plan_.must_exist;
   request.ttl = std::chrono::seconds(plan_.ttl_seconds(response_now_));
   request.max_bytes = config().session.max_session_bytes;
-  if (plan_.exists) request.meta = BuildMeta();
+  if (plan_.must_exist && plan_.from_request_key && !plan_.move && facts_.stored) {
+    // The store may start from what this request loaded (store.h).
+    request.loaded = std::string_view(session_.json);
+    request.keeps_expiry = plan_.expires_at == facts_.expires_at;
+  }
+  // docs/HEADER-PROTOCOL.md, Subjects, and Session lifetime: what the store
+  // keeps besides the data, only when something reads it.
+  if (plan_.exists && policy_->keeps_meta()) request.meta = BuildMeta();
   request.subject_key = config().session.subject_key;
   request.max_per_subject = config().session.max_sessions_per_subject;
   request.revoke = plan_.revoke;
@@ -527,6 +598,7 @@ void SessionFilter::Apply(ChangeBatch batch) {
 
 void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
   const bool exists = result.exists;
+  applied_exists_ = status.ok() && exists;
   CountStore(Metrics::kApply, status);
   if (!status.ok()) {
     if (status.code() == Status::Code::kTooLarge) {
@@ -539,7 +611,7 @@ void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
     return;
   }
   CountOutcome(exists);
-  PublishEnded(result.revoked);
+  NoteRevoked(result.revoked);
   if (exists && plan_.refreshes) Count(&Metrics::session_refreshes);
   switch (exists ? plan_.cookie : plan_.cookie_if_gone) {
     case CookieAction::kSet: SetTokenCookie(); break;
@@ -558,11 +630,11 @@ void SessionFilter::SetTokenCookie() {
 void SessionFilter::AddSetCookie(std::string_view value, int64_t expires_at) {
   set_cookie_.clear();
   codec().AppendSetCookie(&set_cookie_, value, expires_at, response_now_);
-  response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
+  response_->headers.AppendValueCopy(kFieldSetCookie, set_cookie_);
 }
 
 void SessionFilter::ClearCookie() {
-  response_->headers.AppendValueCopy("Set-Cookie", codec().ClearCookie());
+  response_->headers.AppendValueCopy(kFieldSetCookie, codec().ClearCookie());
   ClearChunksFrom(1);
 }
 
@@ -571,7 +643,7 @@ void SessionFilter::ClearChunksFrom(size_t from_chunk) {
     if (cookies_.chunk_counts[k] == 0) continue;
     set_cookie_.clear();
     codec().AppendClearChunk(&set_cookie_, k);
-    response_->headers.AppendValueCopy("Set-Cookie", set_cookie_);
+    response_->headers.AppendValueCopy(kFieldSetCookie, set_cookie_);
   }
 }
 
@@ -590,7 +662,16 @@ void SessionFilter::Reject(std::string_view what) {
 }
 
 bool SessionFilter::StoreFailed(const char* what, const Status& status) {
-  LOG_WARN("session store %s failed: %s", what, status.ToString().c_str());
+  if (LogEnabled(LogLevel::kWarn)) {  // docs/OPERATIONS.md, Error log: which request saw the failure
+    LogDetail d;
+    if (request_) {
+      if (std::optional<std::string_view> id = request_->headers.Get(HeaderId::kXRequestId)) d.rid = *id;
+      d.method = request_->method;
+      d.target = request_->target;
+      d.minor_version = request_->minor_version;
+    }
+    LogLineWith(LogLevel::kWarn, d, "session store %s failed: %s", what, status.ToString().c_str());
+  }
   if (!policy_->fail_open) {
     Finish(FilterResult::Reply(503, "session store unavailable\n"));
     return true;
@@ -625,6 +706,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
   explicit SessionFilterFactory(std::shared_ptr<SessionContext> ctx)
       : ctx_(std::move(ctx)), policy_(SessionPolicy::From(*ctx_->config)) {
     pool_.reserve(kMaxPooledSessionFilters);
+    if (ctx_->edge && ctx_->edge->has_csrf()) csrf_cache_ = std::make_unique<CsrfTokenCache>();
   }
   // Every filter is back (exchanges hold the factory until they recycle
   // theirs). Pooled filters go first: the store, which goes with ctx_ after
@@ -636,12 +718,12 @@ class SessionFilterFactory : public ExchangeFilterFactory {
   ExchangeFilter* Acquire(const ExchangeInfo& info) override {
     SessionFilter* filter;
     if (pool_.empty()) {
-      filter = new SessionFilter(ctx_.get(), &policy_);
+      filter = new SessionFilter(ctx_.get(), &policy_, csrf_cache_.get());
     } else {
       filter = pool_.back();
       pool_.pop_back();
     }
-    filter->SetClient(info.client_ip);
+    if (ctx_->edge || policy_.keeps_meta()) filter->set_client_ip(info.client_ip);
     return filter;
   }
 
@@ -677,9 +759,53 @@ class SessionFilterFactory : public ExchangeFilterFactory {
     if (worker_index == 0 && ctx_->store && ++ticks_ % 60 == 0) ctx_->store->SweepExpired();
   }
 
+  void CheckBindings(const std::vector<SessionBinding>& bindings, BindingsChecked done) override {
+    std::vector<bool> ended(bindings.size(), false);
+    const int64_t now = NowSeconds();
+    for (size_t i = 0; i < bindings.size(); ++i) {
+      if (bindings[i].expires_at != 0 && bindings[i].expires_at <= now) ended[i] = true;
+    }
+    if (ctx_->ended) ctx_->ended->Mark(bindings, &ended);
+    // The store: one Load per session (several tunnels may share one).
+    struct Check {
+      std::vector<bool> ended;
+      BindingsChecked done;
+      size_t pending = 0;
+    };
+    std::map<std::string, std::vector<size_t>> by_key;
+    if (ctx_->store) {
+      for (size_t i = 0; i < bindings.size(); ++i) {
+        if (!ended[i] && !bindings[i].store_key.empty()) by_key[bindings[i].store_key].push_back(i);
+      }
+    }
+    if (by_key.empty()) {
+      done(std::move(ended));
+      return;
+    }
+    auto check = std::make_shared<Check>();
+    check->ended = std::move(ended);
+    check->done = std::move(done);
+    check->pending = by_key.size() + 1;  // + 1 until every call is made (a Load may answer at once)
+    auto finish_one = [check] {
+      if (--check->pending == 0) check->done(std::move(check->ended));
+    };
+    for (auto& [key, indexes] : by_key) {
+      ctx_->store->Load(key, [check, finish_one, indexes = std::move(indexes)](Status s, std::optional<SessionData> d) {
+        // Gone from the store: destroyed, regenerated, revoked or expired.
+        // A store that does not answer says nothing either way.
+        if (s.ok() && !d) {
+          for (size_t i : indexes) check->ended[i] = true;
+        }
+        finish_one();
+      });
+    }
+    finish_one();
+  }
+
  private:
   std::shared_ptr<SessionContext> ctx_;
   const SessionPolicy policy_;
+  std::unique_ptr<CsrfTokenCache> csrf_cache_;  // this worker's, when CSRF is on
   std::vector<SessionFilter*> pool_;
   uint64_t ticks_ = 0;
 };
@@ -709,6 +835,12 @@ Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& c
       }
       return stores;
     }
+    std::shared_ptr<EndedSessions> ended = std::make_shared<EndedSessions>();
+    // The request policy of the latest configuration, shared by every
+    // worker (one rate limiter per process), rebuilt when a reload brings a
+    // new configuration.
+    std::shared_ptr<const Config> edge_config;
+    std::shared_ptr<const EdgePolicy> edge;
   };
   auto process = std::make_shared<ProcessState>();
   Result<std::shared_ptr<SharedStoreState>> shared = CreateSharedStoreState(*config);
@@ -723,23 +855,41 @@ Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& c
   if (Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*config); !codec.ok()) {
     return codec.status();
   }
-  auto events = std::make_shared<SessionEvents>();
+  Result<std::shared_ptr<const EdgePolicy>> edge = EdgePolicy::Create(*config);
+  if (!edge.ok()) return edge.status();
+  process->edge_config = config;
+  process->edge = *edge;
 
   SessionRuntime runtime;
-  runtime.events = events;
-  runtime.make_filters = [process, events](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
+  runtime.ended = process->ended;
+  runtime.make_filters = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
                                            Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
     ctx->metrics = metrics;
-    ctx->events = events;
+    ctx->store_health = loop.store_health;
+    ctx->ended = process->ended;
     Result<std::shared_ptr<const CookieCodec>> codec = CookieCodec::Create(*cfg);
     if (!codec.ok()) {
       LOG_ERROR("session setup failed: %s", codec.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();
     }
     ctx->codec = *codec;
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, process->For(*cfg));
+    {
+      std::lock_guard<std::mutex> lock(process->mu);
+      if (process->edge_config != cfg) {
+        Result<std::shared_ptr<const EdgePolicy>> next = EdgePolicy::Create(*cfg);
+        if (!next.ok()) {
+          LOG_ERROR("request policy setup failed: %s", next.status().message().c_str());
+          return std::make_unique<UnavailableFilterFactory>();
+        }
+        process->edge_config = cfg;
+        process->edge = *next;
+      }
+      ctx->edge = process->edge;
+    }
+    Result<std::unique_ptr<SessionStore>> store =
+        CreateStore(*cfg, loop.base, loop.post, process->For(*cfg), metrics);
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();
@@ -749,7 +899,8 @@ Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& c
   };
   runtime.make_store = [process](const std::shared_ptr<const Config>& cfg,
                                  const LoopEnv& loop) -> Result<std::shared_ptr<SessionStore>> {
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, process->For(*cfg));
+    Result<std::unique_ptr<SessionStore>> store =
+        CreateStore(*cfg, loop.base, loop.post, process->For(*cfg), nullptr);
     if (!store.ok()) return store.status();
     return std::shared_ptr<SessionStore>(std::move(*store));
   };

@@ -6,6 +6,11 @@
 //   3. verify it (signature, expiry, fallback keys) and, for the store
 //      managers, load the session from the store (asynchronously);
 //   4. add X-Session-Status, -Id, -Data, -Expires for the backend.
+// The request policy (edge_policy.h), when configured, runs around these
+// steps: path normalisation, the access rule's lookup and client_address
+// rate limits before step 2; the access rule, CSRF and session rate limits
+// once the session is known, before step 4; X-Session-Csrf and
+// X-Session-Signature after it.
 // Response side (OnResponseHead):
 //   5. read and remove the X-Session-* instruction headers; a malformed batch
 //      answers 502 "Bad Gateway" and changes nothing (the error log says why,
@@ -31,6 +36,13 @@
 //   Set after Destroy; ids sent by clients are never adopted.
 // - A valid cookie whose session is gone from the store is reported as
 //   "none" and cleared.
+//
+// Tunnels (docs/HTTP.md, Upgrades and WebSockets): Binding() names the
+// session a 101 leaves, and the factory's CheckBindings says, twice a second
+// per worker, whether the sessions of open tunnels have ended: by the clock
+// (a fixed expiry), by a Destroy, Regenerate or revocation carried out in
+// this process (EndedSessions), or, for the store managers, because the store no longer
+// holds them (another instance, a revocation, expiry with sliding lifetimes).
 #pragma once
 
 #include <memory>
@@ -39,12 +51,13 @@
 #include "http/exchange_filter.h"
 #include "net/loop_env.h"
 #include "session/cookie_codec.h"
+#include "session/ended_sessions.h"
+#include "session/edge_policy.h"
 #include "store/store.h"
 
 namespace sessiond {
 
 struct Metrics;
-class SessionEvents;
 
 // What the filters of one worker share. Replaced on reload; exchanges in
 // flight keep the previous one alive through their factory.
@@ -56,9 +69,16 @@ struct SessionContext {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const CookieCodec> codec;
   std::shared_ptr<SessionStore> store;  // null for the cookie manager
+  // Routes, CSRF, rate limits, upstream signature; null when none is
+  // configured. Shared by the workers of one configuration.
+  std::shared_ptr<const EdgePolicy> edge;
   Metrics* metrics = nullptr;           // may be null (tests)
-  // Where ended sessions are announced (tunnels subscribe); may be null.
-  std::shared_ptr<SessionEvents> events;
+  // Told the outcome of every store call of a request (LoopEnv::store_health);
+  // may be empty (tests).
+  std::function<void(bool ok)> store_health;
+  // The process's list of sessions ended here (Destroy, Regenerate,
+  // revocations), for tunnels (may be null: tests).
+  std::shared_ptr<EndedSessions> ended;
 };
 
 // Builds the per-worker session step. Called on the worker's thread at start
@@ -84,11 +104,11 @@ using StoreMaker = std::function<Result<std::shared_ptr<SessionStore>>(const std
 struct SessionRuntime {
   FilterFactoryMaker make_filters;
   StoreMaker make_store;
-  std::shared_ptr<SessionEvents> events;  // never null
+  std::shared_ptr<EndedSessions> ended;  // the process's; never null
 };
 
 // Prepares what is built once per process (cookie keys, the shared half of
-// the store, the SessionEvents of the process) and returns the per-worker
+// the store, the EndedSessions of the process) and returns the per-worker
 // factory maker with the rest. Fails (the process should exit 1) when the
 // store cannot be set up, e.g. the session directory cannot be created.
 Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& config);

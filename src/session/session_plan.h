@@ -83,6 +83,13 @@ struct SessionPolicy {
   bool indexes_subjects = false;      // subject_key is set
 
   static SessionPolicy From(const Config& config);
+  // Whether a store keeps SessionMeta with each session: only when
+  // something reads it (the timeouts, the refresh threshold, the subject
+  // index and its listing). Otherwise writes carry no metadata, so the
+  // store's write path costs what it did before sessions had any.
+  bool keeps_meta() const {
+    return idle_seconds > 0 || absolute_seconds > 0 || refresh_threshold_seconds > 0 || indexes_subjects;
+  }
   // Requests slide the expiry (docs/HEADER-PROTOCOL.md, Session lifetime).
   bool sliding() const { return refresh_each_request || idle_seconds > 0; }
   // The expiry of a session created at `created` and minted or refreshed at

@@ -1,71 +1,92 @@
-// RedisStore: sessions in Redis, over one hiredis async connection per worker
-// on that worker's libevent loop. Commands are pipelined: a call never waits
-// for an earlier one's reply.
+// RedisStore: sessions in Redis (docs/CONFIGURATION.md, redis): one Redis,
+// the master Sentinel names, or Redis Cluster, through a RedisRouter
+// (store/redis_router.h) that owns this worker's connections. Commands are
+// pipelined: a call never waits for an earlier one's reply.
 //
-// Data layout: one HASH per session at key_prefix + StoreKey, with a TTL
-// (PEXPIRE). Each session key is one field whose name is the key as a JSON
-// string literal, exactly the bytes AppendJsonString emits (quotes included),
-// and whose value is the raw JSON value text. Storing the escaped form lets
-// the apply script compute SerializedSize from byte lengths alone, and every
-// data field starts with '"', so fields that do not are free for bookkeeping:
-// field "v" (the layout version, "1") is always present, which keeps a
-// session with no keys in existence (Redis deletes an empty hash).
+// Data layout: one HASH per session, with a TTL (PEXPIRE), at key_prefix +
+// StoreKey, or key_prefix + "{" + StoreKey + "}" on a cluster (the hash tag
+// keeps whatever else a session ever needs in its slot). Each session key is
+// one field whose name is the key as a JSON string literal, exactly the
+// bytes AppendJsonString emits (quotes included), and whose value is the raw
+// JSON value text. Every data field starts with '"', so fields that do not
+// are bookkeeping:
+//   v  the layout version, "2"; always present, so a session with no keys
+//      still exists (Redis deletes an empty hash)
+//   s  the running size: the sum over data fields of len(name) + len(value)
+//      + 2, so that SerializedSize is s + 1 (2 with no keys) without
+//      reading the session. Layout "1" (before the running size) has no s:
+//      the first write recomputes it from the fields.
 //
-// Load is HGETALL; Touch is PEXPIRE; Ping is PING. Apply is one Lua script
-// (EVALSHA, falling back to EVAL on NOSCRIPT) that computes the resulting
-// session and its size before writing anything, fails with TOOLARGE when it
-// is over max_bytes, and otherwise clears, deletes, sets, renames (re-key) and
-// sets the TTL in one atomic step.
+// Load is HGETALL; Touch is PEXPIRE; Ping is PING on every master; a
+// Destroy (clear with no sets, no re-key) is DEL. Every other Apply is one
+// Lua script (EVALSHA, falling back to EVAL on NOSCRIPT) that reads only
+// what it needs: HMGET of v, s and the fields the batch touches; then it
+// checks must_exist and the size limit, and writes in one HSET (plus HDEL,
+// RENAME when re-keyed, PEXPIRE). A TOOLARGE answer changes nothing.
 //
-// Metadata and subjects (docs/HEADER-PROTOCOL.md, Subjects): bookkeeping
-// fields "m" (the SessionMeta as JSON), "s" (the subject) and "p" (the public
-// id) sit beside the data; key_prefix "subject:" S is a sorted set of the
-// subject's store keys scored by creation, key_prefix "pid:" P the store key
-// of an indexed public id. The apply script keeps them right in the same
-// atomic step (and carries out X-Session-Revoke and the per-subject limit
-// there); a second script touches with metadata, lists a subject (pruning
-// members whose session expired or moved) and revokes by subject or public
-// id. The scripts name the index keys themselves, so they need one Redis
-// server, not a Cluster.
+// Re-keying on a cluster: the two keys lie in different slots, which no
+// script can touch together, so it takes two steps: a script on the old key
+// checks and applies the batch and deletes the session, returning it; the
+// second writes it under the new key. A failure between them loses the
+// session (the client then needs a new one); it never leaves two copies.
 //
-// Failure handling: hiredis has no timeouts, so libevent timers provide them:
-// connecting (TCP plus AUTH, SELECT and SCRIPT LOAD, which are pipelined ahead
-// of everything else) must finish within redis.timeout, and so must each
-// command. A missed deadline fails every command on the connection with
-// Timeout and drops it. After a failure the store reconnects with exponential
-// backoff (50 ms doubling to 2 s). While there is no connection a call fails
-// at once with Unavailable, except that a call made at least 50 ms after the
-// last attempt starts a new attempt and is queued on it (so the first request
-// after Redis returns usually succeeds, and a dead Redis is not hammered).
+// Metadata (docs/HEADER-PROTOCOL.md, Session lifetime): the bookkeeping
+// field m holds the SessionMeta as JSON (created, refreshed, expires,
+// client, user agent), written with the session when ApplyRequest::meta is
+// set (the session filter sets it only when something reads it: without
+// timeouts or a subject_key, writes carry none and cost what they did).
+// The fast path writes it in its HSET; Load (HGETALL) reads it at no cost.
 //
-// Callbacks never run inside hiredis's own call stack: replies are turned
-// into results there, and the caller's callbacks run from a separate loop
-// event afterwards, so a callback may destroy the store. Destroying the store
-// drops the callbacks of calls still in flight without running them.
+// Subjects (docs/HEADER-PROTOCOL.md, Subjects), when an Apply names a
+// subject_key: bookkeeping fields u (the subject the session is indexed
+// under) and p (its public id) beside the data; key_prefix "subject:" S is
+// a sorted set of the subject's store keys scored by creation time, and
+// key_prefix "pid:" P the store key of an indexed public id. Both index keys
+// get at least the lifetime of their newest session, and reads check each
+// member against its session (u must still name the subject), pruning the
+// stale ones: an expired, moved or re-indexed session is never listed or
+// revoked, and an index whose sessions all expired expires too.
+// Such an Apply never takes the fast path: it is one script that reads the
+// whole session (HGETALL) and keeps u, p and m with the data.
+// - One Redis and Sentinel: the script also updates the index keys (it names
+//   them itself, which one Redis allows), carries out X-Session-Revoke and
+//   the per-subject limit, all in one atomic step, as the memory and file
+//   stores do; so do TouchSession, ListSubject, RevokeSubject and
+//   RevokePublicId, one script each.
+// - Cluster: the index keys lie in other slots than the session, so the
+//   script changes only the session (its slot) and reports the subject
+//   before and after; sessiond then updates the index with commands of one
+//   key each (ZREM from the old subject, ZADD to the new with a TTL, the
+//   public id's key), revokes the subject's other sessions one conditional
+//   DEL each (only while u still names the subject), and enforces the limit.
+//   One more round trip for a write of an indexed session, and these steps
+//   are not atomic with the session write: a revocation racing a
+//   Regenerate or a new login of the same subject may miss the session
+//   that was being indexed at that moment, and two logins at once over
+//   max_sessions_per_subject may each revoke the other. A failed index step
+//   fails the call (the session write stays); the next write of the session
+//   indexes it again, and the checks on read drop what is stale, so the
+//   index heals itself.
 //
 // The password is never logged or put into a Status.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
+#include "net/block.h"
+#include "store/redis_router.h"
 #include "store/store.h"
-
-struct redisAsyncContext;
-struct redisReply;
-struct event;
 
 namespace sessiond {
 
 class RedisStore : public SessionStore {
  public:
-  // Starts connecting at once. `base` is the owning worker's loop.
-  RedisStore(const RedisConfig& config, event_base* base);
+  // Starts connecting at once. `base` is the owning worker's loop;
+  // `metrics` may be null.
+  RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics = nullptr);
   ~RedisStore() override;
 
   void Load(const StoreKey& key, LoadCallback cb) override;
@@ -80,71 +101,55 @@ class RedisStore : public SessionStore {
   void RevokeSubject(const std::string& subject, RevokeCallback cb) override;
   void RevokePublicId(const std::string& public_id, RevokeCallback cb) override;
 
-  // True while connected and past AUTH/SELECT (for tests and metrics).
-  bool ready() const { return state_ == State::kReady; }
+  // True while the router is connected (for tests and metrics): past the
+  // handshake with one Redis or the sentinels' master; a slot map loaded
+  // on a cluster.
+  bool ready() const { return router_->ready(); }
+  // The Redis key of a session.
+  std::string RedisKey(const StoreKey& key) const;
 
  private:
-  struct Command;
-  enum class State { kDisconnected, kConnecting, kReady };
-  // Called once per command, inside hiredis's stack: with the reply, or with
-  // nullptr and why the command failed. It must only record a result and
-  // hand the caller's callback to Complete().
-  using ReplyHandler = std::function<void(redisReply*, const Status&)>;
+  // Runs an EVALSHA command, and its EVAL form once if the node says
+  // NOSCRIPT (its script cache was flushed, or a failover lost it).
+  void RunScript(const std::string& key, std::string_view script, RedisCommand evalsha, uint32_t flags,
+                 RedisRouter::Callback cb);
+  void ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target, ApplyCallback cb);
+  void ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback cb);
+  void ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb);
 
-  // Sends a caller's command with a deadline, connecting first if allowed.
-  // `script`: the Lua text of an EVALSHA command, resent as EVAL on NOSCRIPT.
-  void Submit(std::vector<std::string> argv, ReplyHandler on_reply, const char* script = nullptr);
-  // EVALSHA of the subject script in `mode` (see redis_store.cc).
-  void SubjectCall(std::vector<std::string> keys_and_args, ReplyHandler on_reply);
-  bool Send(redisAsyncContext* ac, Command* cmd, const std::vector<std::string>& argv);
-  void Complete(std::function<void()> fn);
-
-  void StartConnect();
-  void SendHandshake(std::vector<std::string> argv, const char* what, bool last);
-  void ScheduleReconnect();
-  // Frees the connection, failing its commands with `reason`. Never called
-  // from inside hiredis; code there uses RequestTeardown instead.
-  void Teardown(const Status& reason);
-  void RequestTeardown(const Status& reason);
-  Status FailureReason(const redisAsyncContext* ac) const;
-  // Records why the connection failed (for fail-fast calls) and logs it.
-  void NoteFailure(const Status& reason);
-  std::string Where() const;  // host:port or socket path, for messages
-
-  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void OnConnect(const redisAsyncContext* ac, int status);
-  static void OnDisconnect(const redisAsyncContext* ac, int status);
-  static void OnDeadline(int fd, short what, void* arg);
-  static void OnConnectTimeout(int fd, short what, void* arg);
-  static void OnReconnectTimer(int fd, short what, void* arg);
-  static void OnTeardownEvent(int fd, short what, void* arg);
-  static void OnCompletions(int fd, short what, void* arg);
+  // ---- subjects (see the file comment) ----
+  struct IndexChange;
+  using RevokedCallback = std::function<void(Status, std::vector<RevokedSession>)>;
+  // An Apply with a subject_key: the subject script, then on a cluster the
+  // index steps.
+  void ApplySubject(const ApplyRequest& request, ApplyCallback cb);
+  void ApplySubjectRekeyOnCluster(const ApplyRequest& request, ApplyCallback cb);
+  // Runs the subject apply script on `key` (moving it to `target` on one
+  // Redis); `taken`: bookkeeping of a session taken from its old key
+  // (cluster re-key), else null.
+  void RunSubjectScript(const ApplyRequest& request, const std::string& key, const std::string& target,
+                        bool session_only, std::shared_ptr<const IndexChange> taken, ApplyCallback cb);
+  // Cluster: the index steps after the session's own step.
+  void UpdateIndex(std::shared_ptr<IndexChange> change, RevokedCallback done);
+  // Cluster: deletes every session of `subject` but `keep` (a store key;
+  // empty: none) whose u still names it.
+  void RevokeMembers(const std::string& subject, const std::string& keep, RevokedCallback done);
+  // Cluster: revokes the oldest sessions of `subject` beyond `max`, never `me`.
+  void EnforceLimit(const std::string& subject, const std::string& me, uint64_t max, RevokedCallback done);
+  // Cluster: the members of `subject` whose session still names it, in
+  // index order, each with its HMGET of u, m and p; prunes the others.
+  struct Member;
+  void LiveMembers(const std::string& subject, std::function<void(Status, std::vector<Member>)> done);
+  // Runs the standalone subject script (EVALSHA) in one of its modes.
+  void SubjectCall(std::vector<std::string_view> keys_and_args, RedisRouter::Callback cb);
+  std::string IndexKey(const std::string& subject) const { return config_.key_prefix + "subject:" + subject; }
+  std::string PidKey(const std::string& public_id) const { return config_.key_prefix + "pid:" + public_id; }
 
   const RedisConfig config_;
-  event_base* const base_;
-  const std::string script_sha_;
-  const std::string subject_sha_;
-
-  redisAsyncContext* ctx_ = nullptr;
-  State state_ = State::kDisconnected;
-  uint64_t connection_serial_ = 0;  // identifies ctx_ across a deferred teardown
-  std::chrono::steady_clock::time_point last_attempt_{};
-  std::chrono::milliseconds backoff_;
-  // Why the connection being freed failed; read by the NULL-reply callbacks.
-  Status dying_reason_;
-  Status last_error_;         // why the last attempt failed, for fail-fast calls
-  std::string last_logged_;  // the failure last logged; empty while healthy
-
-  uint64_t teardown_serial_ = 0;
-  Status teardown_reason_;
-
-  event* connect_timer_ = nullptr;
-  event* reconnect_timer_ = nullptr;
-  event* teardown_event_ = nullptr;
-  event* completion_event_ = nullptr;
-  std::deque<std::function<void()>> completions_;
-  bool shutting_down_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  const bool cluster_;
+  // Declared before the router: its connections' buffers hold blocks.
+  net::BlockPool pool_;
+  std::unique_ptr<RedisRouter> router_;
 };
 
 }  // namespace sessiond

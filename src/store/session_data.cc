@@ -336,6 +336,21 @@ std::string SubjectOf(const SessionData& data, std::string_view subject_key) {
   return it == data.end() ? std::string() : SubjectOfValue(it->second);
 }
 
+bool ForEachSessionMember(std::string_view json,
+                          const std::function<void(std::string_view key, std::string_view value)>& fn) {
+  if (json.empty()) return true;
+  MemberCursor cursor(json);
+  if (!cursor.Begin()) return false;
+  std::string_view raw_key, value;
+  for (;;) {
+    switch (cursor.Next(nullptr, &raw_key, &value)) {
+      case MemberCursor::Step::kMember: fn(raw_key, value); break;
+      case MemberCursor::Step::kEnd: return true;
+      case MemberCursor::Step::kError: return false;
+    }
+  }
+}
+
 bool IsSessionJson(std::string_view json) {
   MemberCursor cursor(json);
   if (!cursor.Begin()) return false;
@@ -345,6 +360,23 @@ bool IsSessionJson(std::string_view json) {
       case MemberCursor::Step::kMember: break;
       case MemberCursor::Step::kEnd: return true;
       case MemberCursor::Step::kError: return false;
+    }
+  }
+}
+
+bool SessionJsonHasKey(std::string_view json, std::string_view key) {
+  MemberCursor cursor(json);
+  if (!cursor.Begin()) return false;
+  std::string scratch;
+  std::string_view raw_key, value;
+  for (;;) {
+    switch (cursor.Next(nullptr, &raw_key, &value)) {
+      case MemberCursor::Step::kMember:
+        if (KeyOf(raw_key, &scratch) == key) return true;
+        break;
+      case MemberCursor::Step::kEnd:
+      case MemberCursor::Step::kError:
+        return false;
     }
   }
 }

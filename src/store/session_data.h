@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -88,11 +89,23 @@ bool ParseSessionJson(std::string_view json, SessionData* out);
 std::string SubjectOf(const SessionData& data, std::string_view subject_key);
 // The same rule for one stored value (its JSON text).
 std::string SubjectOfValue(std::string_view json_value);
+// Calls fn(key, value) for each member of session JSON, in order: the key
+// as its literal, quotes included, exactly as it appears (for our own JSON
+// that is AppendJsonString of the decoded key), and the value's text.
+// Allocates nothing. False (after calling fn for the members before the
+// fault) when `json` is not session JSON; an empty `json` is the empty session.
+bool ForEachSessionMember(std::string_view json,
+                          const std::function<void(std::string_view key, std::string_view value)>& fn);
 
 // True exactly when ParseSessionJson would succeed. Allocates nothing: the
 // cookie manager's read path validates the sealed JSON with it and passes the
 // text on as X-Session-Data unparsed.
 bool IsSessionJson(std::string_view json);
+
+// True when `json` (session JSON, as IsSessionJson accepts) has a top-level
+// member named `key` (compared decoded). Allocates only when a key of the
+// session holds escapes. False for text that is not session JSON.
+bool SessionJsonHasKey(std::string_view json, std::string_view key);
 
 // ---- Changing a session -------------------------------------------------------
 

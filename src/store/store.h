@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -99,6 +100,17 @@ struct ApplyRequest {
   bool must_exist = false;
   std::chrono::milliseconds ttl{0};  // lifetime from now of the resulting session
   uint64_t max_bytes = 0;            // limit on SerializedSize of the result
+  // Fill ApplyResult::data. A store that would have to read the session
+  // back for it (redis) does that only when asked; the others may fill it
+  // anyway.
+  bool want_data = false;
+  // Hints from a caller that loaded the session in this request, for a
+  // store that can use them (the redis store's fast path; the result is the
+  // same without them). `loaded`: the session's JSON as Load returned it
+  // (SerializeSession form; valid only during the Apply call).
+  // `keeps_expiry`: ttl only restates the expiry the session already has.
+  std::optional<std::string_view> loaded;
+  bool keeps_expiry = false;
 
   // Stores that support_subjects() (others ignore these):
   // The metadata written with the resulting session (its `subject` is
@@ -117,9 +129,10 @@ struct ApplyRequest {
   RevokeScope revoke = RevokeScope::kNone;
 };
 
-// The outcome of a successful Apply: the session as it is now in the store.
-// `exists` is false when the batch deleted the session (Destroy without Set)
-// or revoked it.
+// The outcome of a successful Apply. `exists` is false when the batch
+// deleted the session (Destroy without Set), found it gone (must_exist) or
+// revoked it; `data` is the session as it is now in the store when the
+// request set want_data.
 struct ApplyResult {
   bool exists = false;
   SessionData data;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "observe/metrics.h"
 #include "store/file_store.h"
 #include "store/http_store.h"
 #include "store/memory_store.h"
@@ -32,12 +33,12 @@ Result<std::shared_ptr<SharedStoreState>> CreateSharedStoreState(const Config& c
 }
 
 Result<std::unique_ptr<SessionStore>> CreateStore(const Config& config, event_base* base, PostFn post,
-                                                  std::shared_ptr<SharedStoreState> shared) {
+                                                  std::shared_ptr<SharedStoreState> shared, Metrics* metrics) {
   switch (config.session.manager) {
     case StoreKind::kCookie:
       return std::unique_ptr<SessionStore>();
     case StoreKind::kRedis:
-      return std::unique_ptr<SessionStore>(new RedisStore(config.redis, base));
+      return std::unique_ptr<SessionStore>(new RedisStore(config.redis, base, metrics ? &metrics->redis : nullptr));
     case StoreKind::kHttp:
       if (config.http_store.url.empty()) return Status::Invalid("http store: http_store.url is not set");
       return std::unique_ptr<SessionStore>(new HttpStore(config.http_store, base));

@@ -17,6 +17,7 @@ namespace sessiond {
 
 class MemoryTable;
 class FileWorkerPool;
+struct Metrics;
 
 struct SharedStoreState {
   std::shared_ptr<MemoryTable> memory_table;  // manager: memory
@@ -31,7 +32,10 @@ Result<std::shared_ptr<SharedStoreState>> CreateSharedStoreState(const Config& c
 // loop (thread-safe). Returns a null pointer for the cookie manager, which
 // needs no store. Fails when the file store's directory cannot be created or
 // opened, or when `shared` lacks what the manager needs.
+// `metrics` (may be null) receives the redis store's node and topology
+// counts.
 Result<std::unique_ptr<SessionStore>> CreateStore(const Config& config, event_base* base, PostFn post,
-                                                  std::shared_ptr<SharedStoreState> shared);
+                                                  std::shared_ptr<SharedStoreState> shared,
+                                                  Metrics* metrics = nullptr);
 
 }  // namespace sessiond

@@ -153,6 +153,18 @@ def instructions(browser):
     return [browser.text(e) for e in browser.find_all("#instructions li")]
 
 
+def live_state(browser):
+    """(data-state, data-code) of the page's live WebSocket, or None without the live cart."""
+    if not browser.find_all("#live-status"):
+        return None
+    return browser.execute("var s = document.getElementById('live-status');"
+                           "return [s.getAttribute('data-state'), s.getAttribute('data-code')];")
+
+
+def live_count(browser):
+    return int(browser.text(browser.find("#live-cart-count")))
+
+
 def check_cookie_shown(app, browser, r, what):
     """The page's copy of the session cookie equals the browser's own."""
     cookies = {c["name"]: c for c in browser.cookies()}
@@ -164,7 +176,7 @@ def check_cookie_shown(app, browser, r, what):
     return cookies[COOKIE]
 
 
-def run_scenario(app, browser, url, admin_port, out_dir, r):
+def run_scenario(app, browser, url, admin_port, out_dir, r, demo_lines=()):
     # 1. Logged out.
     browser.get(url)
     r.check("sessiond demo" in browser.title(), "[%s] page title names the demo" % app)
@@ -219,6 +231,29 @@ def run_scenario(app, browser, url, admin_port, out_dir, r):
         r.check(browser.text(browser.find("#browser-cookie")) != old_cookie,
                 "[%s] Add item #%d: a new sealed cookie (the data lives in it)" % (app, n))
 
+    # 4b. Live cart across tabs, over a WebSocket through sessiond.
+    live = live_state(browser) is not None
+    if live:
+        browser.wait_for(lambda: live_state(browser)[0] == "open", "the live WebSocket to open")
+        r.check(live_count(browser) == before + 2, "[%s] live cart: the socket is open and shows %d items"
+                % (app, before + 2))
+        first_tab = browser.window()
+        second_tab = browser.new_tab()
+        browser.switch_to(second_tab)
+        browser.get(url)
+        browser.wait_for(lambda: live_state(browser) and live_state(browser)[0] == "open",
+                         "the live WebSocket in the second tab")
+        browser.click(browser.find("#add-item"))
+        browser.wait_for(lambda: cart_count(browser) == before + 3, "cart count %d in the second tab" % (before + 3))
+        browser.switch_to(first_tab)
+        got = browser.wait_for(lambda: live_count(browser) == before + 3 and live_count(browser),
+                               "the first tab's live count to follow", timeout=5)
+        r.check(got == before + 3 and cart_count(browser) == before + 2,
+                "[%s] live cart: an item added in another tab shows up without a reload (%d)" % (app, got))
+        browser.refresh()
+        browser.wait_for(lambda: browser.find_all("#user"), "the page after the live update")
+        before += 1  # the cart has one more item from here on
+
     # 5. Reload: the session persists, and a plain GET carries no instructions.
     browser.refresh()
     browser.wait_for(lambda: browser.find_all("#user"), "the page after reload")
@@ -239,10 +274,34 @@ def run_scenario(app, browser, url, admin_port, out_dir, r):
     body = browser.wait_for(lambda: "sessiond_requests_total" in browser.execute("return document.body.innerText;")
                             and browser.execute("return document.body.innerText;"), "the metrics page")
     r.check("sessiond_sessions_created_total" in body, "[%s] /metrics shows sessiond's metrics" % app)
+    if live:
+        # From the admin listener's origin (another port: another origin), a
+        # socket to the demo carries the session cookie but is refused.
+        browser.execute("window.probe = 'pending';"
+                        "var ws = new WebSocket(arguments[0]);"
+                        "ws.onopen = function () { window.probe = 'opened'; };"
+                        "ws.onclose = function (e) { if (window.probe !== 'opened') window.probe = 'refused ' + e.code; };",
+                        url.replace("http://", "ws://").rstrip("/") + "/live")
+        probe = browser.wait_for(lambda: browser.execute("return window.probe;") != "pending"
+                                 and browser.execute("return window.probe;"), "the cross-origin WebSocket probe")
+        r.check(probe.startswith("refused"), "[%s] a cross-origin WebSocket (page on the admin port) is refused: %s"
+                % (app, probe))
+        refused = browser.wait_for(lambda: [ln for ln in demo_lines if '"GET /live HTTP/1.1" 403' in ln],
+                                   "sessiond's access log line for the refused handshake", timeout=5)
+        r.check(len(refused) == 1, "[%s] ... by sessiond: 403 in its access log" % app)
     browser.get(url)
     browser.wait_for(lambda: browser.find_all("#user"), "the page after /metrics")
 
-    # 7. Log out.
+    # 7. Log out (with the live cart: in one tab, while another tab holds its socket).
+    if live:
+        browser.switch_to(second_tab)
+        browser.get(url)
+        browser.wait_for(lambda: live_state(browser) and live_state(browser)[0] == "open",
+                         "the second tab's socket before logout")
+        browser.switch_to(first_tab)
+        browser.wait_for(lambda: live_state(browser) and live_state(browser)[0] == "open",
+                         "the first tab's socket before logout")
+        clicked_at = browser.execute("return Date.now();")
     browser.click(browser.find("#logout"))
     browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after logout")
     r.check(not browser.find_all("#whoami") and cart_count(browser) == 0,
@@ -250,6 +309,18 @@ def run_scenario(app, browser, url, admin_port, out_dir, r):
     r.check(instructions(browser) == ["X-Session-Destroy: true"], "[%s] the logout's instruction is shown" % app)
     names = [c["name"] for c in browser.cookies()]
     r.check(COOKIE not in names, "[%s] logout removed the %s cookie (cookies now %r)" % (app, COOKIE, names))
+    if live:
+        browser.switch_to(second_tab)
+        state = browser.wait_for(lambda: live_state(browser)[0] == "closed" and live_state(browser), 
+                                 "the other tab's socket to close", timeout=5)
+        closed_at = int(browser.execute("return document.getElementById('live-status').getAttribute('data-closed-at');"))
+        r.check(state[1] == "1008", "[%s] logout in one tab closed the other tab's WebSocket with 1008 (got %s)"
+                % (app, state[1]))
+        r.check(closed_at - clicked_at <= 1000 + 500,
+                "[%s] ... %d ms after the logout click (within 1 s of the logout response)" % (app, closed_at - clicked_at))
+        browser.screenshot(os.path.join(out_dir, "%s-live-closed.png" % app))
+        browser.close_tab()
+        browser.switch_to(first_tab)
     browser.refresh()
     browser.wait_for(lambda: browser.find_all("#login-form"), "the login form after reload")
     r.check(browser.text(browser.find("#session-status")) == "none",
@@ -329,7 +400,7 @@ def run_app(app, driver, out_dir, sessiond_bin, r):
         url = demo.wait_ready()
         r.check(url is not None, "[%s] scripts/demo.sh started (log %s)" % (app, demo.log_path))
         browser = driver.new_session(profile)
-        run_scenario(app, browser, url, demo.admin_port, out_dir, r)
+        run_scenario(app, browser, url, demo.admin_port, out_dir, r, demo.lines)
         run_stock_httponly(app, browser, sessiond_bin, demo.app_port, out_dir, r)
     except CheckFailed:
         pass  # already counted

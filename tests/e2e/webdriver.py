@@ -175,6 +175,21 @@ class Browser:
         """Runs script (a function body; `arguments` holds args) and returns its result."""
         return self._cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def window(self):
+        """The handle of the current window (tab)."""
+        return self._cmd("GET", "/window")
+
+    def new_tab(self):
+        """Opens a tab in the same browser (same cookies) and returns its handle; the current tab stays."""
+        return self._cmd("POST", "/window/new", {"type": "tab"})["handle"]
+
+    def switch_to(self, handle):
+        self._cmd("POST", "/window", {"handle": handle})
+
+    def close_tab(self):
+        """Closes the current tab; switch_to another one afterwards."""
+        self._cmd("DELETE", "/window")
+
     def cookies(self):
         """All cookies of the current page, HttpOnly ones included."""
         return self._cmd("GET", "/cookie")

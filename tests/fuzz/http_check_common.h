@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "fuzz_check.h"
+#include "base/ip_address.h"
 #include "http/body.h"
+#include "http/forwarding.h"
 #include "http/head_parser.h"
 #include "http/headers.h"
 #include "http/hop_by_hop.h"
@@ -456,38 +458,61 @@ inline bool CheckHopByHop(HeaderList* headers) {
   return true;
 }
 
-// SetForwardedHeaders: one X-Forwarded-For ending with the client, one
-// X-Forwarded-Proto, X-Forwarded-Host = host; every other field untouched.
-inline bool CheckForwarded(HeaderList* headers, std::string_view client_ip, std::string_view host) {
+// ApplyForwarding (http/forwarding.h). From an untrusted peer: exactly one
+// X-Forwarded-For (the peer), -Proto "http", -Host = host, -Port, no
+// Forwarded. From a trusted one: one X-Forwarded-For ending with the peer,
+// each of -Proto, -Host, -Port once (kept or sessiond's), and a client
+// address that is an IP address. Every other field untouched either way.
+inline bool CheckForwarded(HeaderList* headers, std::string_view client_ip, std::string_view host,
+                           bool trusted = false) {
   auto is_xf = [](std::string_view n) {
     return SameIgnoringCase(n, "x-forwarded-for") || SameIgnoringCase(n, "x-forwarded-proto") ||
-           SameIgnoringCase(n, "x-forwarded-host");
+           SameIgnoringCase(n, "x-forwarded-host") || SameIgnoringCase(n, "x-forwarded-port") ||
+           SameIgnoringCase(n, "forwarded");
   };
-  std::string xff;
   std::vector<FieldCopy> others_before;
   for (const Header& h : headers->fields()) {
-    if (SameIgnoringCase(h.name, "x-forwarded-for") && !h.value.empty()) {
-      if (!xff.empty()) xff += ", ";
-      xff += h.value;
-    }
     if (!is_xf(h.name)) others_before.emplace_back(std::string(h.name), std::string(h.value));
   }
-  if (!xff.empty()) xff += ", ";
-  xff += client_ip;
-
-  SetForwardedHeaders(headers, client_ip, host);
+  std::string why;
+  const std::vector<IpNetwork> networks = {*ParseIpNetwork(client_ip, &why)};
+  const std::vector<IpNetwork> none;
+  ForwardingInput in;
+  in.peer = *ParseIpAddress(client_ip);
+  in.trusted = trusted ? &networks : &none;
+  in.host = host;
+  in.port = 8080;
+  ForwardingResult result;
+  ApplyForwarding(headers, in, &result);
   std::vector<FieldCopy> others_after;
   for (const Header& h : headers->fields()) {
     FUZZ_CHECK(!HasCrLfOrNul(h.value));
     if (!is_xf(h.name)) others_after.emplace_back(std::string(h.name), std::string(h.value));
   }
   FUZZ_CHECK(others_after == others_before);
+  FUZZ_CHECK(result.peer_trusted == trusted);
+  FUZZ_CHECK(ParseIpAddress(result.client_address()).has_value());
   FUZZ_CHECK(headers->Count("x-forwarded-for") == 1);
-  FUZZ_CHECK(*headers->Get("x-forwarded-for") == xff);
   FUZZ_CHECK(headers->Count("x-forwarded-proto") == 1);
-  FUZZ_CHECK(*headers->Get("x-forwarded-proto") == "http");
-  FUZZ_CHECK(headers->Count("x-forwarded-host") == (host.empty() ? 0u : 1u));
-  if (!host.empty()) FUZZ_CHECK(*headers->Get("x-forwarded-host") == host);
+  FUZZ_CHECK(headers->Count("x-forwarded-port") == 1);
+  const std::string_view xff = *headers->Get("x-forwarded-for");
+  if (!trusted) {
+    FUZZ_CHECK(xff == client_ip);
+    FUZZ_CHECK(result.client_address() == client_ip);
+    FUZZ_CHECK(*headers->Get("x-forwarded-proto") == "http");
+    FUZZ_CHECK(*headers->Get("x-forwarded-port") == "8080");
+    FUZZ_CHECK(headers->Count("forwarded") == 0);
+    FUZZ_CHECK(headers->Count("x-forwarded-host") == (host.empty() ? 0u : 1u));
+    if (!host.empty()) FUZZ_CHECK(*headers->Get("x-forwarded-host") == host);
+  } else {
+    FUZZ_CHECK(xff == client_ip ||
+               (xff.size() > client_ip.size() + 2 && xff.substr(xff.size() - client_ip.size() - 2) ==
+                                                        std::string(", ") + std::string(client_ip)));
+    FUZZ_CHECK(headers->Count("x-forwarded-host") <= 1);
+    for (const Header& h : headers->fields()) {
+      if (SameIgnoringCase(h.name, "forwarded")) FUZZ_CHECK(IsValidForwarded(h.value));
+    }
+  }
   return true;
 }
 

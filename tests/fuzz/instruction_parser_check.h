@@ -16,11 +16,17 @@
 // valid keys and canonical ASCII JSON values; applying it to a session gives
 // exactly the contract's Destroy/Delete/Set result, and the serialized
 // session is valid ASCII JSON whose size SerializedSize predicts.
+// Differential: every X-Session-Set value, read alone, gives exactly what
+// the nlohmann-based reader sessiond had before session/set_json.h (kept
+// below as ReferenceSet): the same error message (byte offsets included) or
+// the same keys and stored values.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -129,10 +135,79 @@ inline bool CheckApplied(const SessionData& base, const ChangeBatch& batch) {
   return true;
 }
 
+// The X-Session-Set reading sessiond had before session/set_json.h, kept as
+// the oracle: nlohmann parses, keys are checked in its (sorted) order.
+inline Result<std::map<std::string, std::optional<std::string>>> ReferenceSet(std::string_view value) {
+  using Json = nlohmann::json;
+  const auto fail = [](const std::string& reason) { return Status::Invalid("X-Session-Set: " + reason); };
+  std::string_view trimmed = value;
+  while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) trimmed.remove_prefix(1);
+  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t')) trimmed.remove_suffix(1);
+  if (trimmed.empty()) return fail("empty value");
+  if (const size_t nul = value.find('\0'); nul != std::string_view::npos) {
+    return fail("invalid JSON at byte " + std::to_string(nul + 1));
+  }
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxSetDepth) return fail("JSON nested deeper than " + std::to_string(kMaxSetDepth));
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  std::map<std::string, std::optional<std::string>> sets;
+  try {
+    Json json = Json::parse(value.begin(), value.end());
+    if (!json.is_object()) return fail("not a JSON object");
+    for (auto& [key, item] : json.get_ref<Json::object_t&>()) {
+      if (key.empty()) return fail("empty key");
+      if (key.size() > kMaxSessionKeyBytes) return fail("key longer than " + std::to_string(kMaxSessionKeyBytes) + " bytes");
+      for (char ch : key) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7F) return fail("control character in key");
+      }
+      if (item.is_null()) {
+        sets[key] = std::nullopt;
+      } else {
+        sets[key] = item.dump(-1, ' ', /*ensure_ascii=*/true);
+      }
+    }
+  } catch (const Json::parse_error& e) {
+    return fail("invalid JSON at byte " + std::to_string(e.byte));
+  } catch (const Json::out_of_range&) {
+    return fail("number out of range");
+  }
+  return sets;
+}
+
+inline bool CheckSetAgainstReference(std::string_view value) {
+  const Result<ChangeBatch> ours = ParseInstructions({{"X-Session-Set", std::string(value)}});
+  const auto reference = ReferenceSet(value);
+  FUZZ_CHECK(ours.ok() == reference.ok());
+  if (!ours.ok()) {
+    FUZZ_CHECK(ours.status().message() == reference.status().message());
+    return true;
+  }
+  FUZZ_CHECK(ours->sets == *reference);
+  return true;
+}
+
 inline bool CheckInstructions(std::string_view input) {
   const HeaderPairs records = InstructionRecords(input);
   InstructionParser parser;
   Status first_error;
+  for (const auto& [name, value] : records) {
+    if (ClassifyInstruction(name) == InstructionKind::kSet && value.size() <= kMaxInstructionValueBytes) {
+      FUZZ_TRY(CheckSetAgainstReference(value));
+    }
+  }
   for (const auto& [name, value] : records) {
     const bool ours = IsSessionHeader(name);
     FUZZ_CHECK(ClassifyInstruction(name) == InstructionKind::kIgnored || ours);

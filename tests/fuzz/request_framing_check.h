@@ -152,7 +152,8 @@ inline bool CheckRequestStream(std::string_view bytes, const RequestLimits& limi
     FUZZ_CHECK(head_len <= rest.size());
     FUZZ_TRY(CheckRequestHead(req, rest.substr(0, head_len), limits));
     FUZZ_TRY(CheckHopByHop(&req.headers));
-    FUZZ_TRY(CheckForwarded(&req.headers, kFuzzClientIp, req.host));
+    // Both ways (by the parity of the head size): an untrusted peer, and the peer as a trusted proxy.
+    FUZZ_TRY(CheckForwarded(&req.headers, kFuzzClientIp, req.host, /*trusted=*/(head_len & 1) != 0));
 
     BodyRun body;
     FUZZ_TRY(DecodeEveryWay(req.framing, req.content_length, limits.max_header_bytes, limits.max_body_bytes,

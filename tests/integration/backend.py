@@ -8,6 +8,8 @@ forgiving to notice a proxy sending something malformed.
 
 Two ways to run it:
   Backend()                      in-process, threads; the recorder is read directly
+  Backend(tls=ssl_context)       the same over TLS (Python's ssl, server side): url is
+                                 https://..., tls_peers/tls_errors record each handshake
   BackendProcess(workdir)        `python3 backend.py --port P` as a subprocess, for
                                  "upstream killed and restarted" tests; the recorder
                                  is read over the control paths /__requests, /__stats
@@ -27,6 +29,12 @@ Routes (the path selects the behaviour; control paths start with /__ and are not
   /raw/<name>               send RAW_RESPONSES[name] verbatim, then close
   /reset                    read the request, then RST the connection (SO_LINGER 0)
   /hang                     read the request and never answer (until the client or stop())
+  /upgrade/MODE             an answer to an upgrade request, then (for a 101) raw bytes echoed
+                            back until the client's FIN, then "bye\n" and a FIN of its own:
+                              accept   101 with Upgrade: <the request's Upgrade> (or ?proto=P)
+                              bare     101 without an Upgrade header
+                              ok       200 "not upgraded\n" (keep-alive, no tunnel)
+                            other query items become response headers (as /set-headers)
   anything else             404
 
 A request carrying Expect: 100-continue gets "100 Continue" before its body is read.
@@ -38,6 +46,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -323,6 +332,8 @@ class _Connection:
         if head == "hang":
             self._hang()
             return False
+        if head == "upgrade" and len(parts) >= 2:
+            return self._upgrade(req, parts[1], query)
         self._respond(req, 404, [("Content-Type", "text/plain")], b"no such test route\n")
         return True
 
@@ -360,6 +371,33 @@ class _Connection:
         self._send(data)
         return not close
 
+    def _upgrade(self, req, mode, query):
+        extra = [(n, v) for n, v in query if n != "proto"]
+        if mode == "ok":
+            self._respond(req, 200, [("Content-Type", "text/plain")] + extra, b"not upgraded\n")
+            return True
+        headers = list(extra)
+        if mode == "accept":
+            proto = dict(query).get("proto") or (req.header_values("Upgrade") or ["none"])[0]
+            headers = [("Upgrade", proto), ("Connection", "Upgrade")] + headers
+        self._respond(req, 101, headers, reason="Switching Protocols")
+        # The other protocol: echo raw bytes, half-close after the client's FIN.
+        while True:
+            if self.buf:
+                data = bytes(self.buf)
+                self.buf.clear()
+                self._send(data)
+            try:
+                self._fill()
+            except _Closed:
+                break
+        self._send(b"bye\n")
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        return False
+
     def _hang(self):
         self.sock.settimeout(0.1)
         while not self.server.stopping.is_set():
@@ -394,7 +432,10 @@ _REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: 
 class Backend:
     """The in-process backend. Listens on 127.0.0.1:port (0 = any free port)."""
 
-    def __init__(self, port=0, host="127.0.0.1"):
+    def __init__(self, port=0, host="127.0.0.1", tls=None):
+        self.tls = tls
+        self.tls_peers = []   # per TLS connection: the client's certificate (a dict, {} if none)
+        self.tls_errors = []  # per failed TLS handshake: the reason
         self.recorder = Recorder()
         self.stopping = threading.Event()
         self._conns = set()
@@ -410,7 +451,7 @@ class Backend:
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     # Recorder views (the same names exist on BackendProcess).
     def requests(self, path=None):
@@ -464,6 +505,19 @@ class Backend:
 
     def _serve(self, conn):
         try:
+            if self.tls is not None:
+                # The handshake runs on the connection's own thread, so a slow
+                # or failing one never holds up the accept loop.
+                try:
+                    conn.sock = self.tls.wrap_socket(conn.sock, server_side=True)
+                    peer = conn.sock.getpeercert() or {}
+                    with self._conns_lock:
+                        self.tls_peers.append(peer)
+                except (ssl.SSLError, OSError) as e:
+                    with self._conns_lock:
+                        self.tls_errors.append(str(e))
+                    conn.sock.close()
+                    return
             conn.serve()
         finally:
             with self._conns_lock:

@@ -43,19 +43,46 @@ class FaultRedis(RedisServer):
     persistent: appendonly yes + appendfsync always, so every write Redis
     acknowledged is on disk before the reply leaves, and a restart after
     SIGKILL holds it again. ready_at is the monotonic time at which the last
-    start() saw Redis answer PING."""
+    start() saw Redis answer PING (and, for a cluster node, report
+    cluster_state:ok).
 
-    def __init__(self, t, persistent=True, port=None):
+    mode says how sessiond reaches it (redis_overrides()):
+      standalone  redis.url
+      sentinel    a sentinel (down-after 1 s, quorum 1, started with the first
+                  start() and kept running) names it; there is no replica to
+                  fail over to, so it stays the master through its faults
+      cluster     a one-node Redis Cluster holding every slot (its nodes.conf
+                  persists the slots across restarts), reached through
+                  redis.cluster.seeds"""
+
+    def __init__(self, t, persistent=True, port=None, mode="standalone"):
+        if port is None and mode == "cluster":
+            from redis_topology import cluster_port
+            port = cluster_port()
         RedisServer.__init__(self, t, port)
         self.persistent = persistent
+        self.mode = mode
+        self.sentinel = None
         self.ready_at = None
         self.data_dir = os.path.join(t.tmpdir, "redis-data-%d" % self.port)
         os.makedirs(self.data_dir, exist_ok=True)
+
+    def redis_overrides(self):
+        """The redis section keys that point sessiond at it."""
+        if self.mode == "cluster":
+            return {"url": "redis://127.0.0.1/0", "cluster": {"seeds": ["127.0.0.1:%d" % self.port]}}
+        if self.mode == "sentinel":
+            return {"url": "redis://127.0.0.1/0",
+                    "sentinel": {"master_name": "faulty", "addresses": [self.sentinel.address]}}
+        return {"url": self.url}
 
     def start(self, timeout=5.0):
         check(self.proc is None or self.proc.poll() is not None, "redis-server already running")
         persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
                        else ["--appendonly", "no"])
+        if self.mode == "cluster":
+            persistence += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-node-timeout", "1000"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -63,6 +90,16 @@ class FaultRedis(RedisServer):
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_until(self._answers_ping, timeout * SLOW, "redis-server to answer PING on port %d" % self.port,
                    interval=0.005)
+        if self.mode == "cluster":
+            if "cluster_slots_assigned:0" in self.command("CLUSTER", "INFO"):
+                self.command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            wait_until(lambda: "cluster_state:ok" in self.command("CLUSTER", "INFO"), timeout * SLOW,
+                       "the one-node cluster on port %d to be ok" % self.port, interval=0.005)
+        if self.mode == "sentinel" and self.sentinel is None:
+            from redis_topology import RedisNode
+            conf = ("sentinel monitor faulty 127.0.0.1 %d 1\n" % self.port +
+                    "sentinel down-after-milliseconds faulty 1000\n")
+            self.sentinel = RedisNode(self.t, name="sentinel", sentinel_conf=conf).start()
         self.ready_at = time.monotonic()
         return self
 

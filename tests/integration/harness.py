@@ -112,7 +112,8 @@ def _yaml_scalar(v):
 
 
 def to_yaml(obj, indent=0):
-    """Block-style YAML for nested dicts of scalars and lists of scalars."""
+    """Block-style YAML for nested dicts of scalars and lists (of scalars, or
+    of mappings written in flow style)."""
     pad = " " * indent
     lines = []
     for k, v in obj.items():
@@ -122,7 +123,9 @@ def to_yaml(obj, indent=0):
         elif isinstance(v, dict):
             lines.append("%s%s: {}" % (pad, k))
         elif isinstance(v, (list, tuple)):
-            lines.append("%s%s: [%s]" % (pad, k, ", ".join(_yaml_scalar(x) for x in v)))
+            # Items that are mappings or lists go in flow style (JSON is YAML).
+            lines.append("%s%s: [%s]" % (pad, k, ", ".join(
+                json.dumps(x) if isinstance(x, (dict, list, tuple)) else _yaml_scalar(x) for x in v)))
         else:
             lines.append("%s%s: %s" % (pad, k, _yaml_scalar(v)))
     return "\n".join(lines)

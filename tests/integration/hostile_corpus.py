@@ -585,9 +585,10 @@ add("connection_names_transfer_encoding", "keepalive",
     post([b"Connection: Transfer-Encoding", b"Transfer-Encoding: chunked"], CHUNKED_HELLO), 200,
     upstream=[Up("POST", b"hello")])
 add("connection_names_host", "keepalive", get_with(b"Connection: Host"), 200, upstream=[Up(host="test.local")])
-add("upgrade_websocket_not_forwarded", "keepalive",
+add("upgrade_websocket_answered_200", "keepalive",
     get_with(b"Connection: Upgrade", b"Upgrade: websocket", b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="), 200,
-    upstream=[Up(absent=("upgrade",))])
+    upstream=[Up()], note="the upgrade is forwarded (docs/HTTP.md, Upgrades and WebSockets); the backend's 200 "
+    "keeps the connection HTTP")
 add("upgrade_h2c_not_forwarded", "keepalive",
     get_with(b"Connection: Upgrade, HTTP2-Settings", b"Upgrade: h2c", b"HTTP2-Settings: AAMAAABkAAQAAP__"), 200,
     upstream=[Up(absent=("upgrade", "http2-settings"))], note="h2c smuggling: the upgrade must not reach the backend")

@@ -156,25 +156,32 @@ def _brace_list(src, arg):
 
 
 def config_keys():
-    """Every key path config.cc accepts: "listen", "session", "session.manager" ..."""
+    """Every key path config.cc accepts: "listen", "session", "session.manager",
+    "redis.sentinel.master_name" ... A Child() called on a Section variable
+    named after a top-level key (`redis.Child("sentinel", ...)`) is nested
+    under that key."""
     src = _read(os.path.join(ROOT, "src", "config", "config.cc"))
     keys = []
     for m in re.finditer(r"\bRoot\(\s*[^,]+,\s*", src):
         keys += _brace_list(src, src[m.end():])
-    for m in re.finditer(r'\bChild\(\s*"([a-z_]+)"\s*,\s*', src):
-        keys.append(m.group(1))
-        keys += ["%s.%s" % (m.group(1), k) for k in _brace_list(src, src[m.end():])]
+    top = set(keys)
+    for m in re.finditer(r'(\w+)\s*(?:\.|->)\s*Child\(\s*"([a-z_]+)"\s*,\s*', src):
+        receiver, name = m.group(1), m.group(2)
+        path = "%s.%s" % (receiver, name) if receiver in top else name
+        keys.append(path)
+        keys += ["%s.%s" % (path, k) for k in _brace_list(src, src[m.end():])]
     return sorted(set(keys))
 
 
-KEY_HEADING = re.compile(r"^[a-z_]+(\.[a-z_]+)?$")
+KEY_HEADING = re.compile(r"^[a-z_]+(\.[a-z_]+){0,2}$")
 
 
 def test_every_config_key_is_documented():
     keys = config_keys()
     # The extractor must understand config.cc; if its layout changes, this
     # fails here instead of passing with nothing to check.
-    for expected in ("upstream", "secret_key", "session", "session.manager", "timeouts.idle", "log.level"):
+    for expected in ("upstream", "secret_key", "session", "session.manager", "timeouts.idle", "log.level",
+                     "redis.sentinel.master_name", "redis.cluster.seeds"):
         check(expected in keys, "key %r not extracted from src/config/config.cc (got %d keys: %s); "
               "update config_keys() in this test" % (expected, len(keys), ", ".join(keys)))
     doc = _doc("CONFIGURATION.md")

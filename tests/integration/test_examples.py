@@ -373,9 +373,11 @@ def test_demo_script_serves_the_example_and_stops_cleanly_on_sigterm(t):
     # The demo shows the cookie to the page, so it is not HttpOnly (there only).
     check("httponly" not in attrs, "the demo cookie is HttpOnly: the page could not show it")
     # The page links sessiond's metrics, and they are there.
-    page = direct_request(port, "GET", "/", [("Cookie", "session_id=" + cookie_value)]).body.decode("utf-8")
+    resp = direct_request(port, "GET", "/", [("Cookie", "session_id=" + cookie_value)])
+    page = resp.body.decode("utf-8")
     link = 'id="metrics-link" href="http://127.0.0.1:%d/metrics"' % admin_port
-    check(link in page, "the demo page does not link /metrics on the admin port (%d)" % admin_port)
+    check(link in page, "the demo page does not link /metrics on the admin port (%d): status %d, page %r, log %r"
+          % (admin_port, resp.status, page[:400], _read(log_path)[-1500:]))
     metrics = direct_request(admin_port, "GET", "/metrics")
     check_eq(metrics.status, 200, "the demo's /metrics")
     check(b"sessiond_requests_total" in metrics.body, "the demo's /metrics has no sessiond_requests_total")

@@ -470,7 +470,7 @@ def test_http11_request_then_half_close(t): run_case(t, 'http11_request_then_hal
 def test_connection_names_content_length(t): run_case(t, 'connection_names_content_length')
 def test_connection_names_transfer_encoding(t): run_case(t, 'connection_names_transfer_encoding')
 def test_connection_names_host(t): run_case(t, 'connection_names_host')
-def test_upgrade_websocket_not_forwarded(t): run_case(t, 'upgrade_websocket_not_forwarded')
+def test_upgrade_websocket_answered_200(t): run_case(t, 'upgrade_websocket_answered_200')
 def test_upgrade_h2c_not_forwarded(t): run_case(t, 'upgrade_h2c_not_forwarded')
 def test_proxy_connection_not_forwarded(t): run_case(t, 'proxy_connection_not_forwarded')
 def test_pipeline_two_valid(t): run_case(t, 'pipeline_two_valid')

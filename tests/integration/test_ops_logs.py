@@ -2,6 +2,7 @@
 stderr with levels, and that neither ever carries a secret, a cookie value,
 session data or the redis password."""
 
+import errno
 import json
 import os
 import re
@@ -15,8 +16,8 @@ COMBINED_RE = re.compile(
     r'"(?P<referer>[^"]*)" "(?P<ua>[^"]*)" rt=(?P<rt>\d+\.\d{3}) urt=(?P<urt>\d+\.\d{3}|-) '
     r'session=(?P<session>\S+) rid=(?P<rid>\S+)$')
 ERROR_LOG_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z \[(debug|info|warn|error)\] \S")
-JSON_FIELDS = ("time", "client", "method", "path", "status", "bytes", "duration", "upstream_duration",
-               "session", "request_id")
+JSON_FIELDS = ("time", "client", "host", "method", "path", "protocol", "status", "bytes", "duration",
+               "upstream_duration", "session", "request_id", "referer", "user_agent")
 
 
 def _lines(text):
@@ -127,7 +128,8 @@ def test_logs_never_contain_secrets_cookies_or_session_data(t):
 def test_access_log_json_lines_carry_request_fields(t):
     proxy = t.sessiond(overrides={"log": {"access": "json"}})
     sent = []
-    resp = proxy.request("GET", "/echo?x=1", headers=[("X-Request-Id", "json-rid-1")])
+    resp = proxy.request("GET", "/echo?x=1", headers=[("X-Request-Id", "json-rid-1"), ("User-Agent", "ops/\"1\""),
+                                                      ("Referer", "http://r.example/a")])
     sent.append(("GET", "/echo?x=1", 200, resp, "none", "json-rid-1"))
     resp = proxy.request("POST", "/status/404", body=b"hello", headers=[("X-Request-Id", "json-rid-2")])
     sent.append(("POST", "/status/404", 404, resp, "none", "json-rid-2"))
@@ -163,6 +165,17 @@ def test_access_log_json_lines_carry_request_fields(t):
               "upstream_duration %r (duration %r)" % (ud, doc["duration"]))
         check_eq(doc["session"], session, "session")
         check_eq(doc["request_id"], rid, "request_id")
+        check_eq((doc["host"], doc["protocol"]), ("test.local", "HTTP/1.1"), "host and protocol")
+        if rid == "json-rid-1":
+            check_eq((doc["user_agent"], doc["referer"]), ('ops/"1"', "http://r.example/a"), "user_agent, referer")
+        else:
+            check_eq((doc["user_agent"], doc["referer"]), (None, None), "user_agent, referer of a request without")
+
+    conn = t.connect(proxy.port)  # HTTP/1.0 without Host
+    conn.send(b"GET /echo HTTP/1.0\r\n\r\n")
+    check_eq(conn.read_response().status, 200, "HTTP/1.0 request without Host")
+    doc = json.loads(_lines(proxy.stdout_text())[-1])
+    check_eq((doc["protocol"], doc["host"]), ("HTTP/1.0", None), "protocol and host of an HTTP/1.0 request")
 
     proxy.backend.stop()  # a local 502: no upstream answer
     resp = proxy.request("GET", "/echo", headers=[("X-Request-Id", "json-rid-6")])
@@ -263,3 +276,132 @@ def test_every_malformed_instruction_is_logged(t):
             if not any(name.lower() in line.lower() for line in new):
                 missing.append("%s manager, %s: %s" % (manager, name, value[:30]))
     check(not missing, "502 for a malformed instruction left no stderr line naming the header: %s" % missing)
+
+
+# ---------------------------------------------------------------------------
+# Error log lines an operator can act on (docs/OPERATIONS.md, Error log): an
+# upstream failure names the upstream, the errno and its text, the client, the
+# request id and the request line, as nginx does; log.format: json writes the
+# same as one object per line.
+
+def _new_lines(proc, mark):
+    return _lines(proc.stderr_text()[mark:])
+
+
+def _failure_line(proc, mark, what):
+    lines = [line for line in _new_lines(proc, mark) if "[warn] upstream " in line]
+    check(len(lines) == 1, "%s: want one upstream failure line, got %r" % (what, lines))
+    return lines[0]
+
+
+def _errno_text(code):
+    return "(%d: %s)" % (code, os.strerror(code))
+
+
+def test_upstream_failure_lines_name_errno_request_line_and_request_id(t):
+    proxy = t.sessiond(overrides={"timeouts": {"upstream_response": "300ms"}})
+    upstream = "upstream 127.0.0.1:%d: " % proxy.backend.port
+    cases = [  # target, status, what the line must say after "upstream ADDR: "
+        ("/reset?a=1", 502, "connection failed before a complete response head " + _errno_text(errno.ECONNRESET)),
+        ("/raw/empty", 502, "closed the connection before a complete response head, "),
+        ("/raw/garbage-status", 502, "malformed response head: "),
+        ("/hang", 504, "no response head within 300 ms (timeouts.upstream_response) "
+         + _errno_text(errno.ETIMEDOUT)),
+    ]
+    for i, (target, status, says) in enumerate(cases):
+        rid = "ops-fail-%d" % i
+        mark = len(proxy.stderr_text())
+        resp = proxy.request("GET", target, headers=[("X-Request-Id", rid)], timeout=5)
+        check_eq(resp.status, status, "status for %s" % target)
+        line = _failure_line(proxy, mark, target)
+        check(ERROR_LOG_RE.match(line), "not an error log line: %r" % line)
+        check(upstream + says in line, "%s: want %r in %r" % (target, upstream + says, line))
+        check(line.endswith(', client=127.0.0.1, rid=%s, "GET %s HTTP/1.1"' % (rid, target)),
+              "%s: the line does not end with the client, rid and request line: %r" % (target, line))
+
+    # Refused: nothing listens. The target is cut to 256 bytes in the line.
+    dead = t.sessiond("http://127.0.0.1:%d" % free_port())
+    long_target = "/" + "x" * 600
+    mark = len(dead.stderr_text())
+    check_eq(dead.request("GET", long_target, headers=[("X-Request-Id", "ops-refused")]).status, 502,
+             "status with nothing listening upstream")
+    line = _failure_line(dead, mark, "refused")
+    check("connect failed %s, client=127.0.0.1, rid=ops-refused, " % _errno_text(errno.ECONNREFUSED) in line,
+          "refused connect line: %r" % line)
+    check(line.endswith('"GET /%s... HTTP/1.1"' % ("x" * 255)), "long target not cut at 256 bytes: %r" % line[-300:])
+
+
+def test_upstream_connect_timeout_line_names_the_timeout(t):
+    upstream = t.unresponsive_upstream()
+    proxy = t.sessiond(upstream, {"timeouts": {"upstream_connect": "300ms"}})
+    mark = len(proxy.stderr_text())
+    check_eq(proxy.request("POST", "/form", body=b"a=1", headers=[("X-Request-Id", "ops-ct")], timeout=10).status,
+             502, "status for an unanswered connect")
+    line = _failure_line(proxy, mark, "connect timeout")
+    want = "upstream %s: connect timed out after 300 ms (timeouts.upstream_connect) %s" % (
+        upstream.split("://", 1)[1], _errno_text(errno.ETIMEDOUT))
+    check(want in line, "want %r in %r" % (want, line))
+    check(line.endswith(', rid=ops-ct, "POST /form HTTP/1.1"'), "rid and request line: %r" % line)
+
+
+def test_client_refusals_at_debug_carry_client_and_reason(t):
+    proxy = t.sessiond(overrides={"log": {"level": "debug"}, "limits": {"max_body_bytes": 16}})
+    mark = len(proxy.stderr_text())
+    conn = t.connect(proxy.port)
+    conn.send(b"GET /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+    check_eq(conn.read_response().status, 400, "CL+TE request")
+    lines = [line for line in _new_lines(proxy, mark) if "[debug] refused the request head (400): " in line]
+    check(len(lines) == 1 and lines[0].endswith(", client=127.0.0.1"),
+          "no debug line naming the 400, its reason and the client: %r" % _new_lines(proxy, mark))
+    check("/smuggle" not in lines[0], "a refused head is quoted in the log: %r" % lines[0])
+
+    # Refused after the head was accepted: the request line and id are known.
+    mark = len(proxy.stderr_text())
+    conn = t.connect(proxy.port)
+    conn.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Request-Id: ops-413\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"20\r\n" + b"a" * 32 + b"\r\n0\r\n\r\n")
+    check_eq(conn.read_response().status, 413, "chunked body over max_body_bytes")
+    lines = [line for line in _new_lines(proxy, mark) if "[debug] refused the request (413): " in line]
+    check(len(lines) == 1 and lines[0].endswith(', client=127.0.0.1, rid=ops-413, "POST /upload HTTP/1.1"'),
+          "no debug line with the 413, client, rid and request line: %r" % _new_lines(proxy, mark))
+
+
+def test_log_format_json_writes_the_error_log_as_json_objects(t):
+    proxy = t.sessiond(overrides={"log": {"format": "json", "access": "combined", "level": "debug"}})
+    mark = len(proxy.stderr_text())
+    check_eq(proxy.request("GET", "/reset?j=1", headers=[("X-Request-Id", "ops-json")], timeout=5).status, 502,
+             "status for a reset upstream")
+    check_eq(proxy.stop(), 0, "exit status")
+    docs = []
+    for line in _lines(proxy.stderr_text()):
+        try:
+            docs.append(json.loads(line))
+        except ValueError:
+            raise AssertionError("log.format json wrote a line that is not JSON: %r" % line)
+    for doc in docs:
+        check(isinstance(doc, dict) and {"time", "level", "message"} <= set(doc),
+              "error log object without time, level, message: %r" % doc)
+        check(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", doc["time"]), "time %r" % doc["time"])
+        check(doc["level"] in ("debug", "info", "warn", "error"), "level %r" % doc["level"])
+    check(any(d["level"] == "info" and "listening" in d["message"] for d in docs), "no start line in %r" % docs)
+    failures = [d for d in docs if d.get("upstream")]
+    check_eq(len(failures), 1, "upstream failure objects")
+    f = failures[0]
+    check_eq((f["level"], f["message"], f["upstream"], f["errno"], f["error"], f["client"], f["rid"], f["request"]),
+             ("warn", "connection failed before a complete response head", "127.0.0.1:%d" % proxy.backend.port,
+              errno.ECONNRESET, os.strerror(errno.ECONNRESET), "127.0.0.1", "ops-json", "GET /reset?j=1 HTTP/1.1"),
+             "fields of the upstream failure")
+    # log.format governs the error log only: the access log stays combined.
+    access = _lines(proxy.stdout_text())
+    check(access and all(COMBINED_RE.match(line) for line in access), "access log not combined: %r" % access)
+
+
+def test_log_access_json_alone_leaves_the_error_log_text(t):
+    proxy = t.sessiond(overrides={"log": {"access": "json"}})
+    check_eq(proxy.request("GET", "/raw/empty", timeout=5).status, 502, "status for an empty upstream reply")
+    check_eq(proxy.stop(), 0, "exit status")
+    lines = _lines(proxy.stderr_text())
+    check(any("[warn] upstream " in line for line in lines), "no upstream failure line: %r" % lines)
+    for line in lines:
+        check(ERROR_LOG_RE.match(line), "log.access json changed the error log: %r" % line)
+    check(all(json.loads(line) for line in _lines(proxy.stdout_text())), "access log not JSON")

@@ -38,13 +38,19 @@ PLAIN_COUNTERS = ["sessiond_upstream_errors_total", "sessiond_sessions_created_t
                   "sessiond_bad_requests_total", "sessiond_sessions_too_large_total"]
 
 
-def _code_deltas(before, after):
-    codes = {}
+def _label_deltas(before, after, label):
+    """requests_total deltas summed by one label: {value of label: delta}."""
+    out = {}
     for labels, v in after.labelled("sessiond_requests_total").items():
         d = v - before.value("sessiond_requests_total", **dict(labels))
         if d:
-            codes[dict(labels)["code"]] = d
-    return codes
+            key = dict(labels)[label]
+            out[key] = out.get(key, 0) + d
+    return out
+
+
+def _code_deltas(before, after):
+    return _label_deltas(before, after, "code")
 
 
 def test_metrics_exposition_declares_every_contract_metric(t):
@@ -66,7 +72,10 @@ def test_metrics_exposition_declares_every_contract_metric(t):
         if kind == "counter":
             for sname, labels, value in fam["samples"]:
                 check(value >= 0 and value == int(value), "counter %s%r = %r" % (sname, labels, value))
-    check_eq(s.value("sessiond_requests_total", code="200"), 1.0, 'requests_total{code="200"}')
+    check_eq(s.value("sessiond_requests_total", code="200", method="GET"), 1.0,
+             'requests_total{code="200",method="GET"}')
+    for _, labels, _ in s.families["sessiond_requests_total"]["samples"]:
+        check_eq(sorted(labels), ["code", "method"], "labels of sessiond_requests_total")
     check_histogram(s.families, "sessiond_request_duration_seconds")
     store = check_histogram(s.families, "sessiond_store_duration_seconds")
     ops = sorted(dict(k)["op"] for k in store)
@@ -144,6 +153,37 @@ def test_metrics_counters_move_by_exact_deltas(t):
     if after.has("sessiond_connections_total"):
         check_eq(after.value("sessiond_connections_total") - before.value("sessiond_connections_total"),
                  connections, "connections_total delta")
+
+
+STANDARD_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+
+
+def test_requests_total_has_a_method_label_from_a_fixed_set(t):
+    # docs/OPERATIONS.md, Metrics: method is one of the standard methods or
+    # "other", whatever the clients send, so the label space stays bounded.
+    overrides, aport = admin_overrides()
+    proxy = t.sessiond(overrides=overrides)
+    before = scrape(aport)
+    for method in ("GET", "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"):
+        body = b"x" if method in ("POST", "PUT", "PATCH") else None
+        check_eq(proxy.request(method, "/echo", body=body).status, 200, "%s /echo" % method)
+    for method in ("PROPFIND", "MKCOL", "PURGE", "MERGE", "CHECKOUT", "M-SEARCH"):
+        check_eq(proxy.request(method, "/status/404").status, 404, "%s /status/404" % method)
+    conn = t.connect(proxy.port)  # a lowercase method is refused with the head
+    conn.send(b"get /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    check_eq(conn.read_response().status, 400, "lowercase method")
+    after = scrape(aport)
+
+    deltas = {}
+    for labels, v in after.labelled("sessiond_requests_total").items():
+        d = v - before.value("sessiond_requests_total", **dict(labels))
+        if d:
+            deltas[(dict(labels)["code"], dict(labels)["method"])] = d
+    check_eq(deltas, {("200", "GET"): 2, ("200", "POST"): 1, ("200", "HEAD"): 1, ("200", "PUT"): 1,
+                      ("200", "DELETE"): 1, ("200", "OPTIONS"): 1, ("200", "PATCH"): 1, ("404", "other"): 6,
+                      ("400", "other"): 1}, "requests_total deltas by code and method")
+    methods = {dict(k)["method"] for k in after.labelled("sessiond_requests_total")}
+    check(methods <= STANDARD_METHODS | {"other"}, "method label values outside the fixed set: %r" % methods)
 
 
 def test_metrics_duration_histogram_buckets_track_requests(t):
@@ -379,7 +419,7 @@ def test_config_reload_metrics_follow_sighup(t):
 # The Grafana dashboard in config/ queries only what sessiond emits.
 
 DASHBOARD = os.path.join(REPO, "config", "grafana-dashboard.json")
-PROMQL_WORDS = {"sum", "rate", "irate", "increase", "by", "without", "histogram_quantile", "le", "code",
+PROMQL_WORDS = {"sum", "rate", "irate", "increase", "by", "without", "histogram_quantile", "le", "code", "method",
                 "op", "kind", "instance", "job", "max", "min", "avg", "time", "clamp_min", "on", "ignoring",
                 "group_left", "topk", "count", "delta", "deriv", "abs", "or", "and", "unless", "bool",
                 "version", "commit", "vector", "scalar", "label_replace", "changes", "resets"}
@@ -428,6 +468,7 @@ def test_grafana_dashboard_queries_only_emitted_metrics(t):
             used.add(word)
     missing = sorted(used - emitted)
     check(not missing, "the dashboard queries metrics sessiond does not emit: %r" % missing)
+    check(any(re.search(r"by \(method\)", q) for q in queries), "the dashboard charts no requests by method")
     for want in ("sessiond_requests_total", "sessiond_request_duration_seconds_bucket", "process_resident_memory_bytes",
                  "sessiond_config_last_reload_successful", "sessiond_store_errors_total"):
         check(want in used, "the dashboard does not chart %s" % want)

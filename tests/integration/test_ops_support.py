@@ -183,6 +183,12 @@ class Scrape:
         codes that occurred)."""
         return self.index.get((name, tuple(sorted(labels.items()))), default)
 
+    def total(self, name, **labels):
+        """The sum of every sample named name whose labels include `labels`
+        (requests_total{code="200"} summed over its methods, say); 0 when none."""
+        want = set(labels.items())
+        return sum(v for (n, ls), v in self.index.items() if n == name and want <= set(ls))
+
     def has(self, name, **labels):
         return (name, tuple(sorted(labels.items()))) in self.index
 

@@ -23,6 +23,7 @@ def _make(args, env=None, timeout=MAKE_TIMEOUT):
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("MAKEFLAGS", None)
     full_env.pop("MFLAGS", None)
+    full_env.pop("MAKELEVEL", None)  # a make running the tests must not count as our parent
     return subprocess.run(["make", "--no-print-directory"] + args, cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
 

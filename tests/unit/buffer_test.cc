@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "new_counter.h"
+
 using sessiond::net::Block;
 using sessiond::net::BlockPool;
 using sessiond::net::BlockRef;
@@ -305,6 +307,49 @@ TEST_CASE("Buffer stays correct and small while bytes flow through it in many sl
   CHECK(Contents(buf) == buf_model);
   CHECK(Contents(src) == src_model);
   CHECK(buf.slice_count() < 16);
+  buf.Clear();
+  src.Clear();
+  CHECK(pool.live_count() == 0);
+}
+
+TEST_CASE("Buffer: a new buffer holding a head and a body slice allocates nothing but blocks") {
+  BlockPool pool;
+  Buffer body(&pool);
+  body.Append(Pattern(100));
+  Block* warm = pool.Get();  // one spare block in the pool, for the head
+  BlockPool::Unref(warm);
+  const std::string expected = "HTTP/1.1 200 OK\r\n\r\n" + Pattern(100);
+  Buffer out(&pool);
+  long allocations = 0;
+  {
+    sessiond::testing::NewCounter news;
+    out.Append("HTTP/1.1 200 OK\r\n\r\n");
+    body.MoveTo(out, body.size());
+    allocations = news.count();
+  }
+  CHECK(allocations == 0);
+  CHECK(out.slice_count() == 2);
+  CHECK(Contents(out) == expected);
+}
+
+TEST_CASE("Buffer: slices past the inline room spill to the heap in order, Contiguous included") {
+  BlockPool pool;
+  Buffer src(&pool);
+  Buffer buf(&pool);
+  std::string model;
+  for (int i = 0; i < 9; ++i) {  // alternating blocks: 18 slices
+    const std::string piece = Pattern(5, static_cast<size_t>(i));
+    src.Append(piece);
+    src.MoveTo(buf, 5);
+    buf.Append("|");
+    model += piece + "|";
+  }
+  CHECK(buf.slice_count() == 18);
+  CHECK(Contents(buf) == model);
+  buf.Consume(3);  // a consumed front, then a copy put back in front of the rest
+  model.erase(0, 3);
+  CHECK(std::string(buf.Contiguous(10), 10) == model.substr(0, 10));
+  CHECK(Contents(buf) == model);
   buf.Clear();
   src.Clear();
   CHECK(pool.live_count() == 0);

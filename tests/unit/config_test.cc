@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tls_test_util.h"
+
 using namespace sessiond;
 using namespace std::chrono_literals;
 
@@ -144,6 +146,7 @@ TEST_CASE("omitted keys take the defaults of docs/CONFIGURATION.md") {
   CHECK(c.timeouts.shutdown == 10s);
   CHECK(c.log.access == AccessLogFormat::kCombined);
   CHECK(c.log.level == LogLevel::kInfo);
+  CHECK(c.log.format == LogFormat::kText);
 }
 
 TEST_CASE("sessiond.yaml.example loads and matches the defaults") {
@@ -250,6 +253,7 @@ TEST_CASE("bad values name the key and the accepted forms") {
         "(got \"mysql\")");
   CHECK(Contains(ErrorOf(Minimal("log: {level: loud}\n")), "log.level: expected one of"));
   CHECK(Contains(ErrorOf(Minimal("log: {access: xml}\n")), "log.access: expected one of"));
+  CHECK(Contains(ErrorOf(Minimal("log: {format: combined}\n")), "log.format: expected one of text | json"));
   CHECK(Contains(ErrorOf(Minimal("redis: {on_error: ignore}\n")), "redis.on_error"));
   CHECK(Contains(ErrorOf(Minimal("session: {session_create: never}\n")), "session.session_create"));
   CHECK(Contains(ErrorOf(Minimal("session: {session_cookie_secure: maybe}\n")),
@@ -626,10 +630,9 @@ TEST_CASE("upstream URL errors") {
   auto err = [](const std::string& url) {
     return ErrorOf("upstream: '" + url + "'\nsecret_key: " + kSecret + "\n");
   };
-  CHECK(err("https://127.0.0.1") ==
-        "test.yaml:1:11: upstream: https upstreams are not supported (use http://)");
-  CHECK(Contains(err("ftp://127.0.0.1"), "expected http://host[:port]"));
+  CHECK(err("ftp://127.0.0.1") == "test.yaml:1:11: upstream: expected http://host[:port] or https://host[:port]");
   CHECK(Contains(err("127.0.0.1:3000"), "expected http://host[:port]"));
+  CHECK(Contains(err("https://127.0.0.1:3000/api"), "a path is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000/api"), "a path is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000/?x=1"), "query is not supported"));
   CHECK(Contains(err("http://127.0.0.1:3000#top"), "fragment is not supported"));
@@ -708,6 +711,80 @@ TEST_CASE("redis URL errors never echo the password, whatever the manager") {
   CHECK(Contains(err("rediss://h"), "TLS"));
 }
 
+TEST_CASE("redis.sentinel and redis.cluster: nodes, credentials, and what may not go together") {
+  auto sentinel = Parse(Minimal(
+      "session: {manager: redis}\n"
+      "redis:\n"
+      "  url: redis://app:data-pw@ignored:1/2\n"
+      "  sentinel:\n"
+      "    master_name: mymaster\n"
+      "    addresses: [10.0.0.1, '10.0.0.2:26380', '[::1]:26381']\n"
+      "    username: watcher\n"
+      "    password: s3ntinel-pw\n"));
+  REQUIRE(sentinel.ok());
+  const RedisConfig& s = (*sentinel)->redis;
+  REQUIRE(s.sentinel.has_value());
+  CHECK(s.sentinel->master_name == "mymaster");
+  REQUIRE(s.sentinel->addresses.size() == 3);
+  CHECK(s.sentinel->addresses[0].host == "10.0.0.1");
+  CHECK(s.sentinel->addresses[0].port == 26379);  // the sentinel port by default
+  CHECK(s.sentinel->addresses[1].port == 26380);
+  CHECK(s.sentinel->addresses[2].host == "::1");
+  CHECK(s.sentinel->username == "watcher");
+  CHECK(s.sentinel->password == "s3ntinel-pw");
+  CHECK(s.username == "app");  // the data node's, from the URL
+  CHECK(s.password == "data-pw");
+  CHECK(s.db == 2);
+  CHECK_FALSE(s.cluster.has_value());
+  const std::string described = DescribeConfig(**sentinel);
+  CHECK(Contains(described, "10.0.0.1:26379, 10.0.0.2:26380, [::1]:26381"));
+  CHECK_FALSE(Contains(described, "s3ntinel-pw"));
+  CHECK_FALSE(Contains(described, "data-pw"));
+
+  auto cluster = Parse(Minimal("session: {manager: redis}\nredis:\n  cluster: {seeds: ['10.0.0.1:7000', node-2.internal]}\n"));
+  REQUIRE(cluster.ok());
+  REQUIRE((*cluster)->redis.cluster.has_value());
+  REQUIRE((*cluster)->redis.cluster->seeds.size() == 2);
+  CHECK((*cluster)->redis.cluster->seeds[0].port == 7000);
+  CHECK((*cluster)->redis.cluster->seeds[1].host == "node-2.internal");
+  CHECK((*cluster)->redis.cluster->seeds[1].port == 6379);
+  CHECK(Contains(DescribeConfig(**cluster), "redis.cluster.seeds"));
+
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: [a:1]}\n  sentinel: {master_name: m, addresses: [b]}\n")),
+                 "redis.cluster and redis.sentinel are both set; use one"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  url: redis://h/3\n  cluster: {seeds: [a:1]}\n")),
+                 "redis.url: Redis Cluster has only database 0"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  url: unix:///r.sock\n  cluster: {seeds: [a:1]}\n")),
+                 "redis.url: with redis.cluster"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: []}\n")), "redis.cluster.seeds: must list at least one"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {}\n")), "redis.cluster.seeds is required"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: ['a:99999']}\n")), "redis.cluster.seeds[0]: "));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seeds: ['bad host:1']}\n")), "redis.cluster.seeds[0]: "));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  cluster: {seed: [a:1]}\n")), "did you mean 'seeds'"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {addresses: [a]}\n")), "redis.sentinel.master_name is required"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {master_name: '', addresses: [a]}\n")),
+                 "redis.sentinel.master_name: must not be empty"));
+  CHECK(Contains(ErrorOf(Minimal("redis:\n  sentinel: {master_name: m}\n")), "redis.sentinel.addresses is required"));
+  const std::string no_pw = ErrorOf(Minimal("redis:\n  sentinel: {master_name: m, addresses: [a], username: u}\n"));
+  CHECK(Contains(no_pw, "redis.sentinel.username: needs redis.sentinel.password"));
+}
+
+TEST_CASE("redis.wait_replicas and redis.wait_timeout") {
+  auto defaults = Parse(Minimal());
+  REQUIRE(defaults.ok());
+  CHECK((*defaults)->redis.wait_replicas == 0);
+  CHECK((*defaults)->redis.wait_timeout == 100ms);
+  auto set = Parse(Minimal("redis: {wait_replicas: 2, wait_timeout: 250ms, timeout: 2s}\n"));
+  REQUIRE(set.ok());
+  CHECK((*set)->redis.wait_replicas == 2);
+  CHECK((*set)->redis.wait_timeout == 250ms);
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: 1, wait_timeout: 1s}\n")),
+                 "redis.wait_timeout: must be shorter than redis.timeout (1000 ms)"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: -1}\n")), "redis.wait_replicas: expected an integer"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_replicas: 65}\n")), "redis.wait_replicas: expected an integer"));
+  CHECK(Contains(ErrorOf(Minimal("redis: {wait_timeout: 0s}\n")), "redis.wait_timeout"));
+}
+
 TEST_CASE("workers: a count or auto") {
   auto r = Parse(Minimal("workers: auto\n"));
   REQUIRE(r.ok());
@@ -733,7 +810,7 @@ TEST_CASE("every key is read: a full non-default file") {
               "file:\n  directory: /var/lib/sessiond\nmemory:\n  max_sessions: 5\n"
               "limits:\n  max_header_bytes: 1024\n  max_body_bytes: 1099511627776\n"
               "timeouts:\n  client_header: 1s\n  upstream_connect: 2s\n  upstream_response: 3s\n"
-              "  idle: 4s\n  shutdown: 5s\nlog:\n  access: json\n  level: debug\n"));
+              "  idle: 4s\n  shutdown: 5s\nlog:\n  access: json\n  level: debug\n  format: json\n"));
   REQUIRE_MESSAGE(r.ok(), r.status().message());
   const Config& c = **r;
   CHECK(c.session.manager == StoreKind::kFile);
@@ -753,6 +830,7 @@ TEST_CASE("every key is read: a full non-default file") {
   CHECK(c.timeouts.shutdown == 5s);
   CHECK(c.log.access == AccessLogFormat::kJson);
   CHECK(c.log.level == LogLevel::kDebug);
+  CHECK(c.log.format == LogFormat::kJson);
 }
 
 TEST_CASE("DescribeConfig masks the secret and the redis password and fits one screen") {
@@ -774,7 +852,7 @@ TEST_CASE("DescribeConfig masks the secret and the redis password and fits one s
   CHECK(Contains(text, "timeouts.shutdown"));
   size_t lines = std::count(text.begin(), text.end(), '\n');
   CHECK(lines >= 30);
-  CHECK(lines <= 60);
+  CHECK(lines <= 48);  // one 50-line screen
 
   TempFile f(kSecret + "\n", 0644);
   auto from_file = Parse("upstream: http://127.0.0.1:3000\nsecret_key_file: " + f.path() +
@@ -1054,3 +1132,180 @@ TEST_CASE("admin.token and admin.token_file: exactly one, at least 16 bytes, nev
 }
 
 }  // namespace
+// ---- tls and upstream_tls (docs/CONFIGURATION.md, tls and upstream_tls) ----
+
+namespace {
+
+struct TlsFiles {
+  testing::TestCa ca{"config test CA"};
+  testing::PemPair leaf = ca.Issue("localhost", {"localhost"}, {"127.0.0.1"});
+  testing::PemPair other = ca.Issue("other", {"other"}, {});
+  TempFile cert{leaf.cert, 0644};
+  TempFile key{leaf.key, 0600};
+  TempFile other_key{other.key, 0600};
+  TempFile ca_file{ca.ca().cert, 0644};
+  TempFile garbage{"not a certificate\n", 0644};
+  TempFile encrypted{testing::EncryptedKeyPem(leaf.key, "passphrase"), 0600};
+};
+
+}  // namespace
+
+TEST_CASE("tls: the files are read and checked at load, their bytes kept") {
+  TlsFiles f;
+  auto r = Parse(Minimal("tls:\n  certificate: " + f.cert.path() + "\n  private_key: " + f.key.path() + "\n"));
+  REQUIRE(r.ok());
+  REQUIRE((*r)->tls.has_value());
+  CHECK((*r)->tls->certificate == f.cert.path());
+  CHECK((*r)->tls->certificate_pem == f.leaf.cert);
+  CHECK((*r)->tls->private_key_pem == f.leaf.key);
+  CHECK((*r)->tls->min_version == 12);
+  CHECK((*r)->tls->client_ca.empty());
+  // The summary names the files, never the key's bytes.
+  const std::string summary = DescribeConfig(**r);
+  CHECK(Contains(summary, f.key.path()));
+  CHECK_FALSE(Contains(summary, "PRIVATE KEY"));
+  CHECK_FALSE(Contains(summary, f.leaf.key.substr(40, 40)));
+
+  auto mutual = Parse(Minimal("tls: {certificate: " + f.cert.path() + ", private_key: " + f.key.path() +
+                              ", min_version: 1.3, client_ca: " + f.ca_file.path() + "}\n"));
+  REQUIRE(mutual.ok());
+  CHECK((*mutual)->tls->min_version == 13);
+  CHECK((*mutual)->tls->client_ca_pem == f.ca.ca().cert);
+
+  auto off = Parse(Minimal("tls: ~\n"));
+  REQUIRE(off.ok());
+  CHECK_FALSE((*off)->tls.has_value());
+  CHECK_FALSE((*Parse(Minimal()))->tls.has_value());
+}
+
+TEST_CASE("tls errors: FILE:LINE:COL at the value, what is wrong, never the key") {
+  TlsFiles f;
+  const std::string c = f.cert.path(), k = f.key.path();
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n")) ==
+        "test.yaml:4:3: tls.private_key is required when tls is set");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: /nonexistent/cert.pem\n  private_key: " + k + "\n")) ==
+        "test.yaml:4:16: tls.certificate: cannot read /nonexistent/cert.pem: No such file or directory");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + f.garbage.path() + "\n  private_key: " + k + "\n")) ==
+        "test.yaml:4:16: tls.certificate: " + f.garbage.path() +
+            ": no PEM certificate (-----BEGIN CERTIFICATE-----) in it");
+  CHECK(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + c + "\n")) ==
+        "test.yaml:5:16: tls.private_key: " + c + ": no PEM private key in it");
+  const std::string mismatch =
+      ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + f.other_key.path() + "\n"));
+  CHECK(mismatch == "test.yaml:5:16: tls.private_key: " + f.other_key.path() +
+                        ": it is not the private key of the certificate (tls.certificate)");
+  CHECK_FALSE(Contains(mismatch, "PRIVATE"));
+  CHECK(Contains(ErrorOf(Minimal("tls:\n  certificate: " + c + "\n  private_key: " + f.encrypted.path() + "\n")),
+                 "the private key is encrypted"));
+  CHECK(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", min_version: 1.1}\n")) ==
+        "test.yaml:3:" + std::to_string(50 + c.size() + k.size()) +
+            ": tls.min_version: expected one of 1.2 | 1.3 (got \"1.1\")");
+  CHECK(Contains(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", client_ca: " +
+                                 f.garbage.path() + "}\n")),
+                 "tls.client_ca: " + f.garbage.path() + ": no PEM certificate"));
+  CHECK(Contains(ErrorOf(Minimal("tls: {certificate: " + c + ", private_key: " + k + ", ciphers: x}\n")),
+                 "unknown key 'tls.ciphers'"));
+}
+
+TEST_CASE("https upstreams: port 443, the host verified, upstream_tls read and checked") {
+  TlsFiles f;
+  auto https = Parse("upstream: https://localhost\nsecret_key: " + kSecret + "\n");
+  REQUIRE(https.ok());
+  CHECK((*https)->upstream.https);
+  CHECK((*https)->upstream.port == 443);
+  CHECK((*https)->upstream_tls.server_name == "localhost");
+  CHECK((*https)->upstream_tls.ca_pem.empty());  // the system's CAs
+  CHECK_FALSE((*Parse(Minimal()))->upstream.https);
+
+  auto full = Parse("upstream: https://127.0.0.1:8443\nsecret_key: " + kSecret + "\nupstream_tls:\n  ca_file: " +
+                    f.ca_file.path() + "\n  server_name: backend.internal\n  client_certificate: " + f.cert.path() +
+                    "\n  client_key: " + f.key.path() + "\n");
+  REQUIRE(full.ok());
+  const UpstreamTlsConfig& u = (*full)->upstream_tls;
+  CHECK(u.ca_pem == f.ca.ca().cert);
+  CHECK(u.server_name == "backend.internal");
+  CHECK(u.client_certificate_pem == f.leaf.cert);
+  CHECK(u.client_key_pem == f.leaf.key);
+  CHECK(Contains(DescribeConfig(**full), "backend.internal"));
+  CHECK_FALSE(Contains(DescribeConfig(**full), "PRIVATE KEY"));
+
+  auto ip = Parse("upstream: 'https://[::1]:8443'\nsecret_key: " + kSecret + "\n");
+  REQUIRE(ip.ok());
+  CHECK(ip.value()->upstream_tls.server_name == "::1");
+}
+
+TEST_CASE("upstream_tls errors") {
+  TlsFiles f;
+  const std::string head = "upstream: https://127.0.0.1:8443\nsecret_key: " + kSecret + "\n";
+  CHECK(ErrorOf(Minimal("upstream_tls: {server_name: x}\n")) ==
+        "test.yaml:3:1: upstream_tls: applies only to an https:// upstream");
+  CHECK(ErrorOf(head + "upstream_tls: {client_certificate: " + f.cert.path() + "}\n") ==
+        "test.yaml:3:16: upstream_tls.client_certificate and upstream_tls.client_key go together: set both or "
+        "neither");
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {server_name: 'bad name'}\n"),
+                 "upstream_tls.server_name: expected a host name or an IP address"));
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {ca_file: /nonexistent/ca.pem}\n"),
+                 "upstream_tls.ca_file: cannot read /nonexistent/ca.pem"));
+  CHECK(Contains(ErrorOf(head + "upstream_tls: {client_certificate: " + f.cert.path() +
+                         ", client_key: " + f.other_key.path() + "}\n"),
+                 "upstream_tls.client_key: " + f.other_key.path() + ": it is not the private key"));
+}
+
+// ---- trusted proxies, upgrades, loops (docs/CONFIGURATION.md) ----
+
+TEST_CASE("trusted_proxies: CIDR blocks and bare addresses, IPv4 and IPv6") {
+  auto c = Parse(Minimal("trusted_proxies: [10.0.0.0/8, \"::1\", 192.0.2.7, \"2001:db8::/32\"]\n"));
+  REQUIRE(c.ok());
+  const std::vector<IpNetwork>& t = (*c)->trusted_proxies;
+  REQUIRE(t.size() == 4);
+  CHECK(t[0].prefix == 8);
+  CHECK(t[1].prefix == 128);
+  CHECK(t[2].prefix == 32);
+  CHECK(t[3].Contains(*ParseIpAddress("2001:db8::42")));
+  CHECK(Parse(Minimal())->get()->trusted_proxies.empty());  // default: nobody
+  CHECK(Parse(Minimal("trusted_proxies: []\n"))->get()->trusted_proxies.empty());
+  const std::string err = ErrorOf(Minimal("trusted_proxies:\n  - 10.0.0.0/8\n  - 10.0.0.1/8\n  - nope\n"));
+  CHECK(Contains(err, "test.yaml:5:5: trusted_proxies[1]: host bits are set"));
+  CHECK(Contains(err, "test.yaml:6:5: trusted_proxies[2]: expected an IPv4 or IPv6 address"));
+  CHECK(Contains(ErrorOf(Minimal("trusted_proxies: 10.0.0.0/8\n")), "test.yaml:3:"));
+}
+
+TEST_CASE("websocket.allowed_origins are kept in canonical form") {
+  auto c = Parse(Minimal("websocket:\n  allowed_origins: [\"HTTPS://App.Example:443\", \"http://[::1]:8080\"]\n"));
+  REQUIRE(c.ok());
+  CHECK((*c)->websocket.allowed_origins == std::vector<std::string>{"https://app.example", "http://[::1]:8080"});
+  CHECK(Parse(Minimal())->get()->websocket.allowed_origins.empty());
+  CHECK(StartsWith(ErrorOf(Minimal("websocket:\n  allowed_origins: [\"https://a.example/path\"]\n")),
+                   "test.yaml:4:21: websocket.allowed_origins[0]: expected an origin"));
+  CHECK(Contains(ErrorOf(Minimal("websocket:\n  allowed_origin: []\n")), "did you mean 'allowed_origins'"));
+}
+
+TEST_CASE("timeouts.tunnel_idle and tunnel_max") {
+  auto c = Parse(Minimal());
+  REQUIRE(c.ok());
+  CHECK((*c)->timeouts.tunnel_idle == std::chrono::minutes(5));
+  CHECK((*c)->timeouts.tunnel_max == std::chrono::hours(24));
+  c = Parse(Minimal("timeouts: {tunnel_idle: 90s, tunnel_max: 1h}\n"));
+  REQUIRE(c.ok());
+  CHECK((*c)->timeouts.tunnel_idle == 90s);
+  CHECK((*c)->timeouts.tunnel_max == 1h);
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {tunnel_idle: 30}\n")), "timeouts.tunnel_idle"));
+  CHECK(Contains(ErrorOf(Minimal("timeouts: {tunnel_max: 0s}\n")), "timeouts.tunnel_max"));
+}
+
+TEST_CASE("upstream pointing at sessiond's own listener is an error") {
+  auto loops = [](const std::string& listen, const std::string& upstream) {
+    std::string err = ErrorOf("listen: \"" + listen + "\"\nupstream: \"" + upstream + "\"\nsecret_key: " + kSecret + "\n");
+    return Contains(err, "test.yaml:2:11: upstream:") && Contains(err, "own listen address");
+  };
+  CHECK(loops("127.0.0.1:8080", "http://127.0.0.1:8080"));
+  CHECK(loops("127.0.0.1:8080", "http://localhost:8080/"));
+  CHECK(loops("0.0.0.0:8080", "http://127.0.0.1:8080"));
+  CHECK(loops("0.0.0.0:8080", "http://127.0.0.2:8080"));  // loopback
+  CHECK(loops("127.0.0.1:8080", "http://0.0.0.0:8080"));
+  CHECK(loops("[::1]:8080", "http://[::1]:8080"));
+  CHECK(loops("[::]:8080", "http://[::1]:8080"));
+  CHECK_FALSE(loops("127.0.0.1:8080", "http://127.0.0.1:8081"));
+  CHECK_FALSE(loops("[::]:8080", "http://127.0.0.1:8080"));  // IPv6-only listener
+  CHECK_FALSE(loops("127.0.0.2:8080", "http://127.0.0.1:8080"));
+}

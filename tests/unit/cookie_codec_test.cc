@@ -2,6 +2,7 @@
 // tampering, key rotation, keyed store/public ids and Set-Cookie strings.
 #include <doctest/doctest.h>
 
+#include <ctime>
 #include <random>
 #include <string>
 #include <thread>
@@ -561,6 +562,24 @@ TEST_CASE("Set-Cookie of a permanent session carries Max-Age and an IMF-fixdate 
   CHECK(codec->SetCookie("v", 784111777, 784111777 + 5) ==
         "session_id=v; Path=/; Max-Age=0; Expires=Sun, 06 Nov 1994 08:49:37 GMT; "
         "HttpOnly; Secure; SameSite=Lax");
+}
+
+TEST_CASE("Set-Cookie Expires is strftime's IMF-fixdate of the expiry, appended after what the buffer holds") {
+  auto codec = MakeCodec(MakeConfig(kSecretA));
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 2000; ++i) {
+    const int64_t expires = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(CookieCodec::kMaxExpiry));
+    const time_t t = static_cast<time_t>(expires);
+    struct tm tm {};
+    REQUIRE(gmtime_r(&t, &tm) != nullptr);
+    char date[64];
+    REQUIRE(strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0);  // the C locale
+    std::string out = "prefix|";
+    codec->AppendSetCookie(&out, "v", expires, expires - 10);
+    CAPTURE(expires);
+    CHECK(out == std::string("prefix|session_id=v; Path=/; Max-Age=10; Expires=") + date +
+                     "; HttpOnly; Secure; SameSite=Lax");
+  }
 }
 
 TEST_CASE("Set-Cookie of a browser-session cookie has no Max-Age or Expires") {

@@ -254,6 +254,18 @@ TEST_CASE("AES-GCM gives correct results when calls alternate keys and direction
   Result<std::string> opened = Open(key_a, "", *a2);
   REQUIRE(opened.ok());
   CHECK(*opened == "message");
+  // Keys that differ in one byte only, anywhere in the 32.
+  for (size_t at : {size_t{0}, size_t{7}, size_t{8}, size_t{15}, size_t{24}, size_t{31}}) {
+    CAPTURE(at);
+    std::string near_a = key_a;
+    near_a[at] = 'c';
+    Result<std::string> n1 = SealWithNonce(near_a, nonce, "", "message");
+    REQUIRE(n1.ok());
+    CHECK(*n1 != *a1);
+    CHECK_FALSE(Open(key_a, "", *n1).ok());
+    CHECK(Open(near_a, "", *n1).ok());
+    CHECK_FALSE(Open(near_a, "", *a1).ok());
+  }
 }
 
 TEST_CASE("AES-GCM works from many threads at once") {

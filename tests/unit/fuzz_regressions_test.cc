@@ -6,6 +6,7 @@
 // 2. Each bug the fuzzers found gets a test named after it, holding the
 //    minimised input.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +27,11 @@
 #include "../fuzz/head_check.h"
 #include "../fuzz/head_split_check.h"
 #include "../fuzz/instruction_parser_check.h"
+#include "../fuzz/path_routes_check.h"
 #include "../fuzz/request_framing_check.h"
 #include "../fuzz/response_framing_check.h"
+#include "../fuzz/tls_first_bytes_check.h"
+#include "../fuzz/upgrade_path_check.h"
 
 namespace sessiond {
 namespace {
@@ -163,8 +167,22 @@ TEST_CASE("fuzz seeds: cookie_chunks holds every invariant") {
   ReplayCorpus("cookie_chunks", 8, [](const std::string& b) { return fuzz::CheckCookieChunks(b); });
 }
 
+TEST_CASE("fuzz seeds: upgrade_path holds every invariant") {
+  ReplayCorpus("upgrade_path", 10, [](const std::string& b) { return fuzz::CheckUpgradePath(b); });
+}
+
 TEST_CASE("fuzz seeds: config_loader holds every invariant") {
   ReplayCorpus("config_loader", 5, [](const std::string& b) { return fuzz::CheckConfigText(b); });
+}
+
+TEST_CASE("fuzz seeds: tls_first_bytes holds every invariant") {
+  static const bool sigpipe_ignored = (signal(SIGPIPE, SIG_IGN), true);
+  (void)sigpipe_ignored;
+  ReplayCorpus("tls_first_bytes", 10, [](const std::string& b) { return fuzz::CheckTlsFirstBytes(b); });
+}
+
+TEST_CASE("fuzz seeds: path_routes holds every invariant") {
+  ReplayCorpus("path_routes", 10, [](const std::string& b) { return fuzz::CheckPathRoutes(b); });
 }
 
 // The seeds must reach the code behind the front door, or replaying them

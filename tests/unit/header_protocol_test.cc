@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "http/headers.h"
+
 #include <string>
 
 namespace sessiond {
@@ -431,6 +433,18 @@ TEST_CASE("CheckBatchFits applies destroy, delete and set before measuring") {
   ChangeBatch huge;
   huge.sets["h"] = std::string(5000, '1');
   CHECK(CheckBatchFits({}, huge, 4096).code() == Status::Code::kTooLarge);
+}
+
+TEST_CASE("Every injected request header is an X-Session-* name (the filter appends them as kSessionAny)") {
+  const SessionData data{{"a", "1"}};
+  const InjectedSession session{"cHVibGljLWlk", &data, 2000000000, {}};
+  for (SessionStatus status : {SessionStatus::kNone, SessionStatus::kNew, SessionStatus::kActive,
+                               SessionStatus::kExpired, SessionStatus::kInvalid}) {
+    for (const auto& [name, value] : FormatRequestHeaders(status, &session)) {
+      CAPTURE(name);
+      CHECK(ClassifyHeader(name) == HeaderId::kSessionAny);
+    }
+  }
 }
 
 }  // namespace sessiond

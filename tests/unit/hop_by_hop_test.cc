@@ -25,26 +25,6 @@ TEST_CASE("hop-by-hop fields and the fields Connection names are removed") {
   CHECK(h.fields()[1].name == "X-Kept");
 }
 
-TEST_CASE("X-Forwarded-For is appended, -Proto and -Host are replaced") {
-  HeaderList h;
-  h.Append("X-Forwarded-For", "1.2.3.4");
-  h.Append("X-Forwarded-For", "5.6.7.8");
-  h.Append("X-Forwarded-Proto", "https");
-  h.Append("X-Forwarded-Host", "evil");
-  SetForwardedHeaders(&h, "127.0.0.1", "example.com");
-  CHECK(*h.Get("x-forwarded-for") == "1.2.3.4, 5.6.7.8, 127.0.0.1");
-  CHECK(h.Count("x-forwarded-for") == 1);
-  CHECK(*h.Get("x-forwarded-proto") == "http");
-  CHECK(*h.Get("x-forwarded-host") == "example.com");
-}
-
-TEST_CASE("X-Forwarded-For is created when absent") {
-  HeaderList h;
-  SetForwardedHeaders(&h, "::1", "");
-  CHECK(*h.Get("x-forwarded-for") == "::1");
-  CHECK_FALSE(h.Get("x-forwarded-host").has_value());
-}
-
 TEST_CASE("HasToken and case-insensitive lookups") {
   CHECK(HasToken("a, Keep-Alive ,b", "keep-alive"));
   CHECK_FALSE(HasToken("keep-alivex", "keep-alive"));

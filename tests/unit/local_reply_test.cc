@@ -36,7 +36,7 @@ TEST_CASE("LocalReply: an exchange's reply carries its request id, and keep-aliv
   r.request_id = "abc-123";
   r.close = false;
   CHECK(Render(r) ==
-        "HTTP/1.1 403 Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n"
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n"
         "X-Request-Id: abc-123\r\n\r\nforbidden\n");
 }
 
@@ -57,4 +57,23 @@ TEST_CASE("LocalReply: an empty body is empty, not the reason phrase") {
   r.body = empty;
   CHECK(r.body_size() == 0);
   CHECK(Render(r).find("Content-Length: 0\r\n") != std::string::npos);
+}
+
+TEST_CASE("LocalReply: a filter's reply with its own content type and header lines") {
+  LocalReply r;
+  r.status = 302;
+  r.body = "Found\n";
+  r.content_type = "application/json";
+  r.extra_headers = "Location: /login?return_to=/x\r\nCache-Control: no-store\r\n";
+  r.close = false;
+  CHECK(Render(r) ==
+        "HTTP/1.1 302 Found\r\nContent-Type: application/json\r\nContent-Length: 6\r\n"
+        "Location: /login?return_to=/x\r\nCache-Control: no-store\r\n\r\nFound\n");
+  r.status = 429;
+  r.content_type = {};
+  r.extra_headers = "Retry-After: 3\r\n";
+  r.body = {};
+  CHECK(Render(r) ==
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 18\r\n"
+        "Retry-After: 3\r\n\r\nToo Many Requests\n");
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "store/redis_store.h"
+#include "store/session_data.h"
 #include "store_test_util.h"
 
 namespace sessiond {
@@ -203,7 +204,7 @@ TEST_CASE("redis store: a missing unix socket fails fast with Unavailable") {
   CHECK(Since(start) < 100ms);
 }
 
-TEST_CASE("redis store: layout is one hash of JSON-escaped fields plus the v marker, with a TTL") {
+TEST_CASE("redis store: layout is one hash of JSON-escaped fields plus the v and s bookkeeping, with a TTL") {
   RedisServer& server = SharedRedis();
   TestLoop loop;
   RedisConfig config = server.Config();
@@ -223,7 +224,10 @@ TEST_CASE("redis store: layout is one hash of JSON-escaped fields plus the v mar
     fields[std::string(all->element[i]->str, all->element[i]->len)] =
         std::string(all->element[i + 1]->str, all->element[i + 1]->len);
   }
-  CHECK(fields == std::map<std::string, std::string>{{"\"caf\\u00e9\"", "[1]"}, {"v", "1"}});
+  // s: len("caf\u00e9" quoted) 11 + len("[1]") 3 + 2, so the serialized
+  // session {"caf\u00e9":[1]} is s + 1 = 17 bytes.
+  CHECK(fields == std::map<std::string, std::string>{{"\"caf\\u00e9\"", "[1]"}, {"v", "2"}, {"s", "16"}});
+  CHECK(SerializedSize(SessionData{{"caf\xc3\xa9", "[1]"}}) == 17);
   auto ttl = Command(c.get(), {"PTTL", config.key_prefix + key});
   REQUIRE(ttl);
   CHECK(ttl->integer > 29000);
@@ -268,6 +272,224 @@ TEST_CASE("redis store: destroying the store with calls in flight drops their ca
   store.reset();
   loop.RunFor(50ms);
   CHECK(called == 0);
+}
+
+
+// ------------------------------------------------------------ the write fast path
+
+// The hash of a session, every field (bookkeeping included).
+std::map<std::string, std::string> HashOf(redisContext* c, const std::string& key) {
+  auto all = Command(c, {"HGETALL", key});
+  std::map<std::string, std::string> fields;
+  if (!all || all->type != REDIS_REPLY_ARRAY) return fields;
+  for (size_t i = 0; i + 1 < all->elements; i += 2) {
+    fields[std::string(all->element[i]->str, all->element[i]->len)] =
+        std::string(all->element[i + 1]->str, all->element[i + 1]->len);
+  }
+  return fields;
+}
+
+// The running size the layout promises: sum of name + value + 2 over data fields.
+long long ExactS(const std::map<std::string, std::string>& fields) {
+  long long s = 0;
+  for (const auto& [name, value] : fields) {
+    if (!name.empty() && name[0] == '"') s += static_cast<long long>(name.size() + value.size() + 2);
+  }
+  return s;
+}
+
+long long CommandCalls(redisContext* c, const std::string& command) {
+  auto info = Command(c, {"INFO", "commandstats"});
+  if (!info || !info->str) return -1;
+  const std::string text(info->str, info->len);
+  const std::string tag = "cmdstat_" + command + ":calls=";
+  const size_t at = text.find(tag);
+  return at == std::string::npos ? 0 : std::atoll(text.c_str() + at + tag.size());
+}
+
+// A write as the session filter makes it after loading the session.
+ApplyRequest LoadedWrite(const StoreKey& key, const std::string& loaded_json,
+                         std::map<std::string, std::optional<std::string>> sets) {
+  ApplyRequest request = MakeRequest(key);
+  request.want_data = false;
+  request.must_exist = true;
+  request.sets = std::move(sets);
+  request.loaded = std::string_view(loaded_json);
+  request.keeps_expiry = true;
+  return request;
+}
+
+TEST_CASE("redis store: a write from the loaded session is one transaction, keeps s exact and the TTL") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  ApplyRequest create = SetOne(key, "a", "\"x\"");
+  create.ttl = 50s;
+  REQUIRE(ApplySync(loop, store, create).status.ok());
+  LoadOutcome loaded = LoadSync(loop, store, key);
+  REQUIRE(loaded.data);
+  const std::string json = SerializeSession(*loaded.data);
+
+  const long long evalsha_before = CommandCalls(c.get(), "evalsha") + CommandCalls(c.get(), "eval");
+  const long long exec_before = CommandCalls(c.get(), "exec");
+  ApplyRequest write = LoadedWrite(key, json, {{"b", "[1,2]"}, {"a", "\"yy\""}});
+  write.ttl = 10s;  // restated only: keeps_expiry
+  ApplyOutcome out = ApplySync(loop, store, write);
+  REQUIRE(out.status.ok());
+  CHECK(out.result.exists);
+  CHECK(CommandCalls(c.get(), "exec") == exec_before + 1);
+  CHECK(CommandCalls(c.get(), "evalsha") + CommandCalls(c.get(), "eval") == evalsha_before);
+
+  const auto fields = HashOf(c.get(), config.key_prefix + key);
+  REQUIRE(fields.count("s"));
+  CHECK(std::stoll(fields.at("s")) == ExactS(fields));
+  CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "\"yy\""}, {"b", "[1,2]"}});
+  auto ttl = Command(c.get(), {"PTTL", config.key_prefix + key});
+  REQUIRE(ttl);
+  CHECK(ttl->integer > 40000);  // still the 50 s of the creation, not the restated 10 s
+
+  SUBCASE("and a write that moves the expiry sets it") {
+    const std::string now_json = SerializeSession(*LoadSync(loop, store, key).data);
+    ApplyRequest refresh = LoadedWrite(key, now_json, {{"c", "3"}});
+    refresh.keeps_expiry = false;
+    refresh.ttl = 10s;
+    REQUIRE(ApplySync(loop, store, refresh).status.ok());
+    ttl = Command(c.get(), {"PTTL", config.key_prefix + key});
+    REQUIRE(ttl);
+    CHECK(ttl->integer <= 10000);
+    CHECK(ttl->integer > 5000);
+  }
+  SUBCASE("and deletes alone") {
+    const std::string now_json = SerializeSession(*LoadSync(loop, store, key).data);
+    ApplyRequest del = LoadedWrite(key, now_json, {});
+    del.deletes = {"a", "missing"};
+    REQUIRE(ApplySync(loop, store, del).status.ok());
+    const auto after = HashOf(c.get(), config.key_prefix + key);
+    CHECK(std::stoll(after.at("s")) == ExactS(after));
+    CHECK(LoadSync(loop, store, key).data == SessionData{{"b", "[1,2]"}});
+  }
+}
+
+TEST_CASE("redis store: a concurrent write between load and write: both kept within the limit, "
+          "the later refused and undone over it") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  RedisStore other(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(loop, store, SetOne(key, "a", "1")).status.ok());
+  const std::string stale = SerializeSession(*LoadSync(loop, store, key).data);
+
+  SUBCASE("within the limit") {
+    REQUIRE(ApplySync(loop, other, SetOne(key, "b", "2")).status.ok());
+    ApplyOutcome out = ApplySync(loop, store, LoadedWrite(key, stale, {{"c", "3"}}));
+    REQUIRE(out.status.ok());
+    CHECK(out.result.exists);
+    CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  }
+  SUBCASE("over the limit together") {
+    const std::string big(2500, 'x');
+    REQUIRE(ApplySync(loop, other, SetOne(key, "b", "\"" + big + "\"")).status.ok());
+    // Alone (as loaded) it fits in 4096; with b it does not.
+    ApplyRequest late = LoadedWrite(key, stale, {{"c", "\"" + big + "\""}, {"a", "22"}});
+    ApplyOutcome out = ApplySync(loop, store, late);
+    CHECK(out.status.code() == Status::Code::kTooLarge);
+    CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "1"}, {"b", "\"" + big + "\""}});
+  }
+  SUBCASE("the same key written by both: the later write wins") {
+    REQUIRE(ApplySync(loop, other, SetOne(key, "a", "\"longer value\"")).status.ok());
+    REQUIRE(ApplySync(loop, store, LoadedWrite(key, stale, {{"a", "2"}})).status.ok());
+    CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "2"}});
+  }
+  const auto fields = HashOf(c.get(), config.key_prefix + key);
+  REQUIRE(fields.count("s"));
+  CHECK(std::stoll(fields.at("s")) == ExactS(fields));
+}
+
+TEST_CASE("redis store: a session destroyed between load and write stays gone, and no fragment is left") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(loop, store, SetOne(key, "a", "1")).status.ok());
+  const std::string json = SerializeSession(*LoadSync(loop, store, key).data);
+  ApplyRequest destroy = MakeRequest(key);
+  destroy.clear = true;
+  REQUIRE(ApplySync(loop, store, destroy).status.ok());
+
+  ApplyOutcome out = ApplySync(loop, store, LoadedWrite(key, json, {{"late", "1"}}));
+  REQUIRE(out.status.ok());
+  CHECK_FALSE(out.result.exists);
+  CHECK_FALSE(LoadSync(loop, store, key).data.has_value());  // also after the DEL of the fragment
+  auto exists = Command(c.get(), {"EXISTS", config.key_prefix + key});
+  REQUIRE(exists);
+  CHECK(exists->integer == 0);
+}
+
+TEST_CASE("redis store: a hash without v (a fragment) is no session") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  Command(c.get(), {"HSET", config.key_prefix + key, "\"late\"", "1", "s", "10"});
+  CHECK_FALSE(LoadSync(loop, store, key).data.has_value());
+}
+
+TEST_CASE("redis store: a session of layout 1 (no running size) is upgraded by its first write") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  const std::string redis_key = config.key_prefix + key;
+  Command(c.get(), {"HSET", redis_key, "v", "1", "\"a\"", "\"old\""});
+  Command(c.get(), {"PEXPIRE", redis_key, "60000"});
+  LoadOutcome loaded = LoadSync(loop, store, key);
+  REQUIRE(loaded.data == SessionData{{"a", "\"old\""}});
+
+  SUBCASE("through the fast path") {
+    const std::string json = SerializeSession(*loaded.data);
+    REQUIRE(ApplySync(loop, store, LoadedWrite(key, json, {{"b", "2"}})).status.ok());
+  }
+  SUBCASE("through the script") { REQUIRE(ApplySync(loop, store, SetOne(key, "b", "2")).status.ok()); }
+  const auto fields = HashOf(c.get(), redis_key);
+  CHECK(fields.at("v") == "2");
+  CHECK(std::stoll(fields.at("s")) == ExactS(fields));
+  CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "\"old\""}, {"b", "2"}});
+}
+
+TEST_CASE("redis store: a stale load that looks over the limit leaves the decision to the script") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(loop, store, SetOne(key, "a", "1")).status.ok());
+  // As if loaded before a big key was deleted.
+  const std::string stale = SerializeSession(SessionData{{"a", "1"}, {"big", "\"" + std::string(4000, 'x') + "\""}});
+  ApplyOutcome out = ApplySync(loop, store, LoadedWrite(key, stale, {{"b", "2"}}));
+  REQUIRE(out.status.ok());
+  CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "1"}, {"b", "2"}});
+  // And one that is over the limit for real is refused, changing nothing.
+  const std::string now = SerializeSession(*LoadSync(loop, store, key).data);
+  out = ApplySync(loop, store, LoadedWrite(key, now, {{"c", "\"" + std::string(5000, 'y') + "\""}}));
+  CHECK(out.status.code() == Status::Code::kTooLarge);
+  CHECK(LoadSync(loop, store, key).data == SessionData{{"a", "1"}, {"b", "2"}});
 }
 
 }  // namespace

@@ -199,3 +199,20 @@ TEST_CASE("ChangeBatch says whether it changes keys and whether a Set gives a va
 
 }  // namespace
 }  // namespace sessiond
+
+TEST_CASE("SessionJsonHasKey finds top-level keys only, escaped or not") {
+  using sessiond::SessionJsonHasKey;
+  const std::string json = R"({"a":{"inner":1},"caf\u00e9":"x","list":["user"],"user":"ada"})";
+  CHECK(SessionJsonHasKey(json, "user"));
+  CHECK(SessionJsonHasKey(json, "a"));
+  CHECK(SessionJsonHasKey(json, "list"));
+  CHECK(SessionJsonHasKey(json, "caf\xc3\xa9"));
+  CHECK_FALSE(SessionJsonHasKey(json, "inner"));
+  CHECK_FALSE(SessionJsonHasKey(json, "ada"));
+  CHECK_FALSE(SessionJsonHasKey(json, "use"));
+  CHECK_FALSE(SessionJsonHasKey(json, ""));
+  CHECK_FALSE(SessionJsonHasKey("{}", "user"));
+  CHECK_FALSE(SessionJsonHasKey("", "user"));
+  CHECK_FALSE(SessionJsonHasKey(R"({"user")", "user"));
+  CHECK_FALSE(SessionJsonHasKey(R"(["user"])", "user"));
+}

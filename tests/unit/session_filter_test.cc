@@ -16,7 +16,7 @@
 
 #include "http/message.h"
 #include "session/cookie_codec.h"
-#include "session/session_events.h"
+#include "session/ended_sessions.h"
 #include "store/memory_store.h"
 #include "new_counter.h"
 
@@ -551,20 +551,16 @@ TEST_CASE("X-Session-Revoke without session.subject_key is refused with 502") {
   CHECK(Values(heads.response.headers, "Set-Cookie").empty());
 }
 
-TEST_CASE("store manager: Revoke others ends the subject's other sessions and tells SessionEvents") {
+TEST_CASE("store manager: Revoke others ends the subject's other sessions and lists them in EndedSessions") {
   auto table = std::make_shared<MemoryTable>(100);
   auto store = std::make_shared<MemoryStore>(table);
   auto ctx = MakeContext(StoreKind::kMemory, store);
   std::const_pointer_cast<Config>(ctx->config)->session.subject_key = "user_id";
-  ctx->events = std::make_shared<SessionEvents>();
-  std::vector<RevokedSession> heard;
-  ctx->events->Subscribe([](std::function<void()> fn) { fn(); },
-                         [&](const std::vector<RevokedSession>& ended) {
-                           heard.insert(heard.end(), ended.begin(), ended.end());
-                         });
+  ctx->ended = std::make_shared<EndedSessions>();
   auto factory = NewSessionFilterFactory(ctx);
   Heads heads;
   std::vector<std::string> cookies;
+  std::vector<std::string> public_ids;
   for (int i = 0; i < 3; ++i) {
     REQUIRE(RunExchange(*factory, heads, "", {{"X-Session-Set", "{\"user_id\":7}"}}, "agent/" + std::to_string(i))
                 .status == 0);
@@ -577,19 +573,186 @@ TEST_CASE("store manager: Revoke others ends the subject's other sessions and te
   CHECK(listed[0].meta.client == "198.51.100.9");
   CHECK(listed[0].meta.public_id.size() == 22);
   CHECK(listed[0].meta.user_agent.rfind("agent/", 0) == 0);
+  std::vector<SessionBinding> bindings;
+  for (const SessionListing& l : listed) {
+    SessionBinding b;
+    b.id = l.meta.public_id;  // what a tunnel of that session is bound to
+    bindings.push_back(b);
+  }
 
   REQUIRE(RunExchange(*factory, heads, cookies[2], {{"X-Session-Revoke", "others"}}).status == 0);
-  CHECK(heard.size() == 2);
-  CHECK(table->ListSubject("7").size() == 1);
+  CHECK(ctx->ended->size() == 2);
+  std::vector<SessionListing> left = table->ListSubject("7");
+  REQUIRE(left.size() == 1);  // the session that asked
+  std::vector<bool> ended(3, false);
+  ctx->ended->Mark(bindings, &ended);
+  for (size_t i = 0; i < bindings.size(); ++i) CHECK(ended[i] == (bindings[i].id != left[0].meta.public_id));
   REQUIRE(RunExchange(*factory, heads, cookies[0], {}).status == 0);
   CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"none"});
   CHECK(Values(heads.response.headers, "Set-Cookie") == std::vector<std::string>{ctx->codec->ClearCookie()});
 
-  // A Destroy is announced too.
-  heard.clear();
-  REQUIRE(RunExchange(*factory, heads, cookies[2], {{"X-Session-Destroy", "true"}}).status == 0);
-  REQUIRE(heard.size() == 1);
-  CHECK(heard[0].public_id.size() == 22);
+  // Revoke all ends this session too.
+  REQUIRE(RunExchange(*factory, heads, cookies[2], {{"X-Session-Revoke", "all"}}).status == 0);
+  ended.assign(3, false);
+  ctx->ended->Mark(bindings, &ended);
+  CHECK(ended == std::vector<bool>{true, true, true});
+  CHECK(table->ListSubject("7").empty());
 }
+
+TEST_CASE("every store outcome of a request reaches store_health before the request is answered") {
+  // docs/OPERATIONS.md, Readiness: a 503 for a failed store is never followed by a /readyz 200.
+  auto store = std::make_shared<ManualStore>();
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  std::vector<bool> reports;
+  ctx->store_health = [&](bool ok) { reports.push_back(ok); };
+  auto factory = NewSessionFilterFactory(ctx);
+  const std::string cookie = TokenCookie(*ctx->codec, std::string(CookieCodec::kIdSize, 'h'));
+
+  // A failed load: reported false, then the 503.
+  Heads heads;
+  heads.NewRequest("/a", cookie);
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  size_t reports_when_answered = 0;
+  int status = -1;
+  filter->OnRequestHead(heads.request, [&](FilterResult r) {
+    reports_when_answered = reports.size();
+    status = r.status;
+  });
+  REQUIRE(store->loads.size() == 1);
+  CHECK(reports.empty());
+  store->loads[0].cb(Status::Unavailable("redis: connection refused"), std::nullopt);
+  CHECK(status == 503);
+  CHECK(reports == std::vector<bool>{false});
+  CHECK(reports_when_answered == 1);
+  factory->Recycle(filter);
+
+  // A load that succeeds reports true; a write over the size limit is not
+  // the store failing, so it reports true as well.
+  heads.NewRequest("/b", cookie);
+  filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in;
+  filter->OnRequestHead(heads.request, in.Done());
+  REQUIRE(store->loads.size() == 2);
+  store->loads[1].cb(Status::OK(), SessionData{{"n", "1"}});
+  REQUIRE(in.called);
+  CHECK(reports == std::vector<bool>{false, true});
+  heads.response.headers.Append("X-Session-Set", "{\"k\":2}");
+  Outcome out;
+  filter->OnResponseHead(heads.request, heads.response, out.Done());
+  REQUIRE(store->applies.size() == 1);
+  store->applies[0].cb(Status::TooLarge("session would be too large"), ApplyResult());
+  REQUIRE(out.called);
+  CHECK(out.result.status == 502);
+  CHECK(reports == std::vector<bool>{false, true, true});
+  factory->Recycle(filter);
+}
+
+// ---- tunnels: Binding and CheckBindings (docs/HTTP.md, Upgrades and WebSockets) ----
+
+// One exchange through `factory`: the response carries `instructions`;
+// returns the binding the response leaves and updates *cookie.
+SessionBinding BindingAfter(ExchangeFilterFactory* factory, Heads* heads, std::string* cookie,
+                            std::vector<std::pair<std::string, std::string>> instructions) {
+  heads->NewRequest("/ws", *cookie);
+  ExchangeFilter* filter = factory->Acquire(ExchangeInfo{"127.0.0.1"});
+  Outcome in, out;
+  filter->OnRequestHead(heads->request, in.Done());
+  REQUIRE(in.called);
+  for (const auto& [name, value] : instructions) heads->response.headers.Append(name, value);
+  filter->OnResponseHead(heads->request, heads->response, out.Done());
+  REQUIRE(out.called);
+  REQUIRE(out.result.status == 0);
+  SessionBinding b = filter->Binding();
+  factory->Recycle(filter);
+  std::vector<std::string> set = Values(heads->response.headers, "Set-Cookie");
+  if (!set.empty()) *cookie = "session_id=" + CookieValueOf(set[0]);
+  return b;
+}
+
+std::vector<bool> Check(ExchangeFilterFactory* factory, const std::vector<SessionBinding>& bindings) {
+  std::vector<bool> result;
+  bool called = false;
+  factory->CheckBindings(bindings, [&](std::vector<bool> ended) {
+    called = true;
+    result = std::move(ended);
+  });
+  REQUIRE(called);  // the memory store answers at once
+  return result;
+}
+
+TEST_CASE("cookie manager: a Destroy or Regenerate here ends the sessions bound to it") {
+  auto ctx = MakeContext(StoreKind::kCookie);
+  ctx->ended = std::make_shared<EndedSessions>();
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  CHECK_FALSE(BindingAfter(factory.get(), &heads, &cookie, {}).bound());  // no session, nothing to bind
+  const SessionBinding ada = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"user\":\"ada\"}"}});
+  REQUIRE(ada.bound());
+  CHECK(ada.store_key.empty());
+  CHECK(ada.expires_at > static_cast<int64_t>(time(nullptr)));
+  const std::string ada_cookie = cookie;
+  std::string grace_cookie;
+  const SessionBinding grace =
+      BindingAfter(factory.get(), &heads, &grace_cookie, {{"X-Session-Set", "{\"user\":\"grace\"}"}});
+  REQUIRE(grace.bound());
+  CHECK(grace.id != ada.id);
+  // A read binds to the same session.
+  CHECK(BindingAfter(factory.get(), &heads, &cookie, {}).id == ada.id);
+  CHECK(Check(factory.get(), {ada, grace}) == std::vector<bool>{false, false});
+
+  const SessionBinding regenerated = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Regenerate", "true"}});
+  REQUIRE(regenerated.bound());
+  CHECK(regenerated.id != ada.id);
+  CHECK(Check(factory.get(), {ada, grace, regenerated}) == std::vector<bool>{true, false, false});
+  CHECK_FALSE(BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Destroy", "true"}}).bound());
+  CHECK(Check(factory.get(), {regenerated, grace}) == std::vector<bool>{true, false});
+  CHECK(ctx->ended->size() == 2);
+
+  SessionBinding expired = grace;
+  expired.expires_at = static_cast<int64_t>(time(nullptr)) - 1;
+  CHECK(Check(factory.get(), {expired}) == std::vector<bool>{true});
+}
+
+TEST_CASE("store manager: a session gone from the store has ended, whoever removed it") {
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);  // no EndedSessions: only the store can tell
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const SessionBinding first = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":1}"}});
+  REQUIRE(first.bound());
+  CHECK_FALSE(first.store_key.empty());
+  CHECK(BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":2}"}}).store_key == first.store_key);
+  // Two tunnels of one session: one store call answers both.
+  CHECK(Check(factory.get(), {first, first}) == std::vector<bool>{false, false});
+  const SessionBinding second = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Regenerate", "true"}});
+  CHECK(second.store_key != first.store_key);
+  CHECK(Check(factory.get(), {first, second}) == std::vector<bool>{true, false});
+  // Removed behind sessiond's back (another instance, a revocation).
+  CHECK(table->size() == 1);
+  ApplyRequest destroy;
+  destroy.key = second.store_key;
+  destroy.clear = true;
+  destroy.ttl = std::chrono::seconds(60);
+  store->Apply(destroy, [](Status s, ApplyResult r) { CHECK(s.ok()); CHECK_FALSE(r.exists); });
+  CHECK(Check(factory.get(), {second}) == std::vector<bool>{true});
+}
+
+TEST_CASE("store manager with a sliding lifetime: the store's expiry decides, not the clock") {
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  std::shared_ptr<Config> config = MakeConfig(StoreKind::kMemory);
+  config->session.refresh_each_request = true;
+  ctx->config = config;
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::string cookie;
+  const SessionBinding b = BindingAfter(factory.get(), &heads, &cookie, {{"X-Session-Set", "{\"n\":1}"}});
+  CHECK(b.expires_at == 0);
+}
+
 }  // namespace
 }  // namespace sessiond

@@ -11,6 +11,7 @@
 #include <functional>
 #include <ctime>
 #include <thread>
+#include <type_traits>
 
 #include "store/file_store.h"
 #include "store/http_store.h"
@@ -55,11 +56,40 @@ struct HttpFixture {
   std::unique_ptr<SessionStore> NewStore() { return std::make_unique<HttpStore>(server.Config(), loop.base()); }
 };
 
-#define STORE_TEST(name) \
-  TEST_CASE_TEMPLATE("store contract: " name, F, MemoryFixture, FileFixture, RedisFixture, HttpFixture)
+// The same store through Redis Cluster (one node holding every slot; the
+// cluster's own tests have more) and through Sentinel.
+struct RedisClusterFixture {
+  TestLoop loop;
+  RedisServer& node = SharedRedisCluster();
+  std::unique_ptr<SessionStore> NewStore() {
+    RedisConfig config = node.Config();
+    config.cluster = RedisClusterConfig{{RedisNodeAddress{"127.0.0.1", static_cast<uint16_t>(node.port())}}};
+    return std::make_unique<RedisStore>(config, loop.base());
+  }
+};
+
+struct RedisSentinelFixture {
+  TestLoop loop;
+  RedisServer& master = SharedRedis();
+  std::unique_ptr<SessionStore> NewStore() {
+    static std::unique_ptr<RedisServer> sentinel = RedisServer::StartSentinel(master.port(), "contract");
+    REQUIRE(sentinel);
+    RedisConfig config = master.Config();
+    RedisSentinelConfig s;
+    s.master_name = "contract";
+    s.addresses = {RedisNodeAddress{"127.0.0.1", static_cast<uint16_t>(sentinel->port())}};
+    config.sentinel = s;
+    return std::make_unique<RedisStore>(config, loop.base());
+  }
+};
+
+#define STORE_TEST(name)                                                                                       \
+  TEST_CASE_TEMPLATE("store contract: " name, F, MemoryFixture, FileFixture, RedisFixture, RedisClusterFixture, \
+                     RedisSentinelFixture, HttpFixture)
 // Stores that index subjects (docs/HEADER-PROTOCOL.md, Subjects).
-#define SUBJECT_TEST(name) \
-  TEST_CASE_TEMPLATE("store contract, subjects: " name, F, MemoryFixture, FileFixture, RedisFixture, HttpFixture)
+#define SUBJECT_TEST(name)                                                                                       \
+  TEST_CASE_TEMPLATE("store contract, subjects: " name, F, MemoryFixture, FileFixture, RedisFixture,              \
+                     RedisClusterFixture, RedisSentinelFixture, HttpFixture)
 
 // Values are stored as their exact JSON text, whatever it looks like.
 const SessionData kSample = {
@@ -731,13 +761,21 @@ SUBJECT_TEST("a revocation racing a write, a Regenerate and another revocation b
   stores[1]->Apply(revoke_b, count);
   REQUIRE(f.loop.RunUntil([&] { return done == 4; }));
 
-  // Whatever the order: c under either key is gone or alone with... at most
-  // one session of the subject is left, and the listing is exactly what exists.
+  // Whatever the order, at most one session of the subject is left, and the
+  // listing is exactly what exists. On a cluster the index is updated after
+  // the session's own step (docs/CONFIGURATION.md, redis.cluster, and
+  // redis_store.h): a revocation may miss the session a Regenerate was
+  // moving at that moment, and only that one.
+  constexpr bool kAtomic = !std::is_same_v<F, RedisClusterFixture>;
   std::vector<StoreKey> alive;
   for (const StoreKey& k : {a, b, c, c_moved}) {
     if (LoadSync(f.loop, *stores[0], k).data.has_value()) alive.push_back(k);
   }
-  CHECK(alive.size() <= 1);
+  if (kAtomic || std::find(alive.begin(), alive.end(), c_moved) == alive.end()) {
+    CHECK(alive.size() <= 1);
+  } else {
+    CHECK(alive.size() <= 2);
+  }
   std::vector<StoreKey> listed = Keys(ListSync(f.loop, *stores[0], user));
   std::sort(listed.begin(), listed.end());
   std::sort(alive.begin(), alive.end());

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
 #include <random>
@@ -136,6 +137,7 @@ ApplyRequest MakeRequest(const StoreKey& key) {
   request.key = key;
   request.ttl = 60s;
   request.max_bytes = 4096;
+  request.want_data = true;  // the suite checks what Apply reports
   return request;
 }
 
@@ -184,6 +186,27 @@ int FreePort() {
   return port;
 }
 
+// Binds `port` on loopback for a moment: true when it is free.
+bool PortFree(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// A free port whose cluster bus port (+10000) is free too.
+int FreeClusterPort() {
+  for (int i = 0; i < 1000; ++i) {
+    const int port = FreePort();
+    if (port > 0 && port + 10000 <= 65535 && PortFree(port + 10000)) return port;
+  }
+  return 0;
+}
+
 std::string FindRedisServer() {
   const char* path = getenv("PATH");
   std::string dirs = path ? path : "/usr/bin:/usr/local/bin";
@@ -206,7 +229,8 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::vector<std::string> extra_a
   if (!mkdtemp(dir)) return nullptr;
   server->dir_ = dir;
   server->socket_path_ = server->dir_ + "/redis.sock";
-  server->port_ = FreePort();
+  const bool cluster = std::find(extra_args.begin(), extra_args.end(), "--cluster-enabled") != extra_args.end();
+  server->port_ = cluster ? FreeClusterPort() : FreePort();
   server->extra_args_ = std::move(extra_args);
   if (!server->Spawn()) return nullptr;
   return server;
@@ -215,6 +239,8 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::vector<std::string> extra_a
 RedisServer::~RedisServer() {
   Stop();
   unlink(socket_path_.c_str());
+  unlink((dir_ + "/nodes.conf").c_str());  // a cluster node's
+  if (!sentinel_conf_.empty()) unlink(sentinel_conf_.c_str());
   rmdir(dir_.c_str());
 }
 
@@ -228,6 +254,10 @@ bool RedisServer::Spawn() {
                                    "--unixsocket", socket_path_, "--unixsocketperm", "700",
                                    "--save", "", "--appendonly", "no", "--daemonize", "no",
                                    "--dir", dir_, "--enable-debug-command", "yes"};
+  if (!sentinel_conf_.empty()) {
+    args = {binary, sentinel_conf_, "--sentinel", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+            "--daemonize", "no", "--dir", dir_};
+  }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   // Everything the child needs is prepared before fork: between fork and exec
   // only async-signal-safe calls are allowed.
@@ -416,6 +446,48 @@ RedisServer& SharedRedis() {
   static std::unique_ptr<RedisServer> server = RedisServer::Start();
   REQUIRE_MESSAGE(server != nullptr, "could not start redis-server");
   return *server;
+}
+
+std::unique_ptr<RedisServer> RedisServer::StartClusterNode() {
+  auto node = Start({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
+  if (!node) return nullptr;
+  auto c = node->Connect();
+  if (!c) return nullptr;
+  auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "CLUSTER ADDSLOTSRANGE 0 16383"));
+  const bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+  if (reply) freeReplyObject(reply);
+  if (!ok) return nullptr;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    reply = static_cast<redisReply*>(redisCommand(c.get(), "CLUSTER INFO"));
+    const bool up = reply && reply->str && strstr(reply->str, "cluster_state:ok");
+    if (reply) freeReplyObject(reply);
+    if (up) return node;
+    usleep(20000);
+  }
+  return nullptr;
+}
+
+std::unique_ptr<RedisServer> RedisServer::StartSentinel(int master_port, const std::string& master_name) {
+  std::unique_ptr<RedisServer> server(new RedisServer());
+  char dir[] = "/tmp/sessiond-sentinel-XXXXXX";
+  if (!mkdtemp(dir)) return nullptr;
+  server->dir_ = dir;
+  server->port_ = FreePort();
+  server->sentinel_conf_ = server->dir_ + "/sentinel.conf";
+  FILE* f = fopen(server->sentinel_conf_.c_str(), "w");
+  if (!f) return nullptr;
+  fprintf(f, "sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\n", master_name.c_str(),
+          master_port, master_name.c_str());
+  fclose(f);
+  if (!server->Spawn()) return nullptr;
+  return server;
+}
+
+RedisServer& SharedRedisCluster() {
+  static std::unique_ptr<RedisServer> node = RedisServer::StartClusterNode();
+  REQUIRE_MESSAGE(node != nullptr, "could not start a one-node redis cluster");
+  return *node;
 }
 
 }  // namespace testing

@@ -64,7 +64,8 @@ Status PingSync(TestLoop& loop, SessionStore& store);
 
 // A fresh random StoreKey (64 hex digits).
 StoreKey RandomKey();
-// An ApplyRequest for `key` with a 60 s ttl and a 4096-byte limit.
+// An ApplyRequest for `key` with a 60 s ttl and a 4096-byte limit, asking
+// for the resulting data (want_data).
 ApplyRequest MakeRequest(const StoreKey& key);
 
 // A fresh private directory under /tmp, removed with everything in it.
@@ -88,6 +89,10 @@ class RedisServer {
   // Starts it and waits until it answers PING; nullptr (with a message on
   // stderr) when it cannot.
   static std::unique_ptr<RedisServer> Start(std::vector<std::string> extra_args = {});
+  // A one-node Redis Cluster: cluster mode, every slot its own, state ok.
+  static std::unique_ptr<RedisServer> StartClusterNode();
+  // A sentinel (quorum 1) monitoring the master on master_port.
+  static std::unique_ptr<RedisServer> StartSentinel(int master_port, const std::string& master_name);
   ~RedisServer();
 
   // Kills the server (SIGKILL) and reaps it.
@@ -113,10 +118,13 @@ class RedisServer {
   std::string dir_;
   std::string socket_path_;
   std::vector<std::string> extra_args_;
+  std::string sentinel_conf_;  // set for a sentinel
 };
 
 // The redis-server shared by the interface suite, started on first use.
 RedisServer& SharedRedis();
+// The one-node cluster shared by the interface suite's cluster run.
+RedisServer& SharedRedisCluster();
 
 // The reference HTTP session store (examples/python/session_store.py) as a
 // child process on a free port, over an in-memory SQLite database. Dies
