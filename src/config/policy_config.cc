@@ -200,17 +200,19 @@ bool ParseRate(const std::string& text, RateLimitRule* rule) {
   return true;
 }
 
-void ReadRateLimit(Section& item, RateLimitRule* rule) {
+void ReadRateLimit(Section& item, bool has_subject_key, RateLimitRule* rule) {
   if (!item.Has("key")) {
     if (!item.Misspelled("key")) {
       item.Fail(item.mark(), item.PathOf("key") + " is required (session, subject or client_address)");
     }
   } else {
     item.Enum("key", kRateLimitKeyNames, false, &rule->key);
-    if (!item.failed() && rule->key == RateLimitKey::kSubject) {
+    if (!item.failed() && rule->key == RateLimitKey::kSubject && !has_subject_key) {
+      // docs/CONFIGURATION.md, rate_limits: a bucket per subject needs the index's key.
       item.Fail(item.ValueMark("key"), item.PathOf("key") +
-                                           ": subject needs session.subject_key, which this version of sessiond "
-                                           "does not have yet; use session or client_address");
+                                           ": subject needs session.subject_key (with a store manager), which "
+                                           "names the session key that holds the user; or use session or "
+                                           "client_address");
     }
   }
   if (!item.Has("rate")) {
@@ -367,7 +369,7 @@ bool PolicyConfig::any() const {
 
 namespace config_internal {
 
-void ReadPolicy(Section& root, Section& csrf, Section& signature, PolicyConfig* policy) {
+void ReadPolicy(Section& root, Section& csrf, Section& signature, bool has_subject_key, PolicyConfig* policy) {
   if (std::optional<std::vector<Section>> routes = root.MappingList("routes", {SESSIOND_ROUTE_KEYS})) {
     for (Section& item : *routes) {
       RouteRule rule;
@@ -379,7 +381,7 @@ void ReadPolicy(Section& root, Section& csrf, Section& signature, PolicyConfig* 
   if (std::optional<std::vector<Section>> limits = root.MappingList("rate_limits", {SESSIOND_RATE_LIMIT_KEYS})) {
     for (Section& item : *limits) {
       RateLimitRule rule;
-      if (!item.failed()) ReadRateLimit(item, &rule);
+      if (!item.failed()) ReadRateLimit(item, has_subject_key, &rule);
       policy->rate_limits.push_back(std::move(rule));
     }
   }

@@ -20,8 +20,9 @@ namespace config_internal {
 
 // Reads routes: and rate_limits: from `root`, and the csrf: and
 // upstream_signature: sections config.cc opened, into *policy. Errors go to
-// the sections, like every other key's.
-void ReadPolicy(Section& root, Section& csrf, Section& signature, PolicyConfig* policy);
+// the sections, like every other key's. `has_subject_key`: session.subject_key
+// is set (rate_limits' key: subject needs it).
+void ReadPolicy(Section& root, Section& csrf, Section& signature, bool has_subject_key, PolicyConfig* policy);
 
 // The --check-config summary lines of the policy settings as (key, value);
 // the signature key only as its length.
