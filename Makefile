@@ -5,7 +5,7 @@
 #   make test SANITIZE=1        the same under AddressSanitizer + UBSan
 #   make test SANITIZE=thread   the concurrency subset under ThreadSanitizer
 #   make demo         run sessiond in front of the demo backend on 127.0.0.1:8080
-#   make e2e          the demo in headless Chromium
+#   make e2e          the demo in headless Chromium (plain HTTP, then over TLS with a test CA)
 #   make bench        the benchmark against nginx (scripts/bench.sh)
 #   make fuzz         every libFuzzer target for FUZZ_SECONDS
 #   make install      PREFIX=/usr/local, DESTDIR= (binary, man pages, unit, examples, completion)

@@ -45,6 +45,9 @@
 #              small epoll echo server (scripts/bench/ws_echo.c), and to the
 #              echo server direct; messages/s and the proxy's CPU time per
 #              message, medians over the rounds, contenders interleaved.
+#              Also over TLS (wss://, a reported row without a bar): sessiond
+#              with its own TLS against nginx with TLS (ws_tls.nginx.conf.in),
+#              the same ECDSA P-256 certificate, to the same plain echo server.
 #   all        wrk, sweep, conns, callgrind, allocs, tls, ws, in that order
 #              (about 15 minutes with the defaults on a 2-core machine).
 #   bundle     DIR/bin: sessiond, nginx, wrk, redis-server, redis-cli, taskset (stripped);
@@ -235,7 +238,8 @@ SESSIOND_CMD=("$SESSIOND")
 
 read -r P_BACKEND P_BACKEND_STATUS P_NGINX P_COOKIE P_REDIS P_COOKIE_W2 P_REDIS_SERVER P_CG_NGINX \
   P_CG_COOKIE P_IDLE P_SW_NGINX P_SW_COOKIE P_AL_NGINX P_AL_COOKIE P_TLS_NGINX P_TLS_COOKIE P_TLS_ADMIN \
-  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER P_CG_POLICY <<<"$(free_ports 23)"
+  P_TLS_PLAIN P_WS_ECHO P_WS_NGINX P_WS_COOKIE P_REDIS_CLUSTER P_CG_POLICY P_WS_NGINX_TLS P_WS_COOKIE_TLS \
+  <<<"$(free_ports 25)"
 # As root, nginx workers would switch to "nobody" and lose the temp dir.
 NGINX_USER=""
 [ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
@@ -499,6 +503,17 @@ run_allocs() {
 
 # --- tls: sessiond's own TLS against nginx's ----------------------------------
 
+# make_tls_cert: TLS_CERT and TLS_KEY, one ECDSA P-256 certificate for every
+# TLS contender (the clients do not verify it); made once per run.
+make_tls_cert() {
+  TLS_CERT=$TMP/tls.pem TLS_KEY=$TMP/tls.key
+  [ -s "$TLS_CERT" ] && [ -s "$TLS_KEY" ] && return
+  command -v openssl >/dev/null || die "openssl is missing"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$TMP/logs/openssl.log" ||
+    die "openssl could not make the benchmark certificate: $(tail -n 2 "$TMP/logs/openssl.log")"
+}
+
 # tls_handshakes RESUMED: sessiond_tls_handshakes_total{resumed=RESUMED} of the
 # TLS contender, from its admin listener.
 tls_handshakes() {
@@ -514,11 +529,7 @@ run_tls() {
   cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$shim" "$HERE/no_resume.c" -ldl -lssl 2>"$TMP/logs/no_resume.cc" ||
     die "could not compile $HERE/no_resume.c: $(head -n 5 "$TMP/logs/no_resume.cc")"
   local wrk_plain=("${WRK[@]}")
-  # One ECDSA P-256 certificate for both (wrk does not verify it).
-  TLS_CERT=$TMP/tls.pem TLS_KEY=$TMP/tls.key
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" \
-    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$TMP/logs/openssl.log" ||
-    die "openssl could not make the benchmark certificate: $(tail -n 2 "$TMP/logs/openssl.log")"
+  make_tls_cert
   start_backend
   if [ -z "$COOKIE" ]; then
     start_sessiond sessiond_tls_cookie "$P_TLS_PLAIN" cookie 1
@@ -589,12 +600,14 @@ run_tls() {
 # --- ws: WebSocket echo through the proxies ------------------------------------
 
 run_ws() {
-  local echo_pid nginx_master spid r i c out line rate msgs errs before after
-  local -A port=([direct]=$P_WS_ECHO [nginx]=$P_WS_NGINX [cookie]=$P_WS_COOKIE) cpu
+  local echo_pid nginx_master nginx_tls_master spid spid_tls r i c out line rate msgs errs before after
+  local -A port=([direct]=$P_WS_ECHO [nginx]=$P_WS_NGINX [cookie]=$P_WS_COOKIE [nginx_tls]=$P_WS_NGINX_TLS
+                 [cookie_tls]=$P_WS_COOKIE_TLS) cpu
   cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_echo" "$HERE/ws_echo.c" -lcrypto \
     2>"$TMP/logs/ws_echo.cc" || die "could not compile $HERE/ws_echo.c: $(head -n 5 "$TMP/logs/ws_echo.cc")"
-  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_load" "$HERE/ws_load.c" \
+  cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TMP/ws_load" "$HERE/ws_load.c" -lssl -lcrypto \
     2>"$TMP/logs/ws_load.cc" || die "could not compile $HERE/ws_load.c: $(head -n 5 "$TMP/logs/ws_load.cc")"
+  make_tls_cert
   start ws_echo "${PIN_BACKEND[@]}" "$TMP/ws_echo" "$P_WS_ECHO"; echo_pid=$STARTED
   wait_listen "$P_WS_ECHO" "$echo_pid" ws_echo
   cpu[direct]=$echo_pid
@@ -607,14 +620,30 @@ run_ws() {
   wait_listen "$P_WS_NGINX" "$nginx_master" ws_nginx
   cpu[nginx]="$nginx_master $(workers_of "$nginx_master" 1)"
   start_sessiond sessiond_ws "$P_WS_COOKIE" cookie 1; spid=$STARTED; cpu[cookie]=$spid
-  local contenders=(direct nginx cookie)
+  # Over TLS: nginx and sessiond each with the same certificate.
+  conf=$(render_nginx ws_tls.nginx.conf.in ws_nginx_tls "$P_WS_NGINX_TLS" "daemon off;" 1)
+  start ws_nginx_tls "${PIN_PROXY[@]}" "${NGINX[@]}" -p "$TMP/" -e "$TMP/ws_nginx_tls.startup.log" -c "$conf"
+  nginx_tls_master=$STARTED
+  wait_listen "$P_WS_NGINX_TLS" "$nginx_tls_master" ws_nginx_tls
+  cpu[nginx_tls]="$nginx_tls_master $(workers_of "$nginx_tls_master" 1)"
+  conf=$(render_sessiond sessiond_ws_tls "$P_WS_COOKIE_TLS" cookie 1)
+  printf 'tls:\n  certificate: %s\n  private_key: %s\n' "$TLS_CERT" "$TLS_KEY" >>"$conf"
+  "$SESSIOND" --check-config -c "$conf" >/dev/null 2>"$TMP/logs/sessiond_ws_tls.check" ||
+    die "sessiond rejected $conf: $(cat "$TMP/logs/sessiond_ws_tls.check")"
+  start sessiond_ws_tls "${PIN_PROXY[@]}" "${SESSIOND_CMD[@]}" -c "$conf"
+  spid_tls=$STARTED; cpu[cookie_tls]=$spid_tls
+  wait_listen "$P_WS_COOKIE_TLS" "$spid_tls" sessiond_ws_tls
+  local contenders=(direct nginx cookie nginx_tls cookie_tls) tls_arg
   for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < ${#contenders[@]}; i++)); do
       c=${contenders[$(((i + r - 1) % ${#contenders[@]}))]}
       out=$TMP/wrk/ws_${c}_$r.txt
+      tls_arg=()
+      [[ "$c" == *_tls ]] && tls_arg=(/ tls)
       # shellcheck disable=SC2086  # cpu[] holds a list of PIDs
       before=$(cpu_ticks ${cpu[$c]})
-      tracked "${PIN_WRK[@]}" "$TMP/ws_load" "${port[$c]}" "$WS_CONNS" "$WS_SECONDS" "$WS_SIZE" 1 >"$out" 2>&1 ||
+      tracked "${PIN_WRK[@]}" "$TMP/ws_load" "${port[$c]}" "$WS_CONNS" "$WS_SECONDS" "$WS_SIZE" 1 "${tls_arg[@]}" \
+        >"$out" 2>&1 ||
         problem "ws_load against $c failed: $(tail -n 1 "$out")"
       # shellcheck disable=SC2086
       after=$(cpu_ticks ${cpu[$c]})
@@ -625,8 +654,11 @@ run_ws() {
     done
   done
   alive "$spid" && fact mem ws_cookie "$(mem_kb "$spid" VmHWM)" "$(mem_kb "$spid" VmRSS)"
+  alive "$spid_tls" && fact mem ws_cookie_tls "$(mem_kb "$spid_tls" VmHWM)" "$(mem_kb "$spid_tls" VmRSS)"
   stop_sessiond ws "$spid"
+  stop_sessiond ws_tls "$spid_tls"
   stop "$nginx_master" "nginx (ws)" || problem "nginx (ws) did not exit cleanly"
+  stop "$nginx_tls_master" "nginx (ws, TLS)" || problem "nginx (ws, TLS) did not exit cleanly"
   stop "$echo_pid" "ws_echo" || true
 }
 

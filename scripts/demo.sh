@@ -15,10 +15,18 @@
 #   DEMO_PORT         sessiond's port (default 8080)
 #   DEMO_APP_PORT     the app's port (default 3000)
 #   DEMO_ADMIN_PORT   sessiond's admin port (default 9090)
-# With other ports than the defaults, a copy of config/demo.yaml with those
-# ports is used. Works without a terminal (tests/e2e drives it that way):
-# the line "demo: ready at URL" marks the moment both processes accept.
+#   DEMO_TLS_CERT, DEMO_TLS_KEY
+#                     PEM files: sessiond serves https:// (and wss://) with them,
+#                     and the session cookie is Secure (tests/e2e runs the demo
+#                     this way with a test CA); unset: plain http
+# With other ports than the defaults, or with TLS, a copy of config/demo.yaml
+# with those settings is used. Works without a terminal (tests/e2e drives it
+# that way): the line "demo: ready at URL" marks the moment both processes
+# accept.
 set -euo pipefail
+# Relative to the caller's directory, so resolved before the cd.
+TLS_CERT=${DEMO_TLS_CERT:+$(realpath -m -- "$DEMO_TLS_CERT")}
+TLS_KEY=${DEMO_TLS_KEY:+$(realpath -m -- "$DEMO_TLS_KEY")}
 cd "$(dirname "$0")/.."
 
 HOST=127.0.0.1
@@ -28,6 +36,7 @@ ADMIN_PORT=${DEMO_ADMIN_PORT:-9090}
 BIN=${SESSIOND_BIN:-./sessiond}
 CONFIG=config/demo.yaml
 APP=${1:-python}
+SCHEME=http
 
 die() {
   echo "demo: $*" >&2
@@ -43,6 +52,11 @@ esac
   || die "DEMO_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT must be port numbers"
 [ "$PORT" != "$APP_PORT" ] && [ "$PORT" != "$ADMIN_PORT" ] && [ "$APP_PORT" != "$ADMIN_PORT" ] \
   || die "DEMO_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT must differ"
+if [ -n "$TLS_CERT$TLS_KEY" ]; then
+  [ -r "$TLS_CERT" ] && [ -r "$TLS_KEY" ] || die "DEMO_TLS_CERT and DEMO_TLS_KEY must both name readable PEM files"
+  case "$TLS_CERT$TLS_KEY" in *\"*|*\\*) die "DEMO_TLS_CERT and DEMO_TLS_KEY must not contain '\"' or '\\'" ;; esac
+  SCHEME=https
+fi
 [ -x "$BIN" ] || die "$BIN not found: run 'make demo' (or 'make build' first)"
 command -v "${app_cmd[0]}" >/dev/null || die "${app_cmd[0]} is not installed"
 command -v python3 >/dev/null || die "python3 is not installed"
@@ -90,7 +104,7 @@ cleanup() {
 trap 'echo; echo "demo: stopping"; cleanup; exit 0' INT TERM
 trap cleanup EXIT
 
-if [ "$PORT" != 8080 ] || [ "$APP_PORT" != 3000 ] || [ "$ADMIN_PORT" != 9090 ]; then
+if [ "$PORT" != 8080 ] || [ "$APP_PORT" != 3000 ] || [ "$ADMIN_PORT" != 9090 ] || [ "$SCHEME" = https ]; then
   tmp_config=$(mktemp "${TMPDIR:-/tmp}/sessiond-demo.XXXXXX.yaml")
   sed -e "s#^listen: 127\.0\.0\.1:8080\$#listen: $HOST:$PORT#" \
       -e "s#^upstream: http://127\.0\.0\.1:3000\$#upstream: http://$HOST:$APP_PORT#" \
@@ -99,6 +113,13 @@ if [ "$PORT" != 8080 ] || [ "$APP_PORT" != 3000 ] || [ "$ADMIN_PORT" != 9090 ]; 
       || ! grep -q "^upstream: http://$HOST:$APP_PORT\$" "$tmp_config" \
       || ! grep -q "^  listen: $HOST:$ADMIN_PORT\$" "$tmp_config"; then
     die "could not set the ports in a copy of $CONFIG (its listen/upstream/admin lines changed?)"
+  fi
+  if [ "$SCHEME" = https ]; then
+    # The browser gets the cookie back over https: Secure, as in production.
+    sed -i -e "s#^  session_cookie_secure: false\$#  session_cookie_secure: true#" "$tmp_config"
+    grep -q "^  session_cookie_secure: true\$" "$tmp_config" \
+      || die "could not set session_cookie_secure in a copy of $CONFIG"
+    printf '\ntls:\n  certificate: "%s"\n  private_key: "%s"\n' "$TLS_CERT" "$TLS_KEY" >>"$tmp_config"
   fi
   CONFIG=$tmp_config
 fi
@@ -128,13 +149,13 @@ wait_listening "${pids[1]}" "$PORT" || die "sessiond did not start on $HOST:$POR
 
 cat <<EOF
 
-  sessiond demo: open http://$HOST:$PORT/ in a browser
+  sessiond demo: open $SCHEME://$HOST:$PORT/ in a browser
   ($APP app on http://$HOST:$APP_PORT/ behind sessiond, config $CONFIG;
    sessiond's metrics on http://$HOST:$ADMIN_PORT/metrics;
    the access log follows. Ctrl-C stops both.)
 
 EOF
-echo "demo: ready at http://$HOST:$PORT/"
+echo "demo: ready at $SCHEME://$HOST:$PORT/"
 
 status=0
 wait -n "${pids[@]}" || status=$?

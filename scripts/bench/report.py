@@ -20,7 +20,9 @@ RUN_DIR holds what bench.sh collected:
       ws CONTENDER ROUND RATE MESSAGES ERRORS PROXY_TICKS
                                         one WebSocket echo run (bench.sh, run_ws): messages/s,
                                         echoes counted, failed connections, the server's CPU
-                                        ticks over the run (warm-up included)
+                                        ticks over the run (warm-up included); CONTENDER
+                                        nginx_tls / cookie_tls: over TLS (wss://), whose
+                                        anchor is nginx_tls
       problem TEXT...                   something that went wrong during the run
   idle.json                             idle_conns.py's output (optional)
   idle_tls_cookie.json, idle_tls_nginx.json
@@ -308,6 +310,10 @@ def bars(summary, facts, idle):
                    % (meta.get("ws_size", "1024"), meta.get("ws_connections", "50")),
                    ws.get("cookie", {}).get("rate_x_nginx"), ">=", 0.9,
                    "" if ws else "the ws step did not run"))
+    v = ws.get("cookie_tls", {}).get("rate_x_nginx")
+    out.append({"bar": "WebSocket echo over TLS (wss), msgs/s (x nginx with TLS)", "value": v, "op": "",
+                "limit": None, "verdict": "info" if v is not None else "n/a",
+                "note": "no bar" if v is not None else "the ws step did not run over TLS"})
     out.append(bar("redis write path, req/s, 1 worker (x nginx)", get("write", "redis", "rps_x_nginx"), ">=", 0.6))
     out.append(bar("redis read path, 3-master cluster (x one Redis)",
                    ratio(get("read", "redis_cluster", "rps"), get("read", "redis", "rps")), ">=", 0.95,
@@ -321,12 +327,14 @@ def bars(summary, facts, idle):
 
 
 WS_CONTENDERS = [("direct", "echo server direct"), ("nginx", "nginx proxying WebSockets"),
-                 ("cookie", "sessiond (cookie manager)")]
+                 ("cookie", "sessiond (cookie manager)"), ("nginx_tls", "nginx with TLS (wss)"),
+                 ("cookie_tls", "sessiond with TLS (wss)")]
 
 
 def summarise_ws(ws, meta):
     """Medians of the ws runs: messages/s, and the server's CPU time per message
-    (its ticks over warm-up and measured run, scaled to the measured part)."""
+    (its ticks over warm-up and measured run, scaled to the measured part).
+    Ratios are to nginx, or for the TLS contenders (..._tls) to nginx with TLS."""
     clk = int(meta.get("clk_tck", "100"))
     seconds = float(meta.get("ws_seconds", meta.get("seconds", "10")))
     out = {}
@@ -336,8 +344,8 @@ def summarise_ws(ws, meta):
         out[contender] = {"rate": statistics.median(r["rate"] for r in runs),
                           "cpu_us_per_message": statistics.median(cpu) if cpu else None,
                           "errors": sum(r["errors"] for r in runs), "rounds": len(runs)}
-    anchor = out.get(ANCHOR, {})
-    for s in out.values():
+    for contender, s in out.items():
+        anchor = out.get(TLS_ANCHOR if contender.endswith("_tls") else ANCHOR, {})
         s["rate_x_nginx"] = ratio(s["rate"], anchor.get("rate"))
         s["cpu_x_nginx"] = ratio(s["cpu_us_per_message"], anchor.get("cpu_us_per_message"))
     return out
@@ -509,8 +517,9 @@ def table(meta, summary, facts, idle, bar_list, logs, w2_ratio, idle_tls=None):
         add("")
         add("WebSocket echo: %s connections, each echoing one %s-byte binary message at a time, %ss per run,"
             % (meta.get("ws_connections", "?"), meta.get("ws_size", "?"), meta.get("ws_seconds", "?")))
-        add("%s round(s), contenders interleaved; medians (CPU: the server under test per message)"
+        add("%s round(s), contenders interleaved; medians (CPU: the server under test per message;"
             % meta.get("rounds", "?"))
+        add("the TLS rows' x is to nginx with TLS)")
         add("  %-28s %10s %6s %8s %6s %7s" % ("contender", "msgs/s", "x", "CPU us", "x", "errors"))
         for key, label in WS_CONTENDERS:
             w = ws.get(key)

@@ -7,12 +7,21 @@
 // a binary frame of SIZE bytes), R = N / S, and E counts connections that
 // failed (handshake refused, closed, malformed echo).
 //
-//   ws_load PORT CONNS SECONDS SIZE [WARMUP] [PATH]
-//   cc -O2 -o ws_load ws_load.c
+// With "tls" after PATH it speaks wss:// (OpenSSL, TLS 1.2 or 1.3 as the
+// server prefers, the certificate not verified: a load generator on
+// loopback). Reads stay blocking after epoll says readable: OpenSSL reads
+// no more than the record it needs (no read-ahead), and a connection has at
+// most one echo in flight, so nothing waits hidden inside OpenSSL and a
+// record that is still arriving completes at once.
+//
+//   ws_load PORT CONNS SECONDS SIZE [WARMUP] [PATH] [tls]
+//   cc -O2 -o ws_load ws_load.c -lssl -lcrypto
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,9 +34,25 @@
 
 struct conn {
   int fd;
+  SSL* ssl;      // null without tls
   size_t got;    // bytes of the current echo received
   int failed;
 };
+
+// Blocking I/O on the socket, through TLS when `ssl` is set: -1 on error,
+// 0 at the end.
+static ssize_t conn_send(int fd, SSL* ssl, const void* p, size_t n) {
+  if (!ssl) return send(fd, p, n, MSG_NOSIGNAL);
+  const int r = SSL_write(ssl, p, (int)n);
+  return r > 0 ? r : -1;
+}
+
+static ssize_t conn_recv(int fd, SSL* ssl, void* p, size_t n) {
+  if (!ssl) return recv(fd, p, n, 0);
+  const int r = SSL_read(ssl, p, (int)n);
+  if (r > 0) return r;
+  return SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
 
 static double now(void) {
   struct timespec ts;
@@ -35,8 +60,8 @@ static double now(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-// A blocking connect and handshake.
-static int open_ws(int port, const char* path) {
+// A blocking connect and handshake (TLS first with `tls`: *ssl is set).
+static int open_ws(int port, const char* path, SSL_CTX* tls, SSL** ssl) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -46,12 +71,28 @@ static int open_ws(int port, const char* path) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  *ssl = NULL;
+  if (tls) {
+    *ssl = SSL_new(tls);
+    SSL_set_fd(*ssl, fd);
+    SSL_set_tlsext_host_name(*ssl, "localhost");
+    if (SSL_connect(*ssl) != 1) {
+      fprintf(stderr, "ws_load: TLS handshake failed\n");
+      ERR_print_errors_fp(stderr);
+      SSL_free(*ssl);
+      *ssl = NULL;
+      close(fd);
+      return -1;
+    }
+  }
   char req[512];
   int n = snprintf(req, sizeof(req),
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                    path, port);
-  if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+  if (conn_send(fd, *ssl, req, (size_t)n) != n) {
+    if (*ssl) SSL_free(*ssl);
+    *ssl = NULL;
     close(fd);
     return -1;
   }
@@ -59,13 +100,15 @@ static int open_ws(int port, const char* path) {
   char head[4096];
   size_t len = 0;
   while (len < sizeof(head) - 1) {
-    if (recv(fd, head + len, 1, 0) != 1) break;
+    if (conn_recv(fd, *ssl, head + len, 1) != 1) break;
     ++len;
     if (len >= 4 && memcmp(head + len - 4, "\r\n\r\n", 4) == 0) break;
   }
   head[len] = '\0';
   if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
     fprintf(stderr, "ws_load: handshake refused: %.80s\n", head);
+    if (*ssl) SSL_free(*ssl);
+    *ssl = NULL;
     close(fd);
     return -1;
   }
@@ -74,7 +117,7 @@ static int open_ws(int port, const char* path) {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: ws_load PORT CONNS SECONDS SIZE [WARMUP] [PATH]\n");
+    fprintf(stderr, "usage: ws_load PORT CONNS SECONDS SIZE [WARMUP] [PATH] [tls]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -82,6 +125,12 @@ int main(int argc, char** argv) {
   const double seconds = atof(argv[3]), warmup = argc > 5 ? atof(argv[5]) : 1.0;
   const size_t size = (size_t)atol(argv[4]);
   const char* path = argc > 6 ? argv[6] : "/";
+  SSL_CTX* tls = NULL;
+  if (argc > 7 && strcmp(argv[7], "tls") == 0) {
+    tls = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
+    SSL_CTX_set_verify(tls, SSL_VERIFY_NONE, NULL);
+  }
   if (conns <= 0 || size == 0 || size > 65535) {
     fprintf(stderr, "ws_load: CONNS > 0 and 0 < SIZE < 65536\n");
     return 2;
@@ -106,7 +155,7 @@ int main(int argc, char** argv) {
   struct conn* cs = calloc((size_t)conns, sizeof(*cs));
   int errors = 0, open_conns = 0;
   for (int i = 0; i < conns; ++i) {
-    cs[i].fd = open_ws(port, path);
+    cs[i].fd = open_ws(port, path, tls, &cs[i].ssl);
     if (cs[i].fd < 0) {
       cs[i].failed = 1;
       ++errors;
@@ -114,7 +163,7 @@ int main(int argc, char** argv) {
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
     epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
-    if (send(cs[i].fd, frame, header + size, MSG_NOSIGNAL) != (ssize_t)(header + size)) {
+    if (conn_send(cs[i].fd, cs[i].ssl, frame, header + size) != (ssize_t)(header + size)) {
       cs[i].failed = 1;
       ++errors;
       continue;
@@ -131,7 +180,7 @@ int main(int argc, char** argv) {
     int n = epoll_wait(ep, events, 256, 100);
     for (int k = 0; k < n; ++k) {
       struct conn* c = events[k].data.ptr;
-      ssize_t r = recv(c->fd, buf, echo_len - c->got, 0);
+      ssize_t r = conn_recv(c->fd, c->ssl, buf, echo_len - c->got);
       if (r <= 0) {
         if (r < 0 && errno == EAGAIN) continue;
         c->failed = 1;
@@ -151,7 +200,7 @@ int main(int argc, char** argv) {
       if (c->got < echo_len) continue;
       c->got = 0;
       if (now() >= measure_from) ++counted;
-      if (send(c->fd, frame, header + size, MSG_NOSIGNAL) != (ssize_t)(header + size)) {
+      if (conn_send(c->fd, c->ssl, frame, header + size) != (ssize_t)(header + size)) {
         c->failed = 1;
         ++errors;
         --open_conns;
@@ -163,6 +212,7 @@ int main(int argc, char** argv) {
   printf("messages %llu seconds %.3f rate %.1f errors %d\n", counted, measured,
          measured > 0 ? (double)counted / measured : 0.0, errors);
   for (int i = 0; i < conns; ++i) {
+    if (cs[i].ssl) SSL_free(cs[i].ssl);
     if (cs[i].fd >= 0) close(cs[i].fd);
   }
   return errors ? 1 : 0;

@@ -26,8 +26,8 @@ struct WebOrigin {
   // Whether this origin names the authority of a Host header value
   // ("example.com", "example.com:8080", "[::1]:8080"): the same host, and
   // the Host's port, or, for a Host without one, the scheme's default port.
-  // The scheme is not compared: an https page may open ws:// to its own host
-  // behind a TLS terminator.
+  // The scheme is not compared here: whether the request's scheme is known
+  // is the caller's to say (http/upgrade.h, OriginAllowed).
   bool MatchesHost(std::string_view host_header) const;
 };
 

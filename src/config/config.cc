@@ -829,7 +829,7 @@ void ReadSections(Section& root, Config* c) {
   // routes, csrf, rate_limits, upstream_signature: policy_config.cc.
   Section csrf = root.Child("csrf", {SESSIOND_CSRF_KEYS});
   Section signature = root.Child("upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS});
-  ReadPolicy(root, csrf, signature, !c->session.subject_key.empty(), &c->policy);
+  ReadPolicy(root, csrf, signature, c->session, &c->policy);
 }
 
 // Records where each YAML document starts; ignores everything else.

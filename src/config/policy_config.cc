@@ -200,14 +200,14 @@ bool ParseRate(const std::string& text, RateLimitRule* rule) {
   return true;
 }
 
-void ReadRateLimit(Section& item, bool has_subject_key, RateLimitRule* rule) {
+void ReadRateLimit(Section& item, const SessionConfig& session, RateLimitRule* rule) {
   if (!item.Has("key")) {
     if (!item.Misspelled("key")) {
       item.Fail(item.mark(), item.PathOf("key") + " is required (session, subject or client_address)");
     }
   } else {
     item.Enum("key", kRateLimitKeyNames, false, &rule->key);
-    if (!item.failed() && rule->key == RateLimitKey::kSubject && !has_subject_key) {
+    if (!item.failed() && rule->key == RateLimitKey::kSubject && session.subject_key.empty()) {
       // docs/CONFIGURATION.md, rate_limits: a bucket per subject needs the index's key.
       item.Fail(item.ValueMark("key"), item.PathOf("key") +
                                            ": subject needs session.subject_key (with a store manager), which "
@@ -231,6 +231,16 @@ void ReadRateLimit(Section& item, bool has_subject_key, RateLimitRule* rule) {
   item.UInt("burst", 1, kMaxRateCount, &rule->burst);
   if (rule->burst == 0) rule->burst = rule->count;
   ReadPathList(item, "paths", &rule->paths);
+  item.Bool("shared", &rule->shared);
+  if (rule->shared && session.manager != StoreKind::kRedis) {
+    // Only the Redis store is reachable from every instance; the memory and
+    // file stores are one process's (or one machine's) and the cookie
+    // manager has no store at all.
+    item.Fail(item.ValueMark("shared"), item.PathOf("shared") + ": true needs session.manager: redis, whose store " +
+                                            "every sessiond instance shares (the manager is " +
+                                            ToString(session.manager) +
+                                            "); leave shared out for a bucket per process");
+  }
 }
 
 // Reads at most `limit` bytes of `path` into *out: 0 or an errno value
@@ -369,7 +379,8 @@ bool PolicyConfig::any() const {
 
 namespace config_internal {
 
-void ReadPolicy(Section& root, Section& csrf, Section& signature, bool has_subject_key, PolicyConfig* policy) {
+void ReadPolicy(Section& root, Section& csrf, Section& signature, const SessionConfig& session,
+                PolicyConfig* policy) {
   if (std::optional<std::vector<Section>> routes = root.MappingList("routes", {SESSIOND_ROUTE_KEYS})) {
     for (Section& item : *routes) {
       RouteRule rule;
@@ -381,7 +392,7 @@ void ReadPolicy(Section& root, Section& csrf, Section& signature, bool has_subje
   if (std::optional<std::vector<Section>> limits = root.MappingList("rate_limits", {SESSIOND_RATE_LIMIT_KEYS})) {
     for (Section& item : *limits) {
       RateLimitRule rule;
-      if (!item.failed()) ReadRateLimit(item, has_subject_key, &rule);
+      if (!item.failed()) ReadRateLimit(item, session, &rule);
       policy->rate_limits.push_back(std::move(rule));
     }
   }
@@ -412,7 +423,8 @@ std::vector<std::pair<std::string, std::string>> DescribePolicy(const PolicyConf
     const RateLimitRule& r = p.rate_limits[i];
     lines.emplace_back("rate_limits[" + std::to_string(i) + "]",
                        std::string(ToString(r.key)) + " " + r.rate_text + " burst " + std::to_string(r.burst) +
-                           (r.paths.empty() ? "" : " paths " + JoinList(r.paths)));
+                           (r.paths.empty() ? "" : " paths " + JoinList(r.paths)) +
+                           (r.shared ? ", shared in redis" : ""));
   }
   lines.emplace_back("upstream_signature",
                      p.upstream_signature.key.empty()

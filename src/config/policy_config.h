@@ -49,6 +49,9 @@ struct RateLimitRule {
   uint64_t burst = 0;                          // bucket size; defaults to `count`
   std::vector<std::string> paths;              // path prefixes; empty: every path
   std::string rate_text;                       // as written, for messages and the summary
+  // The bucket lives in the Redis store, shared by every sessiond instance
+  // on it (docs/HTTP.md, Shared rate limits); needs session.manager: redis.
+  bool shared = false;
 };
 
 struct UpstreamSignatureConfig {

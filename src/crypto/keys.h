@@ -26,6 +26,8 @@ inline constexpr std::string_view kInfoStoreHash = "sessiond store hash";
 inline constexpr std::string_view kInfoPublicId = "sessiond public id";
 // The CSRF token key (session/csrf.h), derived on its own by the CSRF guard.
 inline constexpr std::string_view kInfoCsrfToken = "sessiond csrf token";
+// The names of shared rate-limit buckets (session/shared_rate_limit.h).
+inline constexpr std::string_view kInfoRateBucket = "sessiond rate bucket";
 inline constexpr size_t kDerivedKeySize = 32;
 
 // Immutable after DeriveKeySet; safe to read from any thread. Move-only; the

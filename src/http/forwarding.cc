@@ -145,6 +145,7 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
   char port_text[8];
   const std::string_view port(port_text, FormatPort(in.port, port_text));
   out->malformed = nullptr;
+  out->scheme = EqualsIgnoreCase(in.proto, "https") ? "https" : "";
   out->peer_trusted = in.trusted != nullptr && !in.trusted->empty() && IsTrustedPeer(*in.trusted, in.peer);
   SetClient(out, in.peer);
   char peer_text[kMaxIpText];
@@ -199,6 +200,7 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
   const bool keep_proto =
       proto && (EqualsIgnoreCase(*proto, "http") || EqualsIgnoreCase(*proto, "https"));
   if (!keep_proto && (proto || repeated) && !out->malformed) out->malformed = "X-Forwarded-Proto";
+  if (keep_proto) out->scheme = EqualsIgnoreCase(*proto, "https") ? "https" : "http";
   std::optional<std::string_view> fhost = OnlyValue(*headers, HeaderId::kXForwardedHost, &repeated);
   const bool keep_host = fhost && !fhost->empty() && IsValidHost(*fhost);
   if (!keep_host && (fhost || repeated) && !out->malformed) out->malformed = "X-Forwarded-Host";

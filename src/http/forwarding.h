@@ -50,6 +50,12 @@ struct ForwardingResult {
   size_t client_len = 0;
   // The first malformed header from a trusted peer ("X-Forwarded-For", ...), or null.
   const char* malformed = nullptr;
+  // The scheme the client used, as far as sessiond can tell: "https" on a
+  // TLS listener, a trusted peer's (valid) X-Forwarded-Proto in lower case,
+  // else empty: a plain listener cannot tell (it may sit behind a TLS
+  // terminator it does not trust). The same-origin rule of upgrades reads it
+  // (http/upgrade.h). A static string.
+  std::string_view scheme;
 
   std::string_view client_address() const { return std::string_view(client, client_len); }
 };

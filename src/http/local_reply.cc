@@ -36,7 +36,7 @@ size_t LocalReply::Write(char* dst) const {
   w.Put("\r\nContent-Length: ");
   w.PutNumber(body_size());
   w.Put("\r\n");
-  w.Put(extra_headers);
+  if (!extra_headers.empty()) w.Put(extra_headers);  // a default view's data is null: no memcpy from it
   if (!request_id.empty()) {
     w.Put("X-Request-Id: ");
     w.Put(request_id);

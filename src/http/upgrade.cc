@@ -68,7 +68,8 @@ bool IsWebSocketUpgrade(std::string_view upgrade) {
   return AnyItem(upgrade, kMaxItems, [](std::string_view p) { return EqualsIgnoreCase(p, "websocket"); });
 }
 
-bool OriginAllowed(const HeaderList& headers, std::string_view host, const std::vector<std::string>& allowed) {
+bool OriginAllowed(const HeaderList& headers, std::string_view host, std::string_view scheme,
+                   const std::vector<std::string>& allowed) {
   const size_t count = headers.Count(HeaderId::kOrigin);
   if (count == 0) return true;
   if (count > 1) return false;
@@ -80,7 +81,7 @@ bool OriginAllowed(const HeaderList& headers, std::string_view host, const std::
     }
     return false;
   }
-  if (origin->MatchesHost(host)) return true;
+  if ((scheme.empty() || EqualsIgnoreCase(origin->scheme, scheme)) && origin->MatchesHost(host)) return true;
   for (const std::string& a : allowed) {
     std::optional<WebOrigin> listed = ParseWebOrigin(a);
     if (listed && listed->SameAs(*origin)) return true;

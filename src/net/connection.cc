@@ -299,7 +299,10 @@ void Connection::TlsHandshake() {
 }
 
 void Connection::OnTlsReadEvent() {
-  if (!tls_->open()) {
+  // Once established, reads go to the transport even after it met an
+  // error: an error found behind the last bytes it returned is reported by
+  // the next Read, with its own errno.
+  if (!tls_->established()) {
     TlsHandshake();
     return;
   }

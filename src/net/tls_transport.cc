@@ -104,6 +104,7 @@ TlsTransport::Step TlsTransport::Handshake() {
   const int r = SSL_do_handshake(ssl_);
   if (r == 1) {
     state_ = State::kOpen;
+    established_ = true;
     return Step::kDone;
   }
   const int code = SSL_get_error(ssl_, r);

@@ -78,6 +78,9 @@ class TlsTransport {
 
   Step Handshake();
   bool open() const { return state_ == State::kOpen; }
+  // The handshake completed, whatever happened since (open() turns false at
+  // an error): an error after it is not a failed handshake.
+  bool established() const { return established_; }
   bool server() const { return server_; }
 
   // Decrypts into `in` until OpenSSL has nothing more without a new read of
@@ -123,6 +126,7 @@ class TlsTransport {
   State state_ = State::kHandshake;
   int fd_ = -1;
   bool saw_bytes_ = false;
+  bool established_ = false;
   bool shut_ = false;
   bool closed_ = false;
   int deferred_ = 0;  // an end met after some bytes were returned: -1 EOF, else its errno

@@ -148,6 +148,7 @@ const char* Metrics::StoreOpName(int op) {
     case kApply: return "apply";
     case kTouch: return "touch";
     case kPing: return "ping";
+    case kRateLimit: return "rate_limit";
   }
   return "?";
 }

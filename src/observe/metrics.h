@@ -120,8 +120,10 @@ struct Metrics {
   // skipped (docs/CONFIGURATION.md, session.session_refresh_threshold).
   std::atomic<uint64_t> session_refreshes{0};
   std::atomic<uint64_t> session_refreshes_skipped{0};
-  // Store calls that failed (unavailable, timeout, I/O), by operation.
-  enum StoreOp { kLoad = 0, kApply, kTouch, kPing, kStoreOps };
+  // Store calls that failed (unavailable, timeout, I/O), by operation;
+  // kRateLimit: a token of a shared rate limit (docs/HTTP.md, Shared rate
+  // limits).
+  enum StoreOp { kLoad = 0, kApply, kTouch, kPing, kRateLimit, kStoreOps };
   static const char* StoreOpName(int op);
   std::atomic<uint64_t> store_errors[kStoreOps] = {};
   Histogram store_duration[kStoreOps];

@@ -217,8 +217,10 @@ void ClientConnection::OnWritable(net::Connection*) {
 
 void ClientConnection::OnError(net::Connection*, int) {
   // A failed TLS handshake, or a reset or write failure: the client is gone
-  // or cannot be spoken to; nothing can be delivered.
-  if (net::TlsTransport* tls = conn_.tls(); tls && !tls->open() && tls->saw_bytes()) {
+  // or cannot be spoken to; nothing can be delivered. Only the first counts
+  // as a failed handshake: a client that resets an established session (a
+  // browser tab closed mid-WebSocket) has not failed one.
+  if (net::TlsTransport* tls = conn_.tls(); tls && !tls->established() && tls->saw_bytes()) {
     TlsHandshakeFailed(tls->closed_during_handshake() ? Metrics::kTlsClosed : Metrics::kTlsProtocol,
                        tls->failure().c_str());
   }

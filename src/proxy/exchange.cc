@@ -91,6 +91,7 @@ void Exchange::Reset() {
   loop_ = upgrade_ = upgraded_ = false;
   upgrade_request_ = upgrade_response_ = {};
   client_address_len_ = 0;
+  scheme_ = {};
   original_content_length_ = {};
   status_ = 0;
   request_id_len_ = 0;
@@ -122,7 +123,7 @@ void Exchange::Start(ClientConnection* conn, std::shared_ptr<const Config> confi
     SendLocalReply(508, std::string_view());
     return;
   }
-  if (upgrade_ && !OriginAllowed(request_.headers, request_.host, config_->websocket.allowed_origins)) {
+  if (upgrade_ && !OriginAllowed(request_.headers, request_.host, scheme_, config_->websocket.allowed_origins)) {
     if (Metrics* m = host_->metrics()) Inc(m->upgrades_refused_origin);
     LOG_DEBUG("client %.*s: cross-origin upgrade refused (403)", static_cast<int>(client_address_len_),
               client_address_);
@@ -177,6 +178,7 @@ void Exchange::PrepareRequestHeaders() {
   ApplyForwarding(&request_.headers, forwarding, &forwarded);
   memcpy(client_address_, forwarded.client, forwarded.client_len);
   client_address_len_ = forwarded.client_len;
+  scheme_ = forwarded.scheme;
   if (forwarded.malformed && LogAllowed(g_last_malformed_forwarding)) {
     LOG_DEBUG("trusted proxy %s sent a malformed %s header: treated as absent", conn_->client_ip().c_str(),
               forwarded.malformed);

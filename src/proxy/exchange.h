@@ -187,6 +187,7 @@ class Exchange final : private net::Connection::Handler {
   bool upgraded_ = false;               // the upstream accepted: 101, then a tunnel
   std::string_view upgrade_request_;    // the client's Upgrade value (in the pinned head)
   std::string_view upgrade_response_;   // the 101's Upgrade value (in the pinned response head)
+  std::string_view scheme_;             // ForwardingResult::scheme (a static string)
   char client_address_[kMaxIpText];
   size_t client_address_len_ = 0;
   std::string_view original_content_length_;  // of a bodiless response (HEAD, 304), passed on

@@ -90,6 +90,13 @@ Result<std::shared_ptr<const EdgePolicy>> EdgePolicy::Create(const Config& confi
     Result<std::unique_ptr<RateLimiter>> limiter = RateLimiter::Create(p.rate_limits);
     if (!limiter.ok()) return limiter.status();
     edge->limiter_ = std::move(*limiter);
+    for (const RateLimitRule& rule : p.rate_limits) {
+      if (!rule.shared) continue;
+      Result<std::unique_ptr<SharedBucketNames>> names = SharedBucketNames::Create(config);
+      if (!names.ok()) return names.status();
+      edge->shared_names_ = std::move(*names);
+      break;
+    }
     for (size_t i = 0; i < p.rate_limits.size(); ++i) {
       const RateLimitRule& rule = p.rate_limits[i];
       if (rule.key == RateLimitKey::kSubject && config.session.subject_key.empty()) {
@@ -98,6 +105,7 @@ Result<std::shared_ptr<const EdgePolicy>> EdgePolicy::Create(const Config& confi
       Limit limit;
       limit.rule = i;
       limit.key = rule.key;
+      limit.shared = rule.shared;
       for (const std::string& path : rule.paths) limit.paths.emplace_back(path, /*exact=*/false);
       edge->has_address_limits_ |= rule.key == RateLimitKey::kClientAddress;
       edge->has_session_limits_ |= rule.key == RateLimitKey::kSession;
@@ -135,7 +143,8 @@ std::optional<FilterResult> EdgePolicy::OnRequest(RequestHead& request, std::str
   }
   if (has_address_limits_) {
     char buf[INET6_ADDRSTRLEN + 2];
-    return TakeLimits(RateLimitKey::kClientAddress, limiter_->Hash(AddressKey(client_ip, buf)), *state, request);
+    const std::string_view address = AddressKey(client_ip, buf);
+    return TakeLimits(RateLimitKey::kClientAddress, limiter_->Hash(address), address, state, request);
   }
   return std::nullopt;
 }
@@ -154,7 +163,7 @@ std::optional<FilterResult> EdgePolicy::Admit(const RequestHead& request, const 
   }
   if (has_session_limits_ && has_session) {
     std::optional<FilterResult> refused =
-        TakeLimits(RateLimitKey::kSession, SessionBucketKey(session.id, *limiter_), *state, request);
+        TakeLimits(RateLimitKey::kSession, SessionBucketKey(session.id, *limiter_), session.id, state, request);
     if (refused) return refused;
   }
   if (has_subject_limits_ && has_session) {
@@ -165,7 +174,7 @@ std::optional<FilterResult> EdgePolicy::Admit(const RequestHead& request, const 
       if (key == subject_field_) value = v;
     });
     const std::string subject = SubjectOfValue(value);
-    if (!subject.empty()) return TakeLimits(RateLimitKey::kSubject, limiter_->Hash(subject), *state, request);
+    if (!subject.empty()) return TakeLimits(RateLimitKey::kSubject, limiter_->Hash(subject), subject, state, request);
   }
   return std::nullopt;
 }
@@ -182,20 +191,34 @@ void EdgePolicy::AddHeaders(RequestHead& request, const EdgeSession& session, in
   }
 }
 
-std::optional<FilterResult> EdgePolicy::TakeLimits(RateLimitKey key, uint64_t hash, const EdgeState& state,
-                                                   const RequestHead& request) const {
+std::optional<FilterResult> EdgePolicy::TakeLimits(RateLimitKey key, uint64_t hash, std::string_view raw_key,
+                                                   EdgeState* state, const RequestHead& request) const {
   int64_t now = 0;
   for (const Limit& limit : limits_) {
     if (limit.key != key) continue;
-    if (!limit.paths.empty() && !(state.has_path && AnyMatches(limit.paths, state.path.match_key))) continue;
+    if (!limit.paths.empty() && !(state->has_path && AnyMatches(limit.paths, state->path.match_key))) continue;
+    if (limit.shared) {
+      if (state->shared.size() <= state->shared_count) state->shared.emplace_back();
+      EdgeState::SharedTake& take = state->shared[state->shared_count];
+      if (!shared_names_->Name(limit.rule, raw_key, &take.bucket)) {
+        return FilterResult::Reply(500, "Internal Server Error\n");  // a keyed hash that cannot be computed
+      }
+      take.rule = limit.rule;
+      ++state->shared_count;
+      continue;
+    }
     if (now == 0) now = SteadyNanos();
     const RateDecision d = limiter_->TakeHashed(limit.rule, hash, now);
     if (d.allowed) continue;
-    FilterResult r = Refusal(429, "Too Many Requests\n", "rate_limited", WantsJson(request));
-    r.headers = "Retry-After: " + std::to_string(d.retry_after_seconds) + "\r\n";
-    return r;
+    return TooManyRequests(request, d.retry_after_seconds);
   }
   return std::nullopt;
+}
+
+FilterResult EdgePolicy::TooManyRequests(const RequestHead& request, int64_t retry_after_seconds) {
+  FilterResult r = Refusal(429, "Too Many Requests\n", "rate_limited", WantsJson(request));
+  r.headers = "Retry-After: " + std::to_string(retry_after_seconds) + "\r\n";
+  return r;
 }
 
 }  // namespace sessiond

@@ -17,6 +17,11 @@
 //   AddHeaders  after the X-Session-* headers are injected: X-Session-Csrf,
 //               then X-Session-Signature over everything forwarded.
 //
+// Shared rate limits (docs/HTTP.md, Shared rate limits) cannot be decided
+// here: OnRequest and Admit name their buckets in EdgeState::shared, and the
+// filter takes those tokens from the store before it goes on (a refusal is
+// then TooManyRequests).
+//
 // A request refused at any point gets sessiond's own answer and never
 // reaches the backend. Thread-safe; the per-exchange state lives in an
 // EdgeState that the filter owns and reuses.
@@ -37,6 +42,7 @@
 #include "session/header_protocol.h"
 #include "session/rate_limit.h"
 #include "session/routes.h"
+#include "session/shared_rate_limit.h"
 #include "session/upstream_signature.h"
 
 namespace sessiond {
@@ -50,10 +56,20 @@ struct EdgeState {
   std::string value;
   // The worker's CSRF tokens (set by the filter's factory; may be null).
   CsrfTokenCache* csrf_cache = nullptr;
+  // Tokens of shared rate limits that the filter must take from the store
+  // before the request goes on: the first shared_count entries (kept, with
+  // their strings' capacity, from exchange to exchange).
+  struct SharedTake {
+    size_t rule = 0;
+    std::string bucket;  // SharedBucketNames::Name
+  };
+  std::vector<SharedTake> shared;
+  size_t shared_count = 0;
 
   void Reset() {
     has_path = false;
     route = nullptr;
+    shared_count = 0;
   }
 };
 
@@ -74,24 +90,34 @@ class EdgePolicy {
   void AddHeaders(RequestHead& request, const EdgeSession& session, int64_t now, EdgeState* state) const;
 
   bool has_csrf() const { return csrf_ != nullptr; }
+  bool has_shared_limits() const { return shared_names_ != nullptr; }
+  // The bucket of a shared limit (rule: EdgeState::SharedTake::rule).
+  const TokenBucketSpec& SharedSpec(size_t rule) const { return shared_names_->spec(rule); }
+
+  // The 429 of a rate limit (docs/HTTP.md, Rate limits).
+  static FilterResult TooManyRequests(const RequestHead& request, int64_t retry_after_seconds);
 
  private:
   struct Limit {
     size_t rule = 0;                 // index in the limiter
     RateLimitKey key = RateLimitKey::kClientAddress;
     std::vector<PathPattern> paths;  // empty: every path
+    bool shared = false;             // in the store: named in EdgeState::shared
   };
 
   EdgePolicy() = default;
-  // Takes the limits keyed by `key` (whose bucket key is `hash`) that
-  // apply to the request; the first one without a token answers 429.
-  std::optional<FilterResult> TakeLimits(RateLimitKey key, uint64_t hash, const EdgeState& state,
-                                         const RequestHead& request) const;
+  // Takes the limits keyed by `key` (whose bucket key is `hash`, or
+  // `raw_key` for a shared limit's bucket name) that apply to the request;
+  // the first one without a token answers 429. Shared limits are only
+  // named in state->shared.
+  std::optional<FilterResult> TakeLimits(RateLimitKey key, uint64_t hash, std::string_view raw_key,
+                                         EdgeState* state, const RequestHead& request) const;
 
   bool normalise_ = false;
   RouteTable routes_;
   std::unique_ptr<CsrfGuard> csrf_;
   std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<SharedBucketNames> shared_names_;  // when a limit is shared
   std::vector<Limit> limits_;
   bool has_address_limits_ = false;
   bool has_session_limits_ = false;

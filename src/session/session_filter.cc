@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -70,13 +71,23 @@ class SessionFilter final : public ExchangeFilter {
   void CountOutcome(bool exists);
 
   // Request side.
+  // The cookie, and the session it names (Load for the store managers).
+  void ReadSession();
   void ReadCookie(RequestHead& request, int64_t now);
   // An active session past its idle or absolute timeout becomes expired.
   void ExpireByPolicy(int64_t now);
   void Load();
   void OnLoaded(const Status& status, std::optional<StoredSession> stored);
-  // session_create: always, then inject and continue.
+  // The edge policy's checks of the session (Admit), then Admitted.
   void ContinueRequest();
+  // session_create: always, then inject and continue.
+  void Admitted();
+  // Shared rate limits (docs/HTTP.md, Shared rate limits): takes the
+  // tokens the edge policy named from the store, then goes on with `then`:
+  // a 429 when a bucket is empty; a failure follows redis.on_error.
+  enum class SharedStep { kReadSession, kAdmitted };
+  void TakeSharedTokens(SharedStep then);
+  void OnTokenTaken(const Status& status, const TokenVerdict& verdict);
   void Inject(RequestHead& request);
   // A new id with a fresh lifetime for the current session; its data stays.
   bool MintId(int64_t now);
@@ -140,6 +151,12 @@ class SessionFilter final : public ExchangeFilter {
   std::string ended_id_;     // public id of the session this response ends (Destroy, Regenerate)
   std::string client_ip_;    // for client_address rate limits and the stored session's metadata
   EdgeState edge_state_;
+  // Shared rate limits of this exchange: calls not yet answered, what the
+  // answers said so far, and where the request goes on.
+  int shared_pending_ = 0;
+  int64_t shared_retry_ms_ = 0;  // > 0: a bucket was empty
+  Status shared_failure_;
+  SharedStep shared_then_ = SharedStep::kReadSession;
 
   // Reused buffers.
   CookieScratch scratch_;
@@ -179,6 +196,9 @@ void SessionFilter::Reset() {
   ended_id_.clear();
   edge_state_.Reset();
   cookies_.Clear();  // a request without Cookie must not see the last one's chunks
+  shared_pending_ = 0;
+  shared_retry_ms_ = 0;
+  shared_failure_ = Status::OK();
 }
 
 void SessionFilter::CountStore(int op, const Status& status) {
@@ -245,8 +265,16 @@ void SessionFilter::OnRequestHead(RequestHead& request, FilterDone done) {
       Finish(std::move(*refused));
       return;
     }
+    if (edge_state_.shared_count > 0) {
+      TakeSharedTokens(SharedStep::kReadSession);
+      return;
+    }
   }
-  ReadCookie(request, NowSeconds());
+  ReadSession();
+}
+
+void SessionFilter::ReadSession() {
+  ReadCookie(*request_, NowSeconds());
   if (facts_.status == SessionStatus::kActive && has_store()) {
     Load();
     return;
@@ -346,7 +374,15 @@ void SessionFilter::ContinueRequest() {
       Finish(std::move(*refused));
       return;
     }
+    if (edge_state_.shared_count > 0) {
+      TakeSharedTokens(SharedStep::kAdmitted);
+      return;
+    }
   }
+  Admitted();
+}
+
+void SessionFilter::Admitted() {
   if (StartsSessionOnRequest(facts_, *policy_)) {
     if (!MintId(NowSeconds())) {
       Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
@@ -362,6 +398,50 @@ void SessionFilter::ContinueRequest() {
   Inject(*request_);
   if (edge()) edge()->AddHeaders(*request_, edge_session(), NowSeconds(), &edge_state_);
   Finish(FilterResult::Continue());
+}
+
+void SessionFilter::TakeSharedTokens(SharedStep then) {
+  const size_t count = edge_state_.shared_count;
+  edge_state_.shared_count = 0;  // taken now; Admit may name more later
+  shared_then_ = then;
+  shared_retry_ms_ = 0;
+  shared_failure_ = Status::OK();
+  // Not with a valid configuration: shared needs the redis manager
+  // (docs/CONFIGURATION.md, rate_limits), whose store keeps buckets.
+  if (!ctx_->buckets) {
+    shared_pending_ = 1;
+    OnTokenTaken(Status::Unavailable("the session store keeps no rate-limit buckets"), TokenVerdict{});
+    return;
+  }
+  shared_pending_ = static_cast<int>(count);
+  // The store's calls are pipelined; the request goes on once all answered.
+  // (A callback never runs inside TakeToken, so the loop ends first.)
+  for (size_t i = 0; i < count; ++i) {
+    const EdgeState::SharedTake& take = edge_state_.shared[i];
+    ctx_->buckets->TakeToken(take.bucket, edge()->SharedSpec(take.rule),
+                             StoreCallback<&SessionFilter::OnTokenTaken>());
+  }
+}
+
+void SessionFilter::OnTokenTaken(const Status& status, const TokenVerdict& verdict) {
+  CountStore(Metrics::kRateLimit, status);
+  if (!status.ok()) {
+    if (shared_failure_.ok()) shared_failure_ = status;
+  } else if (!verdict.allowed) {
+    shared_retry_ms_ = std::max<int64_t>(shared_retry_ms_, std::max<int64_t>(verdict.retry_after_ms, 1));
+  }
+  if (--shared_pending_ > 0) return;
+  if (shared_retry_ms_ > 0) {  // an empty bucket decides, whatever another call said
+    Finish(EdgePolicy::TooManyRequests(*request_, (shared_retry_ms_ + 999) / 1000));
+    return;
+  }
+  // fail_open: the request passes unlimited (counted as a store error).
+  if (!shared_failure_.ok() && StoreFailed("rate limit", shared_failure_)) return;
+  if (shared_then_ == SharedStep::kReadSession) {
+    ReadSession();
+  } else {
+    Admitted();
+  }
 }
 
 bool SessionFilter::MintId(int64_t now) {
@@ -895,6 +975,7 @@ Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& c
       return std::make_unique<UnavailableFilterFactory>();
     }
     ctx->store = std::shared_ptr<SessionStore>(std::move(*store));
+    ctx->buckets = dynamic_cast<SharedTokenBuckets*>(ctx->store.get());
     return std::make_unique<SessionFilterFactory>(std::move(ctx));
   };
   runtime.make_store = [process](const std::shared_ptr<const Config>& cfg,

@@ -10,7 +10,8 @@
 // steps: path normalisation, the access rule's lookup and client_address
 // rate limits before step 2; the access rule, CSRF and session rate limits
 // once the session is known, before step 4; X-Session-Csrf and
-// X-Session-Signature after it.
+// X-Session-Signature after it. The tokens of shared rate limits come from
+// the store (asynchronously, like a load) at the step that names them.
 // Response side (OnResponseHead):
 //   5. read and remove the X-Session-* instruction headers; a malformed batch
 //      answers 502 "Bad Gateway" and changes nothing (the error log says why,
@@ -54,6 +55,7 @@
 #include "session/ended_sessions.h"
 #include "session/edge_policy.h"
 #include "store/store.h"
+#include "store/token_bucket.h"
 
 namespace sessiond {
 
@@ -72,6 +74,9 @@ struct SessionContext {
   // Routes, CSRF, rate limits, upstream signature; null when none is
   // configured. Shared by the workers of one configuration.
   std::shared_ptr<const EdgePolicy> edge;
+  // Where shared rate limits take their tokens: the store, when it keeps
+  // buckets (the redis store); null otherwise.
+  SharedTokenBuckets* buckets = nullptr;
   Metrics* metrics = nullptr;           // may be null (tests)
   // Told the outcome of every store call of a request (LoopEnv::store_health);
   // may be empty (tests).

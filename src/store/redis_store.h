@@ -68,6 +68,9 @@
 //   indexes it again, and the checks on read drop what is stale, so the
 //   index heals itself.
 //
+// Shared rate-limit buckets (TakeToken) have keys and a script of their own:
+// store/redis_token_bucket.h.
+//
 // The password is never logged or put into a Status.
 #pragma once
 
@@ -79,10 +82,11 @@
 #include "net/block.h"
 #include "store/redis_router.h"
 #include "store/store.h"
+#include "store/token_bucket.h"
 
 namespace sessiond {
 
-class RedisStore : public SessionStore {
+class RedisStore : public SessionStore, public SharedTokenBuckets {
  public:
   // Starts connecting at once. `base` is the owning worker's loop;
   // `metrics` may be null.
@@ -107,6 +111,10 @@ class RedisStore : public SessionStore {
   bool ready() const { return router_->ready(); }
   // The Redis key of a session.
   std::string RedisKey(const StoreKey& key) const;
+
+  // Shared rate limits: one script on the bucket's key
+  // (store/redis_token_bucket.h, where it is defined).
+  void TakeToken(std::string_view name, const TokenBucketSpec& spec, TakeCallback cb) override;
 
  private:
   // Runs an EVALSHA command, and its EVAL form once if the node says

@@ -17,13 +17,24 @@ document.cookie does not show it, and neither does the page.
 Screenshots go to the output folder. Then the demo is stopped with SIGTERM
 and must exit 0.
 
-  tests/e2e/e2e.py [--out DIR] [--app python|node]...
+Then the python app again over TLS (the app with the live cart): the test
+makes a CA and a certificate for 127.0.0.1 with openssl, the demo serves
+https:// and wss:// with them (DEMO_TLS_CERT / DEMO_TLS_KEY) and a Secure
+cookie, and Chromium is told to trust that certificate by the hash of its
+public key (--ignore-certificate-errors-spki-list), nothing else. The same
+scenario runs: the page is a secure context, the cookie is Secure, the live
+count follows across tabs over wss://, a logout in one tab closes the other's
+socket with 1008 within a second, a cross-origin socket is refused.
+
+  tests/e2e/e2e.py [--out DIR] [--app python|node]... [--no-tls]
 Environment: SESSIOND_BIN (default build/release/sessiond), CHROMIUM
 (/usr/bin/chromium), CHROMEDRIVER (/usr/bin/chromedriver).
 Last line: "e2e: N passed, M failed"; exit status 0 only if all passed.
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -85,11 +96,12 @@ def free_port():
 # The demo, run non-interactively.
 
 class Demo:
-    """scripts/demo.sh APP on free ports; output captured to a log file."""
+    """scripts/demo.sh APP on free ports; output captured to a log file.
+    tls: a TestPki, for https:// with its server certificate."""
 
-    def __init__(self, app, out_dir, sessiond_bin):
+    def __init__(self, app, out_dir, sessiond_bin, tls=None, label=None):
         self.app = app
-        self.log_path = os.path.join(out_dir, "demo-%s.log" % app)
+        self.log_path = os.path.join(out_dir, "demo-%s.log" % (label or app))
         self.url = None
         self.lines = []
         self.app_port = free_port()
@@ -97,6 +109,10 @@ class Demo:
         env = dict(os.environ, SESSIOND_BIN=sessiond_bin, DEMO_PORT=str(free_port()),
                    DEMO_APP_PORT=str(self.app_port), DEMO_ADMIN_PORT=str(self.admin_port))
         env.pop("SESSIOND_SECRET", None)   # the demo generates its own
+        env.pop("DEMO_TLS_CERT", None)
+        env.pop("DEMO_TLS_KEY", None)
+        if tls is not None:
+            env.update(DEMO_TLS_CERT=tls.server_cert, DEMO_TLS_KEY=tls.server_key)
         self.proc = subprocess.Popen([os.path.join(REPO, "scripts", "demo.sh"), app], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -135,6 +151,46 @@ class Demo:
 
     def tail(self, n=20):
         return "".join(self.lines[-n:])
+
+
+# ---------------------------------------------------------------------------
+# A test CA for the TLS run.
+
+def _openssl(*args, stdin=None):
+    p = subprocess.run(["openssl"] + list(args), input=stdin, capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (args[0], p.stderr.decode(errors="replace")[-1000:]))
+    return p.stdout
+
+
+class TestPki:
+    """A CA (ECDSA P-256) and a server certificate it signs for 127.0.0.1 and
+    localhost, in out_dir/tls/; spki is what Chromium's
+    --ignore-certificate-errors-spki-list takes: the base64 SHA-256 of the
+    certificate's SubjectPublicKeyInfo."""
+
+    def __init__(self, out_dir):
+        d = os.path.join(out_dir, "tls")
+        os.makedirs(d, exist_ok=True)
+        self.ca_cert, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+        self.server_cert, self.server_key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+        csr, ext = os.path.join(d, "server.csr"), os.path.join(d, "server.ext")
+        curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        _openssl("req", "-x509", *curve, "-keyout", ca_key, "-out", self.ca_cert, "-days", "2",
+                 "-subj", "/CN=sessiond e2e test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        _openssl("req", *curve, "-keyout", self.server_key, "-out", csr, "-subj", "/CN=127.0.0.1")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+                 "-days", "1", "-out", self.server_cert, "-extfile", ext)
+        pub = _openssl("x509", "-in", self.server_cert, "-noout", "-pubkey")
+        der = _openssl("pkey", "-pubin", "-outform", "der", stdin=pub)
+        self.spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+    def chrome_args(self):
+        return ["--ignore-certificate-errors-spki-list=%s" % self.spki]
 
 
 # ---------------------------------------------------------------------------
@@ -177,9 +233,16 @@ def check_cookie_shown(app, browser, r, what):
 
 
 def run_scenario(app, browser, url, admin_port, out_dir, r, demo_lines=()):
+    """app: the label of the run ("python", "node", "python-tls"); url's
+    scheme says whether it is the TLS run."""
+    tls = url.startswith("https://")
     # 1. Logged out.
     browser.get(url)
     r.check("sessiond demo" in browser.title(), "[%s] page title names the demo" % app)
+    if tls:
+        where = browser.execute("return [location.protocol, window.isSecureContext];")
+        r.check(where == ["https:", True], "[%s] the page came over https:// and is a secure context (%r): "
+                "Chromium trusts the test certificate" % (app, where))
     r.check(browser.find_all("#login-form") and not browser.find_all("#whoami"),
             "[%s] first visit shows the login form, nobody signed in" % app)
     r.check(browser.text(browser.find("#session-status")) == "none", "[%s] session status is none" % app)
@@ -211,6 +274,8 @@ def run_scenario(app, browser, url, admin_port, out_dir, r, demo_lines=()):
     r.check(cookie.get("httpOnly") is False, "[%s] the demo's %s cookie is not HttpOnly (the page shows it)"
             % (app, COOKIE))
     r.check(cookie.get("sameSite") == "Lax", "[%s] the %s cookie is SameSite=Lax" % (app, COOKIE))
+    r.check(cookie.get("secure") is tls, "[%s] the %s cookie is %s" % (app, COOKIE, "Secure" if tls else
+                                                                        "not Secure (plain http)"))
     note = browser.text(browser.find("#httponly-note"))
     r.check("HttpOnly off" in note and "Keep it on in production" in note,
             "[%s] the page says the demo turns HttpOnly off, to keep it on in production" % app)
@@ -281,7 +346,8 @@ def run_scenario(app, browser, url, admin_port, out_dir, r, demo_lines=()):
                         "var ws = new WebSocket(arguments[0]);"
                         "ws.onopen = function () { window.probe = 'opened'; };"
                         "ws.onclose = function (e) { if (window.probe !== 'opened') window.probe = 'refused ' + e.code; };",
-                        url.replace("http://", "ws://").rstrip("/") + "/live")
+                        ("wss://" + url[len("https://"):] if tls else "ws://" + url[len("http://"):])
+                        .rstrip("/") + "/live")
         probe = browser.wait_for(lambda: browser.execute("return window.probe;") != "pending"
                                  and browser.execute("return window.probe;"), "the cross-origin WebSocket probe")
         r.check(probe.startswith("refused"), "[%s] a cross-origin WebSocket (page on the admin port) is refused: %s"
@@ -391,38 +457,69 @@ def run_stock_httponly(app, browser, sessiond_bin, app_port, out_dir, r):
     r.check(status == 0, "[%s] the stock sessiond exits 0 on SIGTERM (status %r)" % (app, status))
 
 
-def run_app(app, driver, out_dir, sessiond_bin, r):
-    demo = Demo(app, out_dir, sessiond_bin)
+def check_untrusted_refused(label, driver, url, r):
+    """Without the test certificate's hash on its command line, Chromium
+    refuses the demo's https:// page: the trust comes from that flag alone."""
+    profile = tempfile.mkdtemp(prefix="sessiond-e2e-profile-")
+    browser = driver.new_session(profile)
+    try:
+        try:
+            browser.get(url)
+            outcome = "loaded, title %r" % browser.title()
+            refused = "sessiond demo" not in browser.title()
+        except WebDriverError as e:
+            outcome = "WebDriver error %s" % e.error
+            refused = e.error == "insecure certificate"
+        r.check(refused, "[%s] a browser not told about the test certificate refuses the page (%s)" % (label, outcome))
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def run_app(app, driver, out_dir, sessiond_bin, r, tls=False):
+    """The scenario against `app`'s demo; with tls, over https:// with a test CA."""
+    label = app + ("-tls" if tls else "")
+    pki = demo = None
     profile = tempfile.mkdtemp(prefix="sessiond-e2e-profile-")
     browser = None
     failed_before = r.failed
+    status = None
     try:
+        pki = TestPki(out_dir) if tls else None
+        demo = Demo(app, out_dir, sessiond_bin, tls=pki, label=label)
         url = demo.wait_ready()
-        r.check(url is not None, "[%s] scripts/demo.sh started (log %s)" % (app, demo.log_path))
-        browser = driver.new_session(profile)
-        run_scenario(app, browser, url, demo.admin_port, out_dir, r, demo.lines)
-        run_stock_httponly(app, browser, sessiond_bin, demo.app_port, out_dir, r)
+        r.check(url is not None, "[%s] scripts/demo.sh started (log %s)" % (label, demo.log_path))
+        r.check(url.startswith("https://" if tls else "http://"), "[%s] the demo serves %s" % (label, url))
+        if tls:
+            check_untrusted_refused(label, driver, url, r)
+        browser = driver.new_session(profile, pki.chrome_args() if pki else ())
+        run_scenario(label, browser, url, demo.admin_port, out_dir, r, demo.lines)
+        if not tls:  # the stock configuration is plain http: once is enough
+            run_stock_httponly(app, browser, sessiond_bin, demo.app_port, out_dir, r)
     except CheckFailed:
         pass  # already counted
     except Exception as e:  # noqa: BLE001 - any error fails this app's run, not the whole report
         r.failed += 1
-        print("  FAIL  [%s] %s: %s" % (app, type(e).__name__, e), flush=True)
+        print("  FAIL  [%s] %s: %s" % (label, type(e).__name__, e), flush=True)
         traceback.print_exc(limit=3, file=sys.stdout)
     finally:
         if browser is not None and r.failed > failed_before:
             try:
-                browser.screenshot(os.path.join(out_dir, "%s-failure.png" % app))
+                browser.screenshot(os.path.join(out_dir, "%s-failure.png" % label))
             except (WebDriverError, OSError, ValueError):
                 pass
         if browser is not None:
             browser.quit()
-        status = demo.stop()
+        if demo is not None:
+            status = demo.stop()
         shutil.rmtree(profile, ignore_errors=True)
+    if demo is None:
+        return
     try:
-        r.check(status == 0, "[%s] demo.sh exits 0 on SIGTERM (status %r)" % (app, status))
+        r.check(status == 0, "[%s] demo.sh exits 0 on SIGTERM (status %r)" % (label, status))
         output = "".join(demo.lines)
         r.check(not any(m in output for m in SANITIZER_MARKERS),
-                "[%s] no sanitizer report in the demo's output" % app)
+                "[%s] no sanitizer report in the demo's output" % label)
     except CheckFailed:
         print(demo.tail(40).rstrip(), flush=True)
 
@@ -431,6 +528,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(REPO, "build", "e2e"))
     ap.add_argument("--app", action="append", choices=["python", "node"])
+    ap.add_argument("--no-tls", action="store_true", help="skip the run over TLS")
     args = ap.parse_args()
 
     sessiond_bin = os.environ.get("SESSIOND_BIN", "build/release/sessiond")
@@ -461,6 +559,10 @@ def main():
         for app in apps:
             print("e2e: %s app" % app, flush=True)
             run_app(app, driver, args.out, sessiond_bin, r)
+        # Over TLS: the python app (the one with the live cart).
+        if "python" in apps and not args.no_tls:
+            print("e2e: python app over TLS (test CA)", flush=True)
+            run_app("python", driver, args.out, sessiond_bin, r, tls=True)
     except RuntimeError as e:
         r.failed += 1
         print("  FAIL  %s" % e)

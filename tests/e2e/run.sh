@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Browser end-to-end test: headless Chromium, driven through chromedriver
-# (W3C WebDriver, Python standard library), against the demo of `make demo`.
+# (W3C WebDriver, Python standard library), against the demo of `make demo`,
+# over plain HTTP and (the python app) over TLS with a test CA (--no-tls skips it).
 #
-#   tests/e2e/run.sh [--app python|node]...     (the lead wires `make e2e` to it)
+#   tests/e2e/run.sh [--app python|node]... [--no-tls]     (`make e2e` runs it)
 #
 # Installs chromium, chromium-driver and nodejs with apt if missing (through
 # scripts/install-deps.sh e2e). Needs the built binary: SESSIOND_BIN, default

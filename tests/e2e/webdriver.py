@@ -98,14 +98,16 @@ class ChromeDriver:
                 raise RuntimeError("chromedriver not ready after 20s")
             time.sleep(0.1)
 
-    def new_session(self, profile_dir):
-        """A headless Chromium with a fresh profile in profile_dir."""
+    def new_session(self, profile_dir, extra_args=()):
+        """A headless Chromium with a fresh profile in profile_dir (and
+        extra_args on its command line)."""
         caps = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
             "timeouts": {"pageLoad": 20000, "script": 10000, "implicit": 0},
             "goog:chromeOptions": {"binary": self.chrome,
-                                   "args": CHROME_ARGS + ["--user-data-dir=%s" % profile_dir]},
+                                   "args": CHROME_ARGS + list(extra_args)
+                                   + ["--user-data-dir=%s" % profile_dir]},
         }}}
         value = _call(self.base, "POST", "/session", caps, timeout=60)
         return Browser(self.base + "/session/" + value["sessionId"])

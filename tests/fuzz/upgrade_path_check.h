@@ -16,8 +16,9 @@
 // - UpgradeAccepted holds exactly when every protocol of the 101's Upgrade
 //   is one the client asked for (name in any case, version exact), and there
 //   is at least one;
-// - OriginAllowed: no Origin is always allowed; an Origin built from the
-//   request's own valid Host is allowed;
+// - OriginAllowed: no Origin is always allowed; an https Origin built from
+//   the request's own valid Host is allowed when the scheme is unknown or
+//   https, refused when it is http;
 // - ViaNames never finds a pseudonym that is not in the input;
 // - the bytes the tunnel would relay first (after each head) are exactly the
 //   input after the head, untouched;
@@ -217,14 +218,21 @@ inline bool CheckUpgradePath(std::string_view input) {
   const std::string_view pipelined = request_bytes.substr(parser.head_size());
   FUZZ_CHECK(pipelined.data() == request_bytes.data() + parser.head_size());
 
-  // Origin: absent is allowed; the request's own host is allowed.
+  // Origin: absent is allowed; the request's own origin is allowed, with the
+  // scheme unknown or named; the other scheme only while it is unknown.
   const std::vector<std::string> no_list;
-  if (req.headers.Count(HeaderId::kOrigin) == 0) FUZZ_CHECK(OriginAllowed(req.headers, req.host, no_list));
+  if (req.headers.Count(HeaderId::kOrigin) == 0) {
+    for (std::string_view scheme : {"", "http", "https"}) {
+      FUZZ_CHECK(OriginAllowed(req.headers, req.host, scheme, no_list));
+    }
+  }
   if (IsPlainHost(req.host)) {
     HeaderList own;
     const std::string origin = "https://" + std::string(req.host);
     own.Append("Origin", origin);
-    FUZZ_CHECK(OriginAllowed(own, req.host, no_list));
+    FUZZ_CHECK(OriginAllowed(own, req.host, "", no_list));
+    FUZZ_CHECK(OriginAllowed(own, req.host, "https", no_list));
+    FUZZ_CHECK(!OriginAllowed(own, req.host, "http", no_list));
   }
   const std::string pseudonym = "sessiond-5eed5eed5eed5eed";
   if (input.find(pseudonym) == std::string_view::npos) FUZZ_CHECK(!ViaNames(req.headers, pseudonym));

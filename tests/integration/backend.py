@@ -30,7 +30,8 @@ Routes (the path selects the behaviour; control paths start with /__ and are not
   /reset                    read the request, then RST the connection (SO_LINGER 0)
   /hang                     read the request and never answer (until the client or stop())
   /upgrade/MODE             an answer to an upgrade request, then (for a 101) raw bytes echoed
-                            back until the client's FIN, then "bye\n" and a FIN of its own:
+                            back until the client's FIN, then "bye\n" and a FIN of its own
+                            (over TLS: close_notify, then FIN):
                               accept   101 with Upgrade: <the request's Upgrade> (or ?proto=P)
                               bare     101 without an Upgrade header
                               ok       200 "not upgraded\n" (keep-alive, no tunnel)
@@ -393,8 +394,12 @@ class _Connection:
                 break
         self._send(b"bye\n")
         try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                # Over TLS the end is close_notify, then FIN (the client's
+                # close_notify came already, so unwrap does not wait).
+                self.sock = self.sock.unwrap()
             self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
+        except (OSError, ValueError):
             pass
         return False
 

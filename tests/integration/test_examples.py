@@ -328,11 +328,15 @@ def test_examples_reject_an_empty_login_name_without_touching_the_session(t):
 # scripts/demo.sh, run the way tests/e2e runs it: without a terminal, on
 # free ports, stopped with SIGTERM.
 
-def _start_demo(t, app_port, port, admin_port=None):
+def _start_demo(t, app_port, port, admin_port=None, tls=None):
     log_path = os.path.join(t.tmpdir, "demo.log")
     env = dict(os.environ, SESSIOND_BIN=sessiond_bin(), DEMO_PORT=str(port), DEMO_APP_PORT=str(app_port),
                DEMO_ADMIN_PORT=str(admin_port or free_port()))
     env.pop("SESSIOND_SECRET", None)
+    env.pop("DEMO_TLS_CERT", None)
+    env.pop("DEMO_TLS_KEY", None)
+    if tls:
+        env.update(DEMO_TLS_CERT=tls[0], DEMO_TLS_KEY=tls[1])
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([os.path.join(REPO, "scripts", "demo.sh")], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, env=env)
@@ -392,6 +396,36 @@ def test_demo_script_serves_the_example_and_stops_cleanly_on_sigterm(t):
     text = _read(log_path)
     check(cookie_value not in text, "the demo's output contains the session cookie value")
     check(not any(m in text for m in SANITIZER_MARKERS), "sanitizer report in the demo's output:\n" + text[-3000:])
+
+
+def test_demo_script_over_tls(t):
+    """DEMO_TLS_CERT / DEMO_TLS_KEY (how tests/e2e runs the demo over TLS):
+    https:// with that certificate, a Secure cookie, the live cart's wss://."""
+    from tls_util import Pki, TlsConnection, client_context
+    from ws_util import read_head, upgrade_request
+    pki = Pki(t.tmpdir)
+    app_port, port = free_port(), free_port()
+    proc, log_path = _start_demo(t, app_port, port, tls=pki.issue("demo"))
+    url = "https://127.0.0.1:%d/" % port
+    wait_until(lambda: "demo: ready at %s" % url in _read(log_path) or proc.poll() is not None,
+               30, "demo.sh to print its https URL")
+    check(proc.poll() is None, "demo.sh exited early (status %s):\n%s" % (proc.returncode, _read(log_path)[-2000:]))
+    ctx = client_context(ca=pki.ca_cert)
+    form = urllib.parse.urlencode({"name": "demo"}).encode()
+    with TlsConnection(port, ctx) as c:
+        resp = c.request("POST", "/login", [("Content-Type", "application/x-www-form-urlencoded")], form)
+    check_eq(resp.status, 303, "POST /login through the demo over TLS")
+    _, cookie_value, attrs = _session_cookie(resp, "demo login over TLS")
+    check("secure" in attrs, "the demo's cookie over https is not Secure: %r" % attrs)
+    with TlsConnection(port, ctx) as c:
+        c.send(upgrade_request("/live", host="127.0.0.1:%d" % port,
+                               extra=[("Origin", url.rstrip("/")), ("Cookie", "session_id=" + cookie_value)]))
+        status, _ = read_head(c)
+    check_eq(status, 101, "the live cart's WebSocket handshake over TLS")
+    plain = direct_request(port, "GET", "/")
+    check_eq(plain.status, 400, "plain http to the demo's TLS port")
+    proc.send_signal(signal.SIGTERM)
+    check_eq(proc.wait(15), 0, "demo.sh exit status after SIGTERM")
 
 
 def test_demo_script_refuses_a_busy_port_clearly(t):

@@ -4,6 +4,7 @@
 may not see Debian's dist-packages).
 
   /usr/bin/python3 ws_backend.py --port 0        prints "ready PORT" once it listens
+  ... --tls-cert CERT --tls-key KEY              the same over TLS (an https:// / wss:// backend)
 
 It speaks sessiond's header protocol like any backend: plain HTTP requests
 answer with session instructions, and a WebSocket handshake may carry them
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import http
 import json
+import ssl
 import sys
 
 import websockets
@@ -123,9 +125,16 @@ async def handler(ws, path):
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     async with websockets.serve(handler, "127.0.0.1", args.port, process_request=process_request,
-                                extra_headers=extra_headers, max_size=None, compression=None) as server:
+                                extra_headers=extra_headers, max_size=None, compression=None,
+                                ssl=tls) as server:
         port = server.sockets[0].getsockname()[1]
         print("ready %d" % port, flush=True)
         await asyncio.Future()

@@ -4,9 +4,10 @@
                              The python3 that runs the tests may be a pyenv build that
                              does not see Debian's dist-packages: they are appended to
                              sys.path (the same Python minor version reads them).
-  WsBackend(t)               ws_backend.py on /usr/bin/python3 (see its docstring)
+  WsBackend(t)               ws_backend.py on /usr/bin/python3 (see its docstring);
+                             WsBackend(t, tls=(cert, key)) serves TLS (url https://...)
   run(coro)                  asyncio.run with a hard timeout
-  ws_url(proxy, path)        ws://127.0.0.1:PORT/path
+  ws_url(proxy, path, tls)   ws://127.0.0.1:PORT/path (wss:// with tls)
   upgrade_request(...)       the bytes of a raw upgrade request
   read_head(conn, timeout)   (status, [(name, value)]) of a response head read raw from a
                              RawConnection, leaving what follows in conn.buf
@@ -37,11 +38,15 @@ SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sy
 class WsBackend:
     """ws_backend.py in a subprocess; stopped by the test's cleanup."""
 
-    def __init__(self, t, port=0):
+    def __init__(self, t, port=0, tls=None):
         self.t = t
+        self.tls = tls
         self.log_path = os.path.join(t.tmpdir, "ws_backend.log")
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, os.path.join(HERE, "ws_backend.py"), "--port", str(port)],
+        args = [SYSTEM_PYTHON, os.path.join(HERE, "ws_backend.py"), "--port", str(port)]
+        if tls:
+            args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+        self.proc = subprocess.Popen(args,
                                      stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL)
         t.on_cleanup(self.stop)
         line = self.proc.stdout.readline().decode()
@@ -50,7 +55,7 @@ class WsBackend:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -72,8 +77,8 @@ def run(coro, timeout=30.0):
     return asyncio.run(bounded())
 
 
-def ws_url(proxy, path):
-    return "ws://127.0.0.1:%d%s" % (proxy.port, path)
+def ws_url(proxy, path, tls=False):
+    return "%s://127.0.0.1:%d%s" % ("wss" if tls else "ws", proxy.port, path)
 
 
 def cookie_header(browser):
@@ -81,12 +86,13 @@ def cookie_header(browser):
 
 
 def connect(proxy, path, browser=None, headers=(), **kw):
-    """websockets.connect through sessiond (no compression: bytes on the wire are the messages)."""
+    """websockets.connect through sessiond (no compression: bytes on the wire are the messages);
+    wss:// when an ssl context is passed (ssl=...)."""
     extra = list(headers) + (cookie_header(browser) if browser else [])
     kw.setdefault("compression", None)
     kw.setdefault("max_size", None)
     kw.setdefault("open_timeout", 10 * SLOW)
-    return websockets.connect(ws_url(proxy, path), extra_headers=extra, **kw)
+    return websockets.connect(ws_url(proxy, path, tls=kw.get("ssl") is not None), extra_headers=extra, **kw)
 
 
 def upgrade_request(target, host="test.local", protocol="websocket", extra=(), connection="Upgrade"):

@@ -34,7 +34,7 @@ struct Run {
   std::vector<IpNetwork> trusted;
 
   Run(const char* peer, std::initializer_list<const char*> trusted_list,
-      std::initializer_list<std::pair<const char*, const char*>> sent) {
+      std::initializer_list<std::pair<const char*, const char*>> sent, const char* listener_proto = "http") {
     trusted = Networks(trusted_list);
     headers.Append("Host", "app.example");
     for (const auto& [n, v] : sent) headers.Append(n, v);
@@ -43,6 +43,7 @@ struct Run {
     in.trusted = &trusted;
     in.host = "app.example";
     in.port = 8080;
+    in.proto = listener_proto;
     ApplyForwarding(&headers, in, &result);
   }
   std::vector<std::string> operator[](const char* name) const { return Values(headers, name); }
@@ -149,4 +150,24 @@ TEST_CASE("Forwarded syntax (RFC 7239 section 4)") {
     INFO(bad);
     CHECK_FALSE(IsValidForwarded(bad));
   }
+}
+
+TEST_CASE("the client's scheme: the TLS listener's, a trusted peer's valid X-Forwarded-Proto, else unknown") {
+  using P = std::initializer_list<std::pair<const char*, const char*>>;
+  // A plain listener cannot tell from an untrusted peer, whatever it claims.
+  CHECK(Run("127.0.0.1", {}, P{}).result.scheme == "");
+  CHECK(Run("127.0.0.1", {}, P{{"X-Forwarded-Proto", "https"}}).result.scheme == "");
+  CHECK(Run("127.0.0.1", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "https"}}).result.scheme == "");
+  // sessiond's own TLS listener knows.
+  CHECK(Run("127.0.0.1", {}, P{{"X-Forwarded-Proto", "http"}}, "https").result.scheme == "https");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{}, "https").result.scheme == "https");
+  // A trusted peer says, in any case; a malformed claim counts as absent.
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "HTTPS"}}).result.scheme == "https");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "http"}}).result.scheme == "http");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "http"}}, "https").result.scheme == "http");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{}).result.scheme == "");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "ftp"}}).result.scheme == "");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "ftp"}}, "https").result.scheme == "https");
+  CHECK(Run("10.0.0.2", {"10.0.0.0/8"}, P{{"X-Forwarded-Proto", "https"}, {"X-Forwarded-Proto", "https"}})
+            .result.scheme == "");
 }

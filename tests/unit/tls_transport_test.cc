@@ -358,6 +358,26 @@ TEST_CASE("TLS close: close_notify is a clean EOF; a bare TCP close truncates on
   }
 }
 
+TEST_CASE("TLS: an error after the handshake leaves it established (not a failed handshake)") {
+  Pair p(ServerContext());
+  p.Connect(ClientContext());
+  REQUIRE(p.Handshake());
+  CHECK(p.server->tls()->established());
+  p.client->output().Append("data");
+  p.client->Flush();
+  // Then a record no TLS session produced, written past the transport.
+  const char bogus[] = "\x17\x03\x03\x00\x05xxxxx";
+  REQUIRE(write(p.client->fd(), bogus, sizeof(bogus) - 1) == static_cast<ssize_t>(sizeof(bogus) - 1));
+  std::string got;
+  p.srec.on_readable = [&](Connection* c) { got += Take(c); };
+  REQUIRE(p.RunUntil([&] { return p.srec.errors > 0; }));
+  CHECK(got == "data");
+  CHECK(p.srec.last_error == EPROTO);
+  CHECK_FALSE(p.server->tls()->open());
+  CHECK(p.server->tls()->established());
+  CHECK_FALSE(p.server->tls()->failure().empty());
+}
+
 TEST_CASE("TLS resumption: tickets from the process keys, across one rotation, not two") {
   auto keys = std::make_shared<TicketKeys>();
   REQUIRE(keys->ok());

@@ -64,7 +64,7 @@ TEST_CASE("Origin: absent, the request's own host, or listed") {
                     const std::vector<std::string>& list) {
     HeaderList h;
     for (const char* o : origins) h.Append("Origin", o);
-    return OriginAllowed(h, host, list);
+    return OriginAllowed(h, host, "", list);
   };
   CHECK(allowed({}, "site.example", none));
   CHECK(allowed({"https://site.example"}, "site.example", none));
@@ -74,6 +74,33 @@ TEST_CASE("Origin: absent, the request's own host, or listed") {
   CHECK(allowed({"https://app.example:443"}, "site.example", listed));
   CHECK_FALSE(allowed({"http://app.example"}, "site.example", listed));
   CHECK_FALSE(allowed({"garbage"}, "site.example", listed));
+}
+
+TEST_CASE("Origin: a known scheme is part of the request's own origin") {
+  const std::vector<std::string> none;
+  const std::vector<std::string> listed = {"http://site.example:8443"};
+  auto allowed = [](const char* origin, std::string_view host, std::string_view scheme,
+                    const std::vector<std::string>& list) {
+    HeaderList h;
+    h.Append("Origin", origin);
+    return OriginAllowed(h, host, scheme, list);
+  };
+  // Unknown (a plain listener, no trusted X-Forwarded-Proto): either scheme.
+  CHECK(allowed("https://site.example:8443", "site.example:8443", "", none));
+  CHECK(allowed("http://site.example:8443", "site.example:8443", "", none));
+  // Known https (sessiond's TLS listener, or a trusted X-Forwarded-Proto).
+  CHECK(allowed("https://site.example:8443", "site.example:8443", "https", none));
+  CHECK(allowed("HTTPS://SITE.example:8443", "site.example:8443", "https", none));
+  CHECK_FALSE(allowed("http://site.example:8443", "site.example:8443", "https", none));
+  CHECK_FALSE(allowed("wss://site.example:8443", "site.example:8443", "https", none));
+  CHECK(allowed("https://site.example", "site.example", "https", none));  // default ports
+  CHECK_FALSE(allowed("https://site.example:80", "site.example", "https", none));
+  // Known http.
+  CHECK(allowed("http://site.example", "site.example", "http", none));
+  CHECK_FALSE(allowed("https://site.example", "site.example", "http", none));
+  // The list still applies, whatever the request's scheme.
+  CHECK(allowed("http://site.example:8443", "site.example:8443", "https", listed));
+  CHECK_FALSE(allowed("https://other.example", "site.example", "https", listed));
 }
 
 TEST_CASE("Via names this process only as a received-by entry") {
