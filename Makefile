@@ -58,7 +58,7 @@ endif
 BUILD := build/$(VARIANT)
 CXX ?= g++
 OBJCOPY ?= objcopy
-PKGS := libevent openssl yaml-cpp hiredis nlohmann_json
+PKGS := libevent openssl yaml-cpp hiredis nlohmann_json zlib
 # Only the unit tests use libevent's locking (tests/unit/store_test_util.cc).
 TEST_PKGS := libevent_pthreads
 

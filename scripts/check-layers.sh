@@ -16,10 +16,10 @@ declare -A ALLOWED=(
   [http]="base"
   [net]="base config"
   [observe]="base config"
-  [store]="base config crypto net observe"
+  [store]="base config crypto http net observe"
   [session]="base config crypto http net observe store"
   [proxy]="base config http net observe"
-  [admin]="base config net observe"
+  [admin]="base config crypto net observe store"
   [server]="base config crypto http net observe store session proxy admin"
 )
 

@@ -25,14 +25,15 @@ set -u
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(request_head response_head head_split request_framing response_framing cookie_decoder instruction_parser
-  cookie_header config_loader tls_first_bytes upgrade_path path_routes)
+  cookie_header cookie_chunks config_loader tls_first_bytes upgrade_path path_routes)
 
 # The src/ files and pkg-config packages each target links. Only what it
 # needs: a target never depends on code it does not exercise.
 HTTP_SRCS="src/http/head_parser.cc src/http/message.cc src/http/body.cc src/http/headers.cc src/http/hop_by_hop.cc
   src/http/forwarding.cc src/base/ip_address.cc"
 CRYPTO_SRCS="src/crypto/crypto.cc src/crypto/keys.cc"
-CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc $CRYPTO_SRCS"
+CODEC_SRCS="src/session/cookie_codec.cc src/store/session_data.cc src/base/json_text.cc src/base/utc_time.cc $CRYPTO_SRCS"
+CHUNK_SRCS="src/session/cookie_chunks.cc src/session/cookie_header.cc"
 declare -A SRCS=(
   [request_head]="$HTTP_SRCS"
   [response_head]="$HTTP_SRCS"
@@ -42,6 +43,7 @@ declare -A SRCS=(
   [cookie_decoder]="$CODEC_SRCS"
   [instruction_parser]="src/session/header_protocol.cc src/session/set_json.cc src/store/session_data.cc src/base/json_text.cc"
   [cookie_header]="src/session/cookie_header.cc"
+  [cookie_chunks]="$CHUNK_SRCS $CODEC_SRCS"
   [config_loader]="$(ls src/config/*.cc | tr '\n' ' ') $CODEC_SRCS src/base/ip_address.cc src/base/web_origin.cc src/base/path_normalize.cc"
   [tls_first_bytes]="src/net/tls_transport.cc src/net/tls_context.cc src/net/buffer.cc src/net/block.cc"
   [upgrade_path]="$HTTP_SRCS src/http/upgrade.cc src/http/websocket_frames.cc src/base/web_origin.cc"
@@ -49,8 +51,9 @@ declare -A SRCS=(
 )
 declare -A PKGS=(
   [request_head]="" [response_head]="" [head_split]=""
-  [request_framing]="" [response_framing]="" [cookie_decoder]="openssl"
-  [instruction_parser]="nlohmann_json" [cookie_header]="" [config_loader]="yaml-cpp openssl"
+  [request_framing]="" [response_framing]="" [cookie_decoder]="openssl zlib"
+  [instruction_parser]="nlohmann_json" [cookie_header]="" [cookie_chunks]="openssl zlib"
+  [config_loader]="yaml-cpp openssl zlib"
   [tls_first_bytes]="openssl" [upgrade_path]="" [path_routes]=""
 )
 # http-parser is the differential oracle of the head targets, and nothing else.
@@ -113,7 +116,7 @@ run_parallel() {
 }
 
 mkdir -p "$OUT/obj"
-ALL_CFLAGS=$(pkg-config --cflags yaml-cpp openssl nlohmann_json) || exit 2
+ALL_CFLAGS=$(pkg-config --cflags yaml-cpp openssl nlohmann_json zlib) || exit 2
 compile=()
 declare -A seen=()
 for t in "${targets[@]}"; do

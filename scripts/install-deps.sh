@@ -26,7 +26,7 @@ sets=("$@")
 PKGS=()
 for set in "${sets[@]}"; do
   case "$set" in
-    build) PKGS+=(build-essential pkg-config libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev
+    build) PKGS+=(build-essential pkg-config libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev zlib1g-dev
                   nlohmann-json3-dev) ;;
     test)  PKGS+=(doctest-dev redis-server python3 python3-websockets curl procps nodejs groff-base man-db dpkg-dev) ;;
     demo)  PKGS+=(python3 curl) ;;

@@ -173,11 +173,11 @@ int main(int argc, char** argv) {
   sessiond::SetLogLevel(cfg.log.level);
   sessiond::SetLogFormat(cfg.log.format);
   sessiond::InstallLibeventAllocator();
-  sessiond::Result<sessiond::FilterFactoryMaker> sessions = sessiond::SessionFilterFactoryMaker(*config);
+  sessiond::Result<sessiond::SessionRuntime> sessions = sessiond::MakeSessionRuntime(*config);
   if (!sessions.ok()) {
     fprintf(stderr, "sessiond: %s\n", sessions.status().message().c_str());
     return 1;
   }
-  sessiond::Server server(*config, *sessions);
+  sessiond::Server server(*config, std::move(*sessions));
   return server.Run();
 }

@@ -4,11 +4,17 @@
 #include <event2/http.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
+#include <event2/keyvalq_struct.h>
+
 #include "admin/process_metrics.h"
+#include "base/json_text.h"
+#include "base/log.h"
+#include "crypto/crypto.h"
 #include "net/listen_socket.h"
 
 namespace sessiond {
@@ -26,7 +32,37 @@ const char kIndex[] =
     "sessiond admin endpoints:\n"
     "  /healthz  200 \"ok\" while the process runs\n"
     "  /readyz   200 when the session store answers, else 503\n"
-    "  /metrics  Prometheus text format\n";
+    "  /metrics  Prometheus text format\n"
+    "  /sessions?subject=S         GET: a subject's sessions; DELETE: revoke them (needs admin.token)\n"
+    "  /sessions/PUBLIC_ID         DELETE: revoke one session (needs admin.token)\n";
+
+constexpr const char* kJson = "application/json";
+// A digest, not the token, is kept and compared: constant time over equal
+// lengths whatever the token's length.
+constexpr std::string_view kTokenDigestKey = "sessiond admin token";
+
+std::string TokenDigest(std::string_view token) {
+  Result<std::string> mac = crypto::HmacSha256(kTokenDigestKey, token);
+  return mac.ok() ? *mac : std::string();
+}
+
+std::string JsonError(const std::string& message) {
+  std::string out = "{\"error\":";
+  AppendJsonString(&out, message);
+  out += "}\n";
+  return out;
+}
+
+// A public id is 22 base64url characters (docs/COOKIES.md, Public id).
+bool IsPublicId(const std::string& s) {
+  if (s.size() != 22) return false;
+  for (char c : s) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
 
 void Reply(evhttp_request* req, int code, const char* reason, const char* type, const std::string& body,
            const char* allow = nullptr) {
@@ -41,6 +77,17 @@ void Reply(evhttp_request* req, int code, const char* reason, const char* type, 
 }
 
 uint64_t Load(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+bool StartsWithIgnoreCaseAscii(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char a = s[i], b = prefix[i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -87,6 +134,14 @@ std::string RenderMetrics(const Metrics& m) {
           Load(m.instructions_malformed));
   Counter(&out, "sessiond_sessions_too_large_total", "Changes refused for exceeding max_session_bytes or the cookie limit.",
           Load(m.sessions_too_large));
+  Counter(&out, "sessiond_sessions_revoked_total",
+          "Sessions ended by X-Session-Revoke, max_sessions_per_subject or the admin API.",
+          Load(m.sessions_revoked));
+  Counter(&out, "sessiond_session_refreshes_total", "Sliding expiry refreshes carried out.",
+          Load(m.session_refreshes));
+  Counter(&out, "sessiond_session_refreshes_skipped_total",
+          "Sliding refreshes skipped: session_refresh_threshold not yet elapsed.",
+          Load(m.session_refreshes_skipped));
   Counter(&out, "sessiond_bad_requests_total", "Requests refused before forwarding (400, 413, 431, 505...).",
           Load(m.bad_requests));
   Counter(&out, "sessiond_loops_detected_total", "Requests that came back through this sessiond (answered 508).",
@@ -177,11 +232,82 @@ std::string RenderMetrics(const Metrics& m) {
   return out;
 }
 
+std::string RenderSessionListing(const std::string& subject, const std::vector<SessionListing>& sessions) {
+  std::string out = "{\"subject\":";
+  AppendJsonString(&out, subject);
+  out += ",\"sessions\":[";
+  bool first = true;
+  for (const SessionListing& s : sessions) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"id\":";
+    AppendJsonString(&out, s.meta.public_id);
+    out += ",\"created\":" + std::to_string(s.meta.created_at);
+    out += ",\"last_seen\":" + std::to_string(s.meta.refreshed_at);
+    out += ",\"expires\":" + std::to_string(s.meta.expires_at);
+    out += ",\"client_address\":";
+    AppendJsonString(&out, s.meta.client);
+    out += ",\"user_agent\":";
+    AppendJsonString(&out, std::string_view(s.meta.user_agent).substr(0, kMaxUserAgentBytes));
+    out += "}";
+  }
+  out += "]}\n";
+  return out;
+}
+
 AdminServer::AdminServer(event_base* base, const Metrics* metrics, std::function<bool()> ready)
     : base_(base), metrics_(metrics), ready_(std::move(ready)) {}
 
 AdminServer::~AdminServer() {
+  store_.reset();  // drops the callbacks of /sessions calls in flight
+  for (auto& [conn, flags] : open_requests_) {
+    for (auto& flag : flags) *flag = false;
+  }
   if (http_) evhttp_free(http_);
+}
+
+void AdminServer::Configure(const Config& config) {
+  token_digest_ = config.admin.token.empty() ? std::string() : TokenDigest(config.admin.token);
+  subject_key_ = config.session.subject_key;
+  cookie_manager_ = config.session.manager == StoreKind::kCookie;
+}
+
+void AdminServer::SetSessionStore(std::shared_ptr<SessionStore> store,
+                                  std::function<void(const std::vector<RevokedSession>&)> on_revoked) {
+  store_ = std::move(store);
+  on_revoked_ = std::move(on_revoked);
+}
+
+bool AdminServer::Authorized(evhttp_request* req) const {
+  if (token_digest_.empty()) return true;
+  const char* header = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+  if (!header) return false;
+  std::string_view value = header;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.size() < kBearer.size() || !StartsWithIgnoreCaseAscii(value, kBearer)) return false;
+  value.remove_prefix(kBearer.size());
+  return crypto::ConstantTimeEqual(TokenDigest(value), token_digest_);
+}
+
+void AdminServer::ConnectionClosedCb(evhttp_connection* conn, void* arg) {
+  auto* self = static_cast<AdminServer*>(arg);
+  auto it = self->open_requests_.find(conn);
+  if (it == self->open_requests_.end()) return;
+  for (auto& flag : it->second) *flag = false;
+  self->open_requests_.erase(it);
+}
+
+std::shared_ptr<bool> AdminServer::Track(evhttp_request* req) {
+  auto flag = std::make_shared<bool>(true);
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  if (conn) {
+    evhttp_connection_set_closecb(conn, &AdminServer::ConnectionClosedCb, this);
+    auto& flags = open_requests_[conn];
+    flags.erase(std::remove_if(flags.begin(), flags.end(), [](const std::shared_ptr<bool>& f) { return !*f; }),
+                flags.end());
+    flags.push_back(flag);
+  }
+  return flag;
 }
 
 Status AdminServer::Listen(const SocketAddress& address) {
@@ -214,14 +340,27 @@ void AdminServer::HandleCb(evhttp_request* req, void* arg) { static_cast<AdminSe
 
 void AdminServer::Handle(evhttp_request* req) {
   const evhttp_cmd_type method = evhttp_request_get_command(req);
+  const char* uri = evhttp_request_get_uri(req);
+  std::string path = uri ? uri : "";
+  const size_t q = path.find('?');
+  const std::string query = q == std::string::npos ? std::string() : path.substr(q + 1);
+  path = path.substr(0, q);
+  const bool sessions = path == "/sessions" || path.rfind("/sessions/", 0) == 0;
+  // docs/OPERATIONS.md, Sessions API: the probes stay open to every prober.
+  if (path != "/healthz" && path != "/readyz" && !Authorized(req)) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    Reply(req, 401, "Unauthorized", "text/plain; charset=utf-8", "unauthorized: send Authorization: Bearer TOKEN\n");
+    return;
+  }
+  if (sessions) {
+    HandleSessions(req, path, query);
+    return;
+  }
   if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
     Reply(req, 405, "Method Not Allowed", "text/plain; charset=utf-8",
           "method not allowed: the admin endpoints answer GET and HEAD\n", "GET, HEAD");
     return;
   }
-  const char* uri = evhttp_request_get_uri(req);
-  std::string path = uri ? uri : "";
-  path = path.substr(0, path.find('?'));
   if (path == "/") {
     Reply(req, 200, "OK", "text/plain; charset=utf-8", kIndex);
   } else if (path == "/healthz") {
@@ -237,6 +376,87 @@ void AdminServer::Handle(evhttp_request* req) {
   } else {
     Reply(req, 404, "Not Found", "text/plain; charset=utf-8", "not found\n");
   }
+}
+
+void AdminServer::HandleSessions(evhttp_request* req, const std::string& path, const std::string& query) {
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  const bool one = path != "/sessions";
+  const bool allowed = one ? method == EVHTTP_REQ_DELETE
+                           : (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD || method == EVHTTP_REQ_DELETE);
+  if (!allowed) {
+    Reply(req, 405, "Method Not Allowed", kJson, JsonError("method not allowed"), one ? "DELETE" : "GET, HEAD, DELETE");
+    return;
+  }
+  if (token_digest_.empty()) {
+    Reply(req, 403, "Forbidden", kJson, JsonError("set admin.token to use /sessions"));
+    return;
+  }
+  if (cookie_manager_ || !store_) {
+    Reply(req, 501, "Not Implemented", kJson,
+          JsonError("the cookie manager keeps sessions in the browsers: they cannot be listed or revoked"));
+    return;
+  }
+  if (subject_key_.empty() || !store_->supports_subjects()) {
+    Reply(req, 501, "Not Implemented", kJson, JsonError("sessions are not indexed: set session.subject_key"));
+    return;
+  }
+  std::shared_ptr<bool> open = Track(req);
+  auto on_revoked = on_revoked_;
+  auto answer_revoked = [req, open, on_revoked](const char* what, Status st, std::vector<RevokedSession> revoked) {
+    if (on_revoked) on_revoked(revoked);
+    if (!*open) return;
+    if (!st.ok()) {
+      LOG_WARN("admin: %s: session store failed: %s", what, st.ToString().c_str());
+      Reply(req, 503, "Service Unavailable", kJson, JsonError("session store unavailable"));
+      return;
+    }
+    std::string body = "{\"revoked\":" + std::to_string(revoked.size()) + "}\n";
+    Reply(req, 200, "OK", kJson, body);
+  };
+  if (one) {
+    const std::string id = path.substr(std::string("/sessions/").size());
+    if (!IsPublicId(id)) {
+      Reply(req, 404, "Not Found", kJson, JsonError("no such session"));
+      return;
+    }
+    store_->RevokePublicId(id, [req, open, on_revoked](Status st, std::vector<RevokedSession> revoked) {
+      if (on_revoked) on_revoked(revoked);
+      if (!*open) return;
+      if (!st.ok()) {
+        LOG_WARN("admin: revoke by public id: session store failed: %s", st.ToString().c_str());
+        Reply(req, 503, "Service Unavailable", kJson, JsonError("session store unavailable"));
+      } else if (revoked.empty()) {
+        Reply(req, 404, "Not Found", kJson, JsonError("no such session"));
+      } else {
+        Reply(req, 200, "OK", kJson, "{\"revoked\":" + std::to_string(revoked.size()) + "}\n");
+      }
+    });
+    return;
+  }
+  evkeyvalq params = {};
+  const bool parsed = evhttp_parse_query_str(query.c_str(), &params) == 0;
+  const char* subject_param = parsed ? evhttp_find_header(&params, "subject") : nullptr;
+  const std::string subject = subject_param ? subject_param : "";
+  evhttp_clear_headers(&params);
+  if (subject.empty() || subject.size() > 256) {
+    Reply(req, 400, "Bad Request", kJson, JsonError("expected ?subject=S (1 to 256 bytes)"));
+    return;
+  }
+  if (method == EVHTTP_REQ_DELETE) {
+    store_->RevokeSubject(subject, [answer_revoked](Status st, std::vector<RevokedSession> revoked) {
+      answer_revoked("revoke subject", std::move(st), std::move(revoked));
+    });
+    return;
+  }
+  store_->ListSubject(subject, [req, open, subject](Status st, std::vector<SessionListing> listing) {
+    if (!*open) return;
+    if (!st.ok()) {
+      LOG_WARN("admin: list subject: session store failed: %s", st.ToString().c_str());
+      Reply(req, 503, "Service Unavailable", kJson, JsonError("session store unavailable"));
+      return;
+    }
+    Reply(req, 200, "OK", kJson, RenderSessionListing(subject, listing));
+  });
 }
 
 }  // namespace sessiond

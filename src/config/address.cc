@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "config/numbers.h"
@@ -176,6 +177,41 @@ Result<UpstreamConfig> ParseUpstreamUrl(const std::string& text) {
   if (found != nullptr) freeaddrinfo(found);
   if (out.address.length == 0) return Status::Invalid("cannot resolve host " + out.host);
   out.address.text = authority;
+  return out;
+}
+
+Result<HttpStoreConfig> ParseHttpStoreUrl(const std::string& text) {
+  if (StartsWithNoCase(text, "https://")) {
+    return Status::Invalid("https is not supported (use http:// to a store on a trusted network)");
+  }
+  if (!StartsWithNoCase(text, "http://")) return Status::Invalid("expected http://host[:port][/path]");
+  const std::string rest = text.substr(std::strlen("http://"));
+  const size_t slash = rest.find('/');
+  std::string path = slash == std::string::npos ? "" : rest.substr(slash);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  if (!path.empty()) {
+    for (char c : path) {
+      const bool unreserved = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+                              c == '~' || c == '/';
+      if (!unreserved) {
+        return Status::Invalid("the path may hold only letters, digits, '-', '.', '_', '~' and '/' "
+                               "(no query, fragment or %-escapes)");
+      }
+    }
+    if (path.find("//") != std::string::npos || path.find("/./") != std::string::npos ||
+        path.find("/../") != std::string::npos || (path.size() >= 2 && path.compare(path.size() - 2, 2, "/.") == 0) ||
+        (path.size() >= 3 && path.compare(path.size() - 3, 3, "/..") == 0)) {
+      return Status::Invalid("the path may not hold empty, '.' or '..' segments");
+    }
+  }
+  Result<UpstreamConfig> base = ParseUpstreamUrl("http://" + rest.substr(0, slash));
+  if (!base.ok()) return base.status();
+  HttpStoreConfig out;
+  out.url = text;
+  out.host = base->host;
+  out.port = base->port;
+  out.address = base->address;
+  out.path_prefix = path;
   return out;
 }
 

@@ -24,6 +24,12 @@ Result<SocketAddress> ParseListenAddress(const std::string& text);
 // so an IPv4-only backend is not missed when ::1 happens to be listed first.
 Result<UpstreamConfig> ParseUpstreamUrl(const std::string& text);
 
+// "http://host[:port][/prefix]" for http_store.url: as ParseUpstreamUrl, plus
+// an optional path prefix of unreserved characters and '/' (no "." or ".."
+// segments, no query or fragment), kept without its trailing '/'. Fills
+// host, port, path_prefix and address.
+Result<HttpStoreConfig> ParseHttpStoreUrl(const std::string& text);
+
 // The numeric form of an address: "127.0.0.1:8080" or "[::1]:8080".
 std::string FormatSocketAddress(const SocketAddress& address);
 

@@ -41,6 +41,12 @@ constexpr size_t kMaxConfigFileBytes = 4 << 20;
 constexpr size_t kMaxSecretFileBytes = 64 << 10;
 constexpr size_t kMaxPemFileBytes = 1 << 20;
 constexpr uint64_t kMaxWorkers = 256;
+// Bounds of the session keys added with timeouts, subjects and chunks
+// (docs/CONFIGURATION.md, session).
+constexpr size_t kMaxSubjectKeyBytes = 256;
+constexpr uint64_t kMaxSessionsPerSubject = 100000;
+constexpr uint64_t kMaxCookieChunksLimit = 8;  // session/cookie_header.h, kMaxCookieChunks
+constexpr size_t kMinAdminTokenBytes = 16;
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kDefaultRedisUrl = "redis://127.0.0.1:6379/0";
 constexpr uint16_t kDefaultSentinelPort = 26379;
@@ -53,7 +59,8 @@ const EnumNames<SameSite> kSameSiteNames = {
 const EnumNames<StoreKind> kStoreKindNames = {{"cookie", StoreKind::kCookie},
                                               {"redis", StoreKind::kRedis},
                                               {"file", StoreKind::kFile},
-                                              {"memory", StoreKind::kMemory}};
+                                              {"memory", StoreKind::kMemory},
+                                              {"http", StoreKind::kHttp}};
 const EnumNames<SessionCreate> kSessionCreateNames = {{"lazy", SessionCreate::kLazy},
                                                       {"always", SessionCreate::kAlways}};
 const EnumNames<OnStoreError> kOnStoreErrorNames = {{"fail_closed", OnStoreError::kFailClosed},
@@ -73,15 +80,18 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 // right one.
 #define SESSIOND_TOP_KEYS                                                                     \
   "listen", "tls", "upstream", "upstream_tls", "workers", "secret_key", "secret_key_file",  \
-      "secret_key_fallbacks", "trusted_proxies", "session", "redis", "file", "memory", "admin", \
-      "limits", "timeouts", "websocket", "log", "routes", "csrf", "rate_limits", "upstream_signature"
+      "secret_key_fallbacks", "trusted_proxies", "session", "redis", "file", "memory",      \
+      "http_store", "admin", "limits", "timeouts", "websocket", "log", "routes", "csrf",    \
+      "rate_limits", "upstream_signature"
 #define SESSIOND_TLS_KEYS "certificate", "private_key", "min_version", "client_ca"
 #define SESSIOND_UPSTREAM_TLS_KEYS "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_SESSION_KEYS                                                                 \
   "manager", "session_cookie_name", "session_cookie_domain", "session_cookie_path",         \
       "session_cookie_httponly", "session_cookie_secure", "session_cookie_samesite",        \
       "session_cookie_partitioned", "session_expiration_time", "session_permanent",         \
-      "session_refresh_each_request", "session_create", "max_session_bytes"
+      "session_refresh_each_request", "session_create", "max_session_bytes",                \
+      "session_idle_timeout", "session_absolute_timeout", "session_refresh_threshold",      \
+      "subject_key", "max_sessions_per_subject", "max_cookie_chunks", "compress"
 #define SESSIOND_REDIS_KEYS                                                                            \
   "url", "key_prefix", "timeout", "on_error", "sentinel", "cluster", "wait_replicas", "wait_timeout", "tls"
 #define SESSIOND_REDIS_TLS_KEYS "enabled", "ca_file", "server_name", "client_certificate", "client_key"
@@ -89,7 +99,8 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
 #define SESSIOND_REDIS_CLUSTER_KEYS "seeds"
 #define SESSIOND_FILE_KEYS "directory"
 #define SESSIOND_MEMORY_KEYS "max_sessions"
-#define SESSIOND_ADMIN_KEYS "listen"
+#define SESSIOND_HTTP_STORE_KEYS "url", "timeout", "token", "on_error"
+#define SESSIOND_ADMIN_KEYS "listen", "token", "token_file"
 #define SESSIOND_LIMITS_KEYS "max_header_bytes", "max_body_bytes"
 #define SESSIOND_TIMEOUTS_KEYS                                                                   \
   "client_header", "upstream_connect", "upstream_response", "idle", "shutdown", "tunnel_idle", \
@@ -106,7 +117,8 @@ std::vector<SchemaSection> Schema() {
           {"redis", {SESSIOND_REDIS_KEYS}},    {"redis.sentinel", {SESSIOND_REDIS_SENTINEL_KEYS}},
           {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"redis.tls", {SESSIOND_REDIS_TLS_KEYS}},
           {"file", {SESSIOND_FILE_KEYS}},
-          {"memory", {SESSIOND_MEMORY_KEYS}},  {"admin", {SESSIOND_ADMIN_KEYS}},
+          {"memory", {SESSIOND_MEMORY_KEYS}},  {"http_store", {SESSIOND_HTTP_STORE_KEYS}},
+          {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
           {"websocket", {SESSIOND_WEBSOCKET_KEYS}}, {"log", {SESSIOND_LOG_KEYS}},
           {"csrf", {SESSIOND_CSRF_KEYS}},      {"upstream_signature", {SESSIOND_UPSTREAM_SIGNATURE_KEYS}}};
@@ -180,6 +192,16 @@ bool IsCookiePath(const std::string& path) {
   return std::none_of(path.begin(), path.end(), [](char c) {
     unsigned char u = static_cast<unsigned char>(c);
     return u < 0x20 || u >= 0x7f || c == ';';
+  });
+}
+
+// A session key (docs/HEADER-PROTOCOL.md, Instructions): 1..256 bytes, no
+// control character.
+bool IsSubjectKey(const std::string& key) {
+  if (key.empty() || key.size() > kMaxSubjectKeyBytes) return false;
+  return std::none_of(key.begin(), key.end(), [](char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
   });
 }
 
@@ -510,7 +532,48 @@ void ReadSession(Section& root, SessionConfig* s) {
   sec.Bool("session_refresh_each_request", &s->refresh_each_request);
   sec.Enum("session_create", kSessionCreateNames, false, &s->create);
   sec.Size("max_session_bytes", 64, 1048576, &s->max_session_bytes);
+  sec.OptionalDuration("session_idle_timeout", &s->idle_timeout);
+  sec.OptionalDuration("session_absolute_timeout", &s->absolute_timeout);
+  sec.OptionalDuration("session_refresh_threshold", &s->refresh_threshold);
+  if (std::optional<ScalarValue> v = sec.Scalar("subject_key")) {
+    if (!v->null && !IsSubjectKey(v->text)) {
+      sec.Fail(v->mark, "session.subject_key: expected a session key of 1 to 256 bytes without control "
+                        "characters, or ~ for none" + Section::Got(*v));
+    } else if (!v->null) {
+      s->subject_key = v->text;
+    }
+  }
+  sec.UInt("max_sessions_per_subject", 0, kMaxSessionsPerSubject, &s->max_sessions_per_subject);
+  sec.UInt("max_cookie_chunks", 1, kMaxCookieChunksLimit, &s->max_cookie_chunks);
+  sec.Bool("compress", &s->compress);
   if (sec.failed()) return;
+
+  // docs/CONFIGURATION.md, session.session_refresh_threshold: a threshold
+  // only thins out sliding refreshes, and must leave room for one before the
+  // session would expire.
+  const bool sliding = s->refresh_each_request || s->idle_timeout.count() > 0;
+  if (s->refresh_threshold.count() > 0) {
+    if (!sliding) {
+      sec.Fail(sec.ValueMark("session_refresh_threshold"),
+               "session.session_refresh_threshold: has no effect without session_refresh_each_request: "
+               "true or a session_idle_timeout");
+    } else if (s->idle_timeout.count() > 0 && s->refresh_threshold >= s->idle_timeout) {
+      sec.Fail(sec.ValueMark("session_refresh_threshold"),
+               "session.session_refresh_threshold: must be shorter than session_idle_timeout");
+    } else if (s->refresh_each_request && s->refresh_threshold >= s->expiration) {
+      sec.Fail(sec.ValueMark("session_refresh_threshold"),
+               "session.session_refresh_threshold: must be shorter than session_expiration_time");
+    }
+  }
+  if (!s->subject_key.empty() && s->manager == StoreKind::kCookie) {
+    sec.Fail(sec.ValueMark("subject_key"),
+             "session.subject_key: the cookie manager cannot index sessions (they live in the browsers); "
+             "use manager redis, file, memory or http");
+  }
+  if (s->max_sessions_per_subject > 0 && s->subject_key.empty()) {
+    sec.Fail(sec.ValueMark("max_sessions_per_subject"),
+             "session.max_sessions_per_subject: needs session.subject_key");
+  }
 
   // Browsers drop SameSite=None and Partitioned cookies that lack Secure.
   if (s->cookie_samesite == SameSite::kNone && !s->cookie_secure) {
@@ -660,9 +723,93 @@ void ReadRedis(Section& root, RedisConfig* r) {
   }
 }
 
+void ReadHttpStore(Section& root, Config* c) {
+  HttpStoreConfig* h = &c->http_store;
+  Section sec = root.Child("http_store", {SESSIOND_HTTP_STORE_KEYS});
+  // ~ (or nothing) leaves it unset, which only manager: http refuses.
+  std::optional<ScalarValue> url = sec.Scalar("url");
+  if (url && !url->null) {
+    Result<HttpStoreConfig> parsed = ParseHttpStoreUrl(url->text);
+    if (!parsed.ok()) {
+      sec.Fail(url->mark, url->expanded ? "http_store.url: invalid or unresolvable URL (the value comes from an "
+                                          "environment variable and is not shown)"
+                                        : "http_store.url: " + parsed.status().message());
+    } else {
+      h->url = url->text;
+      h->host = parsed->host;
+      h->port = parsed->port;
+      h->path_prefix = parsed->path_prefix;
+      h->address = parsed->address;
+    }
+  } else if ((url || !sec.Has("url")) && c->session.manager == StoreKind::kHttp && !sec.Misspelled("url")) {
+    sec.Fail(url ? url->mark : sec.mark(), "http_store.url is required with session.manager: http "
+                                           "(e.g. http_store: {url: http://127.0.0.1:7000})");
+  }
+  sec.PositiveDuration("timeout", BareNumber::kError, &h->timeout);
+  if (std::optional<ScalarValue> v = sec.Scalar("token"); v && !v->null) {
+    // A secret: never quoted.
+    if (std::any_of(v->text.begin(), v->text.end(),
+                    [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; })) {
+      sec.Fail(v->mark, "http_store.token: must be visible ASCII without spaces (it is sent in a header)");
+    } else {
+      h->token = std::move(v->text);
+    }
+  }
+  sec.Enum("on_error", kOnStoreErrorNames, false, &h->on_error);
+}
+
+void ReadAdminToken(Section& admin, AdminConfig* a) {
+  const bool inline_token = admin.Has("token");
+  const bool token_file = admin.Has("token_file");
+  if (inline_token && token_file) {
+    admin.Fail(admin.KeyMark("token_file"), "admin.token and admin.token_file are both set; use exactly one");
+    return;
+  }
+  std::string token;
+  YAML::Mark mark;
+  if (inline_token) {
+    std::optional<ScalarValue> v = admin.Scalar("token");
+    if (!v || v->null) return;  // ~: no token
+    token = std::move(v->text);
+    mark = v->mark;
+  } else if (token_file) {
+    std::optional<ScalarValue> v = admin.Scalar("token_file");
+    if (!v || v->null) return;
+    mark = v->mark;
+    mode_t mode = 0;
+    int err = ReadSmallFile(v->text, kMaxSecretFileBytes, &token, &mode);
+    if (err != 0) {
+      admin.Fail(v->mark, "admin.token_file: cannot read " + v->raw + ": " +
+                              (err == EFBIG ? "larger than 64 KiB" : std::strerror(err)));
+      return;
+    }
+    if (token.size() >= 2 && token.compare(token.size() - 2, 2, "\r\n") == 0) {
+      token.resize(token.size() - 2);
+    } else if (!token.empty() && token.back() == '\n') {
+      token.pop_back();
+    }
+  } else {
+    return;
+  }
+  if (token.size() < kMinAdminTokenBytes) {
+    admin.Fail(mark, std::string(inline_token ? "admin.token" : "admin.token_file") + ": must be at least " +
+                         std::to_string(kMinAdminTokenBytes) + " bytes (got " + std::to_string(token.size()) +
+                         "); 'sessiond gen-secret' prints a good one");
+    return;
+  }
+  if (std::any_of(token.begin(), token.end(),
+                  [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; })) {
+    admin.Fail(mark, std::string(inline_token ? "admin.token" : "admin.token_file") +
+                         ": must be visible ASCII without spaces (it is sent in the Authorization header)");
+    return;
+  }
+  a->token = std::move(token);
+}
+
 void ReadSections(Section& root, Config* c) {
   ReadSession(root, &c->session);
   ReadRedis(root, &c->redis);
+  ReadHttpStore(root, c);
 
   Section file = root.Child("file", {SESSIOND_FILE_KEYS});
   file.String("directory", false, &c->file.directory);
@@ -671,6 +818,7 @@ void ReadSections(Section& root, Config* c) {
   memory.UInt("max_sessions", 1, UINT64_MAX, &c->memory.max_sessions);
 
   Section admin = root.Child("admin", {SESSIOND_ADMIN_KEYS});
+  ReadAdminToken(admin, &c->admin);
   std::optional<ScalarValue> v = admin.Scalar("listen");
   // Absent, ~ or empty: no admin listener.
   if (v && !v->null && !v->text.empty()) {

@@ -40,7 +40,7 @@ struct SocketAddress {
 };
 
 enum class SameSite { kNone, kLax, kStrict };
-enum class StoreKind { kCookie, kRedis, kFile, kMemory };
+enum class StoreKind { kCookie, kRedis, kFile, kMemory, kHttp };
 enum class SessionCreate { kLazy, kAlways };
 enum class OnStoreError { kFailClosed, kFailOpen };
 enum class AccessLogFormat { kCombined, kJson, kOff };
@@ -104,6 +104,20 @@ struct SessionConfig {
   bool refresh_each_request = false;               // session_refresh_each_request
   SessionCreate create = SessionCreate::kLazy;     // session_create
   uint64_t max_session_bytes = 4096;               // max_session_bytes
+  // Timeouts (docs/CONFIGURATION.md, session.session_idle_timeout and the
+  // keys after it). Zero is off: no idle timeout, no absolute timeout, and a
+  // sliding refresh on every request (today's behaviour).
+  Millis idle_timeout{0};                          // session_idle_timeout (~ = off)
+  Millis absolute_timeout{0};                      // session_absolute_timeout (~ = off)
+  Millis refresh_threshold{0};                     // session_refresh_threshold (~ = every request)
+  // Subjects (store managers): the data key whose value names the session's
+  // user; empty = no index. max_sessions_per_subject 0 = no limit.
+  std::string subject_key;                         // subject_key (~ = none)
+  uint64_t max_sessions_per_subject = 0;           // max_sessions_per_subject
+  // Cookie manager: a sealed value split over NAME, NAME.1, ... (at most this
+  // many cookies), optionally deflated first.
+  uint64_t max_cookie_chunks = 4;                  // max_cookie_chunks
+  bool compress = false;                           // compress
 };
 
 // A Redis node's address as written in the config (host:port, [v6]:port).
@@ -159,8 +173,25 @@ struct MemoryStoreConfig {
   uint64_t max_sessions = 100000;
 };
 
+// http_store.url: http://host[:port][/prefix] (docs/CONFIGURATION.md, http_store)
+struct HttpStoreConfig {
+  std::string url;          // as written; empty when unset
+  std::string host;         // for the Host header
+  uint16_t port = 80;
+  std::string path_prefix;  // "" or "/prefix" (no trailing slash)
+  SocketAddress address;    // resolved at load
+  Millis timeout{1000};
+  // Sent as "Authorization: Bearer TOKEN" when not empty. A secret: never log it.
+  std::string token;
+  OnStoreError on_error = OnStoreError::kFailClosed;
+};
+
 struct AdminConfig {
   std::optional<SocketAddress> listen;  // no admin listener when unset
+  // admin.token or the contents of admin.token_file: when not empty, every
+  // admin request but /healthz and /readyz needs "Authorization: Bearer
+  // TOKEN". A secret: never log it.
+  std::string token;
 };
 
 struct LimitsConfig {
@@ -218,6 +249,7 @@ struct Config {
   RedisConfig redis;
   FileStoreConfig file;
   MemoryStoreConfig memory;
+  HttpStoreConfig http_store;
   AdminConfig admin;
   LimitsConfig limits;
   TimeoutsConfig timeouts;

@@ -132,6 +132,28 @@ std::string DescribeConfig(const Config& c) {
   l.Add("session.session_refresh_each_request", Bool(s.refresh_each_request));
   l.Add("session.session_create", ToString(s.create));
   l.Add("session.max_session_bytes", std::to_string(s.max_session_bytes));
+  // Keys that do nothing in this configuration are left out or share a
+  // line, so that the summary fits one screen.
+  auto off_or = [](Millis d, const char* off) { return d.count() > 0 ? FormatDuration(d) : std::string(off); };
+  if (s.idle_timeout.count() == 0 && s.absolute_timeout.count() == 0) {
+    l.Add("session.session_idle_timeout, session_absolute_timeout", "~ (off)");
+  } else {
+    l.Add("session.session_idle_timeout", off_or(s.idle_timeout, "~ (off)"));
+    l.Add("session.session_absolute_timeout", off_or(s.absolute_timeout, "~ (off)"));
+  }
+  if (s.refresh_each_request || s.idle_timeout.count() > 0) {
+    l.Add("session.session_refresh_threshold", off_or(s.refresh_threshold, "~ (every request)"));
+  }
+  if (s.manager == StoreKind::kCookie) {
+    l.Add("session.max_cookie_chunks", std::to_string(s.max_cookie_chunks));
+    l.Add("session.compress", Bool(s.compress));
+  } else {
+    l.Add("session.subject_key", s.subject_key.empty() ? "~ (no subject index)" : Quoted(s.subject_key));
+    if (!s.subject_key.empty()) {
+      l.Add("session.max_sessions_per_subject",
+            s.max_sessions_per_subject > 0 ? std::to_string(s.max_sessions_per_subject) : "0 (no limit)");
+    }
+  }
 
   // Store sections keep their (validated) values when another manager is in
   // use; say so, or an operator may think they take effect.
@@ -178,8 +200,16 @@ std::string DescribeConfig(const Config& c) {
   l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
   l.Add("memory.max_sessions",
         std::to_string(c.memory.max_sessions) + unused_unless(StoreKind::kMemory));
+  l.Add("http_store.url", (c.http_store.url.empty() ? std::string("~ (unset)") : Printable(c.http_store.url)) +
+                              unused_unless(StoreKind::kHttp));
+  if (s.manager == StoreKind::kHttp) {
+    l.Add("http_store.timeout", FormatDuration(c.http_store.timeout));
+    l.Add("http_store.token", c.http_store.token.empty() ? "~ (none)" : "*** (set)");
+    l.Add("http_store.on_error", ToString(c.http_store.on_error));
+  }
   l.Add("admin.listen",
         c.admin.listen ? FormatSocketAddress(*c.admin.listen) : "~ (no admin listener)");
+  l.Add("admin.token", c.admin.token.empty() ? "~ (none: /sessions is refused)" : "*** (set)");
   l.Add("limits.max_header_bytes", std::to_string(c.limits.max_header_bytes));
   l.Add("limits.max_body_bytes", std::to_string(c.limits.max_body_bytes));
   l.Add("timeouts.client_header", FormatDuration(c.timeouts.client_header));

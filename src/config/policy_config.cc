@@ -207,10 +207,12 @@ void ReadRateLimit(Section& item, const SessionConfig& session, RateLimitRule* r
     }
   } else {
     item.Enum("key", kRateLimitKeyNames, false, &rule->key);
-    if (!item.failed() && rule->key == RateLimitKey::kSubject) {
+    if (!item.failed() && rule->key == RateLimitKey::kSubject && session.subject_key.empty()) {
+      // docs/CONFIGURATION.md, rate_limits: a bucket per subject needs the index's key.
       item.Fail(item.ValueMark("key"), item.PathOf("key") +
-                                           ": subject needs session.subject_key, which this version of sessiond "
-                                           "does not have yet; use session or client_address");
+                                           ": subject needs session.subject_key (with a store manager), which "
+                                           "names the session key that holds the user; or use session or "
+                                           "client_address");
     }
   }
   if (!item.Has("rate")) {

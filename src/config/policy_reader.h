@@ -22,7 +22,7 @@ namespace config_internal {
 // upstream_signature: sections config.cc opened, into *policy. Errors go to
 // the sections, like every other key's. `session` (read before) is what
 // the policy keys are checked against (rate_limits[].shared needs the redis
-// manager).
+// manager, key: subject needs session.subject_key).
 void ReadPolicy(Section& root, Section& csrf, Section& signature, const SessionConfig& session,
                 PolicyConfig* policy);
 

@@ -470,6 +470,16 @@ void Section::PositiveDuration(const char* key, BareNumber bare, Millis* out) {
   *out = *d;
 }
 
+void Section::OptionalDuration(const char* key, Millis* out) {
+  std::optional<ScalarValue> v = Scalar(key);
+  if (!v) return;
+  if (v->null) {
+    *out = Millis(0);
+    return;
+  }
+  PositiveDuration(key, BareNumber::kError, out);
+}
+
 void Section::String(const char* key, bool allow_empty, std::string* out) {
   std::optional<ScalarValue> v = Required(key);
   if (!v) return;

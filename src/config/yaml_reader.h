@@ -93,6 +93,8 @@ class Section {
   void Size(const char* key, uint64_t min, uint64_t max, uint64_t* out);
   // Rejects zero: every duration key of sessiond is a timeout or a lifetime.
   void PositiveDuration(const char* key, BareNumber bare, Millis* out);
+  // A positive duration, or ~ (null) for "off", which leaves *out at zero.
+  void OptionalDuration(const char* key, Millis* out);
   void String(const char* key, bool allow_empty, std::string* out);
   template <class E>
   void Enum(const char* key, EnumNames<E> names, bool ignore_case, E* out);

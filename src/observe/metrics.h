@@ -118,6 +118,13 @@ struct Metrics {
   std::atomic<uint64_t> cookies_expired{0};
   std::atomic<uint64_t> instructions_malformed{0};
   std::atomic<uint64_t> sessions_too_large{0};
+  // Sessions ended by X-Session-Revoke, max_sessions_per_subject or the
+  // admin API (docs/HEADER-PROTOCOL.md, Subjects).
+  std::atomic<uint64_t> sessions_revoked{0};
+  // Sliding refreshes carried out, and those session_refresh_threshold
+  // skipped (docs/CONFIGURATION.md, session.session_refresh_threshold).
+  std::atomic<uint64_t> session_refreshes{0};
+  std::atomic<uint64_t> session_refreshes_skipped{0};
   // Store calls that failed (unavailable, timeout, I/O), by operation;
   // kRateLimit: a token of a shared rate limit (docs/HTTP.md, Shared rate
   // limits).

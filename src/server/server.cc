@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "net/listen_socket.h"
+#include "session/ended_sessions.h"
 
 namespace sessiond {
 
@@ -68,15 +69,50 @@ Result<WorkerTls> Server::BuildTls(const Config& config, const WorkerTls& curren
 Server::Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters)
     : config_(std::move(config)), make_filters_(std::move(make_filters)) {}
 
+Server::Server(std::shared_ptr<const Config> config, SessionRuntime sessions)
+    : config_(std::move(config)),
+      make_filters_(std::move(sessions.make_filters)),
+      make_store_(std::move(sessions.make_store)),
+      ended_(std::move(sessions.ended)) {}
+
 Server::~Server() {
   admin_.reset();
   make_filters_ = nullptr;  // joins the file store's I/O threads (see Worker::Start)
+  make_store_ = nullptr;
   for (event* ev : signals_) event_free(ev);
   if (tick_) event_free(tick_);
   if (trim_) event_free(trim_);
   if (rotate_) event_free(rotate_);
   workers_.clear();
+  admin_tasks_.reset();  // after every store that could post to it
   if (base_) event_base_free(base_);
+}
+
+void Server::SetUpAdminStore() {
+  if (!admin_) return;
+  admin_->Configure(*config_);
+  if (!make_store_) return;
+  // Rebuilt on every load: a reload may change the manager or its settings.
+  if (!admin_tasks_) admin_tasks_ = std::make_shared<TaskQueue>(base_);
+  LoopEnv loop;
+  loop.base = base_;
+  loop.post = [tasks = admin_tasks_](std::function<void()> fn) { tasks->Post(std::move(fn)); };
+  loop.index = -1;
+  Result<std::shared_ptr<SessionStore>> store = make_store_(config_, loop);
+  if (!store.ok()) {
+    LOG_ERROR("admin: session store setup failed: %s", store.status().message().c_str());
+    admin_->SetSessionStore(nullptr, nullptr);
+    return;
+  }
+  Metrics* metrics = &metrics_;
+  std::shared_ptr<EndedSessions> ended = ended_;
+  const int64_t keep = EndedSessions::KeepSeconds(*config_);
+  admin_->SetSessionStore(*store, [metrics, ended, keep](const std::vector<RevokedSession>& revoked) {
+    metrics->sessions_revoked.fetch_add(revoked.size(), std::memory_order_relaxed);
+    // Their tunnels close on every worker (docs/HTTP.md, Upgrades and
+    // WebSockets); the tunnels' store check would find them gone too.
+    if (ended) ended->AddRevoked(revoked, keep, static_cast<int64_t>(time(nullptr)));
+  });
 }
 
 int Server::Run() {
@@ -130,6 +166,7 @@ int Server::Run() {
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
+    SetUpAdminStore();
   }
 
   Result<WorkerTls> tls = BuildTls(*config_, WorkerTls{});
@@ -297,6 +334,7 @@ void Server::Reload() {
   SetLogLevel(config_->log.level);
   SetLogFormat(config_->log.format);
   for (auto& w : workers_) w->Reload(config_, tls_);
+  SetUpAdminStore();
   LOG_INFO("configuration reloaded from %s%s%s", config_->source_path.c_str(),
            tls_.listener ? "; TLS certificate from " : "", tls_.listener ? config_->tls->certificate.c_str() : "");
 }

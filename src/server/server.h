@@ -14,6 +14,7 @@
 #include "admin/admin_server.h"
 #include "observe/metrics.h"
 #include "config/config.h"
+#include "net/task_queue.h"
 #include "net/tls_context.h"
 #include "server/worker.h"
 
@@ -22,6 +23,9 @@ namespace sessiond {
 class Server {
  public:
   Server(std::shared_ptr<const Config> config, FilterFactoryMaker make_filters);
+  // With the whole session runtime: the admin listener then serves /sessions
+  // from a store of its own on this thread's loop.
+  Server(std::shared_ptr<const Config> config, SessionRuntime sessions);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -42,6 +46,8 @@ class Server {
   void BeginShutdown();
   void Reload();
   void OnTick();
+  // (Re)builds the admin listener's session store for config_.
+  void SetUpAdminStore();
 
   std::shared_ptr<const Config> config_;
   FilterFactoryMaker make_filters_;
@@ -57,6 +63,11 @@ class Server {
   int trim_ticks_ = 0;
   int trims_after_drop_ = 0;  // trims still due after connections went away
   std::unique_ptr<AdminServer> admin_;
+  StoreMaker make_store_;
+  std::shared_ptr<EndedSessions> ended_;  // the process's, shared with the session filters
+  // The main loop's task queue, for the admin store's completions (the file
+  // store's I/O threads post to it). Outlives every store.
+  std::shared_ptr<TaskQueue> admin_tasks_;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ms_ = 0;
   bool forced_ = false;

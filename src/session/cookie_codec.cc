@@ -1,23 +1,46 @@
 #include "session/cookie_codec.h"
 
+#include <zlib.h>
+
 #include <charconv>
 #include <cstring>
 #include <utility>
 
 #include "base/utc_time.h"
 #include "crypto/crypto.h"
+#include "session/cookie_header.h"
 
 namespace sessiond {
 
 namespace {
 
 constexpr std::string_view kTokenVersion = "1.";
-constexpr std::string_view kSealedVersion = "2.";
+constexpr std::string_view kSealedVersion = "3.";
+constexpr std::string_view kLegacySealedVersion = "2.";
 constexpr std::string_view kTokenMacLabel = "sessiond-token|v1|";
-constexpr std::string_view kSealedAadLabel = "sessiond-cookie|v2|";
+constexpr std::string_view kSealedAadLabel = "sessiond-cookie|v3|";
+constexpr std::string_view kLegacySealedAadLabel = "sessiond-cookie|v2|";
 constexpr size_t kExpiryBytes = 8;  // big-endian, in the sealed plaintext
+constexpr size_t kTimeBytes = 8;    // created and refreshed, big-endian
+constexpr size_t kFlagBytes = 1;
+constexpr unsigned char kFlagDeflated = 0x01;
 constexpr size_t kMaxExpiryDigits = 12;
 constexpr size_t kPublicIdBytes = 16;
+// Format 3's plaintext before the payload: flags, expiry, created,
+// refreshed, id, public id.
+constexpr size_t kSealedHead = kFlagBytes + kExpiryBytes + 2 * kTimeBytes + CookieCodec::kIdSize + kPublicIdBytes;
+// Format 2's: expiry, id, public id.
+constexpr size_t kLegacyHead = kExpiryBytes + CookieCodec::kIdSize + kPublicIdBytes;
+// Sessions shorter than this are sealed as they are: deflate would not win.
+constexpr size_t kMinDeflateBytes = 128;
+// "Set-Cookie: ", and the longest "; Max-Age=N; Expires=<date>" (12 digits,
+// a date with a 5-digit year).
+constexpr size_t kSetCookiePrefix = sizeof("Set-Cookie: ") - 1;
+constexpr size_t kMaxAgeAndExpiresBytes = sizeof("; Max-Age=") - 1 + 12 + sizeof("; Expires=") - 1 + 30;
+// "3c" N "." ahead of the first piece of a chunked value.
+constexpr size_t kChunkHeadBytes = 4;
+// The smallest piece a chunk may carry; attributes that leave less are refused.
+constexpr size_t kMinPieceBytes = 256;
 // "1." b64(id) "." — the token's fixed-length head.
 constexpr size_t kTokenIdEnd = kTokenVersion.size() + crypto::Base64UrlEncodedSize(CookieCodec::kIdSize);
 constexpr size_t kTokenMacChars = crypto::Base64UrlEncodedSize(crypto::kSha256Size);
@@ -73,6 +96,54 @@ char* PutTwoDigits(char* p, int v) {
   return p + 2;
 }
 
+void AppendBigEndian(std::string* out, int64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((static_cast<uint64_t>(v) >> shift) & 0xFF));
+  }
+}
+
+uint64_t ReadBigEndian(std::string_view p) {
+  uint64_t v = 0;
+  for (size_t k = 0; k < 8; ++k) v = (v << 8) | static_cast<unsigned char>(p[k]);
+  return v;
+}
+
+// Raw deflate (no zlib header: the AEAD already authenticates) of `in`
+// into *out. False on any zlib failure.
+bool Deflate(std::string_view in, std::string* out) {
+  z_stream z{};
+  // A 4 KiB window and little state: sessions are small, and this runs per
+  // response.
+  if (deflateInit2(&z, 6, Z_DEFLATED, -12, 5, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+  out->resize(deflateBound(&z, in.size()));
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out->data());
+  z.avail_out = static_cast<uInt>(out->size());
+  const int rc = deflate(&z, Z_FINISH);
+  out->resize(out->size() - z.avail_out);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END;
+}
+
+// Inflates raw deflate `in` into *out, failing when it would exceed `limit`
+// bytes or is not one complete stream.
+bool Inflate(std::string_view in, size_t limit, std::string* out) {
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) return false;
+  out->resize(limit + 1);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out->data());
+  z.avail_out = static_cast<uInt>(out->size());
+  const int rc = inflate(&z, Z_FINISH);
+  const size_t produced = out->size() - z.avail_out;
+  const bool whole = rc == Z_STREAM_END && z.avail_in == 0 && produced <= limit;
+  inflateEnd(&z);
+  out->resize(whole ? produced : 0);
+  return whole;
+}
+
 // RFC 7231 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT", written at p
 // (at most kMaxHttpDate bytes: the year may have five digits); returns its
 // end. Formatted by hand: strftime would follow the process locale, and the
@@ -114,6 +185,8 @@ void DecodedCookie::Clear() {
   data.clear();
   json.clear();
   public_id.clear();
+  created_at = 0;
+  refreshed_at = 0;
 }
 
 Result<std::shared_ptr<const CookieCodec>> CookieCodec::Create(const Config& config) {
@@ -143,9 +216,13 @@ Result<std::shared_ptr<const CookieCodec>> CookieCodec::Create(const Config& con
   codec->expiration_seconds_ =
       std::chrono::duration_cast<std::chrono::seconds>(s.expiration).count();
   codec->permanent_ = s.permanent;
+  codec->compress_ = s.compress;
+  codec->max_chunks_ = std::clamp<size_t>(s.max_cookie_chunks, 1, kMaxCookieChunks);
+  codec->max_session_bytes_ = s.max_session_bytes;
   codec->cookie_name_ = s.cookie_name;
   codec->token_mac_prefix_ = std::string(kTokenMacLabel) + s.cookie_name + "|";
   codec->sealed_aad_ = std::string(kSealedAadLabel) + s.cookie_name;
+  codec->legacy_aad_ = std::string(kLegacySealedAadLabel) + s.cookie_name;
 
   codec->name_eq_ = s.cookie_name + "=";
   if (!s.cookie_path.empty()) codec->scope_attrs_ = "; Path=" + s.cookie_path;
@@ -159,6 +236,18 @@ Result<std::shared_ptr<const CookieCodec>> CookieCodec::Create(const Config& con
   codec->clear_cookie_ = codec->name_eq_ + codec->scope_attrs_ +
                          "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" +
                          codec->flag_attrs_;
+  // docs/COOKIES.md, Chunked cookies: every line within kSetCookieLineLimit.
+  codec->line_overhead_ = kSetCookiePrefix + codec->name_eq_.size() + codec->scope_attrs_.size() +
+                          codec->flag_attrs_.size() + (codec->permanent_ ? kMaxAgeAndExpiresBytes : 0);
+  // A chunk's name is NAME.k (2 more bytes); the first piece follows "3cN.".
+  const size_t room = kSetCookieLineLimit > codec->line_overhead_ + kChunkHeadBytes
+                          ? kSetCookieLineLimit - codec->line_overhead_ - kChunkHeadBytes
+                          : 0;
+  if (s.manager == StoreKind::kCookie && room < kMinPieceBytes) {
+    return Status::Invalid("the session cookie's name and attributes leave no room for its value in a "
+                           "4096-byte Set-Cookie line");
+  }
+  codec->piece_bytes_ = room;
   return std::shared_ptr<const CookieCodec>(std::move(codec));
 }
 
@@ -244,30 +333,56 @@ void CookieCodec::DecodeToken(std::string_view value, int64_t now, DecodedCookie
 // Cookie-manager sealed values
 // ---------------------------------------------------------------------------
 
-size_t CookieCodec::SealedCookieSize(size_t json_size) const {
-  const size_t sealed = crypto::kAeadOverhead + kExpiryBytes + kIdSize + kPublicIdBytes + json_size;
-  return name_eq_.size() + kSealedVersion.size() + crypto::Base64UrlEncodedSize(sealed);
+size_t CookieCodec::SealedValueSize(size_t payload_size) const {
+  return kSealedVersion.size() + crypto::Base64UrlEncodedSize(crypto::kAeadOverhead + kSealedHead + payload_size);
+}
+
+size_t CookieCodec::ChunksFor(std::string_view value) const {
+  if (line_overhead_ + value.size() <= kSetCookieLineLimit || piece_bytes_ == 0) return 1;
+  const size_t body = value.size() > kSealedVersion.size() ? value.size() - kSealedVersion.size() : 0;
+  return std::max<size_t>(2, (body + piece_bytes_ - 1) / piece_bytes_);
 }
 
 Result<std::string> CookieCodec::Seal(std::string_view id, int64_t expires_at,
                                       const SessionData& data) const {
+  const int64_t start = std::max<int64_t>(0, expires_at - expiration_seconds_);
+  return Seal(id, SealTimes{expires_at, start, start}, data);
+}
+
+Result<std::string> CookieCodec::Seal(std::string_view id, const SealTimes& times, const SessionData& data) const {
   CookieScratch scratch;
   std::string value;
-  Status status = Seal(id, expires_at, SerializeSession(data), {}, &scratch, &value);
+  Status status = Seal(id, times, SerializeSession(data), {}, &scratch, &value);
   if (!status.ok()) return status;
   return value;
 }
 
-Status CookieCodec::Seal(std::string_view id, int64_t expires_at, std::string_view json,
+Status CookieCodec::Seal(std::string_view id, const SealTimes& times, std::string_view json,
                          std::string_view public_id, CookieScratch* scratch, std::string* value) const {
   value->clear();
   if (id.size() != kIdSize) return Status::Invalid("session id has the wrong length");
-  if (expires_at < 1 || expires_at > kMaxExpiry) return Status::Invalid("expiry out of range");
-  // Refuse before encrypting: the size is known from the JSON length alone.
-  const size_t cookie_size = SealedCookieSize(json.size());
-  if (cookie_size > kBrowserCookieLimit) {
-    return Status::TooLarge("session cookie would be " + std::to_string(cookie_size) +
-                            " bytes, over the 4096-byte browser limit");
+  if (times.expires_at < 1 || times.expires_at > kMaxExpiry) return Status::Invalid("expiry out of range");
+  if (times.created_at < 0 || times.created_at > kMaxExpiry || times.refreshed_at < 0 ||
+      times.refreshed_at > kMaxExpiry) {
+    return Status::Invalid("session times out of range");
+  }
+  // docs/COOKIES.md, Compression: deflated only when asked and shorter.
+  unsigned char flags = 0;
+  std::string_view payload = json;
+  if (compress_ && json.size() >= kMinDeflateBytes && Deflate(json, &scratch->inflated) &&
+      scratch->inflated.size() < json.size()) {
+    flags |= kFlagDeflated;
+    payload = scratch->inflated;
+  }
+  // Refuse before encrypting: the size is known from the payload length alone.
+  const size_t value_size = SealedValueSize(payload.size());
+  const size_t needed = line_overhead_ + value_size <= kSetCookieLineLimit || piece_bytes_ == 0
+                            ? 1
+                            : std::max<size_t>(2, (value_size - kSealedVersion.size() + piece_bytes_ - 1) /
+                                                      piece_bytes_);
+  if (needed > max_chunks_) {
+    return Status::TooLarge("session cookie would need " + std::to_string(needed) +
+                            " cookies, over session.max_cookie_chunks (" + std::to_string(max_chunks_) + ")");
   }
 
   // The public id travels inside the sealed value, so reading a session
@@ -275,9 +390,10 @@ Status CookieCodec::Seal(std::string_view id, int64_t expires_at, std::string_vi
   // secret, unless the caller has it from a cookie sealed under that secret.
   std::string& plain = scratch->plain;
   plain.clear();
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    plain.push_back(static_cast<char>((static_cast<uint64_t>(expires_at) >> shift) & 0xFF));
-  }
+  plain.push_back(static_cast<char>(flags));
+  AppendBigEndian(&plain, times.expires_at);
+  AppendBigEndian(&plain, times.created_at);
+  AppendBigEndian(&plain, times.refreshed_at);
   plain.append(id);
   unsigned char raw_public_id[kPublicIdBytes];
   if (public_id.size() == crypto::Base64UrlEncodedSize(kPublicIdBytes) &&
@@ -288,7 +404,7 @@ Status CookieCodec::Seal(std::string_view id, int64_t expires_at, std::string_vi
     if (!keys_[0].public_id_key.Sign(id, &digest)) return Status::Invalid("public id computation failed");
     plain.append(AsView(digest).substr(0, kPublicIdBytes));
   }
-  plain.append(json);
+  plain.append(payload);
 
   Status sealed = crypto::Seal(keys_[0].cookie_enc, sealed_aad_, plain, &scratch->sealed);
   if (!sealed.ok()) return sealed;
@@ -308,33 +424,58 @@ DecodedCookie CookieCodec::Open(std::string_view value, int64_t now, bool decode
 void CookieCodec::Open(std::string_view value, int64_t now, bool decode_data, CookieScratch* scratch,
                        DecodedCookie* out) const {
   out->Clear();
-  if (value.size() > kMaxSealedBytes || value.substr(0, kSealedVersion.size()) != kSealedVersion) {
-    return;
-  }
+  if (value.size() > kMaxSealedBytes || value.size() < kSealedVersion.size()) return;
+  const bool legacy = value.substr(0, kLegacySealedVersion.size()) == kLegacySealedVersion;
+  if (!legacy && value.substr(0, kSealedVersion.size()) != kSealedVersion) return;
+  const size_t head = legacy ? kLegacyHead : kSealedHead;
   std::string& sealed = scratch->sealed;
   if (!crypto::Base64UrlDecode(value.substr(kSealedVersion.size()), &sealed) ||
-      sealed.size() < crypto::kAeadOverhead + kExpiryBytes + kIdSize + kPublicIdBytes) {
+      sealed.size() < crypto::kAeadOverhead + head) {
     return;
   }
 
+  const std::string_view aad = legacy ? legacy_aad_ : sealed_aad_;
   for (size_t i = 0; i < keys_.size(); ++i) {
-    if (!crypto::Open(keys_[i].cookie_enc, sealed_aad_, sealed, &scratch->plain)) continue;
-    const std::string_view p = scratch->plain;
-    uint64_t expiry = 0;
-    for (size_t k = 0; k < kExpiryBytes; ++k) expiry = (expiry << 8) | static_cast<unsigned char>(p[k]);
-    if (expiry < 1 || expiry > static_cast<uint64_t>(kMaxExpiry)) return;
+    if (!crypto::Open(keys_[i].cookie_enc, aad, sealed, &scratch->plain)) continue;
+    std::string_view p = scratch->plain;
+    unsigned char flags = 0;
+    int64_t created = 0, refreshed = 0;
+    if (!legacy) {
+      flags = static_cast<unsigned char>(p[0]);
+      p.remove_prefix(kFlagBytes);
+    }
+    const uint64_t expiry = ReadBigEndian(p);
+    if (expiry < 1 || expiry > static_cast<uint64_t>(kMaxExpiry) || (flags & ~kFlagDeflated) != 0) return;
     const int64_t expires_at = static_cast<int64_t>(expiry);
+    p.remove_prefix(kExpiryBytes);
+    if (!legacy) {
+      const uint64_t c = ReadBigEndian(p), r = ReadBigEndian(p.substr(kTimeBytes));
+      if (c > static_cast<uint64_t>(kMaxExpiry) || r > static_cast<uint64_t>(kMaxExpiry)) return;
+      created = static_cast<int64_t>(c);
+      refreshed = static_cast<int64_t>(r);
+      p.remove_prefix(2 * kTimeBytes);
+    } else {
+      // Format 2 sealed no times: its lifetime started expiry - lifetime ago
+      // (docs/COOKIES.md, Sealed cookie).
+      created = refreshed = std::max<int64_t>(0, expires_at - expiration_seconds_);
+    }
     if (expires_at > now) {
-      const std::string_view json = p.substr(kExpiryBytes + kIdSize + kPublicIdBytes);
+      std::string_view json = p.substr(kIdSize + kPublicIdBytes);
+      if (flags & kFlagDeflated) {
+        if (!Inflate(json, max_session_bytes_, &scratch->inflated)) return;
+        json = scratch->inflated;
+      }
       if (decode_data ? !ParseSessionJson(json, &out->data) : !IsSessionJson(json)) return;
       out->json.assign(json);
       out->verdict = CookieVerdict::kValid;
     } else {
       out->verdict = CookieVerdict::kExpired;
     }
-    out->id.assign(p.substr(kExpiryBytes, kIdSize));
-    crypto::AppendBase64Url(&out->public_id, p.substr(kExpiryBytes + kIdSize, kPublicIdBytes));
+    out->id.assign(p.substr(0, kIdSize));
+    crypto::AppendBase64Url(&out->public_id, p.substr(kIdSize, kPublicIdBytes));
     out->expires_at = expires_at;
+    out->created_at = created;
+    out->refreshed_at = refreshed;
     out->key_index = i;
     return;
   }
@@ -385,11 +526,41 @@ std::string CookieCodec::SetCookie(std::string_view value, int64_t expires_at, i
 
 void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int64_t expires_at,
                                   int64_t now) const {
+  AppendSetCookieNamed(out, 0, value, expires_at, now);
+}
+
+namespace {
+
+// ".K" of chunk cookie NAME.K (docs/COOKIES.md, Chunked cookies); empty for
+// the first, NAME itself. Returns its length.
+size_t PutChunkSuffix(char* buf, size_t size, size_t chunk) {
+  if (chunk == 0) return 0;
+  buf[0] = '.';
+  return static_cast<size_t>(std::to_chars(buf + 1, buf + size, chunk).ptr - buf);
+}
+
+}  // namespace
+
+void CookieCodec::AppendClearChunk(std::string* out, size_t k) const {
+  if (k == 0) {
+    out->append(clear_cookie_);
+    return;
+  }
+  char suffix[24];
+  out->append(cookie_name_);
+  out->append(suffix, PutChunkSuffix(suffix, sizeof(suffix), k));
+  out->append(clear_cookie_, cookie_name_.size(), std::string::npos);  // from "=" on
+}
+
+void CookieCodec::AppendSetCookieNamed(std::string* out, size_t chunk, std::string_view value, int64_t expires_at,
+                                       int64_t now) const {
   static constexpr std::string_view kMaxAge = "; Max-Age=";
   static constexpr std::string_view kExpires = "; Expires=";
   char max_age[24];
   char date[kMaxHttpDate];
+  char suffix[24];
   size_t max_age_size = 0, date_size = 0;
+  const size_t suffix_size = PutChunkSuffix(suffix, sizeof(suffix), chunk);
   if (permanent_) {
     max_age_size = static_cast<size_t>(
         std::to_chars(max_age, max_age + sizeof(max_age), expires_at > now ? expires_at - now : 0).ptr - max_age);
@@ -397,14 +568,16 @@ void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int6
   }
   // One resize, then every piece copied in place.
   const size_t start = out->size();
-  out->resize(start + name_eq_.size() + value.size() + scope_attrs_.size() + flag_attrs_.size() +
+  out->resize(start + name_eq_.size() + suffix_size + value.size() + scope_attrs_.size() + flag_attrs_.size() +
               (permanent_ ? kMaxAge.size() + max_age_size + kExpires.size() + date_size : 0));
   char* p = out->data() + start;
   const auto put = [&p](std::string_view piece) {
     std::memcpy(p, piece.data(), piece.size());
     p += piece.size();
   };
-  put(name_eq_);
+  put(cookie_name_);
+  put(std::string_view(suffix, suffix_size));
+  put(std::string_view("=", 1));
   put(value);
   put(scope_attrs_);
   if (permanent_) {
@@ -417,6 +590,12 @@ void CookieCodec::AppendSetCookie(std::string* out, std::string_view value, int6
 }
 
 Status CookieCodec::CheckCookieSize(std::string_view value) const {
+  if (manager_ == StoreKind::kCookie) {
+    const size_t needed = ChunksFor(value);
+    if (needed <= max_chunks_) return Status::OK();
+    return Status::TooLarge("session cookie would need " + std::to_string(needed) +
+                            " cookies, over session.max_cookie_chunks (" + std::to_string(max_chunks_) + ")");
+  }
   const size_t size = name_eq_.size() + value.size();
   if (size <= kBrowserCookieLimit) return Status::OK();
   return Status::TooLarge("session cookie would be " + std::to_string(size) +

@@ -27,22 +27,57 @@ bool HasLineBreakOrNul(std::string_view s) {
 
 namespace {
 
+// For a cookie named NAME "." DIGITS: the chunk index (1..kMaxCookieChunks-1
+// in canonical decimal), 0 for any other digits. -1 when `cookie_name` is
+// not of that form.
+int ChunkIndexOf(std::string_view cookie_name, std::string_view name) {
+  if (cookie_name.size() < name.size() + 2 || cookie_name.compare(0, name.size(), name) != 0 ||
+      cookie_name[name.size()] != '.') {
+    return -1;
+  }
+  const std::string_view digits = cookie_name.substr(name.size() + 1);
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return -1;
+  }
+  if (digits.size() == 1 && digits[0] >= '1' && static_cast<size_t>(digits[0] - '0') < kMaxCookieChunks) {
+    return digits[0] - '0';
+  }
+  return 0;
+}
+
+std::string_view CookieValue(std::string_view raw) {
+  std::string_view value = TrimWsp(raw);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+  return value;
+}
+
 void AddPair(std::string_view pair, std::string_view name, SessionCookieViews* found, std::string* forwarded) {
   pair = TrimWsp(pair);
   if (pair.empty()) return;
   const size_t eq = pair.find('=');
-  if (eq != std::string_view::npos && !name.empty() && TrimWsp(pair.substr(0, eq)) == name) {
-    std::string_view value = TrimWsp(pair.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    if (value.empty()) return;
-    if (value.size() > kMaxSessionCookieBytes || found->count >= kMaxSessionCookies) {
-      ++found->ignored;
+  if (eq != std::string_view::npos && !name.empty()) {
+    const std::string_view cookie_name = TrimWsp(pair.substr(0, eq));
+    if (cookie_name == name) {
+      const std::string_view value = CookieValue(pair.substr(eq + 1));
+      if (value.empty()) return;
+      if (value.size() > kMaxSessionCookieBytes || found->count >= kMaxSessionCookies) {
+        ++found->ignored;
+        return;
+      }
+      found->values[found->count++] = value;
       return;
     }
-    found->values[found->count++] = value;
-    return;
+    const int chunk = ChunkIndexOf(cookie_name, name);
+    if (chunk >= 0) {  // part of the session cookie: never forwarded
+      const std::string_view value = CookieValue(pair.substr(eq + 1));
+      if (chunk == 0 || value.empty() || value.size() > kMaxSessionCookieBytes) {
+        ++found->ignored;
+        return;
+      }
+      found->chunks[chunk] = value;
+      if (found->chunk_counts[chunk] < 255) ++found->chunk_counts[chunk];
+      return;
+    }
   }
   if (HasLineBreakOrNul(pair)) return;
   if (!forwarded->empty()) forwarded->append("; ");
@@ -69,9 +104,16 @@ void CookieSplitter::Add(std::string_view header) {
   // Usually one header whose pairs are mostly kept: one allocation.
   split_.forwarded.reserve(split_.forwarded.size() + header.size() + 2);
   const size_t before = found_.count;
+  // Chunk values are views into this header: copy the ones it brought now.
+  const std::array<uint8_t, kMaxCookieChunks> counts_before = found_.chunk_counts;
+  found_.chunks.fill(std::string_view());
   SplitCookieHeader(header, name_, &found_, &split_.forwarded);
   for (size_t i = before; i < found_.count; ++i) split_.session_values.emplace_back(found_.values[i]);
   split_.ignored_session_cookies = found_.ignored;
+  for (size_t k = 1; k < kMaxCookieChunks; ++k) {
+    split_.chunk_counts[k] = found_.chunk_counts[k];
+    if (found_.chunk_counts[k] != counts_before[k]) split_.chunks[k].assign(found_.chunks[k]);
+  }
 }
 
 CookieSplit CookieSplitter::Finish() { return std::move(split_); }

@@ -24,10 +24,17 @@
 // - A forwarded pair never contains CR, LF or NUL: a non-session pair holding
 //   one is dropped (the HTTP layer should have rejected the request already;
 //   this keeps a bug there from becoming header injection upstream).
+// - Chunks (docs/COOKIES.md, Chunked cookies): a cookie named NAME "." DIGITS
+//   belongs to the session cookie too and is never forwarded. NAME.1 to
+//   NAME.(kMaxCookieChunks - 1) (canonical decimal) are collected as chunk 1
+//   to 7, with how many times each came (a duplicate makes a chunked value
+//   invalid); any other NAME.DIGITS, an empty one or one over
+//   kMaxSessionCookieBytes is dropped and counted as ignored.
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +43,9 @@ namespace sessiond {
 
 inline constexpr size_t kMaxSessionCookies = 8;
 inline constexpr size_t kMaxSessionCookieBytes = 8192;
+// NAME plus NAME.1 .. NAME.7: the most cookies one session value may span
+// (session.max_cookie_chunks is at most this).
+inline constexpr size_t kMaxCookieChunks = 8;
 
 struct CookieSplit {
   // Values of the cookies named exactly like the session cookie, in the order
@@ -48,6 +58,10 @@ struct CookieSplit {
   // Session cookies removed but not returned: too long, or beyond
   // kMaxSessionCookies. For a debug log line or a counter.
   size_t ignored_session_cookies = 0;
+  // chunks[k] is the value of NAME.k (k = 1..kMaxCookieChunks-1, [0] unused)
+  // and chunk_counts[k] how many cookies of that name came.
+  std::array<std::string, kMaxCookieChunks> chunks;
+  std::array<size_t, kMaxCookieChunks> chunk_counts{};
 };
 
 // The session cookies of one request as views into its Cookie header
@@ -57,10 +71,22 @@ struct SessionCookieViews {
   std::array<std::string_view, kMaxSessionCookies> values;  // [0, count) are set
   size_t count = 0;
   size_t ignored = 0;  // as CookieSplit::ignored_session_cookies
+  // As CookieSplit::chunks (the last value when a name came twice) and
+  // chunk_counts (saturating at 255).
+  std::array<std::string_view, kMaxCookieChunks> chunks;
+  std::array<uint8_t, kMaxCookieChunks> chunk_counts{};
 
   void Clear() {
     count = 0;
     ignored = 0;
+    chunk_counts.fill(0);
+  }
+  // Any NAME.k came.
+  bool has_chunks() const {
+    for (size_t k = 1; k < kMaxCookieChunks; ++k) {
+      if (chunk_counts[k] != 0) return true;
+    }
+    return false;
   }
 };
 

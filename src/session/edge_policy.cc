@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/json_text.h"
 #include "base/log.h"
+#include "store/session_data.h"
 
 namespace sessiond {
 
@@ -97,8 +99,8 @@ Result<std::shared_ptr<const EdgePolicy>> EdgePolicy::Create(const Config& confi
     }
     for (size_t i = 0; i < p.rate_limits.size(); ++i) {
       const RateLimitRule& rule = p.rate_limits[i];
-      if (rule.key == RateLimitKey::kSubject) {
-        return Status::Invalid("rate_limits[" + std::to_string(i) + "]: key subject is not available");
+      if (rule.key == RateLimitKey::kSubject && config.session.subject_key.empty()) {
+        return Status::Invalid("rate_limits[" + std::to_string(i) + "]: key subject needs session.subject_key");
       }
       Limit limit;
       limit.rule = i;
@@ -107,9 +109,11 @@ Result<std::shared_ptr<const EdgePolicy>> EdgePolicy::Create(const Config& confi
       for (const std::string& path : rule.paths) limit.paths.emplace_back(path, /*exact=*/false);
       edge->has_address_limits_ |= rule.key == RateLimitKey::kClientAddress;
       edge->has_session_limits_ |= rule.key == RateLimitKey::kSession;
+      edge->has_subject_limits_ |= rule.key == RateLimitKey::kSubject;
       edge->limits_.push_back(std::move(limit));
     }
   }
+  if (edge->has_subject_limits_) AppendJsonString(&edge->subject_field_, config.session.subject_key);
   if (!p.upstream_signature.key.empty()) {
     Result<std::unique_ptr<UpstreamSigner>> signer = UpstreamSigner::Create(p.upstream_signature.key);
     if (!signer.ok()) return signer.status();
@@ -158,7 +162,19 @@ std::optional<FilterResult> EdgePolicy::Admit(const RequestHead& request, const 
     return Refusal(403, "Forbidden\n", "csrf", WantsJson(request));
   }
   if (has_session_limits_ && has_session) {
-    return TakeLimits(RateLimitKey::kSession, SessionBucketKey(session.id, *limiter_), session.id, state, request);
+    std::optional<FilterResult> refused =
+        TakeLimits(RateLimitKey::kSession, SessionBucketKey(session.id, *limiter_), session.id, state, request);
+    if (refused) return refused;
+  }
+  if (has_subject_limits_ && has_session) {
+    // docs/HTTP.md, Rate limits: one bucket per subject (the user), shared
+    // by all of its sessions; a session without the key is not limited here.
+    std::string_view value;
+    ForEachSessionMember(session.json, [&](std::string_view key, std::string_view v) {
+      if (key == subject_field_) value = v;
+    });
+    const std::string subject = SubjectOfValue(value);
+    if (!subject.empty()) return TakeLimits(RateLimitKey::kSubject, limiter_->Hash(subject), subject, state, request);
   }
   return std::nullopt;
 }

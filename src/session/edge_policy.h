@@ -12,7 +12,8 @@
 //               rule; takes the client_address rate limits (429) - all
 //               before any store round trip;
 //   Admit       once the session is known: the access rule (401 or a
-//               redirect), CSRF (403), the session rate limits (429);
+//               redirect), CSRF (403), the session and subject rate limits
+//               (429);
 //   AddHeaders  after the X-Session-* headers are injected: X-Session-Csrf,
 //               then X-Session-Signature over everything forwarded.
 //
@@ -120,6 +121,10 @@ class EdgePolicy {
   std::vector<Limit> limits_;
   bool has_address_limits_ = false;
   bool has_session_limits_ = false;
+  bool has_subject_limits_ = false;
+  // session.subject_key as a member name of the session JSON (its JSON
+  // string literal), for the subject rate limits.
+  std::string subject_field_;
   std::unique_ptr<UpstreamSigner> signer_;
 };
 

@@ -1,5 +1,7 @@
 #include "session/ended_sessions.h"
 
+#include <chrono>
+
 namespace sessiond {
 
 void EndedSessions::Add(const std::string& public_id, int64_t until, int64_t now) {
@@ -14,6 +16,14 @@ void EndedSessions::Add(const std::string& public_id, int64_t until, int64_t now
     if (until_.size() >= kMaxEntries) until_.erase(until_.begin());
   }
   until_[public_id] = until;
+}
+
+void EndedSessions::AddRevoked(const std::vector<RevokedSession>& revoked, int64_t keep_seconds, int64_t now) {
+  for (const RevokedSession& r : revoked) Add(r.public_id, now + keep_seconds, now);
+}
+
+int64_t EndedSessions::KeepSeconds(const Config& config) {
+  return std::chrono::duration_cast<std::chrono::seconds>(config.session.expiration).count() + 1;
 }
 
 void EndedSessions::Mark(const std::vector<SessionBinding>& bindings, std::vector<bool>* ended) const {

@@ -58,6 +58,7 @@ InstructionKind ClassifySuffix(std::string_view suffix) {
   if (FoldedEquals(suffix, "delete")) return InstructionKind::kDelete;
   if (FoldedEquals(suffix, "destroy")) return InstructionKind::kDestroy;
   if (FoldedEquals(suffix, "regenerate")) return InstructionKind::kRegenerate;
+  if (FoldedEquals(suffix, "revoke")) return InstructionKind::kRevoke;
   return InstructionKind::kIgnored;
 }
 
@@ -192,12 +193,27 @@ Status ParseFlag(std::string_view header, std::string_view value, bool* flag) {
   return Status::Invalid(Message(header, "expected true or false"));
 }
 
+// "others" | "all" -> the wider of that and *scope; else an error.
+Status ParseRevoke(std::string_view header, std::string_view value, RevokeScope* scope) {
+  value = TrimOws(value);
+  if (FoldedEquals(value, "all")) {
+    *scope = RevokeScope::kAll;
+    return Status::OK();
+  }
+  if (FoldedEquals(value, "others")) {
+    if (*scope == RevokeScope::kNone) *scope = RevokeScope::kOthers;
+    return Status::OK();
+  }
+  return Status::Invalid(Message(header, "expected others or all"));
+}
+
 std::string_view CanonicalName(InstructionKind kind) {
   switch (kind) {
     case InstructionKind::kSet: return kHeaderSet;
     case InstructionKind::kDelete: return kHeaderDelete;
     case InstructionKind::kDestroy: return kHeaderDestroy;
     case InstructionKind::kRegenerate: return kHeaderRegenerate;
+    case InstructionKind::kRevoke: return kHeaderRevoke;
     case InstructionKind::kIgnored: break;
   }
   return "X-Session-*";
@@ -266,6 +282,7 @@ Status InstructionParser::Add(std::string_view name, std::string_view value) {
     case InstructionKind::kRegenerate:
       status = ParseFlag(header, value, &batch_.regenerate);
       break;
+    case InstructionKind::kRevoke: status = ParseRevoke(header, value, &batch_.revoke); break;
     case InstructionKind::kIgnored: break;
   }
   if (!status.ok()) return Fail(std::move(status));

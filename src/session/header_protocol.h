@@ -38,6 +38,7 @@ inline constexpr std::string_view kHeaderSet = "X-Session-Set";
 inline constexpr std::string_view kHeaderDelete = "X-Session-Delete";
 inline constexpr std::string_view kHeaderDestroy = "X-Session-Destroy";
 inline constexpr std::string_view kHeaderRegenerate = "X-Session-Regenerate";
+inline constexpr std::string_view kHeaderRevoke = "X-Session-Revoke";
 
 // True when `name` starts with "X-Session-" (case-insensitive, '_' == '-'),
 // including a name that is exactly the prefix. Surrounding whitespace and
@@ -121,7 +122,7 @@ inline constexpr int kMaxSetDepth = 32;
 // file contents and log-adjacent text, and no real application needs them.
 inline constexpr size_t kMaxSessionKeyBytes = 256;
 
-enum class InstructionKind { kSet, kDelete, kDestroy, kRegenerate, kIgnored };
+enum class InstructionKind { kSet, kDelete, kDestroy, kRegenerate, kRevoke, kIgnored };
 
 // Which instruction a response header name is. kIgnored for every other name,
 // including X-Session-* names that are not instructions (a backend echoing
@@ -145,6 +146,9 @@ InstructionKind ClassifyInstruction(std::string_view name);
 //   X-Session-Destroy / X-Session-Regenerate: "true" sets the flag, "false"
 //     leaves it as it is (trimmed, case-insensitive); anything else is an
 //     error.
+//   X-Session-Revoke: "others" or "all" (trimmed, case-insensitive); with
+//     several, the wider (all) wins. Anything else is an error. Whether the
+//     configuration can carry it out (a subject_key) is the filter's check.
 // Any malformed instruction makes the whole batch an error (the contract's
 // all-or-nothing rule): Status::Invalid with a message of the form
 // "<canonical header name>: <reason>", which is safe to send in a 502 body. It

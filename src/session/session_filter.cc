@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "observe/metrics.h"
+#include "session/cookie_chunks.h"
 #include "session/cookie_header.h"
 #include "session/header_protocol.h"
 #include "session/session_plan.h"
@@ -46,7 +47,8 @@ class SessionFilter final : public ExchangeFilter {
   std::string_view LogTag() const override { return ToString(injected_status_); }
   SessionBinding Binding() const override;
 
-  // The client's address, for client_address rate limits.
+  // The client's address, for client_address rate limits and the stored
+  // session's metadata (docs/OPERATIONS.md, Sessions API).
   void set_client_ip(std::string_view ip) { client_ip_.assign(ip.data(), ip.size()); }
 
   // Forgets the exchange, keeping every buffer's capacity for the next one.
@@ -72,8 +74,10 @@ class SessionFilter final : public ExchangeFilter {
   // The cookie, and the session it names (Load for the store managers).
   void ReadSession();
   void ReadCookie(RequestHead& request, int64_t now);
+  // An active session past its idle or absolute timeout becomes expired.
+  void ExpireByPolicy(int64_t now);
   void Load();
-  void OnLoaded(const Status& status, std::optional<SessionData> data);
+  void OnLoaded(const Status& status, std::optional<StoredSession> stored);
   // The edge policy's checks of the session (Admit), then Admitted.
   void ContinueRequest();
   // session_create: always, then inject and continue.
@@ -96,7 +100,15 @@ class SessionFilter final : public ExchangeFilter {
   void OnApplied(const Status& status, const ApplyResult& result);
   void SetTokenCookie();
   void AddSetCookie(std::string_view value, int64_t expires_at);
+  // Clears the session cookie and every chunk cookie NAME.k the request sent
+  // at or above `from_chunk` (docs/COOKIES.md, Chunked cookies).
   void ClearCookie();
+  void ClearChunksFrom(size_t from_chunk);
+  // The metadata a store keeps with the session after this response.
+  SessionMeta BuildMeta();
+  // Counts the sessions a revocation ended and lists them in EndedSessions,
+  // so that their tunnels close on every worker of this process.
+  void NoteRevoked(const std::vector<RevokedSession>& revoked);
 
   // Answers 502 "Bad Gateway" for instructions that cannot be carried out;
   // `what` ("<header>: <reason>") goes to the error log with the request's
@@ -137,7 +149,7 @@ class SessionFilter final : public ExchangeFilter {
   std::string request_key_;  // store key of the request's session, once computed
   bool applied_exists_ = false;  // the store's answer to Apply: the session exists
   std::string ended_id_;     // public id of the session this response ends (Destroy, Regenerate)
-  std::string client_ip_;    // set when there is an edge policy
+  std::string client_ip_;    // for client_address rate limits and the stored session's metadata
   EdgeState edge_state_;
   // Shared rate limits of this exchange: calls not yet answered, what the
   // answers said so far, and where the request goes on.
@@ -183,6 +195,7 @@ void SessionFilter::Reset() {
   applied_exists_ = false;
   ended_id_.clear();
   edge_state_.Reset();
+  cookies_.Clear();  // a request without Cookie must not see the last one's chunks
   shared_pending_ = 0;
   shared_retry_ms_ = 0;
   shared_failure_ = Status::OK();
@@ -280,16 +293,25 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   // the fields does not touch.
   request.headers.Remove(HeaderId::kCookie);
   if (!forwarded_cookies_.empty()) request.headers.AppendValueCopy(kFieldCookie, forwarded_cookies_);
-  facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0;
+  facts_.sent_cookie = cookies_.count > 0 || cookies_.ignored > 0 || cookies_.has_chunks();
   if (!facts_.sent_cookie) return;
 
   bool expired = false;
   for (size_t i = 0; i < cookies_.count; ++i) {
-    codec().Verify(cookies_.values[i], now, &scratch_, &session_);
+    std::string_view value = cookies_.values[i];
+    switch (AssembleChunks(value, cookies_, &scratch_.assembled)) {
+      case ChunkAssembly::kSingle: break;
+      case ChunkAssembly::kAssembled: value = scratch_.assembled; break;
+      case ChunkAssembly::kInvalid: continue;
+    }
+    codec().Verify(value, now, &scratch_, &session_);
     if (session_.verdict == CookieVerdict::kValid) {
       facts_.status = SessionStatus::kActive;
       facts_.key_index = session_.key_index;
       facts_.expires_at = session_.expires_at;
+      facts_.created_at = session_.created_at;    // 0 for store tokens: the store has them
+      facts_.refreshed_at = session_.refreshed_at;
+      if (!has_store()) ExpireByPolicy(now);
       return;
     }
     expired = expired || session_.verdict == CookieVerdict::kExpired;
@@ -304,6 +326,15 @@ void SessionFilter::ReadCookie(RequestHead& request, int64_t now) {
   }
 }
 
+void SessionFilter::ExpireByPolicy(int64_t now) {
+  if (!ExpiredOnRequest(facts_, *policy_, now)) return;
+  // docs/HEADER-PROTOCOL.md, Session lifetime: idle or absolute timeout.
+  facts_.status = SessionStatus::kExpired;
+  facts_.stored = false;
+  session_.Clear();
+  Count(&Metrics::cookies_expired);
+}
+
 void SessionFilter::Load() {
   Result<std::string> key = codec().StoreKey(session_.id, facts_.key_index);
   if (!key.ok()) {  // cannot happen for a verified id; treat as no session
@@ -312,19 +343,25 @@ void SessionFilter::Load() {
     return;
   }
   request_key_ = std::move(*key);
-  ctx_->store->Load(request_key_, StoreCallback<&SessionFilter::OnLoaded>());
+  ctx_->store->LoadSession(request_key_, StoreCallback<&SessionFilter::OnLoaded>());
 }
 
-void SessionFilter::OnLoaded(const Status& status, std::optional<SessionData> data) {
+void SessionFilter::OnLoaded(const Status& status, std::optional<StoredSession> stored) {
   CountStore(Metrics::kLoad, status);
   if (!status.ok()) {
     facts_.status = SessionStatus::kNone;
     facts_.store_failed = true;  // fail_open: the session may be fine; keep its cookie
     if (StoreFailed("load", status)) return;
-  } else if (data) {
+  } else if (stored) {
     facts_.stored = true;
     session_.json.clear();
-    AppendSession(&session_.json, *data);
+    AppendSession(&session_.json, stored->data);
+    // A store entry without times (written before they were kept) started
+    // its lifetime when its token's lifetime did.
+    facts_.created_at = stored->meta.created_at;
+    facts_.refreshed_at = stored->meta.refreshed_at;
+    if (!stored->meta.public_id.empty()) session_.public_id = std::move(stored->meta.public_id);
+    ExpireByPolicy(NowSeconds());
   } else {
     facts_.status = SessionStatus::kNone;  // verified cookie, but the session is gone
   }
@@ -356,6 +393,7 @@ void SessionFilter::Admitted() {
     facts_.key_index = 0;
     facts_.stored = false;
     facts_.expires_at = session_.expires_at;
+    facts_.created_at = facts_.refreshed_at = NowSeconds();
   }
   Inject(*request_);
   if (edge()) edge()->AddHeaders(*request_, edge_session(), NowSeconds(), &edge_state_);
@@ -457,8 +495,16 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     Reject(batch.status().message());
     return;
   }
+  if (batch->revoke != RevokeScope::kNone && !policy_->indexes_subjects) {
+    // docs/HEADER-PROTOCOL.md, Subjects: a revocation that cannot be carried
+    // out must not pass for one.
+    Count(&Metrics::instructions_malformed);
+    Reject(std::string(kHeaderRevoke) + ": needs session.subject_key (a store manager)");
+    return;
+  }
   response_now_ = NowSeconds();
   plan_ = PlanResponse(facts_, *batch, *policy_, response_now_);
+  if (plan_.refresh_skipped) Count(&Metrics::session_refreshes_skipped);
   if (plan_.skips) {
     if (plan_.drops_changes) LOG_WARN("session store unavailable (fail_open): session changes dropped");
     Finish(FilterResult::Continue());
@@ -474,9 +520,15 @@ void SessionFilter::OnResponseHead(const RequestHead&, ResponseHead& response, F
     }
     request_key_ = std::move(*key);
   }
-  // The request's session ends with Destroy, and with Regenerate (its id
-  // stops working): noted before a mint replaces the id.
-  if (plan_.destroys || (plan_.mint && facts_.has_session())) ended_id_ = session_.public_id;
+  // The request's session ends with Destroy, with Regenerate (its id stops
+  // working) and with X-Session-Revoke: all: noted before a mint replaces
+  // the id.
+  if (plan_.destroys || (plan_.mint && facts_.has_session()) || plan_.revoke == RevokeScope::kAll) {
+    if (session_.public_id.empty() && !session_.id.empty()) {
+      if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
+    }
+    ended_id_ = session_.public_id;
+  }
   if (plan_.mint && !MintId(response_now_)) {
     Finish(FilterResult::Reply(503, "session id generator unavailable\n"));
     return;
@@ -526,21 +578,33 @@ void SessionFilter::WriteCookieSession(const ChangeBatch& batch) {
     // The public id sealed in a cookie of the current secret can be sealed
     // again; otherwise Seal computes it.
     const std::string_view public_id = session_.key_index == 0 ? std::string_view(session_.public_id) : "";
-    Status sealed = codec().Seal(session_.id, plan_.expires_at, json, public_id, &scratch_, &cookie_value_);
+    const SealTimes times{plan_.expires_at, plan_.created_at, plan_.refreshed_at};
+    Status sealed = codec().Seal(session_.id, times, json, public_id, &scratch_, &cookie_value_);
     if (!sealed.ok()) {
       if (sealed.code() == Status::Code::kTooLarge) Count(&Metrics::sessions_too_large);
       Reject(std::string(kHeaderSet) + ": " + sealed.message());
       return;
     }
-    AddSetCookie(cookie_value_, plan_.expires_at);
+    // docs/COOKIES.md, Chunked cookies: NAME alone or NAME, NAME.1, ...; the
+    // chunks of a larger cookie the request had are cleared.
+    const size_t used = codec().EmitSetCookies(cookie_value_, plan_.expires_at, response_now_, &set_cookie_,
+                                               [this](std::string_view line) {
+                                                 response_->headers.AppendValueCopy(kFieldSetCookie, line);
+                                               });
+    ClearChunksFrom(used > 0 ? used : 1);
+    if (plan_.refreshes) Count(&Metrics::session_refreshes);
   }
   CountOutcome(true);
   Finish(FilterResult::Continue());
 }
 
 void SessionFilter::Touch() {
-  ctx_->store->Touch(request_key_, std::chrono::seconds(plan_.expires_at - response_now_),
-                     StoreCallback<&SessionFilter::OnTouched>());
+  const std::chrono::seconds ttl(plan_.expires_at - response_now_);
+  if (policy_->keeps_meta()) {
+    ctx_->store->TouchSession(request_key_, ttl, BuildMeta(), StoreCallback<&SessionFilter::OnTouched>());
+  } else {
+    ctx_->store->Touch(request_key_, ttl, StoreCallback<&SessionFilter::OnTouched>());
+  }
 }
 
 void SessionFilter::OnTouched(const Status& status) {
@@ -549,8 +613,35 @@ void SessionFilter::OnTouched(const Status& status) {
     if (StoreFailed("touch", status)) return;
   } else {
     SetTokenCookie();
+    if (plan_.refreshes) Count(&Metrics::session_refreshes);
   }
   Finish(FilterResult::Continue());
+}
+
+SessionMeta SessionFilter::BuildMeta() {
+  SessionMeta meta;
+  meta.created_at = plan_.created_at;
+  meta.refreshed_at = plan_.refreshed_at;
+  meta.expires_at = plan_.expires_at;
+  if (session_.public_id.empty()) {
+    if (Result<std::string> pid = codec().PublicId(session_.id); pid.ok()) session_.public_id = std::move(*pid);
+  }
+  meta.public_id = session_.public_id;
+  meta.client = client_ip_;
+  if (request_) {
+    if (std::optional<std::string_view> ua = request_->headers.Get(HeaderId::kUserAgent)) {
+      meta.user_agent.assign(ua->substr(0, kMaxUserAgentBytes));
+    }
+  }
+  return meta;
+}
+
+void SessionFilter::NoteRevoked(const std::vector<RevokedSession>& revoked) {
+  if (revoked.empty()) return;
+  if (ctx_->metrics) {
+    ctx_->metrics->sessions_revoked.fetch_add(revoked.size(), std::memory_order_relaxed);
+  }
+  if (ctx_->ended) ctx_->ended->AddRevoked(revoked, EndedSessions::KeepSeconds(config()), response_now_);
 }
 
 void SessionFilter::Apply(ChangeBatch batch) {
@@ -576,6 +667,12 @@ void SessionFilter::Apply(ChangeBatch batch) {
     request.loaded = std::string_view(session_.json);
     request.keeps_expiry = plan_.expires_at == facts_.expires_at;
   }
+  // docs/HEADER-PROTOCOL.md, Subjects, and Session lifetime: what the store
+  // keeps besides the data, only when something reads it.
+  if (plan_.exists && policy_->keeps_meta()) request.meta = BuildMeta();
+  request.subject_key = config().session.subject_key;
+  request.max_per_subject = config().session.max_sessions_per_subject;
+  request.revoke = plan_.revoke;
   ctx_->store->Apply(request, StoreCallback<&SessionFilter::OnApplied>());
 }
 
@@ -594,6 +691,8 @@ void SessionFilter::OnApplied(const Status& status, const ApplyResult& result) {
     return;
   }
   CountOutcome(exists);
+  NoteRevoked(result.revoked);
+  if (exists && plan_.refreshes) Count(&Metrics::session_refreshes);
   switch (exists ? plan_.cookie : plan_.cookie_if_gone) {
     case CookieAction::kSet: SetTokenCookie(); break;
     case CookieAction::kClear: ClearCookie(); break;
@@ -614,7 +713,19 @@ void SessionFilter::AddSetCookie(std::string_view value, int64_t expires_at) {
   response_->headers.AppendValueCopy(kFieldSetCookie, set_cookie_);
 }
 
-void SessionFilter::ClearCookie() { response_->headers.AppendValueCopy(kFieldSetCookie, codec().ClearCookie()); }
+void SessionFilter::ClearCookie() {
+  response_->headers.AppendValueCopy(kFieldSetCookie, codec().ClearCookie());
+  ClearChunksFrom(1);
+}
+
+void SessionFilter::ClearChunksFrom(size_t from_chunk) {
+  for (size_t k = std::max<size_t>(from_chunk, 1); k < kMaxCookieChunks; ++k) {
+    if (cookies_.chunk_counts[k] == 0) continue;
+    set_cookie_.clear();
+    codec().AppendClearChunk(&set_cookie_, k);
+    response_->headers.AppendValueCopy(kFieldSetCookie, set_cookie_);
+  }
+}
 
 void SessionFilter::Reject(std::string_view what) {
   std::string_view target = request_ ? request_->target : std::string_view();
@@ -692,7 +803,7 @@ class SessionFilterFactory : public ExchangeFilterFactory {
       filter = pool_.back();
       pool_.pop_back();
     }
-    if (ctx_->edge) filter->set_client_ip(info.client_ip);
+    if (ctx_->edge || policy_.keeps_meta()) filter->set_client_ip(info.client_ip);
     return filter;
   }
 
@@ -785,13 +896,25 @@ std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<S
   return std::make_unique<SessionFilterFactory>(std::move(context));
 }
 
-Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config) {
+Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& config) {
   // Built once per process and kept across reloads; rebuilt only when a
   // reload switches to a manager whose shared state is missing.
   struct ProcessState {
     std::mutex mu;
     std::shared_ptr<SharedStoreState> stores;
     StoreKind kind;
+    // The shared state for `cfg`, rebuilt when its manager changed.
+    std::shared_ptr<SharedStoreState> For(const Config& cfg) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (kind != cfg.session.manager) {
+        Result<std::shared_ptr<SharedStoreState>> next = CreateSharedStoreState(cfg);
+        if (next.ok()) {
+          stores = *next;
+          kind = cfg.session.manager;
+        }
+      }
+      return stores;
+    }
     std::shared_ptr<EndedSessions> ended = std::make_shared<EndedSessions>();
     // The request policy of the latest configuration, shared by every
     // worker (one rate limiter per process), rebuilt when a reload brings a
@@ -817,8 +940,10 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
   process->edge_config = config;
   process->edge = *edge;
 
-  FilterFactoryMaker maker = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
-                                       Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
+  SessionRuntime runtime;
+  runtime.ended = process->ended;
+  runtime.make_filters = [process](const std::shared_ptr<const Config>& cfg, const LoopEnv& loop,
+                                           Metrics* metrics) -> std::unique_ptr<ExchangeFilterFactory> {
     auto ctx = std::make_shared<SessionContext>();
     ctx->config = cfg;
     ctx->metrics = metrics;
@@ -830,7 +955,6 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
       return std::make_unique<UnavailableFilterFactory>();
     }
     ctx->codec = *codec;
-    std::shared_ptr<SharedStoreState> stores;
     {
       std::lock_guard<std::mutex> lock(process->mu);
       if (process->edge_config != cfg) {
@@ -843,16 +967,9 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
         process->edge = *next;
       }
       ctx->edge = process->edge;
-      if (process->kind != cfg->session.manager) {
-        Result<std::shared_ptr<SharedStoreState>> next = CreateSharedStoreState(*cfg);
-        if (next.ok()) {
-          process->stores = *next;
-          process->kind = cfg->session.manager;
-        }
-      }
-      stores = process->stores;
     }
-    Result<std::unique_ptr<SessionStore>> store = CreateStore(*cfg, loop.base, loop.post, stores, metrics);
+    Result<std::unique_ptr<SessionStore>> store =
+        CreateStore(*cfg, loop.base, loop.post, process->For(*cfg), metrics);
     if (!store.ok()) {
       LOG_ERROR("session store setup failed: %s", store.status().message().c_str());
       return std::make_unique<UnavailableFilterFactory>();
@@ -861,7 +978,20 @@ Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const
     ctx->buckets = dynamic_cast<SharedTokenBuckets*>(ctx->store.get());
     return std::make_unique<SessionFilterFactory>(std::move(ctx));
   };
-  return maker;
+  runtime.make_store = [process](const std::shared_ptr<const Config>& cfg,
+                                 const LoopEnv& loop) -> Result<std::shared_ptr<SessionStore>> {
+    Result<std::unique_ptr<SessionStore>> store =
+        CreateStore(*cfg, loop.base, loop.post, process->For(*cfg), nullptr);
+    if (!store.ok()) return store.status();
+    return std::shared_ptr<SessionStore>(std::move(*store));
+  };
+  return runtime;
+}
+
+Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config) {
+  Result<SessionRuntime> runtime = MakeSessionRuntime(config);
+  if (!runtime.ok()) return runtime.status();
+  return runtime->make_filters;
 }
 
 }  // namespace sessiond

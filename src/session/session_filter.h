@@ -41,8 +41,8 @@
 // Tunnels (docs/HTTP.md, Upgrades and WebSockets): Binding() names the
 // session a 101 leaves, and the factory's CheckBindings says, twice a second
 // per worker, whether the sessions of open tunnels have ended: by the clock
-// (a fixed expiry), by a Destroy or Regenerate carried out in this process
-// (EndedSessions), or, for the store managers, because the store no longer
+// (a fixed expiry), by a Destroy, Regenerate or revocation carried out in
+// this process (EndedSessions), or, for the store managers, because the store no longer
 // holds them (another instance, a revocation, expiry with sliding lifetimes).
 #pragma once
 
@@ -81,7 +81,8 @@ struct SessionContext {
   // Told the outcome of every store call of a request (LoopEnv::store_health);
   // may be empty (tests).
   std::function<void(bool ok)> store_health;
-  // The process's list of sessions ended here, for tunnels (may be null: tests).
+  // The process's list of sessions ended here (Destroy, Regenerate,
+  // revocations), for tunnels (may be null: tests).
   std::shared_ptr<EndedSessions> ended;
 };
 
@@ -98,10 +99,25 @@ using FilterFactoryMaker = std::function<std::unique_ptr<ExchangeFilterFactory>(
 inline constexpr size_t kMaxPooledSessionFilters = 256;
 std::unique_ptr<ExchangeFilterFactory> NewSessionFilterFactory(std::shared_ptr<SessionContext> context);
 
+// Builds a session store on another loop than a worker's (the admin
+// listener's, on the main thread) over the same shared state as the
+// workers' stores; null for the cookie manager.
+using StoreMaker = std::function<Result<std::shared_ptr<SessionStore>>(const std::shared_ptr<const Config>&,
+                                                                        const LoopEnv& loop)>;
+
+// Everything the server wires from the session layer.
+struct SessionRuntime {
+  FilterFactoryMaker make_filters;
+  StoreMaker make_store;
+  std::shared_ptr<EndedSessions> ended;  // the process's; never null
+};
+
 // Prepares what is built once per process (cookie keys, the shared half of
-// the store) and returns the per-worker factory maker. Fails (the process
-// should exit 1) when the store cannot be set up, e.g. the session directory
-// cannot be created.
+// the store, the EndedSessions of the process) and returns the per-worker
+// factory maker with the rest. Fails (the process should exit 1) when the
+// store cannot be set up, e.g. the session directory cannot be created.
+Result<SessionRuntime> MakeSessionRuntime(const std::shared_ptr<const Config>& config);
+// MakeSessionRuntime's filter maker alone.
 Result<FilterFactoryMaker> SessionFilterFactoryMaker(const std::shared_ptr<const Config>& config);
 
 }  // namespace sessiond

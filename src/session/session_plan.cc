@@ -1,5 +1,6 @@
 #include "session/session_plan.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace sessiond {
@@ -12,8 +13,44 @@ SessionPolicy SessionPolicy::From(const Config& config) {
   const int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(config.session.expiration).count();
   policy.lifetime_seconds = seconds > 0 ? seconds : 1;
   policy.fail_open =
-      config.session.manager == StoreKind::kRedis && config.redis.on_error == OnStoreError::kFailOpen;
+      (config.session.manager == StoreKind::kRedis && config.redis.on_error == OnStoreError::kFailOpen) ||
+      (config.session.manager == StoreKind::kHttp && config.http_store.on_error == OnStoreError::kFailOpen);
+  const auto whole_seconds = [](Millis d) {
+    const int64_t s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+    return d.count() > 0 && s < 1 ? int64_t{1} : s;
+  };
+  policy.idle_seconds = whole_seconds(config.session.idle_timeout);
+  policy.absolute_seconds = whole_seconds(config.session.absolute_timeout);
+  policy.refresh_threshold_seconds = whole_seconds(config.session.refresh_threshold);
+  policy.indexes_subjects = !config.session.subject_key.empty();
   return policy;
+}
+
+int64_t SessionPolicy::ExpiryFor(int64_t created, int64_t now) const {
+  int64_t expiry = (refresh_each_request ? now : created) + lifetime_seconds;
+  if (idle_seconds > 0) expiry = std::min(expiry, now + idle_seconds);
+  if (absolute_seconds > 0) expiry = std::min(expiry, created + absolute_seconds);
+  return expiry;
+}
+
+namespace {
+
+// A session without recorded times (0) started its lifetime at its expiry
+// minus the lifetime: SessionPolicy::LegacyStart.
+int64_t CreatedOf(const RequestFacts& facts, const SessionPolicy& policy) {
+  return facts.created_at > 0 ? facts.created_at : policy.LegacyStart(facts.expires_at);
+}
+int64_t RefreshedOf(const RequestFacts& facts, const SessionPolicy& policy) {
+  return facts.refreshed_at > 0 ? facts.refreshed_at : CreatedOf(facts, policy);
+}
+
+}  // namespace
+
+bool ExpiredOnRequest(const RequestFacts& facts, const SessionPolicy& policy, int64_t now) {
+  if (facts.status != SessionStatus::kActive) return false;
+  if (policy.idle_seconds > 0 && RefreshedOf(facts, policy) + policy.idle_seconds <= now) return true;
+  if (policy.absolute_seconds > 0 && CreatedOf(facts, policy) + policy.absolute_seconds <= now) return true;
+  return false;
 }
 
 bool StartsSessionOnRequest(const RequestFacts& facts, const SessionPolicy& policy) {
@@ -36,7 +73,13 @@ SessionPlan PlanResponse(const RequestFacts& facts, const ChangeBatch& batch, co
   const bool unsaved_new = facts.status == SessionStatus::kNew && !facts.stored;
   // Verified under a fallback secret: re-issue, and re-key the store entry.
   const bool rekey = had && facts.key_index > 0;
-  const bool refresh = had && policy.refresh_each_request;
+  // docs/CONFIGURATION.md, session.session_refresh_threshold: a sliding
+  // refresh at most once per threshold. A "new" session was just made.
+  const int64_t created = CreatedOf(facts, policy);
+  const bool due = policy.refresh_threshold_seconds <= 0 ||
+                   now - RefreshedOf(facts, policy) >= policy.refresh_threshold_seconds;
+  const bool refresh = had && policy.sliding() && (facts.status == SessionStatus::kNew || due);
+  plan.refresh_skipped = had && policy.sliding() && !refresh;
 
   plan.mint = batch.regenerate || (batch.sets_a_value() && (batch.destroy || !had));
   plan.destroys = batch.destroy && had;
@@ -45,7 +88,13 @@ SessionPlan PlanResponse(const RequestFacts& facts, const ChangeBatch& batch, co
   const bool same_session_new_id = batch.regenerate && had && !batch.destroy;
   plan.creates = (plan.mint && !same_session_new_id) || unsaved_new;
   plan.clear = batch.destroy;
-  const int64_t expires_at = (plan.mint || refresh) ? policy.ExpiresAt(now) : facts.expires_at;
+  plan.revoke = policy.indexes_subjects && (had || plan.mint) ? batch.revoke : RevokeScope::kNone;
+  plan.created_at = plan.mint ? now : created;
+  plan.refreshed_at = (plan.mint || refresh) ? now : RefreshedOf(facts, policy);
+  plan.refreshes = refresh && !plan.mint && plan.exists;
+  if (plan.refresh_skipped && !plan.exists) plan.refresh_skipped = false;
+  const int64_t expires_at =
+      plan.mint ? policy.ExpiresAt(now) : refresh ? policy.ExpiryFor(created, now) : facts.expires_at;
   const bool reissue = plan.mint || unsaved_new || rekey || refresh;
 
   if (policy.data_in_cookie) {
@@ -59,7 +108,8 @@ SessionPlan PlanResponse(const RequestFacts& facts, const ChangeBatch& batch, co
     return plan;
   }
 
-  const bool changes_store = plan.mint || plan.destroys || rekey || unsaved_new || (had && batch.changes_keys());
+  const bool changes_store = plan.mint || plan.destroys || rekey || unsaved_new ||
+                             (had && batch.changes_keys()) || plan.revoke != RevokeScope::kNone;
   if (!changes_store) {
     if (refresh && facts.stored) {
       plan.store = StoreOp::kTouch;

@@ -23,12 +23,23 @@
 //              its data: the same session under a new id); or a "new"
 //              session (session_create: always) not yet in the store.
 //   exists   = mint, or had and not Destroyed.
-//   expiry   = now + session_expiration_time on mint and, with
-//              session_refresh_each_request, on every request that has a
-//              session; otherwise the session's own expiry.
+//   expiry   = ExpiryFor(now, now) on mint (created = refreshed = now);
+//              ExpiryFor(created, now) on a refresh (refreshed = now);
+//              otherwise the session's own expiry. ExpiryFor is the
+//              earliest of created + session_expiration_time (now + it with
+//              session_refresh_each_request), now + session_idle_timeout and
+//              created + session_absolute_timeout (each when set).
+//   refresh  = sliding (session_refresh_each_request or an idle timeout), an
+//              active session, and session_refresh_threshold elapsed since
+//              its last refresh (0: every request). A sliding session whose
+//              refresh is not due yet counts one skipped refresh.
+//   revoke   = X-Session-Revoke with subject_key set (the filter refuses it
+//              otherwise, before planning): store managers Apply it with the
+//              batch (the store revokes the subject's other sessions, or all
+//              of them, this one included).
 //   cookie   = set (re-issued) when the session goes on and the cookie must
 //              change: minted, a "new" session, verified under a fallback
-//              key, sliding expiry, or (cookie manager) its data changed;
+//              key, a refresh, or (cookie manager) its data changed;
 //              cleared when no session results and the client sent a
 //              session cookie, or when the store finds gone a session the
 //              request meant to keep; otherwise left alone.
@@ -42,6 +53,10 @@
 //     loaded the session and does not Destroy it (a concurrent Destroy or
 //     Regenerate wins). A store entry gone after Apply clears the cookie.
 //   Touch when nothing changes but the expiry slides (stored sessions).
+// Request side: an active session past session_idle_timeout since its last
+//   refresh, or past session_absolute_timeout since its creation, is
+//   expired (ExpiredOnRequest), whatever its cookie says: a shorter timeout
+//   set by a reload holds at once.
 //   Nothing at all when the load failed under fail_open.
 //   A store entry's ttl is at least one second.
 #pragma once
@@ -61,11 +76,32 @@ struct SessionPolicy {
   bool refresh_each_request = false;  // session_refresh_each_request
   bool create_always = false;         // session_create: always
   int64_t lifetime_seconds = 1;       // session_expiration_time, at least 1
-  bool fail_open = false;             // redis.on_error: fail_open (redis manager only)
+  bool fail_open = false;             // on_error: fail_open (redis and http managers only)
+  int64_t idle_seconds = 0;           // session_idle_timeout, 0 = off
+  int64_t absolute_seconds = 0;       // session_absolute_timeout, 0 = off
+  int64_t refresh_threshold_seconds = 0;  // session_refresh_threshold, 0 = every request
+  bool indexes_subjects = false;      // subject_key is set
 
   static SessionPolicy From(const Config& config);
-  // now + lifetime: the expiry of a session minted or refreshed at `now`.
-  int64_t ExpiresAt(int64_t now) const { return now + lifetime_seconds; }
+  // Whether a store keeps SessionMeta with each session: only when
+  // something reads it (the timeouts, the refresh threshold, the subject
+  // index and its listing). Otherwise writes carry no metadata, so the
+  // store's write path costs what it did before sessions had any.
+  bool keeps_meta() const {
+    return idle_seconds > 0 || absolute_seconds > 0 || refresh_threshold_seconds > 0 || indexes_subjects;
+  }
+  // Requests slide the expiry (docs/HEADER-PROTOCOL.md, Session lifetime).
+  bool sliding() const { return refresh_each_request || idle_seconds > 0; }
+  // The expiry of a session created at `created` and minted or refreshed at
+  // `now` (see the rules above).
+  int64_t ExpiryFor(int64_t created, int64_t now) const;
+  // The expiry of a session minted at `now`.
+  int64_t ExpiresAt(int64_t now) const { return ExpiryFor(now, now); }
+  // For a session that carries no creation time (a format-2 sealed cookie, a
+  // store entry written before sessions had times): when its lifetime began.
+  int64_t LegacyStart(int64_t expires_at) const {
+    return expires_at > lifetime_seconds ? expires_at - lifetime_seconds : 0;
+  }
 };
 
 // What the request side found out, filled in by the filter as it goes.
@@ -76,6 +112,8 @@ struct RequestFacts {
   bool stored = false;        // store managers: the store holds the session (loaded)
   bool store_failed = false;  // the load failed and fail_open carried on
   int64_t expires_at = 0;     // the session's expiry (Unix seconds) when it has one
+  int64_t created_at = 0;     // its creation or last Regenerate (Unix seconds)
+  int64_t refreshed_at = 0;   // its last refresh (or creation)
 
   bool has_session() const { return status == SessionStatus::kActive || status == SessionStatus::kNew; }
 };
@@ -86,6 +124,10 @@ struct RequestFacts {
 // upstream: session_create: always, whatever the cookie was (none, expired,
 // invalid, gone from the store, or the store failed under fail_open).
 bool StartsSessionOnRequest(const RequestFacts& facts, const SessionPolicy& policy);
+
+// Whether an active session is past its idle or absolute timeout at `now`
+// (it is then reported expired and its cookie cleared).
+bool ExpiredOnRequest(const RequestFacts& facts, const SessionPolicy& policy, int64_t now);
 
 // ---- Response side --------------------------------------------------------------
 
@@ -101,8 +143,17 @@ struct SessionPlan {
   bool creates = false;
   // A session exists after the response (the store may still report it gone).
   bool exists = false;
-  // Its expiry (Unix seconds) when it exists.
+  // Its expiry, creation and last refresh (Unix seconds) when it exists.
   int64_t expires_at = 0;
+  int64_t created_at = 0;
+  int64_t refreshed_at = 0;
+  // A refresh is carried out (the store touched or the cookie re-issued
+  // with a later expiry), or one was due by the rules but the threshold
+  // says not yet (counted).
+  bool refreshes = false;
+  bool refresh_skipped = false;
+  // X-Session-Revoke, for the store's Apply.
+  RevokeScope revoke = RevokeScope::kNone;
   // The load failed under fail_open: nothing is written and the cookie is
   // left alone; `drops_changes` when the batch asked for something.
   bool skips = false;

@@ -8,7 +8,7 @@
 // of an HMAC-SHA256, under a key derived from secret_key for this purpose
 // alone, over what identifies the limit (key kind, rate, burst, paths, and
 // its number among identical limits) and the key (a client address key, a
-// session id). Instances with the same limit share its bucket wherever it
+// session id, a subject). Instances with the same limit share its bucket wherever it
 // stands in their lists; a changed limit (or secret_key) starts new buckets,
 // and the old ones expire.
 //

@@ -11,14 +11,19 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
-#include "store/memory_store.h"
+#include "base/json_text.h"
 #include "base/log.h"
+#include "crypto/crypto.h"
+#include "store/memory_store.h"
 
 namespace sessiond {
 
 namespace {
 
 constexpr char kLockSuffix[] = ".lock";
+// HMAC keys naming index files: not secrets, only domain separation.
+constexpr std::string_view kSubjectHashLabel = "sessiond file store subject";
+constexpr std::string_view kPublicIdHashLabel = "sessiond file store public id";
 constexpr char kTempMarker[] = ".tmp.";
 // A temporary file older than this belongs to a write that was interrupted.
 constexpr int64_t kStaleTempMs = 60 * 1000;
@@ -86,11 +91,54 @@ Result<std::optional<std::string>> ReadFileAt(int dir_fd, const std::string& nam
 struct SessionFile {
   int64_t expires_at_ms = 0;
   SessionData data;
+  SessionMeta meta;  // all zero/empty in files written before metadata
 };
 
+std::string FormatMeta(const SessionMeta& m) {
+  std::string out = "{\"created\":" + std::to_string(m.created_at) + ",\"refreshed\":" +
+                    std::to_string(m.refreshed_at) + ",\"expires\":" + std::to_string(m.expires_at) +
+                    ",\"public_id\":";
+  AppendJsonString(&out, m.public_id);
+  out += ",\"client\":";
+  AppendJsonString(&out, m.client);
+  out += ",\"user_agent\":";
+  AppendJsonString(&out, m.user_agent);
+  out += ",\"subject\":";
+  AppendJsonString(&out, m.subject);
+  out += "}";
+  return out;
+}
+
+// "meta" is written only when there is any (a session written through the
+// bare SessionStore interface has none, and its file stays as it was).
 std::string FormatSessionFile(const SessionFile& file) {
-  return "{\"expires_at\":" + std::to_string(file.expires_at_ms) +
-         ",\"data\":" + SerializeSession(file.data) + "}\n";
+  const SessionMeta& m = file.meta;
+  const bool has_meta = m.created_at != 0 || m.refreshed_at != 0 || m.expires_at != 0 || !m.public_id.empty() ||
+                        !m.client.empty() || !m.user_agent.empty() || !m.subject.empty();
+  return "{\"expires_at\":" + std::to_string(file.expires_at_ms) + ",\"data\":" + SerializeSession(file.data) +
+         (has_meta ? ",\"meta\":" + FormatMeta(m) : std::string()) + "}\n";
+}
+
+// The "meta" object of a session file; unknown or mistyped members are
+// ignored (they only feed listings and timeouts, never authorization).
+void ParseMeta(const std::string& text, SessionMeta* m) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return;
+  auto number = [&](const char* name, int64_t* out) {
+    auto it = j.find(name);
+    if (it != j.end() && it->is_number_integer()) *out = it->get<int64_t>();
+  };
+  auto string = [&](const char* name, std::string* out) {
+    auto it = j.find(name);
+    if (it != j.end() && it->is_string()) *out = it->get<std::string>();
+  };
+  number("created", &m->created_at);
+  number("refreshed", &m->refreshed_at);
+  number("expires", &m->expires_at);
+  string("public_id", &m->public_id);
+  string("client", &m->client);
+  string("user_agent", &m->user_agent);
+  string("subject", &m->subject);
 }
 
 // Finds where each JSON value of a document that nlohmann already accepted
@@ -185,6 +233,8 @@ Result<SessionFile> ParseSessionFile(const std::string& text) {
         if (!j.is_number_integer()) return corrupt;
         file.expires_at_ms = j.get<int64_t>();
         have_expiry = true;
+      } else if (name == "\"meta\"") {
+        ParseMeta(value, &file.meta);
       }
     }
   } while (scan.Consume(','));
@@ -338,7 +388,211 @@ Result<std::shared_ptr<SessionDirectory>> SessionDirectory::Open(const std::stri
   return std::shared_ptr<SessionDirectory>(new SessionDirectory(path, fd));
 }
 
-SessionDirectory::~SessionDirectory() { close(fd_); }
+SessionDirectory::~SessionDirectory() {
+  if (public_ids_fd_ >= 0) close(public_ids_fd_);
+  if (subjects_fd_ >= 0) close(subjects_fd_);
+  close(fd_);
+}
+
+int SessionDirectory::IndexDir(const char* name, int* fd, bool create) const {
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (*fd >= 0) return *fd;
+  if (create && mkdirat(fd_, name, 0700) != 0 && errno != EEXIST) return -1;
+  *fd = openat(fd_, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  return *fd;
+}
+
+// ------------------------------------------------------------ the subject index
+
+std::string SessionDirectory::IndexName(std::string_view kind, const std::string& value) {
+  // Names must not leak the subject or be chosen by it: a keyed hash, in the
+  // session files' 64-hex form (docs/OPERATIONS.md, Sessions API).
+  Result<std::string> mac = crypto::HmacSha256(kind, value);
+  return mac.ok() ? crypto::HexEncode(*mac) : std::string(64, '0');
+}
+
+Result<std::vector<StoreKey>> SessionDirectory::Members(const std::string& subject) const {
+  std::vector<StoreKey> out;
+  const int dir = SubjectsFd(false);
+  if (dir < 0) return out;  // nothing was ever indexed
+  Result<std::optional<std::string>> text = ReadFileAt(dir, IndexName(kSubjectHashLabel, subject));
+  if (!text.ok()) return text.status();
+  if (!*text) return out;
+  size_t start = 0;
+  const std::string& t = **text;
+  while (start < t.size()) {
+    size_t end = t.find('\n', start);
+    if (end == std::string::npos) end = t.size();
+    StoreKey key = t.substr(start, end - start);
+    if (IsValidStoreKey(key)) out.push_back(std::move(key));
+    start = end + 1;
+  }
+  return out;
+}
+
+Status SessionDirectory::IndexAdd(const std::string& subject, const StoreKey& key) {
+  const int dir = SubjectsFd(true);
+  if (dir < 0) return ErrnoStatus("open the subject index", errno);
+  const std::string name = IndexName(kSubjectHashLabel, subject);
+  Result<SessionLock> lock = SessionLock::Acquire(dir, name, true);
+  if (!lock.ok()) return lock.status();
+  Result<std::vector<StoreKey>> members = Members(subject);
+  if (!members.ok()) return members.status();
+  if (std::find(members->begin(), members->end(), key) != members->end()) return Status::OK();
+  std::string text;
+  for (const StoreKey& m : *members) text += m + "\n";
+  text += key + "\n";
+  return WriteAtomically(dir, name, text, nullptr);
+}
+
+Status SessionDirectory::IndexRemove(const std::string& subject, const StoreKey& key) {
+  const int dir = SubjectsFd(false);
+  if (dir < 0) return Status::OK();
+  const std::string name = IndexName(kSubjectHashLabel, subject);
+  Result<SessionLock> lock = SessionLock::Acquire(dir, name, true);
+  if (!lock.ok()) return lock.status();
+  Result<std::vector<StoreKey>> members = Members(subject);
+  if (!members.ok()) return members.status();
+  std::string text;
+  bool found = false;
+  for (const StoreKey& m : *members) {
+    if (m == key) {
+      found = true;
+    } else {
+      text += m + "\n";
+    }
+  }
+  if (!found) return Status::OK();
+  if (text.empty()) return RemoveSessionFile(dir, name);
+  return WriteAtomically(dir, name, text, nullptr);
+}
+
+Status SessionDirectory::PublicIdSet(const std::string& public_id, const StoreKey& key) {
+  if (public_id.empty()) return Status::OK();
+  const int dir = PublicIdsFd(true);
+  if (dir < 0) return ErrnoStatus("open the public id index", errno);
+  return WriteAtomically(dir, IndexName(kPublicIdHashLabel, public_id), key, nullptr);
+}
+
+void SessionDirectory::PublicIdRemove(const std::string& public_id, const StoreKey& key) {
+  if (public_id.empty()) return;
+  const int dir = PublicIdsFd(false);
+  if (dir < 0) return;
+  const std::string name = IndexName(kPublicIdHashLabel, public_id);
+  Result<std::optional<std::string>> text = ReadFileAt(dir, name);
+  if (text.ok() && *text && **text == key) RemoveSessionFile(dir, name);
+}
+
+void SessionDirectory::Unindex(const StoreKey& key, const SessionMeta& meta) {
+  if (meta.subject.empty()) return;
+  IndexRemove(meta.subject, key);
+  PublicIdRemove(meta.public_id, key);
+}
+
+Status SessionDirectory::RevokeOne(const StoreKey& key, const std::string& subject, const std::string& public_id,
+                                   std::vector<RevokedSession>* revoked) {
+  Result<SessionLock> lock = SessionLock::Acquire(fd_, key, true);
+  if (!lock.ok()) return lock.status();
+  Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+  if (!file.ok()) return file.status();
+  const bool matches = *file && (subject.empty() || (*file)->meta.subject == subject) &&
+                       (public_id.empty() || (*file)->meta.public_id == public_id);
+  if (!matches) {
+    // A stale index entry: the session is gone or indexed elsewhere now.
+    if (!subject.empty()) IndexRemove(subject, key);
+    return Status::OK();
+  }
+  const SessionMeta meta = (*file)->meta;
+  const bool live = (*file)->expires_at_ms > NowUnixMs();
+  Status st = RemoveSessionFile(fd_, key);
+  if (!st.ok()) return st;
+  Unindex(key, meta);
+  if (live) revoked->push_back(RevokedSession{key, meta.public_id});
+  return Status::OK();
+}
+
+void SessionDirectory::Prune(const std::string& subject, const StoreKey& key) {
+  Result<SessionLock> lock = SessionLock::Acquire(fd_, key, false);
+  if (!lock.ok()) return;  // busy: its writer keeps the index right
+  Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+  if (!file.ok()) return;
+  if (!*file || (*file)->meta.subject != subject) {
+    IndexRemove(subject, key);
+  } else if ((*file)->expires_at_ms <= NowUnixMs()) {
+    if (RemoveSessionFile(fd_, key).ok()) Unindex(key, (*file)->meta);
+  }
+}
+
+Status SessionDirectory::EnforceLimit(const std::string& subject, const StoreKey& keep, uint64_t max,
+                                      std::vector<RevokedSession>* revoked) {
+  Result<std::vector<StoreKey>> members = Members(subject);
+  if (!members.ok()) return members.status();
+  if (members->size() <= max) return Status::OK();
+  const int64_t now = NowUnixMs();
+  std::vector<std::pair<int64_t, StoreKey>> others;
+  size_t live = 0;
+  for (const StoreKey& key : *members) {
+    Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+    if (!file.ok()) continue;
+    if (!*file || (*file)->meta.subject != subject || (*file)->expires_at_ms <= now) {
+      Prune(subject, key);
+      continue;
+    }
+    ++live;
+    if (key != keep) others.emplace_back((*file)->meta.created_at, key);
+  }
+  std::sort(others.begin(), others.end());  // oldest first
+  for (size_t i = 0; live > max && i < others.size(); ++i) {
+    const size_t before = revoked->size();
+    Status st = RevokeOne(others[i].second, subject, "", revoked);
+    if (!st.ok()) return st;
+    if (revoked->size() > before) --live;
+  }
+  return Status::OK();
+}
+
+Result<std::vector<SessionListing>> SessionDirectory::ListSubject(const std::string& subject) {
+  Result<std::vector<StoreKey>> members = Members(subject);
+  if (!members.ok()) return members.status();
+  const int64_t now = NowUnixMs();
+  std::vector<SessionListing> out;
+  for (const StoreKey& key : *members) {
+    Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+    if (!file.ok()) continue;
+    if (!*file || (*file)->meta.subject != subject || (*file)->expires_at_ms <= now) {
+      Prune(subject, key);
+      continue;
+    }
+    out.push_back(SessionListing{key, (*file)->meta});
+  }
+  std::sort(out.begin(), out.end(), [](const SessionListing& a, const SessionListing& b) {
+    return a.meta.created_at != b.meta.created_at ? a.meta.created_at < b.meta.created_at : a.key < b.key;
+  });
+  return out;
+}
+
+Result<std::vector<RevokedSession>> SessionDirectory::RevokeSubject(const std::string& subject) {
+  Result<std::vector<StoreKey>> members = Members(subject);
+  if (!members.ok()) return members.status();
+  std::vector<RevokedSession> revoked;
+  for (const StoreKey& key : *members) {
+    Status st = RevokeOne(key, subject, "", &revoked);
+    if (!st.ok()) return st;
+  }
+  return revoked;
+}
+
+Result<std::vector<RevokedSession>> SessionDirectory::RevokePublicId(const std::string& public_id) {
+  std::vector<RevokedSession> revoked;
+  const int dir = PublicIdsFd(false);
+  if (dir < 0) return revoked;
+  Result<std::optional<std::string>> key = ReadFileAt(dir, IndexName(kPublicIdHashLabel, public_id));
+  if (!key.ok()) return key.status();
+  if (!*key || !IsValidStoreKey(**key)) return revoked;
+  Status st = RevokeOne(**key, "", public_id, &revoked);
+  if (!st.ok()) return st;
+  return revoked;
+}
 
 Result<std::optional<SessionData>> SessionDirectory::Load(const StoreKey& key) const {
   Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
@@ -347,50 +601,118 @@ Result<std::optional<SessionData>> SessionDirectory::Load(const StoreKey& key) c
   return std::optional<SessionData>(std::move((*file)->data));
 }
 
+Result<std::optional<StoredSession>> SessionDirectory::LoadSession(const StoreKey& key) const {
+  Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
+  if (!file.ok()) return file.status();
+  if (!*file || (*file)->expires_at_ms <= NowUnixMs()) return std::optional<StoredSession>();
+  return std::optional<StoredSession>(StoredSession{std::move((*file)->data), std::move((*file)->meta)});
+}
+
 Result<ApplyResult> SessionDirectory::Apply(const ApplyRequest& request) {
   const bool rekey = request.new_key && *request.new_key != request.key;
-  const StoreKey& first = rekey ? std::min(request.key, *request.new_key) : request.key;
-  Result<SessionLock> lock1 = SessionLock::Acquire(fd_, first, true);
-  if (!lock1.ok()) return lock1.status();
-  std::optional<Result<SessionLock>> lock2;
-  if (rekey) {
-    lock2.emplace(SessionLock::Acquire(fd_, std::max(request.key, *request.new_key), true));
-    if (!lock2->ok()) return lock2->status();
-  }
+  const StoreKey& target = rekey ? *request.new_key : request.key;
+  Result<ApplyResult> result = Status::OK();
+  SessionMeta old_meta;
+  {
+    const StoreKey& first = rekey ? std::min(request.key, *request.new_key) : request.key;
+    Result<SessionLock> lock1 = SessionLock::Acquire(fd_, first, true);
+    if (!lock1.ok()) return lock1.status();
+    std::optional<Result<SessionLock>> lock2;
+    if (rekey) {
+      lock2.emplace(SessionLock::Acquire(fd_, std::max(request.key, *request.new_key), true));
+      if (!lock2->ok()) return lock2->status();
+    }
 
-  // A clear does not need the old content, so Destroy works even on a
-  // corrupt file.
-  const int64_t now = NowUnixMs();
-  std::optional<SessionData> current;
-  if (!request.clear || request.must_exist) {
+    // A clear does not need the old content, so Destroy works even on a
+    // corrupt file (its index entries are then found stale and dropped).
+    const int64_t now = NowUnixMs();
+    std::optional<SessionData> current;
     Result<std::optional<SessionFile>> file = ReadSession(fd_, request.key);
-    if (!file.ok()) return file.status();
-    if (*file && (*file)->expires_at_ms > now) current = std::move((*file)->data);
-  }
-  Result<ApplyResult> result = ApplyToSession(std::move(current), request);
-  if (!result.ok()) return result;
+    if (!file.ok() && (!request.clear || request.must_exist)) return file.status();
+    if (file.ok() && *file) {
+      old_meta = (*file)->meta;
+      if ((*file)->expires_at_ms > now) current = std::move((*file)->data);
+    }
+    result = ApplyToSession(std::move(current), request);
+    if (!result.ok()) return result;
 
-  Status st;
-  if (!result->exists) {
-    st = RemoveSessionFile(fd_, request.key);
-  } else {
-    const SessionFile file{now + request.ttl.count(), result->data};
-    st = WriteAtomically(fd_, rekey ? *request.new_key : request.key, FormatSessionFile(file),
-                         rekey ? &request.key : nullptr);
+    SessionFile next;
+    if (result->exists) {
+      next.expires_at_ms = now + request.ttl.count();
+      next.data = result->data;
+      next.meta = request.meta ? *request.meta : old_meta;
+      next.meta.subject = SubjectOf(result->data, request.subject_key);
+      // The public id is kept only for indexed sessions, which the admin
+      // API lists and revokes by it: a store dump shows no other.
+      if (next.meta.subject.empty()) next.meta.public_id.clear();
+    }
+    const std::string& new_subject = next.meta.subject;
+    // Index entries are added before the session file is written, removed
+    // after it (see the header).
+    if (result->exists && !new_subject.empty()) {
+      Status st = IndexAdd(new_subject, target);
+      if (st.ok()) st = PublicIdSet(next.meta.public_id, target);
+      if (!st.ok()) return st;
+    }
+    Status st = result->exists ? WriteAtomically(fd_, target, FormatSessionFile(next), rekey ? &request.key : nullptr)
+                               : RemoveSessionFile(fd_, request.key);
+    if (!st.ok()) return st;
+    if (!old_meta.subject.empty() && (!result->exists || rekey || old_meta.subject != new_subject)) {
+      IndexRemove(old_meta.subject, request.key);
+    }
+    if (!old_meta.public_id.empty() &&
+        (!result->exists || rekey || new_subject.empty() || old_meta.public_id != next.meta.public_id)) {
+      PublicIdRemove(old_meta.public_id, request.key);
+    }
+    result->meta = next.meta;
+  }  // the session locks are released: revocations lock each session alone
+
+  const std::string subject = result->exists ? result->meta.subject : old_meta.subject;
+  if (request.revoke != RevokeScope::kNone && !subject.empty()) {
+    Result<std::vector<StoreKey>> members = Members(subject);
+    if (!members.ok()) return members.status();
+    for (const StoreKey& key : *members) {
+      if (key == target && result->exists) continue;
+      Status st = RevokeOne(key, subject, "", &result->revoked);
+      if (!st.ok()) return st;
+    }
+    if (request.revoke == RevokeScope::kAll && result->exists) {
+      std::vector<RevokedSession> self;
+      Status st = RevokeOne(target, subject, "", &self);
+      if (!st.ok()) return st;
+      result->exists = false;
+      result->data.clear();
+    }
   }
-  if (!st.ok()) return st;
+  if (result->exists && request.max_per_subject > 0 && !result->meta.subject.empty() &&
+      result->meta.subject != old_meta.subject) {
+    Status st = EnforceLimit(result->meta.subject, target, request.max_per_subject, &result->revoked);
+    if (!st.ok()) return st;
+  }
   return result;
 }
 
-Status SessionDirectory::Touch(const StoreKey& key, std::chrono::milliseconds ttl) {
+Status SessionDirectory::Touch(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta* meta) {
   Result<SessionLock> lock = SessionLock::Acquire(fd_, key, true);
   if (!lock.ok()) return lock.status();
   Result<std::optional<SessionFile>> file = ReadSession(fd_, key);
   if (!file.ok()) return file.status();
   if (!*file) return Status::OK();
   const int64_t now = NowUnixMs();
-  if ((*file)->expires_at_ms <= now) return RemoveSessionFile(fd_, key);
+  if ((*file)->expires_at_ms <= now) {
+    Status st = RemoveSessionFile(fd_, key);
+    if (st.ok()) Unindex(key, (*file)->meta);
+    return st;
+  }
   (*file)->expires_at_ms = now + ttl.count();
+  if (meta) {
+    SessionMeta& m = (*file)->meta;
+    m.refreshed_at = meta->refreshed_at;
+    m.expires_at = meta->expires_at;
+    m.client = meta->client;
+    m.user_agent = meta->user_agent;
+    if (m.created_at == 0) m.created_at = meta->created_at;
+  }
   return WriteAtomically(fd_, key, FormatSessionFile(**file), nullptr);
 }
 
@@ -418,7 +740,10 @@ Result<uint64_t> SessionDirectory::SweepExpired() {
       if (!lock.ok()) continue;
       file = ReadSession(fd_, name);  // it may have been renewed before we locked it
       if (!file.ok() || !*file || (*file)->expires_at_ms > now) continue;
-      if (RemoveSessionFile(fd_, name).ok()) ++removed;
+      if (RemoveSessionFile(fd_, name).ok()) {
+        Unindex(name, (*file)->meta);  // docs/HEADER-PROTOCOL.md, Subjects: expiry leaves the index
+        ++removed;
+      }
     } else if (EndsWith(name, kLockSuffix) && IsValidStoreKey(name.substr(0, 64)) &&
                name.size() == 64 + strlen(kLockSuffix)) {
       // Taking and releasing the lock removes it when its session is gone.
@@ -432,7 +757,34 @@ Result<uint64_t> SessionDirectory::SweepExpired() {
       }
     }
   }
+  if (const int dir = SubjectsFd(false); dir >= 0) SweepIndexDirectory(dir, now);
+  if (const int dir = PublicIdsFd(false); dir >= 0) SweepIndexDirectory(dir, now);
   return removed;
+}
+
+void SessionDirectory::SweepIndexDirectory(int dir_fd, int64_t now) {
+  const int list_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (list_fd < 0) return;
+  DIR* dir = fdopendir(list_fd);
+  if (!dir) {
+    close(list_fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (const dirent* entry = readdir(dir)) names.emplace_back(entry->d_name);
+  closedir(dir);
+  for (const std::string& name : names) {
+    if (EndsWith(name, kLockSuffix) && name.size() == 64 + strlen(kLockSuffix) && IsValidStoreKey(name.substr(0, 64))) {
+      if (!FileExists(dir_fd, name.substr(0, 64))) SessionLock::Acquire(dir_fd, name.substr(0, 64), false);
+    } else if (name.size() > 64 && IsValidStoreKey(name.substr(0, 64)) &&
+               name.compare(64, strlen(kTempMarker), kTempMarker) == 0) {
+      struct stat st;
+      if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          now - static_cast<int64_t>(st.st_mtime) * 1000 > kStaleTempMs) {
+        unlinkat(dir_fd, name.c_str(), 0);
+      }
+    }
+  }
 }
 
 // ------------------------------------------------------------ FileWorkerPool
@@ -548,6 +900,55 @@ void FileStore::Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCa
     return;
   }
   RunOnPool<Status>([dir = dir_, key, ttl] { return dir->Touch(key, ttl); }, std::move(cb));
+}
+
+void FileStore::LoadSession(const StoreKey& key, LoadSessionCallback cb) {
+  if (!IsValidStoreKey(key)) {
+    PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), std::nullopt); });
+    return;
+  }
+  using R = Result<std::optional<StoredSession>>;
+  RunOnPool<R>([dir = dir_, key] { return dir->LoadSession(key); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), std::nullopt);
+                 else cb(Status::OK(), std::move(*r));
+               });
+}
+
+void FileStore::TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                             DoneCallback cb) {
+  if (!IsValidStoreKey(key)) {
+    PostIfAlive([cb = std::move(cb)] { cb(InvalidKey()); });
+    return;
+  }
+  RunOnPool<Status>([dir = dir_, key, ttl, meta] { return dir->Touch(key, ttl, &meta); }, std::move(cb));
+}
+
+void FileStore::ListSubject(const std::string& subject, ListCallback cb) {
+  using R = Result<std::vector<SessionListing>>;
+  RunOnPool<R>([dir = dir_, subject] { return dir->ListSubject(subject); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), {});
+                 else cb(Status::OK(), std::move(*r));
+               });
+}
+
+void FileStore::RevokeSubject(const std::string& subject, RevokeCallback cb) {
+  using R = Result<std::vector<RevokedSession>>;
+  RunOnPool<R>([dir = dir_, subject] { return dir->RevokeSubject(subject); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), {});
+                 else cb(Status::OK(), std::move(*r));
+               });
+}
+
+void FileStore::RevokePublicId(const std::string& public_id, RevokeCallback cb) {
+  using R = Result<std::vector<RevokedSession>>;
+  RunOnPool<R>([dir = dir_, public_id] { return dir->RevokePublicId(public_id); },
+               [cb = std::move(cb)](R r) {
+                 if (!r.ok()) cb(r.status(), {});
+                 else cb(Status::OK(), std::move(*r));
+               });
 }
 
 void FileStore::Ping(DoneCallback cb) {

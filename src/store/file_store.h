@@ -20,6 +20,22 @@
 // acquires the unlinked file notices (its inode no longer matches the path)
 // and retries on a fresh one, so removing lock files never lets two writers in.
 // The sweep also removes lock files a crashed process left behind.
+//
+// Metadata and subjects (docs/HEADER-PROTOCOL.md, Subjects): each file also
+// holds "meta" (times, public id, client, user agent and the subject it is
+// indexed under). The index is two subdirectories of files named by a
+// keyed hash (64 hex digits, like session files, so the same locking and
+// atomic writes apply):
+//   subjects/<hash(subject)>      one member store key per line
+//   public_ids/<hash(public id)>  the store key of an indexed session
+// An index file is changed only under its own lock, which may be taken
+// while holding session locks but never the other way round, so no two
+// writers wait on each other in a cycle. A member is added before its
+// session file is written and removed after, so a crash leaves an extra
+// entry, never a missing one; readers check every entry against the
+// session file itself (and prune stale ones under the session's lock).
+// Revocations run after the revoking Apply has released its own session
+// lock: each revoked session is then locked, re-read and deleted alone.
 #pragma once
 
 #include <condition_variable>
@@ -82,8 +98,15 @@ class SessionDirectory {
   // nullopt when missing or expired. IOError on a failed read or a corrupt
   // file (the file is left alone for an operator to inspect).
   Result<std::optional<SessionData>> Load(const StoreKey& key) const;
+  Result<std::optional<StoredSession>> LoadSession(const StoreKey& key) const;
   Result<ApplyResult> Apply(const ApplyRequest& request);
-  Status Touch(const StoreKey& key, std::chrono::milliseconds ttl);
+  // With `meta`, also records its refreshed_at, expires_at, client and user agent.
+  Status Touch(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta* meta = nullptr);
+
+  // Subjects (see the file comment).
+  Result<std::vector<SessionListing>> ListSubject(const std::string& subject);
+  Result<std::vector<RevokedSession>> RevokeSubject(const std::string& subject);
+  Result<std::vector<RevokedSession>> RevokePublicId(const std::string& public_id);
 
   // Removes expired session files, lock files without a session (left by a
   // crash) and temporary files older than a minute (an interrupted write).
@@ -96,8 +119,42 @@ class SessionDirectory {
  private:
   SessionDirectory(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
 
+  // The index subdirectories, created on first use (a directory that never
+  // indexes a subject holds only session files): -1 when absent and not
+  // `create`d, or when creating fails.
+  int SubjectsFd(bool create) const { return IndexDir(kSubjectsDirName, &subjects_fd_, create); }
+  int PublicIdsFd(bool create) const { return IndexDir(kPublicIdsDirName, &public_ids_fd_, create); }
+  int IndexDir(const char* name, int* fd, bool create) const;
+  static constexpr const char* kSubjectsDirName = "subjects";
+  static constexpr const char* kPublicIdsDirName = "public_ids";
+
+  // The index file's name for a subject or public id.
+  static std::string IndexName(std::string_view kind, const std::string& value);
+  Result<std::vector<StoreKey>> Members(const std::string& subject) const;
+  Status IndexAdd(const std::string& subject, const StoreKey& key);
+  Status IndexRemove(const std::string& subject, const StoreKey& key);
+  Status PublicIdSet(const std::string& public_id, const StoreKey& key);
+  void PublicIdRemove(const std::string& public_id, const StoreKey& key);
+  // Locks `key`, and deletes its session when it is live and indexed under
+  // `subject` (any subject when empty) with `public_id` (any when empty);
+  // an index entry found stale on the way is dropped. True in *revoked when
+  // a live session was deleted.
+  Status RevokeOne(const StoreKey& key, const std::string& subject, const std::string& public_id,
+                   std::vector<RevokedSession>* revoked);
+  // Drops index entries of `subject` whose session is gone or moved (under
+  // each session's lock, skipping busy ones).
+  void Prune(const std::string& subject, const StoreKey& key);
+  Status EnforceLimit(const std::string& subject, const StoreKey& keep, uint64_t max,
+                      std::vector<RevokedSession>* revoked);
+  // Removes an expired session's index entries (its lock held).
+  void Unindex(const StoreKey& key, const SessionMeta& meta);
+  void SweepIndexDirectory(int dir_fd, int64_t now);
+
   const std::string path_;
   const int fd_;  // the directory; every file is opened relative to it
+  mutable std::mutex index_mu_;  // guards the two below
+  mutable int subjects_fd_ = -1;
+  mutable int public_ids_fd_ = -1;
 };
 
 class FileStore : public SessionStore {
@@ -113,6 +170,13 @@ class FileStore : public SessionStore {
   void Load(const StoreKey& key, LoadCallback cb) override;
   void Apply(const ApplyRequest& request, ApplyCallback cb) override;
   void Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) override;
+  void LoadSession(const StoreKey& key, LoadSessionCallback cb) override;
+  void TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                    DoneCallback cb) override;
+  bool supports_subjects() const override { return true; }
+  void ListSubject(const std::string& subject, ListCallback cb) override;
+  void RevokeSubject(const std::string& subject, RevokeCallback cb) override;
+  void RevokePublicId(const std::string& public_id, RevokeCallback cb) override;
   // OK when the directory is still there and writable.
   void Ping(DoneCallback cb) override;
 

@@ -11,6 +11,12 @@
 // entries are swept lazily: each write drops expired entries it finds at the
 // cold end of the LRU list, and SweepExpired() scans the whole table for a
 // timer that wants memory back sooner.
+//
+// Subjects: the table keeps each session's SessionMeta and two indexes,
+// subject -> sessions and public id -> session (indexed sessions only). Every
+// removal of an entry (Destroy, re-key, revocation, expiry, eviction) goes
+// through one function that also takes it out of both, so the index is
+// exact at every moment, under the same lock as the entries.
 #pragma once
 
 #include <chrono>
@@ -20,6 +26,8 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "store/store.h"
 
@@ -52,8 +60,17 @@ class MemoryTable {
 
   // All methods are thread-safe.
   std::optional<SessionData> Load(const StoreKey& key);
+  std::optional<StoredSession> LoadSession(const StoreKey& key);
   Result<ApplyResult> Apply(const ApplyRequest& request);
-  void Touch(const StoreKey& key, std::chrono::milliseconds ttl);
+  // With `meta`, records its refreshed_at, expires_at, client and user agent.
+  void Touch(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta* meta = nullptr);
+
+  // Subjects (see the file comment).
+  std::vector<SessionListing> ListSubject(const std::string& subject);
+  std::vector<RevokedSession> RevokeSubject(const std::string& subject);
+  std::vector<RevokedSession> RevokePublicId(const std::string& public_id);
+  // Sessions indexed under `subject`, expired ones not yet swept included.
+  size_t SubjectSize(const std::string& subject) const;
 
   // Removes every expired session; returns how many.
   uint64_t SweepExpired();
@@ -64,6 +81,7 @@ class MemoryTable {
  private:
   struct Entry {
     SessionData data;
+    SessionMeta meta;
     TimePoint expires_at;
     std::list<StoreKey>::iterator lru;  // position in lru_
   };
@@ -72,14 +90,25 @@ class MemoryTable {
   // The live entry for key, moved to the front of the LRU list; end() when
   // missing (an expired entry is erased on the way).
   Map::iterator FindLive(const StoreKey& key, TimePoint now);
+  // The one way an entry leaves the table: also leaves both indexes.
   void Erase(Map::iterator it);
   void Evict(TimePoint now, const StoreKey& keep);
+  void Index(const StoreKey& key, const SessionMeta& meta);
+  // Erases every live session of `subject` but `keep` (may be null) into *out.
+  void RevokeLocked(const std::string& subject, const StoreKey* keep, TimePoint now,
+                    std::vector<RevokedSession>* out);
+  // Revokes the oldest sessions of `subject` (never `keep`) while it holds
+  // more than `max`.
+  void EnforceLimit(const std::string& subject, const StoreKey& keep, uint64_t max, TimePoint now,
+                    std::vector<RevokedSession>* out);
 
   const size_t max_sessions_;
   const Clock clock_;
   mutable std::mutex mu_;
   Map entries_;
   std::list<StoreKey> lru_;  // front = most recently used
+  std::unordered_map<std::string, std::unordered_set<StoreKey>> subjects_;
+  std::unordered_map<std::string, StoreKey> public_ids_;
 };
 
 class MemoryStore : public SessionStore {
@@ -92,6 +121,14 @@ class MemoryStore : public SessionStore {
   void Ping(DoneCallback cb) override;
   // MemoryTable::SweepExpired; any one worker's store sweeps the whole table.
   void SweepExpired() override;
+
+  void LoadSession(const StoreKey& key, LoadSessionCallback cb) override;
+  void TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                    DoneCallback cb) override;
+  bool supports_subjects() const override { return true; }
+  void ListSubject(const std::string& subject, ListCallback cb) override;
+  void RevokeSubject(const std::string& subject, RevokeCallback cb) override;
+  void RevokePublicId(const std::string& public_id, RevokeCallback cb) override;
 
   MemoryTable& table() { return *table_; }
 

@@ -30,6 +30,44 @@
 // second writes it under the new key. A failure between them loses the
 // session (the client then needs a new one); it never leaves two copies.
 //
+// Metadata (docs/HEADER-PROTOCOL.md, Session lifetime): the bookkeeping
+// field m holds the SessionMeta as JSON (created, refreshed, expires,
+// client, user agent), written with the session when ApplyRequest::meta is
+// set (the session filter sets it only when something reads it: without
+// timeouts or a subject_key, writes carry none and cost what they did).
+// The fast path writes it in its HSET; Load (HGETALL) reads it at no cost.
+//
+// Subjects (docs/HEADER-PROTOCOL.md, Subjects), when an Apply names a
+// subject_key: bookkeeping fields u (the subject the session is indexed
+// under) and p (its public id) beside the data; key_prefix "subject:" S is
+// a sorted set of the subject's store keys scored by creation time, and
+// key_prefix "pid:" P the store key of an indexed public id. Both index keys
+// get at least the lifetime of their newest session, and reads check each
+// member against its session (u must still name the subject), pruning the
+// stale ones: an expired, moved or re-indexed session is never listed or
+// revoked, and an index whose sessions all expired expires too.
+// Such an Apply never takes the fast path: it is one script that reads the
+// whole session (HGETALL) and keeps u, p and m with the data.
+// - One Redis and Sentinel: the script also updates the index keys (it names
+//   them itself, which one Redis allows), carries out X-Session-Revoke and
+//   the per-subject limit, all in one atomic step, as the memory and file
+//   stores do; so do TouchSession, ListSubject, RevokeSubject and
+//   RevokePublicId, one script each.
+// - Cluster: the index keys lie in other slots than the session, so the
+//   script changes only the session (its slot) and reports the subject
+//   before and after; sessiond then updates the index with commands of one
+//   key each (ZREM from the old subject, ZADD to the new with a TTL, the
+//   public id's key), revokes the subject's other sessions one conditional
+//   DEL each (only while u still names the subject), and enforces the limit.
+//   One more round trip for a write of an indexed session, and these steps
+//   are not atomic with the session write: a revocation racing a
+//   Regenerate or a new login of the same subject may miss the session
+//   that was being indexed at that moment, and two logins at once over
+//   max_sessions_per_subject may each revoke the other. A failed index step
+//   fails the call (the session write stays); the next write of the session
+//   indexes it again, and the checks on read drop what is stale, so the
+//   index heals itself.
+//
 // Shared rate-limit buckets (TakeToken) have keys and a script of their own:
 // store/redis_token_bucket.h.
 //
@@ -62,6 +100,13 @@ class RedisStore : public SessionStore, public SharedTokenBuckets {
   void Apply(const ApplyRequest& request, ApplyCallback cb) override;
   void Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) override;
   void Ping(DoneCallback cb) override;
+  void LoadSession(const StoreKey& key, LoadSessionCallback cb) override;
+  void TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                    DoneCallback cb) override;
+  bool supports_subjects() const override { return true; }
+  void ListSubject(const std::string& subject, ListCallback cb) override;
+  void RevokeSubject(const std::string& subject, RevokeCallback cb) override;
+  void RevokePublicId(const std::string& public_id, RevokeCallback cb) override;
 
   // True while the router is connected (for tests and metrics): past the
   // handshake with one Redis or the sentinels' master; a slot map loaded
@@ -82,6 +127,34 @@ class RedisStore : public SessionStore, public SharedTokenBuckets {
   void ApplyScript(const ApplyRequest& request, const std::string& key, const std::string& target, ApplyCallback cb);
   void ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback cb);
   void ApplyFast(const ApplyRequest& request, const std::string& key, ApplyCallback cb);
+
+  // ---- subjects (see the file comment) ----
+  struct IndexChange;
+  using RevokedCallback = std::function<void(Status, std::vector<RevokedSession>)>;
+  // An Apply with a subject_key: the subject script, then on a cluster the
+  // index steps.
+  void ApplySubject(const ApplyRequest& request, ApplyCallback cb);
+  void ApplySubjectRekeyOnCluster(const ApplyRequest& request, ApplyCallback cb);
+  // Runs the subject apply script on `key` (moving it to `target` on one
+  // Redis); `taken`: bookkeeping of a session taken from its old key
+  // (cluster re-key), else null.
+  void RunSubjectScript(const ApplyRequest& request, const std::string& key, const std::string& target,
+                        bool session_only, std::shared_ptr<const IndexChange> taken, ApplyCallback cb);
+  // Cluster: the index steps after the session's own step.
+  void UpdateIndex(std::shared_ptr<IndexChange> change, RevokedCallback done);
+  // Cluster: deletes every session of `subject` but `keep` (a store key;
+  // empty: none) whose u still names it.
+  void RevokeMembers(const std::string& subject, const std::string& keep, RevokedCallback done);
+  // Cluster: revokes the oldest sessions of `subject` beyond `max`, never `me`.
+  void EnforceLimit(const std::string& subject, const std::string& me, uint64_t max, RevokedCallback done);
+  // Cluster: the members of `subject` whose session still names it, in
+  // index order, each with its HMGET of u, m and p; prunes the others.
+  struct Member;
+  void LiveMembers(const std::string& subject, std::function<void(Status, std::vector<Member>)> done);
+  // Runs the standalone subject script (EVALSHA) in one of its modes.
+  void SubjectCall(std::vector<std::string_view> keys_and_args, RedisRouter::Callback cb);
+  std::string IndexKey(const std::string& subject) const { return config_.key_prefix + "subject:" + subject; }
+  std::string PidKey(const std::string& public_id) const { return config_.key_prefix + "pid:" + public_id; }
 
   const RedisConfig config_;
   const bool cluster_;

@@ -293,6 +293,31 @@ bool ParseSessionJson(std::string_view json, SessionData* out) {
   }
 }
 
+std::string SubjectOfValue(std::string_view v) {
+  if (v.empty()) return std::string();
+  if (v.front() == '"') {
+    std::string decoded;
+    if (!MemberCursor::DecodeLiteral(v, &decoded) || decoded.empty() || decoded.size() > 256) return std::string();
+    for (const char ch : decoded) {
+      const unsigned char c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c == 0x7F) return std::string();
+    }
+    return decoded;
+  }
+  size_t i = v.front() == '-' ? 1 : 0;
+  if (i >= v.size() || v.size() > 20) return std::string();
+  for (; i < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return std::string();
+  }
+  return std::string(v);
+}
+
+std::string SubjectOf(const SessionData& data, std::string_view subject_key) {
+  if (subject_key.empty()) return std::string();
+  auto it = data.find(std::string(subject_key));
+  return it == data.end() ? std::string() : SubjectOfValue(it->second);
+}
+
 bool ForEachSessionMember(std::string_view json,
                           const std::function<void(std::string_view key, std::string_view value)>& fn) {
   if (json.empty()) return true;

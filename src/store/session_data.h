@@ -28,18 +28,25 @@ namespace sessiond {
 
 using SessionData = std::map<std::string, std::string>;
 
+// X-Session-Revoke (docs/HEADER-PROTOCOL.md, Instructions): which sessions of
+// the response's subject end with it. kAll includes the session itself.
+enum class RevokeScope { kNone, kOthers, kAll };
+
 // The instructions of one upstream response, already merged and validated.
 // Application order is fixed (docs/HEADER-PROTOCOL.md, Order of application):
 // Destroy, Regenerate, Delete, Set.
 struct ChangeBatch {
   bool destroy = false;     // X-Session-Destroy: true
   bool regenerate = false;  // X-Session-Regenerate: true
+  RevokeScope revoke = RevokeScope::kNone;  // X-Session-Revoke: others | all (the wider wins)
   std::vector<std::string> deletes;  // X-Session-Delete, in order
   // Every X-Session-Set header merged in order: a later header's key replaces an
   // earlier one; nullopt is a JSON null (delete the key).
   std::map<std::string, std::optional<std::string>> sets;
 
-  bool empty() const { return !destroy && !regenerate && deletes.empty() && sets.empty(); }
+  bool empty() const {
+    return !destroy && !regenerate && revoke == RevokeScope::kNone && deletes.empty() && sets.empty();
+  }
   // Deletes or Sets: the batch changes keys (not only the session's identity).
   bool changes_keys() const { return !deletes.empty() || !sets.empty(); }
   // Some Set gives a key a value (a null Set only deletes).
@@ -74,6 +81,14 @@ uint64_t SerializedSize(const SessionData& data);
 // False (and *out empty) when `json` is not one such object.
 bool ParseSessionJson(std::string_view json, SessionData* out);
 
+// The subject of a session (docs/HEADER-PROTOCOL.md, Subjects): the value of
+// data[subject_key] when it is a JSON string (decoded; 1 to 256 bytes of
+// UTF-8 without control characters) or a JSON integer (its digits, with a
+// leading '-' if negative). Empty for anything else, a missing key or an
+// empty subject_key: such a session is not indexed.
+std::string SubjectOf(const SessionData& data, std::string_view subject_key);
+// The same rule for one stored value (its JSON text).
+std::string SubjectOfValue(std::string_view json_value);
 // Calls fn(key, value) for each member of session JSON, in order: the key
 // as its literal, quotes included, exactly as it appears (for our own JSON
 // that is AppendJsonString of the decoded key), and the value's text.

@@ -14,6 +14,16 @@
 //
 // Keys: a StoreKey is the keyed hash of a session id (see CookieCodec), never
 // the id or the cookie, so a dump of the store reveals no usable cookie.
+//
+// Subjects (docs/HEADER-PROTOCOL.md, Subjects): a store that
+// supports_subjects() keeps, with each session, its SessionMeta and an index
+// from subject (SubjectOf the data under ApplyRequest::subject_key) to the
+// sessions that hold it, and from public id to session for indexed sessions.
+// The index is kept right inside the store's own steps: through Apply (Set,
+// Delete, Destroy, re-key), through expiry and eviction, and it is checked
+// against the sessions themselves when read, so a stale entry is never
+// listed or revoked. The base class answers every subject call with Invalid
+// ("not supported"): the memory, file, redis and http stores implement them.
 #pragma once
 
 #include <event2/event.h>
@@ -35,6 +45,42 @@
 namespace sessiond {
 
 using StoreKey = std::string;
+
+// The longest User-Agent kept with a session (docs/OPERATIONS.md, Sessions API).
+inline constexpr size_t kMaxUserAgentBytes = 128;
+
+// What sessiond keeps about a session besides its data, for timeouts and for
+// listing a subject's sessions. Times are Unix seconds; 0 means unknown (a
+// session written before sessions had metadata).
+struct SessionMeta {
+  int64_t created_at = 0;    // creation or last Regenerate
+  int64_t refreshed_at = 0;  // last refresh: "last seen", to session_refresh_threshold
+  int64_t expires_at = 0;
+  std::string public_id;     // X-Session-Id
+  std::string client;        // client address at the last write
+  std::string user_agent;    // at most kMaxUserAgentBytes
+  // Output only: the subject the store indexed the session under ("" none).
+  std::string subject;
+};
+
+// A session as Load finds it.
+struct StoredSession {
+  SessionData data;
+  SessionMeta meta;
+};
+
+// A session ended by a revocation (X-Session-Revoke, the per-subject limit,
+// the admin API) or a Destroy.
+struct RevokedSession {
+  StoreKey key;
+  std::string public_id;
+};
+
+// One session of a subject, for the admin listing.
+struct SessionListing {
+  StoreKey key;
+  SessionMeta meta;
+};
 
 // One atomic change of one session.
 struct ApplyRequest {
@@ -65,22 +111,43 @@ struct ApplyRequest {
   // `keeps_expiry`: ttl only restates the expiry the session already has.
   std::optional<std::string_view> loaded;
   bool keeps_expiry = false;
+
+  // Stores that support_subjects() (others ignore these):
+  // The metadata written with the resulting session (its `subject` is
+  // recomputed); unset keeps what the session had.
+  std::optional<SessionMeta> meta;
+  // Index the result under SubjectOf(data, subject_key); empty: no index
+  // (a session indexed before is taken out of it).
+  std::string subject_key;
+  // When the session joins a subject (created, or its subject changed) and
+  // that subject then holds more than this many sessions, the oldest others
+  // (by created_at) are revoked. 0: no limit.
+  uint64_t max_per_subject = 0;
+  // X-Session-Revoke: revoke the other sessions of the subject (that of the
+  // result, or the one the session had when the batch deletes it), or all of
+  // them, this one included (the result then has exists = false).
+  RevokeScope revoke = RevokeScope::kNone;
 };
 
 // The outcome of a successful Apply. `exists` is false when the batch
-// deleted the session (Destroy without Set) or found it gone (must_exist);
-// `data` is the session as it is now in the store when the request set
-// want_data.
+// deleted the session (Destroy without Set), found it gone (must_exist) or
+// revoked it; `data` is the session as it is now in the store when the
+// request set want_data.
 struct ApplyResult {
   bool exists = false;
   SessionData data;
+  SessionMeta meta;                     // with `subject`, when supported
+  std::vector<RevokedSession> revoked;  // other sessions this Apply ended
 };
 
 class SessionStore {
  public:
   using LoadCallback = std::function<void(Status, std::optional<SessionData>)>;
+  using LoadSessionCallback = std::function<void(Status, std::optional<StoredSession>)>;
   using ApplyCallback = std::function<void(Status, ApplyResult)>;
   using DoneCallback = std::function<void(Status)>;
+  using ListCallback = std::function<void(Status, std::vector<SessionListing>)>;
+  using RevokeCallback = std::function<void(Status, std::vector<RevokedSession>)>;
 
   virtual ~SessionStore() = default;
   SessionStore(const SessionStore&) = delete;
@@ -98,6 +165,23 @@ class SessionStore {
 
   // Extends a session's lifetime (sliding expiry). OK when it does not exist.
   virtual void Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) = 0;
+
+  // Load with the session's metadata (one round trip). The default calls
+  // Load and reports empty metadata.
+  virtual void LoadSession(const StoreKey& key, LoadSessionCallback cb);
+  // Touch that also records `meta` (refreshed_at, expires_at, client, user
+  // agent; created_at and public_id are kept). The default calls Touch.
+  virtual void TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
+                            DoneCallback cb);
+
+  // ---- Subjects (see the file comment) ----
+  virtual bool supports_subjects() const { return false; }
+  // The live sessions indexed under `subject`, oldest first.
+  virtual void ListSubject(const std::string& subject, ListCallback cb);
+  // Deletes every session indexed under `subject`; reports them.
+  virtual void RevokeSubject(const std::string& subject, RevokeCallback cb);
+  // Deletes the indexed session with this public id (none: an empty list).
+  virtual void RevokePublicId(const std::string& public_id, RevokeCallback cb);
 
   // OK when the store answers (for /readyz).
   virtual void Ping(DoneCallback cb) = 0;

@@ -4,6 +4,7 @@
 
 #include "observe/metrics.h"
 #include "store/file_store.h"
+#include "store/http_store.h"
 #include "store/memory_store.h"
 #include "store/redis_store.h"
 
@@ -33,6 +34,7 @@ Result<std::shared_ptr<SharedStoreState>> CreateSharedStoreState(const Config& c
       }
       break;
     case StoreKind::kCookie:
+    case StoreKind::kHttp:
       break;
   }
   return shared;
@@ -53,6 +55,9 @@ Result<std::unique_ptr<SessionStore>> CreateStore(const Config& config, event_ba
       return std::unique_ptr<SessionStore>(
           new RedisStore(config.redis, base, metrics ? &metrics->redis : nullptr, std::move(tls)));
     }
+    case StoreKind::kHttp:
+      if (config.http_store.url.empty()) return Status::Invalid("http store: http_store.url is not set");
+      return std::unique_ptr<SessionStore>(new HttpStore(config.http_store, base));
     case StoreKind::kMemory:
       if (!shared || !shared->memory_table) return Status::Invalid("memory store: no shared table");
       return std::unique_ptr<SessionStore>(new MemoryStore(shared->memory_table));

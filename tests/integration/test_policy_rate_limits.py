@@ -3,7 +3,8 @@
 A limit holds under 8 concurrent clients, across 2 workers of one process
 (the buckets are per process); refusals are 429 with Retry-After and never
 reach the backend; a session's bucket follows the session whatever its
-connection; paths narrow a limit; a reload starts the buckets afresh.
+connection; a subject's bucket is shared by every session of that user;
+paths narrow a limit; a reload starts the buckets afresh.
 """
 
 import threading
@@ -83,6 +84,32 @@ def test_session_limit_follows_the_session(t):
     responses = _concurrent(proxy, clients=8, each=3, headers=eve_headers)
     check_eq(sum(r.status == 200 for r in responses), 3, "eve's remaining tokens under 8 concurrent clients")
     check_eq(sum(r.status == 429 for r in responses), 21, "eve's refused requests")
+
+
+def test_subject_limit_is_shared_by_every_session_of_a_user(t):
+    """docs/CONFIGURATION.md, rate_limits, key: subject (with session.subject_key)."""
+    proxy = start_proxy(t, "redis", session={"session_cookie_secure": False, "subject_key": "user_id"},
+                        extra={"rate_limits": [{"key": "subject", "rate": "6/1h"}], "workers": 2})
+    laptop, phone = Browser(proxy), Browser(proxy, fresh_connections=True)
+    # Each session's first request (the Set) has no session yet and is not counted.
+    make_session(laptop, {"user_id": "ada"})   # 1
+    make_session(phone, {"user_id": "ada"})    # 2
+    for i in range(4):                         # 3 .. 6, from either device
+        check_eq((laptop if i % 2 else phone).request("/echo").status, 200, "ada's request %d of 6" % (i + 3))
+    for who, b in (("laptop", laptop), ("phone", phone)):
+        resp = b.request("/echo")
+        check_eq(resp.status, 429, "ada's %s past the subject's 6 requests" % who)
+        check(int(resp.header("Retry-After")) >= 1, "Retry-After present")
+    grace = Browser(proxy)
+    make_session(grace, {"user_id": "grace"})
+    check_eq(grace.request("/echo").status, 200, "another user has a bucket of their own")
+    anonymous = Browser(proxy)
+    make_session(anonymous, {"theme": "dark"})
+    for i in range(8):
+        check_eq(anonymous.request("/echo").status, 200, "a session without user_id is not limited by it (%d)" % i)
+    check_eq(Browser(proxy).request("/echo").status, 200, "no session: not limited by a subject limit")
+    check_eq(len(proxy.backend.requests("/echo")), 6 + 2 + 9 + 1,  # ada, grace, anonymous, no session
+             "refused requests never reach the backend")
 
 
 def test_paths_narrow_a_limit(t):

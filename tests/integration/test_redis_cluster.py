@@ -10,7 +10,9 @@ and reading them back).
   - SIGKILL of a master under load: errors only until the cluster promotes
     its replica (the window is printed), and with redis.wait_replicas: 1 no
     acknowledged write is lost;
-  - redis.url alone at a cluster node: refused loudly (error log, metric, 503).
+  - redis.url alone at a cluster node: refused loudly (error log, metric, 503);
+  - session.subject_key: the subject index across slots (revocation, the
+    admin API, Regenerate and a changed subject move the entries).
 
 Each test makes its own cluster (about a second) because each disturbs it.
 """
@@ -280,3 +282,83 @@ def test_redis_url_at_a_cluster_node_is_refused_loudly(t):
     check(m.value("sessiond_redis_connections", node=node.address, role="master", state="ready") == 0,
           "no connection to the cluster node counts as ready")
     check_eq(node.command("DBSIZE"), 0, "keys written to the cluster node")
+
+
+def _session_id(proxy, cookie):
+    resp = proxy.request("GET", "/echo", [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))], timeout=10)
+    ids = [v for n, v in resp.json()["headers"] if n.lower() == "x-session-id"]
+    return ids[0] if ids else None
+
+
+def _admin_call(port, method, path, token):
+    from client import request as client_request
+    return client_request(port, method, path, headers=[("Authorization", "Bearer " + token),
+                                                       ("Connection", "close")], timeout=10.0)
+
+
+def test_cluster_subject_index_revocation_and_admin_api_across_slots(t):
+    """docs/CONFIGURATION.md, redis.cluster: with subject_key the index keys
+    lie in other slots than the sessions; sessiond keeps them with commands
+    of one key each. Two instances, sessions spread over three masters."""
+    cluster = RedisClusterSet(t, replicas=0).start()
+    backend = t.backend_process()
+    token = "admin-token-0123456789abcdef"
+    proxies = []
+    for i in range(2):
+        overrides = _cluster_proxy_overrides(cluster)
+        overrides["session"] = {"manager": "redis", "subject_key": "user_id"}
+        overrides["admin"]["token"] = token
+        p = t.sessiond(upstream=backend, overrides=overrides, name="node%d" % i)
+        p.admin_port = int(p.config["admin"]["listen"].rsplit(":", 1)[1])
+        proxies.append(p)
+    a, b = proxies
+
+    def listing(proxy, subject):
+        resp = _admin_call(proxy.admin_port, "GET", "/sessions?subject=%s" % subject, token)
+        check_eq(resp.status, 200, "GET /sessions?subject=%s through %s" % (subject, proxy.name))
+        return sorted(s["id"] for s in resp.json()["sessions"])
+
+    sevens = [_write(proxies[i % 2], {"user_id": 7, "n": i}) for i in range(6)]
+    eight = _write(a, {"user_id": 8})
+    ids = sorted(_session_id(a, c) for c in sevens)
+    check_eq(listing(a, 7), ids, "user 7's sessions, listed through one instance")
+    check_eq(listing(b, 7), ids, "and through the other")
+
+    # Revoke others from the first session, through the other instance.
+    resp = b.request("GET", instructions_target([("X-Session-Revoke", "others")]),
+                     [("Cookie", "%s=%s" % (COOKIE_NAME, sevens[0]))], timeout=10)
+    check_eq(resp.status, 200, "X-Session-Revoke: others")
+    for i, cookie in enumerate(sevens):
+        want = "active" if i == 0 else "none"
+        check_eq(_read(a, cookie)[0], want, "session %d of user 7 after Revoke: others" % i)
+    check_eq(_read(b, eight), ("active", {"user_id": 8}), "user 8's session")
+    check_eq(listing(a, 7), [_session_id(a, sevens[0])], "the listing after Revoke: others")
+
+    # Regenerate moves the entry (a new key in another slot, most likely).
+    resp = a.request("GET", instructions_target([("X-Session-Regenerate", "true")]),
+                     [("Cookie", "%s=%s" % (COOKIE_NAME, sevens[0]))], timeout=10)
+    check_eq(resp.status, 200, "Regenerate")
+    moved = session_set_cookies(resp)[0].value
+    check_eq(_read(b, sevens[0])[0], "none", "the old id after Regenerate")
+    check_eq(_read(b, moved), ("active", {"user_id": 7, "n": 0}), "the regenerated session")
+    check_eq(listing(b, 7), [_session_id(b, moved)], "the listing follows the Regenerate")
+
+    # Changing the subject moves the session between two indexes.
+    moved = _write(b, {"user_id": 8}, moved)
+    check_eq(listing(a, 7), [], "user 7 after the session became user 8's")
+    check_eq(listing(a, 8), sorted([_session_id(a, moved), _session_id(a, eight)]), "user 8's sessions")
+
+    # The admin API: one session by its public id, then a whole subject.
+    pid = _session_id(a, eight)
+    check_eq(_admin_call(b.admin_port, "DELETE", "/sessions/" + pid, token).status, 200, "DELETE /sessions/ID")
+    check_eq(_read(a, eight)[0], "none", "the session deleted by its public id")
+    check_eq(_admin_call(b.admin_port, "DELETE", "/sessions/" + pid, token).status, 404, "DELETE of a gone id")
+    resp = _admin_call(a.admin_port, "DELETE", "/sessions?subject=8", token)
+    check_eq(resp.status, 200, "DELETE /sessions?subject=8")
+    check_eq(resp.json()["revoked"], 1, "sessions revoked by DELETE /sessions?subject=8")
+    check_eq(_read(b, moved)[0], "none", "the last session after DELETE /sessions?subject=8")
+    check_eq(listing(b, 8), [], "the listing after DELETE /sessions?subject=8")
+    # Nothing of the index is left behind for the revoked sessions.
+    for pattern in ("sessiond:pid:*", "sessiond:subject:*"):
+        left = [k for m in cluster.masters() for k in cluster.node_at(m).command("KEYS", pattern)]
+        check_eq(left, [], "%s keys left after every indexed session was revoked" % pattern)

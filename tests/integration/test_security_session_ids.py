@@ -84,7 +84,7 @@ def test_sealed_cookies_never_repeat(t):
     proxy = start_proxy(t, "cookie")
     values = _collect_cookies(proxy, 300)
     check_eq(len(set(values)), 300, "distinct sealed cookies for identical data")
-    check(all(v.startswith("2.") for v in values), "sealed cookies do not use the 2. format")
+    check(all(v.startswith("3.") for v in values), "sealed cookies do not use the 3. format (docs/COOKIES.md, Sealed cookie)")
 
 
 def _public_id_forgeries(public_id, cookie):

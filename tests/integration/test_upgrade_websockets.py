@@ -9,7 +9,9 @@ and WebSockets":
 - the handshake goes through the session step (the backend sees the session,
   never the cookie or a spoofed X-Session-*), and the socket is bound to the
   session: logout (Destroy) or Regenerate in another tab, here or through
-  another sessiond sharing the store, and expiry close it with a 1008 Close
+  another sessiond sharing the store, a revocation (X-Session-Revoke from
+  another session of the same user, session.max_sessions_per_subject, the
+  admin listener's DELETE /sessions) and expiry close it with a 1008 Close
   within 1 s;
 - SIGTERM sends 1001 and sessiond exits 0; a cross-origin handshake gets 403.
 """
@@ -19,7 +21,8 @@ import json
 import signal
 import time
 
-from harness import SLOW, check, check_eq
+from client import request as client_request
+from harness import SLOW, check, check_eq, free_port
 from session_util import Browser, RedisServer, start_proxy
 from ws_util import WsBackend, connect, run, websockets
 
@@ -258,6 +261,78 @@ def test_logout_through_another_instance_file(t): _other_instance_logout(t, "fil
 
 test_logout_through_another_instance_redis.exclusive = True
 test_logout_through_another_instance_file.exclusive = True
+
+
+def _revocation_closes(t, manager):
+    """docs/HEADER-PROTOCOL.md, Subjects: a revocation closes the revoked
+    sessions' sockets like a logout, and no other."""
+    token = "admin-token-0123456789abcdef"
+    aport = free_port()
+    proxy, _ = _proxy(t, manager=manager, session={"subject_key": "user"},
+                      extra={"admin": {"listen": "127.0.0.1:%d" % aport, "token": token}})
+
+    def admin(method, path):
+        return client_request(aport, method, path, headers=[("Authorization", "Bearer " + token),
+                                                            ("Connection", "close")], timeout=10.0)
+
+    a, b, c = _login(proxy, "ada"), _login(proxy, "ada"), _login(proxy, "ada")
+    grace = _login(proxy, "grace")
+
+    async def scenario():
+        async with connect(proxy, "/echo", browser=a) as ws_a, connect(proxy, "/echo", browser=b) as ws_b, \
+                connect(proxy, "/echo", browser=c) as ws_c, connect(proxy, "/echo", browser=grace) as ws_grace:
+            # B logs ada's other sessions out: A's and C's sockets close, B's stays.
+            check_eq(b.request("/revoke?scope=others").status, 200, "X-Session-Revoke: others from B")
+            for name, ws in (("A", ws_a), ("C", ws_c)):
+                code, took = await _closed_within(ws, CLOSE_DEADLINE)
+                check_eq(code, 1008, "close code of %s's socket after B's Revoke: others (%s)" % (name, manager))
+                check(took <= CLOSE_DEADLINE, "%s's socket closed %.2f s after the revocation" % (name, took))
+            for name, ws in (("B", ws_b), ("grace", ws_grace)):
+                await ws.send("still here")
+                check_eq(await ws.recv(), "still here", "%s's socket after Revoke: others" % name)
+            check_eq(_whoami(a)["X-Session-Status"], ["none"], "A's session after the revocation")
+
+            # The admin listener: one session by its public id, then a whole subject.
+            b2 = _login(proxy, "ada")
+            async with connect(proxy, "/echo", browser=b2) as ws_b2:
+                pid = _whoami(b2)["X-Session-Id"][0]
+                check_eq(admin("DELETE", "/sessions/" + pid).status, 200, "DELETE /sessions/ID")
+                code, took = await _closed_within(ws_b2, CLOSE_DEADLINE)
+                check_eq(code, 1008, "close code after DELETE /sessions/ID (%s)" % manager)
+                check(took <= CLOSE_DEADLINE, "closed %.2f s after DELETE /sessions/ID" % took)
+            check_eq(admin("DELETE", "/sessions?subject=ada").status, 200, "DELETE /sessions?subject=ada")
+            code, took = await _closed_within(ws_b, CLOSE_DEADLINE)
+            check_eq(code, 1008, "close code of B's socket after DELETE /sessions?subject=ada (%s)" % manager)
+            check(took <= CLOSE_DEADLINE, "closed %.2f s after DELETE /sessions?subject=ada" % took)
+            await ws_grace.send("untouched")
+            check_eq(await ws_grace.recv(), "untouched", "another user's socket after the admin DELETE")
+    run(scenario())
+
+
+def test_revocation_closes_the_revoked_sessions_sockets_memory(t): _revocation_closes(t, "memory")
+def test_revocation_closes_the_revoked_sessions_sockets_redis(t): _revocation_closes(t, "redis")
+
+
+test_revocation_closes_the_revoked_sessions_sockets_memory.exclusive = True
+test_revocation_closes_the_revoked_sessions_sockets_redis.exclusive = True
+
+
+def test_max_sessions_per_subject_closes_the_oldest_sessions_socket(t):
+    proxy, _ = _proxy(t, manager="redis", session={"subject_key": "user", "max_sessions_per_subject": 1})
+    first = _login(proxy, "ada")
+
+    async def scenario():
+        async with connect(proxy, "/echo", browser=first) as ws:
+            await asyncio.sleep(1.1)  # creation times are whole seconds: the first is plainly the oldest
+            second = _login(proxy, "ada")
+            code, took = await _closed_within(ws, CLOSE_DEADLINE)
+            check_eq(code, 1008, "close code of the oldest session's socket beyond the limit")
+            check(took <= CLOSE_DEADLINE, "closed %.2f s after the new login" % took)
+            check_eq(_whoami(second)["X-Session-Status"], ["active"], "the new login")
+    run(scenario())
+
+
+test_max_sessions_per_subject_closes_the_oldest_sessions_socket.exclusive = True
 
 
 def test_shutdown_sends_going_away(t):

@@ -14,6 +14,7 @@ HTTP (answered by process_request, no upgrade):
   /login?user=NAME        200, X-Session-Set: {"user": NAME}
   /logout                 200, X-Session-Destroy: true
   /regenerate             200, X-Session-Regenerate: true
+  /revoke?scope=S         200, X-Session-Revoke: S (others or all)
   /whoami                 200, JSON of the X-Session-* headers received
 WebSocket (any other path):
   /echo                   echoes every message; the text "whoami" is answered with
@@ -63,6 +64,8 @@ async def process_request(path, headers):
         return _http(200, b'{"ok":true}\n', [("X-Session-Destroy", "true")])
     if route == "/regenerate":
         return _http(200, b'{"ok":true}\n', [("X-Session-Regenerate", "true")])
+    if route == "/revoke":
+        return _http(200, b'{"ok":true}\n', [("X-Session-Revoke", params.get("scope", "others"))])
     if route == "/whoami":
         return _http(200, json.dumps(_headers_doc(headers)).encode())
     return None  # a WebSocket handshake

@@ -249,7 +249,7 @@ TEST_CASE("wrong types are errors at the value") {
 
 TEST_CASE("bad values name the key and the accepted forms") {
   CHECK(ErrorOf(Minimal("session:\n  manager: mysql\n")) ==
-        "test.yaml:4:12: session.manager: expected one of cookie | redis | file | memory "
+        "test.yaml:4:12: session.manager: expected one of cookie | redis | file | memory | http "
         "(got \"mysql\")");
   CHECK(Contains(ErrorOf(Minimal("log: {level: loud}\n")), "log.level: expected one of"));
   CHECK(Contains(ErrorOf(Minimal("log: {access: xml}\n")), "log.access: expected one of"));
@@ -1017,6 +1017,121 @@ TEST_CASE("a missing secret says how to make one") {
   CHECK_FALSE(Contains(ErrorOf(Minimal("workers: ${W}\n")), "gen-secret"));
 }
 
+// ---- timeouts, subjects, chunks, the http store, the admin token ----------
+
+namespace {
+
+TEST_CASE("the new session keys default to today's behaviour") {
+  // docs/CONFIGURATION.md, session.session_idle_timeout and the keys after it
+  auto r = Parse(Minimal());
+  REQUIRE(r.ok());
+  const SessionConfig& s = (*r)->session;
+  CHECK(s.idle_timeout.count() == 0);
+  CHECK(s.absolute_timeout.count() == 0);
+  CHECK(s.refresh_threshold.count() == 0);
+  CHECK(s.subject_key.empty());
+  CHECK(s.max_sessions_per_subject == 0);
+  CHECK(s.max_cookie_chunks == 4);
+  CHECK_FALSE(s.compress);
+  CHECK((*r)->admin.token.empty());
+  CHECK((*r)->http_store.url.empty());
+}
+
+TEST_CASE("the new session keys are read, and ~ turns a timeout off") {
+  auto r = Parse(Minimal("session:\n  manager: memory\n  session_idle_timeout: 15m\n"
+                         "  session_absolute_timeout: 8h\n  session_refresh_threshold: 1m\n"
+                         "  subject_key: user_id\n  max_sessions_per_subject: 5\n  max_cookie_chunks: 2\n"
+                         "  compress: true\n"));
+  REQUIRE(r.ok());
+  const SessionConfig& s = (*r)->session;
+  CHECK(s.idle_timeout == 15min);
+  CHECK(s.absolute_timeout == 8h);
+  CHECK(s.refresh_threshold == 1min);
+  CHECK(s.subject_key == "user_id");
+  CHECK(s.max_sessions_per_subject == 5);
+  CHECK(s.max_cookie_chunks == 2);
+  CHECK(s.compress);
+  auto off = Parse(Minimal("session:\n  session_idle_timeout: ~\n  session_absolute_timeout: ~\n"));
+  REQUIRE(off.ok());
+  CHECK((*off)->session.idle_timeout.count() == 0);
+  std::string text = DescribeConfig(**r);
+  CHECK(Contains(text, "session.session_idle_timeout"));
+  CHECK(Contains(text, "15m"));
+  CHECK(Contains(text, "\"user_id\""));
+}
+
+TEST_CASE("the new session keys are validated with file:line:col") {
+  CHECK(ErrorOf(Minimal("session:\n  session_idle_timeout: 15\n")) ==
+        "test.yaml:4:25: session.session_idle_timeout: add a unit, e.g. 15s (a bare number is not a duration "
+        "here; units: ms s m h d)");
+  CHECK(ErrorOf(Minimal("session:\n  session_refresh_threshold: 1m\n")) ==
+        "test.yaml:4:30: session.session_refresh_threshold: has no effect without "
+        "session_refresh_each_request: true or a session_idle_timeout");
+  CHECK(ErrorOf(Minimal("session:\n  session_idle_timeout: 5m\n  session_refresh_threshold: 5m\n")) ==
+        "test.yaml:5:30: session.session_refresh_threshold: must be shorter than session_idle_timeout");
+  CHECK(ErrorOf(Minimal("session:\n  session_refresh_each_request: true\n  session_expiration_time: 10m\n"
+                        "  session_refresh_threshold: 10m\n")) ==
+        "test.yaml:6:30: session.session_refresh_threshold: must be shorter than session_expiration_time");
+  CHECK(ErrorOf(Minimal("session:\n  subject_key: user_id\n")) ==
+        "test.yaml:4:16: session.subject_key: the cookie manager cannot index sessions (they live in the "
+        "browsers); use manager redis, file, memory or http");
+  CHECK(ErrorOf(Minimal("session:\n  manager: memory\n  max_sessions_per_subject: 3\n")) ==
+        "test.yaml:5:29: session.max_sessions_per_subject: needs session.subject_key");
+  CHECK(Contains(ErrorOf(Minimal("session:\n  manager: memory\n  subject_key: \"a\\nb\"\n")),
+                 "test.yaml:5:16: session.subject_key: expected a session key of 1 to 256 bytes"));
+  CHECK(ErrorOf(Minimal("session:\n  max_cookie_chunks: 9\n")) ==
+        "test.yaml:4:22: session.max_cookie_chunks: expected an integer from 1 to 8 (got \"9\")");
+  CHECK(ErrorOf(Minimal("session:\n  compress: maybe\n")) != "");
+}
+
+TEST_CASE("http_store: url with a path prefix, timeout, token, on_error") {
+  // docs/CONFIGURATION.md, http_store
+  auto r = Parse(Minimal("session: {manager: http}\nhttp_store:\n  url: http://127.0.0.1:7000/store/v1/\n"
+                         "  timeout: 250ms\n  token: ${STORE_TOKEN}\n  on_error: fail_open\n"),
+                 {{"STORE_TOKEN", "t0k3n-t0k3n-t0k3n"}});
+  REQUIRE(r.ok());
+  const HttpStoreConfig& h = (*r)->http_store;
+  CHECK(h.host == "127.0.0.1");
+  CHECK(h.port == 7000);
+  CHECK(h.path_prefix == "/store/v1");
+  CHECK(h.timeout == 250ms);
+  CHECK(h.token == "t0k3n-t0k3n-t0k3n");
+  CHECK(h.on_error == OnStoreError::kFailOpen);
+  const std::string text = DescribeConfig(**r);
+  CHECK_FALSE(Contains(text, "t0k3n"));
+  CHECK(Contains(text, "http_store.token"));
+
+  CHECK(ErrorOf(Minimal("session: {manager: http}\n")) ==
+        "test.yaml:1:1: http_store.url is required with session.manager: http (e.g. http_store: {url: "
+        "http://127.0.0.1:7000})");
+  CHECK(Contains(ErrorOf(Minimal("http_store: {url: 'https://x:1'}\n")), "http_store.url: https is not supported"));
+  CHECK(Contains(ErrorOf(Minimal("http_store: {url: 'http://127.0.0.1:1/a/../b'}\n")),
+                 "http_store.url: the path may not hold empty, '.' or '..' segments"));
+  CHECK(Contains(ErrorOf(Minimal("http_store: {url: 'http://127.0.0.1:1/a?b'}\n")),
+                 "http_store.url: the path may hold only"));
+  CHECK(Contains(ErrorOf(Minimal("http_store: {url: 'http://127.0.0.1:1', token: 'a b'}\n")),
+                 "http_store.token: must be visible ASCII without spaces"));
+}
+
+TEST_CASE("admin.token and admin.token_file: exactly one, at least 16 bytes, never shown") {
+  // docs/CONFIGURATION.md, admin.token
+  auto r = Parse(Minimal("admin:\n  listen: 127.0.0.1:9090\n  token: abcdefghijklmnopqrst\n"));
+  REQUIRE(r.ok());
+  CHECK((*r)->admin.token == "abcdefghijklmnopqrst");
+  CHECK_FALSE(Contains(DescribeConfig(**r), "abcdefghijklmnopqrst"));
+  TempFile f("file-token-0123456789\n", 0600);
+  auto from_file = Parse(Minimal("admin:\n  token_file: " + f.path() + "\n"));
+  REQUIRE(from_file.ok());
+  CHECK((*from_file)->admin.token == "file-token-0123456789");
+  CHECK(ErrorOf(Minimal("admin:\n  token: short\n")) ==
+        "test.yaml:4:10: admin.token: must be at least 16 bytes (got 5); 'sessiond gen-secret' prints a good one");
+  CHECK(Contains(ErrorOf(Minimal("admin:\n  token: abcdefghijklmnopqrst\n  token_file: " + f.path() + "\n")),
+                 "admin.token and admin.token_file are both set; use exactly one"));
+  CHECK(Contains(ErrorOf(Minimal("admin:\n  token_file: /nonexistent/token\n")),
+                 "admin.token_file: cannot read /nonexistent/token"));
+}
+
+}  // namespace
 // ---- tls and upstream_tls (docs/CONFIGURATION.md, tls and upstream_tls) ----
 
 namespace {

@@ -238,7 +238,7 @@ TEST_CASE("a sealed cookie round-trips id, expiry and session data") {
   const std::string id = NewId(*codec);
   Result<std::string> sealed = codec->Seal(id, kLater, ExampleSession());
   REQUIRE(sealed.ok());
-  CHECK(sealed->rfind("2.", 0) == 0);
+  CHECK(sealed->rfind("3.", 0) == 0);
   CHECK(sealed->find_first_not_of(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
         std::string::npos);
@@ -447,8 +447,8 @@ TEST_CASE("tokens and sealed values are not accepted in each other's place") {
 
 // --- size limit ------------------------------------------------------------------
 
-TEST_CASE("CheckCookieSize enforces the 4096-byte name=value limit") {
-  auto codec = MakeCodec(MakeConfig(kSecretA, StoreKind::kCookie));
+TEST_CASE("CheckCookieSize: a store token is held to the 4096-byte name=value limit") {
+  auto codec = MakeCodec(MakeConfig(kSecretA, StoreKind::kRedis));
   const size_t fits = 4096 - std::string("session_id=").size();
   CHECK(codec->CheckCookieSize(std::string(fits, 'v')).ok());
   Status over = codec->CheckCookieSize(std::string(fits + 1, 'v'));
@@ -456,27 +456,37 @@ TEST_CASE("CheckCookieSize enforces the 4096-byte name=value limit") {
   CHECK(over.message() == "session cookie would be 4097 bytes, over the 4096-byte browser limit");
 }
 
-TEST_CASE("Seal succeeds exactly while the cookie fits the browser limit") {
-  auto codec = MakeCodec(MakeConfig(kSecretA, StoreKind::kCookie));
+// docs/COOKIES.md, Chunked cookies: with max_cookie_chunks: 1 a sealed value
+// must fit one Set-Cookie line of 4096 bytes, attributes included.
+TEST_CASE("Seal with max_cookie_chunks 1 succeeds exactly while its Set-Cookie line fits 4096 bytes") {
+  Config config = MakeConfig(kSecretA, StoreKind::kCookie);
+  config.session.max_cookie_chunks = 1;
+  auto codec = MakeCodec(config);
   const std::string id = NewId(*codec);
-  size_t largest_ok = 0;
+  size_t longest_line = 0;
   bool failed = false;
-  for (size_t n = 2900; n < 3100; ++n) {
+  for (size_t n = 2700; n < 3000; ++n) {
     Result<std::string> sealed = codec->Seal(id, kLater, {{"k", "\"" + std::string(n, 'x') + "\""}});
     if (sealed.ok()) {
       CHECK_FALSE(failed);  // once too large, always too large
       CHECK(codec->CheckCookieSize(*sealed).ok());
-      largest_ok = std::string("session_id=").size() + sealed->size();
+      CHECK(codec->ChunksFor(*sealed) == 1);
+      std::string line;
+      const size_t n_cookies = codec->EmitSetCookies(*sealed, kLater, kNow, &line, [&](std::string_view v) {
+        longest_line = std::max(longest_line, std::string("Set-Cookie: ").size() + v.size());
+      });
+      CHECK(n_cookies == 1);
     } else {
       failed = true;
       CHECK(sealed.status().code() == Status::Code::kTooLarge);
-      CHECK(sealed.status().message().find("over the 4096-byte browser limit") !=
-            std::string::npos);
+      CHECK(sealed.status().message() == "session cookie would need 2 cookies, over session.max_cookie_chunks (1)");
     }
   }
   CHECK(failed);
-  CHECK(largest_ok <= 4096);
-  CHECK(largest_ok > 4090);
+  CHECK(longest_line <= 4096);
+  // The room kept for Max-Age's longest value (12 digits) and a 5-digit
+  // year, and base64url's steps of 4 characters, are all that is left over.
+  CHECK(longest_line > 4096 - 16);
 }
 
 // --- ids and keyed names ---------------------------------------------------------
@@ -666,6 +676,117 @@ TEST_CASE("one codec serves many threads at once") {
   }
   for (auto& th : threads) th.join();
   for (int w : wrong) CHECK(w == 0);
+}
+
+}  // namespace
+}  // namespace sessiond
+
+// ---- format 3: times, flags, compression (docs/COOKIES.md, Sealed cookie) ----
+
+namespace sessiond {
+namespace {
+
+Config CookieConfig() {
+  Config config = MakeConfig(kSecretA, StoreKind::kCookie);
+  config.session.expiration = std::chrono::hours(1);
+  return config;
+}
+
+TEST_CASE("a sealed cookie carries its creation and last refresh times") {
+  auto codec = MakeCodec(CookieConfig());
+  const std::string id = NewId(*codec);
+  Result<std::string> sealed = codec->Seal(id, SealTimes{kLater, kNow - 500, kNow - 20}, {{"u", "1"}});
+  REQUIRE(sealed.ok());
+  DecodedCookie d = codec->Open(*sealed, kNow);
+  REQUIRE(d.verdict == CookieVerdict::kValid);
+  CHECK(d.created_at == kNow - 500);
+  CHECK(d.refreshed_at == kNow - 20);
+  CHECK(d.expires_at == kLater);
+  // Expired values still say who they were (for the expired status).
+  DecodedCookie late = codec->Open(*sealed, kLater);
+  CHECK(late.verdict == CookieVerdict::kExpired);
+  CHECK(late.created_at == kNow - 500);
+  CHECK_FALSE(codec->Seal(id, SealTimes{kLater, -1, kNow}, {}).ok());
+}
+
+TEST_CASE("a format-2 cookie still opens; its lifetime is taken to start at expiry - session_expiration_time") {
+  auto codec = MakeCodec(CookieConfig());
+  Result<crypto::KeySet> keys = crypto::DeriveKeySet(kSecretA);
+  REQUIRE(keys.ok());
+  std::string plain;
+  for (int shift = 56; shift >= 0; shift -= 8) plain.push_back(static_cast<char>(kLater >> shift));
+  plain += std::string(32, 'i') + std::string(16, 'p') + "{\"user\":\"ada\"}";
+  Result<std::string> s = crypto::Seal(keys->cookie_enc, "sessiond-cookie|v2|session_id", plain);
+  REQUIRE(s.ok());
+  DecodedCookie d = codec->Open("2." + crypto::Base64UrlEncode(*s), kNow);
+  REQUIRE(d.verdict == CookieVerdict::kValid);
+  CHECK(d.data == SessionData{{"user", "\"ada\""}});
+  CHECK(d.created_at == kLater - 3600);
+  CHECK(d.refreshed_at == kLater - 3600);
+  // The same plaintext under the format-3 label is not a format-2 cookie.
+  Result<std::string> relabeled = crypto::Seal(keys->cookie_enc, "sessiond-cookie|v3|session_id", plain);
+  REQUIRE(relabeled.ok());
+  CHECK(codec->Open("2." + crypto::Base64UrlEncode(*relabeled), kNow).verdict == CookieVerdict::kInvalid);
+  CHECK(codec->Open("3." + crypto::Base64UrlEncode(*s), kNow).verdict == CookieVerdict::kInvalid);
+}
+
+TEST_CASE("an authentic format-3 payload with an unknown flag is invalid") {
+  auto codec = MakeCodec(CookieConfig());
+  Result<crypto::KeySet> keys = crypto::DeriveKeySet(kSecretA);
+  REQUIRE(keys.ok());
+  auto seal = [&](unsigned char flags) {
+    std::string plain(1, static_cast<char>(flags));
+    for (int shift = 56; shift >= 0; shift -= 8) plain.push_back(static_cast<char>(kLater >> shift));
+    plain += std::string(16, '\0') + std::string(32, 'i') + std::string(16, 'p') + "{}";
+    Result<std::string> s = crypto::Seal(keys->cookie_enc, "sessiond-cookie|v3|session_id", plain);
+    REQUIRE(s.ok());
+    return "3." + crypto::Base64UrlEncode(*s);
+  };
+  CHECK(codec->Open(seal(0), kNow).verdict == CookieVerdict::kValid);
+  CHECK(codec->Open(seal(0x02), kNow).verdict == CookieVerdict::kInvalid);
+  CHECK(codec->Open(seal(0x80), kNow).verdict == CookieVerdict::kInvalid);
+  CHECK(codec->Open(seal(0x01), kNow).verdict == CookieVerdict::kInvalid);  // "deflated", but "{}" is not deflate
+}
+
+TEST_CASE("session.compress deflates a large session; compressed cookies open whatever the setting") {
+  Config on = CookieConfig();
+  on.session.compress = true;
+  on.session.max_session_bytes = 65536;
+  Config off = on;
+  off.session.compress = false;
+  auto zip = MakeCodec(on);
+  auto plain = MakeCodec(off);
+  const std::string id = NewId(*zip);
+  SessionData data;
+  for (int i = 0; i < 40; ++i) data["item" + std::to_string(i)] = "\"the same words again and again\"";
+  Result<std::string> small = zip->Seal(id, kLater, data);
+  Result<std::string> big = plain->Seal(id, kLater, data);
+  REQUIRE(small.ok());
+  REQUIRE(big.ok());
+  CHECK(small->size() * 2 < big->size());
+  CHECK(plain->Open(*small, kNow).data == data);
+  CHECK(zip->Open(*big, kNow).data == data);
+  // A tiny session is not worth deflating: sealed as it is.
+  Result<std::string> tiny = zip->Seal(id, kLater, {{"a", "1"}});
+  Result<std::string> tiny_plain = plain->Seal(id, kLater, {{"a", "1"}});
+  REQUIRE(tiny.ok());
+  REQUIRE(tiny_plain.ok());
+  CHECK(tiny->size() == tiny_plain->size());
+}
+
+TEST_CASE("a compressed session that would inflate beyond max_session_bytes is invalid") {
+  Config on = CookieConfig();
+  on.session.compress = true;
+  on.session.max_session_bytes = 65536;
+  auto writer = MakeCodec(on);
+  Config strict = on;
+  strict.session.max_session_bytes = 1000;
+  auto reader = MakeCodec(strict);
+  const std::string id = NewId(*writer);
+  Result<std::string> sealed = writer->Seal(id, kLater, {{"k", "\"" + std::string(5000, 'z') + "\""}});
+  REQUIRE(sealed.ok());
+  CHECK(writer->Open(*sealed, kNow).verdict == CookieVerdict::kValid);
+  CHECK(reader->Open(*sealed, kNow).verdict == CookieVerdict::kInvalid);
 }
 
 }  // namespace

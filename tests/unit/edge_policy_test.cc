@@ -241,6 +241,68 @@ TEST_CASE("client_address and session rate limits answer 429 with Retry-After") 
   CHECK(RequestSide(proxy, heads, "GET", "/page", false, "198.51.100.8").status == 0);
 }
 
+TEST_CASE("subject rate limits: one bucket per user, shared by its sessions; none without the key") {
+  // docs/CONFIGURATION.md, rate_limits: key: subject.
+  auto config = PolicyConfigFor(3);
+  config->session.subject_key = "user";
+  RateLimitRule per_subject;
+  per_subject.key = RateLimitKey::kSubject;
+  per_subject.count = per_subject.burst = 3;
+  per_subject.period = std::chrono::hours(1);
+  config->policy.rate_limits = {per_subject};
+  Proxy proxy(config);
+  auto seal = [&](char id_byte, const SessionData& data) {
+    Result<std::string> sealed = proxy.ctx->codec->Seal(std::string(CookieCodec::kIdSize, id_byte),
+                                                        static_cast<int64_t>(time(nullptr)) + 3600, data);
+    REQUIRE(sealed.ok());
+    return "session_id=" + *sealed;
+  };
+  const std::string ada_laptop = seal('a', {{"user", "\"ada\""}});
+  const std::string ada_phone = seal('b', {{"user", "\"ada\""}, {"cart", "[1]"}});
+  const std::string grace = seal('c', {{"user", "\"grace\""}});
+  const std::string numeric = seal('d', {{"user", "7"}});
+  const std::string numeric_text = seal('e', {{"user", "\"7\""}});  // the same subject as 7
+  const std::string anonymous = seal('f', {{"theme", "\"dark\""}});
+  auto status = [&](const std::string& cookie) {
+    Heads heads;
+    heads.NewRequest("GET", "/page", cookie);
+    ExchangeFilter* filter = proxy.factory->Acquire(ExchangeInfo{"192.0.2.1"});
+    Outcome done;
+    filter->OnRequestHead(heads.request, done.Done());
+    proxy.factory->Recycle(filter);
+    REQUIRE(done.called);
+    return done.result.status;
+  };
+  // ada's two sessions share three tokens.
+  CHECK(status(ada_laptop) == 0);
+  CHECK(status(ada_phone) == 0);
+  CHECK(status(ada_laptop) == 0);
+  CHECK(status(ada_phone) == 429);
+  CHECK(status(ada_laptop) == 429);
+  // Another user has a bucket of their own.
+  for (int i = 0; i < 3; ++i) CHECK(status(grace) == 0);
+  CHECK(status(grace) == 429);
+  // A JSON integer and its digits as a string are one subject.
+  for (int i = 0; i < 3; ++i) CHECK(status(i % 2 ? numeric : numeric_text) == 0);
+  CHECK(status(numeric) == 429);
+  // A session without the key, and no session at all, are not limited by it.
+  for (int i = 0; i < 10; ++i) {
+    CHECK(status(anonymous) == 0);
+    CHECK(status("") == 0);
+  }
+}
+
+TEST_CASE("EdgePolicy::Create refuses subject rate limits without session.subject_key") {
+  auto config = PolicyConfigFor(3);
+  RateLimitRule per_subject;
+  per_subject.key = RateLimitKey::kSubject;
+  per_subject.count = per_subject.burst = 3;
+  config->policy.rate_limits = {per_subject};
+  CHECK_FALSE(EdgePolicy::Create(*config).ok());
+  config->session.subject_key = "user";
+  CHECK(EdgePolicy::Create(*config).ok());
+}
+
 TEST_CASE("EdgePolicy::Create: nothing configured, nothing built") {
   Config config;
   config.secret_key = kSecret;

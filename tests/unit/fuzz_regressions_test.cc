@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../fuzz/config_loader_check.h"
+#include "../fuzz/cookie_chunks_check.h"
 #include "../fuzz/cookie_decoder_check.h"
 #include "../fuzz/cookie_header_check.h"
 #include "../fuzz/head_check.h"
@@ -160,6 +161,10 @@ TEST_CASE("fuzz seeds: instruction_parser holds every invariant") {
 
 TEST_CASE("fuzz seeds: cookie_header holds every invariant") {
   ReplayCorpus("cookie_header", 5, [](const std::string& b) { return fuzz::CheckCookieHeaders(b); });
+}
+
+TEST_CASE("fuzz seeds: cookie_chunks holds every invariant") {
+  ReplayCorpus("cookie_chunks", 8, [](const std::string& b) { return fuzz::CheckCookieChunks(b); });
 }
 
 TEST_CASE("fuzz seeds: upgrade_path holds every invariant") {

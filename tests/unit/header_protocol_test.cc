@@ -448,3 +448,46 @@ TEST_CASE("Every injected request header is an X-Session-* name (the filter appe
 }
 
 }  // namespace sessiond
+
+namespace sessiond {
+namespace {
+
+TEST_CASE("Revoke takes others or all; the wider wins; anything else is malformed") {
+  // docs/HEADER-PROTOCOL.md, Instructions
+  CHECK(ClassifyInstruction("x_session_REVOKE") == InstructionKind::kRevoke);
+  Result<ChangeBatch> others = ParseInstructions({{"X-Session-Revoke", " Others "}});
+  REQUIRE(others.ok());
+  CHECK(others->revoke == RevokeScope::kOthers);
+  CHECK_FALSE(others->empty());
+  Result<ChangeBatch> all = ParseInstructions({{"X-Session-Revoke", "all"}, {"X-Session-Revoke", "others"}});
+  REQUIRE(all.ok());
+  CHECK(all->revoke == RevokeScope::kAll);
+  for (const char* bad : {"", "true", "everyone", "others,all", "none"}) {
+    CAPTURE(bad);
+    Result<ChangeBatch> r = ParseInstructions({{"X-Session-Revoke", bad}});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message() == "X-Session-Revoke: expected others or all");
+  }
+  CHECK(ParseInstructions({}).value().revoke == RevokeScope::kNone);
+}
+
+TEST_CASE("SubjectOf: a string's text or an integer's digits; anything else indexes nothing") {
+  // docs/HEADER-PROTOCOL.md, Subjects
+  const SessionData data = {{"s", "\"ada\""},       {"esc", "\"caf\\u00e9\""}, {"n", "42"},  {"neg", "-7"},
+                            {"f", "1.5"},           {"o", "{\"a\":1}"},        {"b", "true"}, {"z", "null"},
+                            {"empty", "\"\""},      {"ctl", "\"a\\nb\""}};
+  CHECK(SubjectOf(data, "s") == "ada");
+  CHECK(SubjectOf(data, "esc") == "caf\xc3\xa9");
+  CHECK(SubjectOf(data, "n") == "42");
+  CHECK(SubjectOf(data, "neg") == "-7");
+  for (const char* none : {"f", "o", "b", "z", "empty", "ctl", "missing"}) {
+    CAPTURE(none);
+    CHECK(SubjectOf(data, none).empty());
+  }
+  CHECK(SubjectOf(data, "").empty());
+  CHECK(SubjectOfValue("\"" + std::string(257, 'a') + "\"").empty());
+  CHECK(SubjectOfValue("\"" + std::string(256, 'a') + "\"") == std::string(256, 'a'));
+}
+
+}  // namespace
+}  // namespace sessiond

@@ -163,8 +163,13 @@ TEST_CASE("rate_limits: rates, bursts, paths and errors") {
   CHECK(Contains(ErrorOf(Minimal("rate_limits:\n  - {key: session}\n")), "rate_limits[0].rate is required"));
   CHECK(Contains(ErrorOf(Minimal("rate_limits:\n  - {key: user, rate: 1/1s}\n")),
                  "rate_limits[0].key: expected one of session | subject | client_address"));
-  CHECK(Contains(ErrorOf(Minimal("rate_limits:\n  - {key: subject, rate: 1/1s}\n")),
-                 "rate_limits[0].key: subject needs session.subject_key"));
+  CHECK(ErrorOf(Minimal("rate_limits:\n  - {key: subject, rate: 1/1s}\n")) ==
+        "test.yaml:4:11: rate_limits[0].key: subject needs session.subject_key (with a store manager), which names "
+        "the session key that holds the user; or use session or client_address");
+  auto subject = Parse(Minimal("session: {manager: memory, subject_key: user_id}\n"
+                               "rate_limits:\n  - {key: subject, rate: 10/1m}\n"));
+  REQUIRE(subject.ok());
+  CHECK((*subject)->policy.rate_limits[0].key == RateLimitKey::kSubject);
   CHECK(Contains(ErrorOf(Minimal("rate_limits:\n  - {key: session, rate: 1/1s, burst: 0}\n")),
                  "rate_limits[0].burst: expected an integer from 1"));
 }

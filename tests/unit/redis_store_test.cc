@@ -374,6 +374,114 @@ TEST_CASE("redis store: a write from the loaded session is one transaction, keep
   }
 }
 
+TEST_CASE("redis store: metadata rides in the fast path's HSET; without it the session has no m field") {
+  // redis_store.h, Metadata: no command more for it.
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  REQUIRE(ApplySync(loop, store, SetOne(key, "a", "1")).status.ok());
+  CHECK(HashOf(c.get(), config.key_prefix + key).count("m") == 0);
+  std::string json = SerializeSession(*LoadSync(loop, store, key).data);
+
+  SessionMeta meta;
+  meta.created_at = 1700000000;
+  meta.refreshed_at = 1700000100;
+  meta.expires_at = 1700003600;
+  meta.client = "192.0.2.1";
+  meta.user_agent = "agent \"quoted\"";
+  const long long exec_before = CommandCalls(c.get(), "exec");
+  const long long hset_before = CommandCalls(c.get(), "hset");
+  const long long script_before = CommandCalls(c.get(), "evalsha") + CommandCalls(c.get(), "eval");
+  ApplyRequest write = LoadedWrite(key, json, {{"b", "2"}});
+  write.meta = meta;
+  REQUIRE(ApplySync(loop, store, write).status.ok());
+  CHECK(CommandCalls(c.get(), "exec") == exec_before + 1);
+  CHECK(CommandCalls(c.get(), "hset") == hset_before + 1);
+  CHECK(CommandCalls(c.get(), "evalsha") + CommandCalls(c.get(), "eval") == script_before);
+  std::optional<StoredSession> stored;
+  store.LoadSession(key, [&](Status st, std::optional<StoredSession> s) {
+    REQUIRE(st.ok());
+    stored = std::move(s);
+    REQUIRE(stored);
+  });
+  REQUIRE(loop.RunUntil([&] { return stored.has_value(); }));
+  CHECK(stored->data == SessionData{{"a", "1"}, {"b", "2"}});
+  CHECK(stored->meta.created_at == 1700000000);
+  CHECK(stored->meta.refreshed_at == 1700000100);
+  CHECK(stored->meta.expires_at == 1700003600);
+  CHECK(stored->meta.client == "192.0.2.1");
+  CHECK(stored->meta.user_agent == "agent \"quoted\"");
+  CHECK(stored->meta.subject.empty());
+  const auto fields = HashOf(c.get(), config.key_prefix + key);
+  CHECK(std::stoll(fields.at("s")) == ExactS(fields));  // m is bookkeeping, not counted
+
+  // A batch that only deletes still records the metadata.
+  json = SerializeSession(stored->data);
+  ApplyRequest del = LoadedWrite(key, json, {});
+  del.deletes = {"a"};
+  meta.refreshed_at = 1700000200;
+  del.meta = meta;
+  REQUIRE(ApplySync(loop, store, del).status.ok());
+  CHECK(HashOf(c.get(), config.key_prefix + key).at("m").find("1700000200") != std::string::npos);
+}
+
+TEST_CASE("redis store: with a subject_key the session keeps u, p and m, and one Redis has the index keys") {
+  RedisServer& server = SharedRedis();
+  TestLoop loop;
+  RedisConfig config = server.Config();
+  RedisStore store(config, loop.base());
+  auto c = server.Connect();
+  REQUIRE(c);
+  const StoreKey key = RandomKey();
+  const std::string user = "u-" + RandomKey().substr(0, 10);
+  const std::string pid = "pid" + RandomKey().substr(0, 19);
+  ApplyRequest login = SetOne(key, "user_id", "\"" + user + "\"");
+  login.subject_key = "user_id";
+  SessionMeta meta;
+  meta.created_at = 1700000000;
+  meta.public_id = pid;
+  login.meta = meta;
+  ApplyOutcome out = ApplySync(loop, store, login);
+  REQUIRE(out.status.ok());
+  CHECK(out.result.meta.subject == user);
+  const auto fields = HashOf(c.get(), config.key_prefix + key);
+  CHECK(fields.at("v") == "2");
+  CHECK(std::stoll(fields.at("s")) == ExactS(fields));
+  CHECK(fields.at("u") == user);
+  CHECK(fields.at("p") == pid);
+  CHECK(fields.count("m") == 1);
+  auto score = Command(c.get(), {"ZSCORE", config.key_prefix + "subject:" + user, key});
+  REQUIRE(score);
+  REQUIRE(score->str);
+  CHECK(std::string(score->str, score->len) == "1700000000");
+  auto owner = Command(c.get(), {"GET", config.key_prefix + "pid:" + pid});
+  REQUIRE(owner);
+  REQUIRE(owner->str);
+  CHECK(std::string(owner->str, owner->len) == key);
+  for (const std::string& index : {config.key_prefix + "subject:" + user, config.key_prefix + "pid:" + pid}) {
+    auto ttl = Command(c.get(), {"PTTL", index});
+    REQUIRE(ttl);
+    CHECK(ttl->integer > 0);  // index keys expire too
+  }
+
+  // Taking the key away leaves u, p and both index keys.
+  ApplyRequest drop = MakeRequest(key);
+  drop.subject_key = "user_id";
+  drop.deletes = {"user_id"};
+  REQUIRE(ApplySync(loop, store, drop).status.ok());
+  const auto after = HashOf(c.get(), config.key_prefix + key);
+  CHECK(after.count("u") == 0);
+  CHECK(after.count("p") == 0);
+  CHECK(after.count("m") == 1);  // the metadata stays
+  auto gone = Command(c.get(), {"EXISTS", config.key_prefix + "subject:" + user, config.key_prefix + "pid:" + pid});
+  REQUIRE(gone);
+  CHECK(gone->integer == 0);
+}
+
 TEST_CASE("redis store: a concurrent write between load and write: both kept within the limit, "
           "the later refused and undone over it") {
   RedisServer& server = SharedRedis();

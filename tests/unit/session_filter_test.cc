@@ -439,6 +439,166 @@ TEST_CASE("a new session regenerated in its first response moves from its own ke
   factory->Recycle(filter);
 }
 
+
+// ---- chunks, timeouts, revocation (docs/COOKIES.md, Chunked cookies; docs/HEADER-PROTOCOL.md, Subjects) ----
+
+// One exchange through `factory`: the request with `cookie`, the response
+// with `instructions`. Returns the response filter's result.
+FilterResult RunExchange(ExchangeFilterFactory& factory, Heads& heads, const std::string& cookie,
+                         const std::vector<std::pair<std::string, std::string>>& instructions,
+                         const std::string& ua = "") {
+  heads.NewRequest("/x", cookie);
+  if (!ua.empty()) heads.request.headers.Append("User-Agent", ua);
+  ExchangeFilter* filter = factory.Acquire(ExchangeInfo{"198.51.100.9"});
+  Outcome in, out;
+  filter->OnRequestHead(heads.request, in.Done());
+  REQUIRE(in.called);
+  for (const auto& [name, value] : instructions) heads.response.headers.Append(name, value);
+  filter->OnResponseHead(heads.request, heads.response, out.Done());
+  factory.Recycle(filter);
+  REQUIRE(out.called);
+  return out.result;
+}
+
+// The Cookie header a browser sends back after these Set-Cookie values.
+std::string CookieHeaderFrom(const std::vector<std::string>& set_cookies) {
+  std::string header;
+  for (const std::string& s : set_cookies) {
+    const std::string pair = s.substr(0, s.find(';'));
+    if (pair.back() == '=') continue;  // a cleared cookie
+    if (!header.empty()) header += "; ";
+    header += pair;
+  }
+  return header;
+}
+
+TEST_CASE("cookie manager: a large session goes out in chunks, comes back whole, and shrinking clears the rest") {
+  auto ctx = MakeContext(StoreKind::kCookie);
+  std::const_pointer_cast<Config>(ctx->config)->session.max_session_bytes = 65536;
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  const std::string blob = std::string(9000, 'z');
+  REQUIRE(RunExchange(*factory, heads, "", {{"X-Session-Set", "{\"blob\":\"" + blob + "\"}"}}).status == 0);
+  std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() >= 3);
+  CHECK(set[0].rfind("session_id=3c", 0) == 0);
+  for (size_t k = 1; k < set.size(); ++k) CHECK(set[k].rfind("session_id." + std::to_string(k) + "=", 0) == 0);
+  for (const std::string& line : set) CHECK(std::string("Set-Cookie: ").size() + line.size() <= 4096);
+  const std::string cookie = "theme=dark; " + CookieHeaderFrom(set);
+
+  REQUIRE(RunExchange(*factory, heads, cookie, {}).status == 0);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"active"});
+  CHECK(Values(heads.request.headers, "X-Session-Data") ==
+        std::vector<std::string>{"{\"blob\":\"" + blob + "\"}"});
+  CHECK(Values(heads.request.headers, "Cookie") == std::vector<std::string>{"theme=dark"});
+  CHECK(Values(heads.response.headers, "Set-Cookie").empty());  // a read sends nothing
+
+  REQUIRE(RunExchange(*factory, heads, cookie, {{"X-Session-Set", "{\"blob\":\"small\"}"}}).status == 0);
+  std::vector<std::string> shrunk = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(shrunk.size() == set.size());  // the new cookie and one clear per stale chunk
+  CHECK(shrunk[0].rfind("session_id=3.", 0) == 0);
+  for (size_t k = 1; k < shrunk.size(); ++k) {
+    CHECK(shrunk[k].rfind("session_id." + std::to_string(k) + "=;", 0) == 0);
+    CHECK(shrunk[k].find("Max-Age=0") != std::string::npos);
+  }
+
+  SUBCASE("a chunk of the cookie changed: invalid, and every chunk is cleared") {
+    std::string tampered = cookie;
+    const size_t at = tampered.find("session_id.1=") + 20;
+    tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+    REQUIRE(RunExchange(*factory, heads, tampered, {}).status == 0);
+    CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"invalid"});
+    std::vector<std::string> cleared = Values(heads.response.headers, "Set-Cookie");
+    CHECK(cleared.size() == set.size());
+    for (const std::string& c : cleared) CHECK(c.find("Max-Age=0") != std::string::npos);
+  }
+}
+
+TEST_CASE("cookie manager: past the idle timeout the session is expired and its cookie cleared") {
+  auto ctx = MakeContext(StoreKind::kCookie);
+  std::const_pointer_cast<Config>(ctx->config)->session.idle_timeout = std::chrono::seconds(600);
+  auto factory = NewSessionFilterFactory(ctx);
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const std::string id(CookieCodec::kIdSize, 'i');
+  Result<std::string> stale = ctx->codec->Seal(id, SealTimes{now + 3600, now - 700, now - 601}, {{"u", "1"}});
+  Result<std::string> fresh = ctx->codec->Seal(id, SealTimes{now + 3600, now - 700, now - 10}, {{"u", "1"}});
+  REQUIRE(stale.ok());
+  REQUIRE(fresh.ok());
+  Heads heads;
+  REQUIRE(RunExchange(*factory, heads, "session_id=" + *stale, {}).status == 0);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"expired"});
+  CHECK(Values(heads.request.headers, "X-Session-Data") == std::vector<std::string>{"{}"});
+  CHECK(Values(heads.response.headers, "Set-Cookie") == std::vector<std::string>{ctx->codec->ClearCookie()});
+  REQUIRE(RunExchange(*factory, heads, "session_id=" + *fresh, {}).status == 0);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"active"});
+  // The refresh is due (no threshold): the cookie is re-sealed with the idle window.
+  std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+  REQUIRE(set.size() == 1);
+  DecodedCookie refreshed = ctx->codec->Open(CookieValueOf(set[0]), now);
+  REQUIRE(refreshed.verdict == CookieVerdict::kValid);
+  CHECK(refreshed.created_at == now - 700);
+  CHECK(refreshed.refreshed_at >= now);
+  CHECK(refreshed.expires_at <= refreshed.refreshed_at + 600);
+}
+
+TEST_CASE("X-Session-Revoke without session.subject_key is refused with 502") {
+  // docs/HEADER-PROTOCOL.md, Subjects
+  auto store = std::make_shared<MemoryStore>(std::make_shared<MemoryTable>(100));
+  auto factory = NewSessionFilterFactory(MakeContext(StoreKind::kMemory, store));
+  Heads heads;
+  FilterResult r = RunExchange(*factory, heads, "", {{"X-Session-Set", "{\"user_id\":1}"}, {"X-Session-Revoke", "all"}});
+  CHECK(r.status == 502);
+  CHECK(Values(heads.response.headers, "Set-Cookie").empty());
+}
+
+TEST_CASE("store manager: Revoke others ends the subject's other sessions and lists them in EndedSessions") {
+  auto table = std::make_shared<MemoryTable>(100);
+  auto store = std::make_shared<MemoryStore>(table);
+  auto ctx = MakeContext(StoreKind::kMemory, store);
+  std::const_pointer_cast<Config>(ctx->config)->session.subject_key = "user_id";
+  ctx->ended = std::make_shared<EndedSessions>();
+  auto factory = NewSessionFilterFactory(ctx);
+  Heads heads;
+  std::vector<std::string> cookies;
+  std::vector<std::string> public_ids;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(RunExchange(*factory, heads, "", {{"X-Session-Set", "{\"user_id\":7}"}}, "agent/" + std::to_string(i))
+                .status == 0);
+    std::vector<std::string> set = Values(heads.response.headers, "Set-Cookie");
+    REQUIRE(set.size() == 1);
+    cookies.push_back("session_id=" + CookieValueOf(set[0]));
+  }
+  std::vector<SessionListing> listed = table->ListSubject("7");
+  REQUIRE(listed.size() == 3);
+  CHECK(listed[0].meta.client == "198.51.100.9");
+  CHECK(listed[0].meta.public_id.size() == 22);
+  CHECK(listed[0].meta.user_agent.rfind("agent/", 0) == 0);
+  std::vector<SessionBinding> bindings;
+  for (const SessionListing& l : listed) {
+    SessionBinding b;
+    b.id = l.meta.public_id;  // what a tunnel of that session is bound to
+    bindings.push_back(b);
+  }
+
+  REQUIRE(RunExchange(*factory, heads, cookies[2], {{"X-Session-Revoke", "others"}}).status == 0);
+  CHECK(ctx->ended->size() == 2);
+  std::vector<SessionListing> left = table->ListSubject("7");
+  REQUIRE(left.size() == 1);  // the session that asked
+  std::vector<bool> ended(3, false);
+  ctx->ended->Mark(bindings, &ended);
+  for (size_t i = 0; i < bindings.size(); ++i) CHECK(ended[i] == (bindings[i].id != left[0].meta.public_id));
+  REQUIRE(RunExchange(*factory, heads, cookies[0], {}).status == 0);
+  CHECK(Values(heads.request.headers, "X-Session-Status") == std::vector<std::string>{"none"});
+  CHECK(Values(heads.response.headers, "Set-Cookie") == std::vector<std::string>{ctx->codec->ClearCookie()});
+
+  // Revoke all ends this session too.
+  REQUIRE(RunExchange(*factory, heads, cookies[2], {{"X-Session-Revoke", "all"}}).status == 0);
+  ended.assign(3, false);
+  ctx->ended->Mark(bindings, &ended);
+  CHECK(ended == std::vector<bool>{true, true, true});
+  CHECK(table->ListSubject("7").empty());
+}
+
 TEST_CASE("every store outcome of a request reaches store_health before the request is answered") {
   // docs/OPERATIONS.md, Readiness: a 503 for a failed store is never followed by a /readyz 200.
   auto store = std::make_shared<ManualStore>();

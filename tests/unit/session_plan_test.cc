@@ -492,5 +492,194 @@ TEST_CASE("row: the plan does not depend on the order Set keys arrived in, only 
   CHECK(p.store.mint);
 }
 
+// ---- timeouts (docs/CONFIGURATION.md, session.session_idle_timeout and the keys after it) ----
+
+RequestFacts ActiveSince(int64_t created, int64_t refreshed, int64_t expires) {
+  RequestFacts f = Active(true);
+  f.created_at = created;
+  f.refreshed_at = refreshed;
+  f.expires_at = expires;
+  return f;
+}
+
+TEST_CASE("policy: timeouts and the threshold are taken from the config in whole seconds") {
+  // docs/CONFIGURATION.md, session.session_idle_timeout
+  Config config;
+  config.session.idle_timeout = std::chrono::minutes(15);
+  config.session.absolute_timeout = std::chrono::hours(8);
+  config.session.refresh_threshold = std::chrono::milliseconds(60500);
+  config.session.subject_key = "user_id";
+  SessionPolicy p = SessionPolicy::From(config);
+  CHECK(p.idle_seconds == 900);
+  CHECK(p.absolute_seconds == 28800);
+  CHECK(p.refresh_threshold_seconds == 60);
+  CHECK(p.indexes_subjects);
+  CHECK(p.sliding());  // an idle timeout slides even without session_refresh_each_request
+  config.session.idle_timeout = std::chrono::milliseconds(300);  // under a second: one second, not off
+  CHECK(SessionPolicy::From(config).idle_seconds == 1);
+  CHECK_FALSE(SessionPolicy::From(Config()).sliding());
+  config.session.manager = StoreKind::kHttp;
+  config.http_store.on_error = OnStoreError::kFailOpen;
+  CHECK(SessionPolicy::From(config).fail_open);  // docs/HEADER-PROTOCOL.md, Store failures
+}
+
+TEST_CASE("ExpiryFor: the earliest of the lifetime, the idle timeout and the absolute timeout") {
+  // docs/HEADER-PROTOCOL.md, Session lifetime
+  SessionPolicy p = StorePolicy();  // lifetime 3600
+  CHECK(p.ExpiryFor(kNow - 100, kNow) == kNow - 100 + kLifetime);  // from creation, not extended
+  p.refresh_each_request = true;
+  CHECK(p.ExpiryFor(kNow - 100, kNow) == kNow + kLifetime);  // sliding
+  p.idle_seconds = 600;
+  CHECK(p.ExpiryFor(kNow - 100, kNow) == kNow + 600);
+  p.absolute_seconds = 400;
+  CHECK(p.ExpiryFor(kNow - 100, kNow) == kNow + 300);  // never past creation + absolute
+  CHECK(p.ExpiresAt(kNow) == kNow + 400);
+  p.refresh_each_request = false;
+  p.absolute_seconds = 0;
+  CHECK(p.ExpiryFor(kNow - 3500, kNow) == kNow + 100);  // lifetime from creation caps the idle window
+}
+
+TEST_CASE("request: past the idle or the absolute timeout an active session is expired, whatever its cookie says") {
+  // docs/HEADER-PROTOCOL.md, Session lifetime
+  SessionPolicy p = StorePolicy();
+  p.idle_seconds = 600;
+  p.absolute_seconds = 3000;
+  CHECK_FALSE(ExpiredOnRequest(ActiveSince(kNow - 1000, kNow - 599, kNow + 1), p, kNow));
+  CHECK(ExpiredOnRequest(ActiveSince(kNow - 1000, kNow - 600, kNow + 1), p, kNow));  // idle
+  CHECK_FALSE(ExpiredOnRequest(ActiveSince(kNow - 2999, kNow - 10, kNow + 1), p, kNow));
+  CHECK(ExpiredOnRequest(ActiveSince(kNow - 3000, kNow - 10, kNow + 1), p, kNow));  // absolute
+  // No times recorded (a format-2 cookie, an old store entry): the lifetime
+  // is taken to have begun at expiry - lifetime.
+  CHECK(ExpiredOnRequest(ActiveSince(0, 0, kNow + kLifetime - 600), p, kNow));
+  CHECK_FALSE(ExpiredOnRequest(ActiveSince(0, 0, kNow + kLifetime - 599), p, kNow));
+  // Only active sessions: a "new" one was made this second.
+  RequestFacts fresh = New();
+  CHECK_FALSE(ExpiredOnRequest(fresh, p, kNow));
+  CHECK_FALSE(ExpiredOnRequest(ActiveSince(kNow - 1000, kNow - 600, kNow + 1), StorePolicy(), kNow));
+}
+
+TEST_CASE("row: idle timeout, a request within the threshold: no refresh, counted as skipped, nothing written") {
+  // docs/CONFIGURATION.md, session.session_refresh_threshold
+  SessionPolicy s = StorePolicy(), c = CookiePolicy();
+  s.idle_seconds = c.idle_seconds = 900;
+  s.refresh_threshold_seconds = c.refresh_threshold_seconds = 60;
+  const RequestFacts facts = ActiveSince(kNow - 500, kNow - 59, kNow - 59 + 900);
+  for (const SessionPlan& plan : {PlanResponse(facts, Empty(), s, kNow), PlanResponse(facts, Empty(), c, kNow)}) {
+    CHECK(plan.refresh_skipped);
+    CHECK_FALSE(plan.refreshes);
+    CHECK(plan.store == StoreOp::kNone);
+    CHECK(plan.cookie == CookieAction::kNone);
+    CHECK(plan.expires_at == kNow - 59 + 900);
+    CHECK(plan.refreshed_at == kNow - 59);
+  }
+}
+
+TEST_CASE("row: idle timeout, the threshold elapsed: refreshed, the store touched, the cookie re-issued") {
+  // docs/CONFIGURATION.md, session.session_refresh_threshold; docs/HEADER-PROTOCOL.md, Session lifetime
+  SessionPolicy s = StorePolicy(), c = CookiePolicy();
+  s.idle_seconds = c.idle_seconds = 900;
+  s.refresh_threshold_seconds = c.refresh_threshold_seconds = 60;
+  const RequestFacts facts = ActiveSince(kNow - 500, kNow - 60, kNow - 60 + 900);
+  SessionPlan store = PlanResponse(facts, Empty(), s, kNow);
+  SessionPlan cookie = PlanResponse(facts, Empty(), c, kNow);
+  for (const SessionPlan& plan : {store, cookie}) {
+    CHECK(plan.refreshes);
+    CHECK_FALSE(plan.refresh_skipped);
+    CHECK(plan.cookie == CookieAction::kSet);
+    CHECK(plan.expires_at == kNow + 900);
+    CHECK(plan.refreshed_at == kNow);
+    CHECK(plan.created_at == kNow - 500);  // a refresh never moves the creation
+  }
+  CHECK(store.store == StoreOp::kTouch);
+}
+
+TEST_CASE("row: the absolute timeout caps every refresh and Regenerate starts it over") {
+  // docs/CONFIGURATION.md, session.session_absolute_timeout
+  SessionPolicy p = StorePolicy();
+  p.refresh_each_request = true;
+  p.absolute_seconds = 1000;
+  const RequestFacts facts = ActiveSince(kNow - 900, kNow - 10, kNow + 100);
+  SessionPlan refresh = PlanResponse(facts, Empty(), p, kNow);
+  CHECK(refresh.refreshes);
+  CHECK(refresh.expires_at == kNow + 100);  // creation + 1000, not now + lifetime
+  SessionPlan regen = PlanResponse(facts, Regenerate(), p, kNow);
+  CHECK(regen.mint);
+  CHECK(regen.created_at == kNow);
+  CHECK(regen.expires_at == kNow + 1000);
+  SessionPlan write = PlanResponse(facts, Set(), p, kNow);
+  CHECK(write.created_at == kNow - 900);  // a write is no Regenerate
+  CHECK(write.expires_at == kNow + 100);
+}
+
+TEST_CASE("row: threshold 0 keeps today's refresh on every request") {
+  // docs/CONFIGURATION.md, session.session_refresh_each_request
+  SessionPolicy p = StorePolicy();
+  p.refresh_each_request = true;
+  SessionPlan plan = PlanResponse(ActiveSince(kNow - 5, kNow - 1, kNow + 3599), Empty(), p, kNow);
+  CHECK(plan.refreshes);
+  CHECK(plan.store == StoreOp::kTouch);
+  CHECK_FALSE(plan.refresh_skipped);
+}
+
+TEST_CASE("row: a new session is neither refreshed twice nor counted as a skipped refresh") {
+  // docs/CONFIGURATION.md, session.session_refresh_threshold
+  SessionPolicy p = StorePolicy();
+  p.idle_seconds = 900;
+  p.refresh_threshold_seconds = 60;
+  RequestFacts fresh = New();
+  fresh.created_at = fresh.refreshed_at = kNow;
+  SessionPlan plan = PlanResponse(fresh, Empty(), p, kNow);
+  CHECK_FALSE(plan.refresh_skipped);
+  CHECK(plan.store == StoreOp::kApply);
+  CHECK(plan.expires_at == kNow + 900);
+}
+
+// ---- revocation (docs/HEADER-PROTOCOL.md, Subjects) ----------------------------------
+
+ChangeBatch Revoke(RevokeScope scope) {
+  ChangeBatch b;
+  b.revoke = scope;
+  return b;
+}
+
+TEST_CASE("row: X-Session-Revoke on a session with a subject index: one Apply carries it") {
+  // docs/HEADER-PROTOCOL.md, Subjects
+  SessionPolicy p = StorePolicy();
+  p.indexes_subjects = true;
+  for (RevokeScope scope : {RevokeScope::kOthers, RevokeScope::kAll}) {
+    SessionPlan plan = PlanResponse(Active(true), Revoke(scope), p, kNow);
+    CHECK(plan.store == StoreOp::kApply);
+    CHECK(plan.revoke == scope);
+    CHECK(plan.from_request_key);
+    CHECK(plan.must_exist);
+    CHECK(plan.cookie == CookieAction::kNone);
+    CHECK(plan.cookie_if_gone == CookieAction::kClear);  // all: the store reports it gone
+  }
+  // With Destroy the revocation still goes with the one Apply.
+  ChangeBatch destroy = Destroy();
+  destroy.revoke = RevokeScope::kOthers;
+  SessionPlan plan = PlanResponse(Active(true), destroy, p, kNow);
+  CHECK(plan.revoke == RevokeScope::kOthers);
+  CHECK(plan.destroys);
+  CHECK(plan.store == StoreOp::kApply);
+}
+
+TEST_CASE("row: X-Session-Revoke without a session, or without a subject index, revokes nothing") {
+  // docs/HEADER-PROTOCOL.md, Subjects
+  SessionPolicy p = StorePolicy();
+  p.indexes_subjects = true;
+  SessionPlan none = PlanResponse(NoSession(), Revoke(RevokeScope::kAll), p, kNow);
+  CHECK(none.revoke == RevokeScope::kNone);
+  CHECK(none.store == StoreOp::kNone);
+  SessionPlan unindexed = PlanResponse(Active(true), Revoke(RevokeScope::kAll), StorePolicy(), kNow);
+  CHECK(unindexed.revoke == RevokeScope::kNone);
+  // A Set that creates the session with the revocation carries it.
+  ChangeBatch login = Set();
+  login.revoke = RevokeScope::kOthers;
+  SessionPlan created = PlanResponse(NoSession(), login, p, kNow);
+  CHECK(created.mint);
+  CHECK(created.revoke == RevokeScope::kOthers);
+}
+
 }  // namespace
 }  // namespace sessiond

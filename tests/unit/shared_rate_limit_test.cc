@@ -209,9 +209,10 @@ struct Proxy {
   std::unique_ptr<SharedBucketNames> names;  // as another instance would name the buckets
 
   Proxy(std::vector<RateLimitRule> rules, OnStoreError on_error = OnStoreError::kFailClosed,
-        bool with_buckets = true) {
+        bool with_buckets = true, const std::string& subject_key = "") {
     config = std::make_shared<Config>(ConfigWith(std::move(rules)));
     config->redis.on_error = on_error;
+    config->session.subject_key = subject_key;
     config->session.max_session_bytes = 1000;
     ctx = std::make_shared<SessionContext>();
     ctx->config = config;
@@ -357,6 +358,33 @@ TEST_CASE("shared session limit: taken after the load, for an active session onl
   Exchange anonymous(proxy, "192.0.2.1");
   CHECK(anonymous.done.calls == 1);
   CHECK(proxy.store->takes.size() == 1);
+}
+
+TEST_CASE("shared subject limit: named by the subject, one bucket for all of a user's sessions") {
+  // docs/HTTP.md, Rate limits (key: subject) and Shared rate limits.
+  Proxy proxy({Limit(RateLimitKey::kSubject, 5, std::chrono::seconds(10), 5, true)}, OnStoreError::kFailClosed,
+              true, "user");
+  const std::vector<std::pair<char, SessionData>> sessions = {
+      {'a', {{"user", "\"ada\""}}}, {'b', {{"user", "\"ada\""}, {"n", "1"}}}, {'c', {{"user", "\"grace\""}}}};
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    Exchange ex(proxy, "192.0.2.1", proxy.Cookie(std::string(CookieCodec::kIdSize, sessions[i].first)));
+    REQUIRE(proxy.store->loads.size() == i + 1);
+    proxy.store->loads[i].cb(Status::OK(), sessions[i].second);
+    REQUIRE(proxy.store->takes.size() == i + 1);
+    proxy.store->takes[i].cb(Status::OK(), Allowed());
+    REQUIRE(ex.done.calls == 1);
+    CHECK(ex.done.result.status == 0);
+  }
+  CHECK(proxy.store->takes[0].name == NameOf(*proxy.names, 0, "ada"));
+  CHECK(proxy.store->takes[1].name == proxy.store->takes[0].name);  // ada's other session: the same bucket
+  CHECK(proxy.store->takes[2].name == NameOf(*proxy.names, 0, "grace"));
+  CHECK(proxy.store->takes[2].name != proxy.store->takes[0].name);
+  // A session without the key takes no token.
+  Exchange anonymous(proxy, "192.0.2.1", proxy.Cookie(std::string(CookieCodec::kIdSize, 'd')));
+  REQUIRE(proxy.store->loads.size() == 4);
+  proxy.store->loads[3].cb(Status::OK(), SessionData{{"theme", "\"dark\""}});
+  CHECK(anonymous.done.calls == 1);
+  CHECK(proxy.store->takes.size() == 3);
 }
 
 TEST_CASE("shared limits of both steps: the address's before the load, the session's after it") {

@@ -11,6 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <poll.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -367,6 +370,107 @@ std::unique_ptr<redisContext, void (*)(redisContext*)> RedisServer::Connect(cons
     if (!ok) return {nullptr, &redisFree};
   }
   return c;
+}
+
+std::string SessionStoreScript() {
+  const char* rel = "examples/python/session_store.py";
+  std::vector<std::string> candidates;
+  if (const char* src = getenv("SESSIOND_SOURCE_DIR")) candidates.push_back(std::string(src) + "/" + rel);
+  candidates.push_back(rel);
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    std::string dir = exe;
+    dir = dir.substr(0, dir.rfind('/'));  // build/<variant>
+    candidates.push_back(dir + "/../../" + rel);
+  }
+  for (const std::string& c : candidates) {
+    if (access(c.c_str(), R_OK) == 0) return c;
+  }
+  return "";
+}
+
+std::unique_ptr<HttpStoreServer> HttpStoreServer::Start(const std::string& token) {
+  const std::string script = SessionStoreScript();
+  if (script.empty()) {
+    fprintf(stderr, "examples/python/session_store.py not found (set SESSIOND_SOURCE_DIR)\n");
+    return nullptr;
+  }
+  int out[2];
+  if (pipe(out) != 0) return nullptr;
+  std::vector<std::string> args = {"python3", script, "--port", "0", "--db", ":memory:"};
+  if (!token.empty()) {
+    args.push_back("--token");
+    args.push_back(token);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return nullptr;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    execvp("python3", argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::unique_ptr<HttpStoreServer> server(new HttpStoreServer());
+  server->pid_ = pid;
+  server->token_ = token;
+  std::string line;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[256];
+    const ssize_t got = read(out[0], buf, sizeof(buf));
+    if (got <= 0) break;
+    line.append(buf, static_cast<size_t>(got));
+  }
+  close(out[0]);
+  const size_t colon = line.rfind(':');
+  if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+    fprintf(stderr, "the reference session store did not start: %s\n", line.c_str());
+    return nullptr;
+  }
+  server->port_ = atoi(line.c_str() + colon + 1);
+  return server;
+}
+
+HttpStoreServer::~HttpStoreServer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+HttpStoreConfig HttpStoreServer::Config(std::chrono::milliseconds timeout) const {
+  HttpStoreConfig config;
+  config.host = "127.0.0.1";
+  config.port = static_cast<uint16_t>(port_);
+  config.url = "http://127.0.0.1:" + std::to_string(port_);
+  auto* sin = reinterpret_cast<sockaddr_in*>(&config.address.storage);
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons(static_cast<uint16_t>(port_));
+  sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  config.address.length = sizeof(sockaddr_in);
+  config.address.text = "127.0.0.1:" + std::to_string(port_);
+  config.timeout = timeout;
+  config.token = token_;
+  return config;
+}
+
+HttpStoreServer& SharedHttpStore() {
+  static std::unique_ptr<HttpStoreServer> server = HttpStoreServer::Start("suite-token-0123456789");
+  REQUIRE_MESSAGE(server != nullptr, "could not start examples/python/session_store.py");
+  return *server;
 }
 
 RedisServer& SharedRedis() {

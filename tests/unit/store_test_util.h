@@ -133,5 +133,31 @@ RedisServer& SharedRedis();
 // The one-node cluster shared by the interface suite's cluster run.
 RedisServer& SharedRedisCluster();
 
+// The reference HTTP session store (examples/python/session_store.py) as a
+// child process on a free port, over an in-memory SQLite database. Dies
+// with the test process.
+class HttpStoreServer {
+ public:
+  // nullptr (with a message on stderr) when python3 or the script is missing
+  // or it does not say where it listens within 10 s.
+  static std::unique_ptr<HttpStoreServer> Start(const std::string& token = "");
+  ~HttpStoreServer();
+  int port() const { return port_; }
+  // An HttpStoreConfig pointing at it.
+  HttpStoreConfig Config(std::chrono::milliseconds timeout = 2000ms) const;
+
+ private:
+  HttpStoreServer() = default;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string token_;
+};
+
+// The store shared by the interface suite, started on first use.
+HttpStoreServer& SharedHttpStore();
+// examples/python/session_store.py, found from the working directory or the
+// test binary's location; empty when not found.
+std::string SessionStoreScript();
+
 }  // namespace testing
 }  // namespace sessiond
