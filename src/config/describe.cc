@@ -155,14 +155,18 @@ std::string DescribeConfig(const Config& c) {
     }
   }
 
-  // Store sections keep their (validated) values when another manager is in
-  // use; say so, or an operator may think they take effect.
-  auto unused_unless = [&](StoreKind kind) {
-    return s.manager == kind ? ""
-                             : " (unused: manager is " + std::string(ToString(s.manager)) + ")";
+  // Only the manager's own store section is shown key by key. The others
+  // keep their (validated) values unused: one line says so, or an operator
+  // may think they take effect, and the summary still fits one screen.
+  std::string unused;
+  auto note_unused = [&](StoreKind kind, const char* section) {
+    if (s.manager == kind) return false;
+    if (!unused.empty()) unused += ", ";
+    unused += section;
+    return true;
   };
-  l.Add("redis.url", Printable(MaskedRedisUrl(c.redis)) + unused_unless(StoreKind::kRedis));
-  if (s.manager == StoreKind::kRedis) {  // the rest of an unused section would only fill the screen
+  if (!note_unused(StoreKind::kRedis, "redis")) {
+    l.Add("redis.url", Printable(MaskedRedisUrl(c.redis)));
     l.Add("redis.key_prefix", Quoted(c.redis.key_prefix));
     l.Add("redis.timeout", FormatDuration(c.redis.timeout));
     l.Add("redis.on_error", ToString(c.redis.on_error));
@@ -194,19 +198,19 @@ std::string DescribeConfig(const Config& c) {
     } else {
       l.Add("redis.tls", "~ (plain TCP)");
     }
-    l.Add("redis.wait_replicas", std::to_string(c.redis.wait_replicas));
-    l.Add("redis.wait_timeout", FormatDuration(c.redis.wait_timeout));
+    l.Add("redis.wait_replicas", std::to_string(c.redis.wait_replicas) +
+                                     (c.redis.wait_replicas > 0 ? ", within " + FormatDuration(c.redis.wait_timeout)
+                                                                : std::string(" (no WAIT)")));
   }
-  l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
-  l.Add("memory.max_sessions",
-        std::to_string(c.memory.max_sessions) + unused_unless(StoreKind::kMemory));
-  l.Add("http_store.url", (c.http_store.url.empty() ? std::string("~ (unset)") : Printable(c.http_store.url)) +
-                              unused_unless(StoreKind::kHttp));
-  if (s.manager == StoreKind::kHttp) {
+  if (!note_unused(StoreKind::kFile, "file")) l.Add("file.directory", Printable(c.file.directory));
+  if (!note_unused(StoreKind::kMemory, "memory")) l.Add("memory.max_sessions", std::to_string(c.memory.max_sessions));
+  if (!note_unused(StoreKind::kHttp, "http_store")) {
+    l.Add("http_store.url", c.http_store.url.empty() ? std::string("~ (unset)") : Printable(c.http_store.url));
     l.Add("http_store.timeout", FormatDuration(c.http_store.timeout));
     l.Add("http_store.token", c.http_store.token.empty() ? "~ (none)" : "*** (set)");
     l.Add("http_store.on_error", ToString(c.http_store.on_error));
   }
+  l.Add("(other stores)", unused + " (unused: manager is " + std::string(ToString(s.manager)) + ")");
   l.Add("admin.listen",
         c.admin.listen ? FormatSocketAddress(*c.admin.listen) : "~ (no admin listener)");
   l.Add("admin.token", c.admin.token.empty() ? "~ (none: /sessions is refused)" : "*** (set)");

@@ -857,6 +857,7 @@ TEST_CASE("DescribeConfig masks the secret and the redis password and fits one s
   TempFile f(kSecret + "\n", 0644);
   auto from_file = Parse("upstream: http://127.0.0.1:3000\nsecret_key_file: " + f.path() +
                          "\n"
+                         "session: {manager: redis}\n"
                          "redis: {url: 'unix:///tmp/r.sock?password=Sup3rS3cretPw'}\n");
   REQUIRE(from_file.ok());
   std::string t2 = DescribeConfig(**from_file);
