@@ -92,8 +92,9 @@ const EnumNames<LogFormat> kLogFormatNames = {{"text", LogFormat::kText}, {"json
       "session_refresh_each_request", "session_create", "max_session_bytes",                \
       "session_idle_timeout", "session_absolute_timeout", "session_refresh_threshold",      \
       "subject_key", "max_sessions_per_subject", "max_cookie_chunks", "compress"
-#define SESSIOND_REDIS_KEYS \
-  "url", "key_prefix", "timeout", "on_error", "sentinel", "cluster", "wait_replicas", "wait_timeout"
+#define SESSIOND_REDIS_KEYS                                                                            \
+  "url", "key_prefix", "timeout", "on_error", "sentinel", "cluster", "wait_replicas", "wait_timeout", "tls"
+#define SESSIOND_REDIS_TLS_KEYS "enabled", "ca_file", "server_name", "client_certificate", "client_key"
 #define SESSIOND_REDIS_SENTINEL_KEYS "master_name", "addresses", "username", "password"
 #define SESSIOND_REDIS_CLUSTER_KEYS "seeds"
 #define SESSIOND_FILE_KEYS "directory"
@@ -114,7 +115,8 @@ std::vector<SchemaSection> Schema() {
           {"upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS}},
           {"session", {SESSIOND_SESSION_KEYS}},
           {"redis", {SESSIOND_REDIS_KEYS}},    {"redis.sentinel", {SESSIOND_REDIS_SENTINEL_KEYS}},
-          {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"file", {SESSIOND_FILE_KEYS}},
+          {"redis.cluster", {SESSIOND_REDIS_CLUSTER_KEYS}},  {"redis.tls", {SESSIOND_REDIS_TLS_KEYS}},
+          {"file", {SESSIOND_FILE_KEYS}},
           {"memory", {SESSIOND_MEMORY_KEYS}},  {"http_store", {SESSIOND_HTTP_STORE_KEYS}},
           {"admin", {SESSIOND_ADMIN_KEYS}},
           {"limits", {SESSIOND_LIMITS_KEYS}},  {"timeouts", {SESSIOND_TIMEOUTS_KEYS}},
@@ -344,6 +346,37 @@ bool IsIpLiteral(const std::string& text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
+// The keys a TLS client section shares (upstream_tls, redis.tls): ca_file,
+// server_name, client_certificate and client_key, files read and checked.
+void ReadClientTls(Section& sec, ClientTlsConfig* u) {
+  if (sec.Has("ca_file")) ReadPemFile(sec, "ca_file", CheckCertificatesPem, &u->ca_file, &u->ca_pem);
+  if (std::optional<ScalarValue> v = sec.Required("server_name")) {
+    if (!IsPlausibleHostName(v->text) && !IsIpLiteral(v->text)) {
+      sec.Fail(v->mark, sec.PathOf("server_name") + ": expected a host name or an IP address" + Section::Got(*v));
+    } else {
+      u->server_name = v->text;
+    }
+  }
+  const bool has_cert = sec.Has("client_certificate");
+  const bool has_key = sec.Has("client_key");
+  if (has_cert != has_key) {
+    sec.Fail(sec.KeyMark(has_cert ? "client_certificate" : "client_key"),
+             sec.PathOf("client_certificate") + " and " + sec.PathOf("client_key") +
+                 " go together: set both or neither");
+  } else if (has_cert) {
+    bool ok = ReadPemFile(sec, "client_certificate", CheckCertificatesPem, &u->client_certificate,
+                          &u->client_certificate_pem);
+    ok &= ReadPemFile(sec, "client_key", CheckPrivateKeyPem, &u->client_key, &u->client_key_pem);
+    if (ok) {
+      const std::string why = CheckKeyMatchesCertificate(u->client_certificate_pem, u->client_key_pem);
+      if (!why.empty()) {
+        sec.Fail(sec.ValueMark("client_key"), sec.PathOf("client_key") + ": " + u->client_key + ": " + why + " (" +
+                                                  sec.PathOf("client_certificate") + ")");
+      }
+    }
+  }
+}
+
 // upstream_tls (docs/CONFIGURATION.md, upstream_tls); read after upstream.
 void ReadUpstreamTls(Section& root, Config* c) {
   Section sec = root.Child("upstream_tls", {SESSIOND_UPSTREAM_TLS_KEYS});
@@ -352,31 +385,7 @@ void ReadUpstreamTls(Section& root, Config* c) {
       !c->upstream.https) {
     root.Fail(root.KeyMark("upstream_tls"), "upstream_tls: applies only to an https:// upstream");
   }
-  if (sec.Has("ca_file")) ReadPemFile(sec, "ca_file", CheckCertificatesPem, &u.ca_file, &u.ca_pem);
-  if (std::optional<ScalarValue> v = sec.Required("server_name")) {
-    if (!IsPlausibleHostName(v->text) && !IsIpLiteral(v->text)) {
-      sec.Fail(v->mark, "upstream_tls.server_name: expected a host name or an IP address" + Section::Got(*v));
-    } else {
-      u.server_name = v->text;
-    }
-  }
-  const bool has_cert = sec.Has("client_certificate");
-  const bool has_key = sec.Has("client_key");
-  if (has_cert != has_key) {
-    sec.Fail(sec.KeyMark(has_cert ? "client_certificate" : "client_key"),
-             "upstream_tls.client_certificate and upstream_tls.client_key go together: set both or neither");
-  } else if (has_cert) {
-    bool ok = ReadPemFile(sec, "client_certificate", CheckCertificatesPem, &u.client_certificate,
-                          &u.client_certificate_pem);
-    ok &= ReadPemFile(sec, "client_key", CheckPrivateKeyPem, &u.client_key, &u.client_key_pem);
-    if (ok) {
-      const std::string why = CheckKeyMatchesCertificate(u.client_certificate_pem, u.client_key_pem);
-      if (!why.empty()) {
-        sec.Fail(sec.ValueMark("client_key"),
-                 "upstream_tls.client_key: " + u.client_key + ": " + why + " (upstream_tls.client_certificate)");
-      }
-    }
-  }
+  ReadClientTls(sec, &u);
   if (u.server_name.empty()) u.server_name = c->upstream.host;
 }
 
@@ -634,16 +643,49 @@ void ReadRedisCluster(Section& redis, RedisConfig* r) {
   r->cluster = std::move(c);
 }
 
+// redis.tls (docs/CONFIGURATION.md, redis.tls): TLS is on for a rediss://
+// URL or with enabled: true, and then for every connection of the store
+// (data nodes, sentinels, cluster nodes). Read after redis.url.
+// `url_ok`: redis.url parsed, so whether it is rediss:// is known.
+void ReadRedisTls(Section& redis, RedisConfig* r, bool url_ok) {
+  Section sec = redis.Child("tls", {SESSIOND_REDIS_TLS_KEYS});
+  bool settings = false;  // any key but enabled
+  for (const char* key : {"ca_file", "server_name", "client_certificate", "client_key"}) settings |= sec.Has(key);
+  std::optional<bool> enabled;
+  if (sec.Has("enabled")) {
+    bool value = false;
+    sec.Bool("enabled", &value);
+    if (!sec.failed()) enabled = value;
+  }
+  ClientTlsConfig files;
+  ReadClientTls(sec, &files);
+  const bool on = r->rediss || enabled.value_or(false);
+  if (r->rediss && enabled == false) {
+    sec.Fail(sec.ValueMark("enabled"),
+             "redis.tls.enabled: false, but redis.url is rediss:// (TLS); change one of them");
+  } else if (settings && !on && !enabled.has_value() && url_ok) {
+    redis.Fail(redis.KeyMark("tls"),
+               "redis.tls: TLS is off: write redis.url as rediss://... or set redis.tls.enabled: true");
+  }
+  if (on && r->unix_socket) {
+    redis.Fail(redis.ValueMark("url"), "redis.url: redis.tls.enabled needs a TCP URL (rediss://host:port); "
+                                       "Redis speaks no TLS on a unix socket");
+  }
+  if (on && !sec.failed()) r->tls = std::move(files);
+}
+
 void ReadRedis(Section& root, RedisConfig* r) {
   Section sec = root.Child("redis", {SESSIOND_REDIS_KEYS});
   // The URL is checked even when another manager is selected, so switching
   // manager later cannot surface a latent error. A url that is there but
   // unusable (null, an unset variable) has been reported already.
   std::optional<ScalarValue> url = sec.Required("url");
+  bool url_ok = false;
   if (url || !sec.Has("url")) {
     r->url = url ? url->text : kDefaultRedisUrl;
     Status s = ParseRedisUrl(r->url, r);
     if (!s.ok()) sec.Fail(sec.ValueMark("url"), "redis.url: " + s.message());
+    url_ok = s.ok();
   }
   sec.String("key_prefix", true, &r->key_prefix);
   sec.PositiveDuration("timeout", BareNumber::kError, &r->timeout);
@@ -653,6 +695,7 @@ void ReadRedis(Section& root, RedisConfig* r) {
   r->wait_replicas = static_cast<int>(wait_replicas);
   sec.PositiveDuration("wait_timeout", BareNumber::kError, &r->wait_timeout);
 
+  ReadRedisTls(sec, r, url_ok);
   const bool sentinel = sec.Has("sentinel");
   const bool cluster = sec.Has("cluster");
   if (sentinel) ReadRedisSentinel(sec, r);

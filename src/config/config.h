@@ -61,18 +61,22 @@ struct UpstreamConfig {
   SocketAddress address;  // resolved at load
 };
 
-// upstream_tls: how an https:// upstream is verified and what sessiond
-// presents to it (docs/CONFIGURATION.md, upstream_tls). The files are read
+// How a server sessiond connects to over TLS is verified and what sessiond
+// presents to it: upstream_tls for an https:// upstream, redis.tls for Redis
+// (docs/CONFIGURATION.md, upstream_tls and redis.tls). The files are read
 // and checked at load; their bytes are kept, so what runs is what was checked.
-struct UpstreamTlsConfig {
+struct ClientTlsConfig {
   std::string ca_file;                 // empty: the system's trusted CAs
   std::string ca_pem;
-  std::string server_name;             // SNI and the verified name; the URL's host unless set
+  // SNI and the verified name. upstream_tls: the URL's host unless set.
+  // redis.tls: empty means each node's own host, as sessiond connects to it.
+  std::string server_name;
   std::string client_certificate;      // path; empty: no client certificate
   std::string client_certificate_pem;
   std::string client_key;              // path
   std::string client_key_pem;          // secret: never log
 };
+using UpstreamTlsConfig = ClientTlsConfig;
 
 // tls: TLS on the listener (docs/CONFIGURATION.md, tls). As for
 // UpstreamTlsConfig, the files' checked bytes are kept.
@@ -135,11 +139,12 @@ struct RedisClusterConfig {
   std::vector<RedisNodeAddress> seeds;
 };
 
-// redis.url: redis://[:password@]host:port/db  or  unix:///path.sock[?db=N]
+// redis.url: redis[s]://[:password@]host:port/db  or  unix:///path.sock[?db=N]
 // (docs/CONFIGURATION.md, redis). With sentinel or cluster, the URL supplies
 // the data nodes' credentials; its host is not used.
 struct RedisConfig {
   std::string url;  // as written; contains the password: never log it
+  bool rediss = false;  // the URL's scheme is rediss:// (TLS)
   bool unix_socket = false;
   std::string host = "127.0.0.1";  // tcp only
   uint16_t port = 6379;            // tcp only
@@ -154,6 +159,10 @@ struct RedisConfig {
   std::optional<RedisClusterConfig> cluster;
   int wait_replicas = 0;       // 0: answer once the master has the write
   Millis wait_timeout{100};    // how long WAIT waits for wait_replicas
+  // Set: every Redis connection (data nodes, sentinels, cluster nodes)
+  // speaks TLS, verified as redis.tls says; set by a rediss:// URL or
+  // redis.tls.enabled: true (docs/CONFIGURATION.md, redis.tls).
+  std::optional<ClientTlsConfig> tls;
 };
 
 struct FileStoreConfig {

@@ -182,14 +182,28 @@ std::string DescribeConfig(const Config& c) {
       l.Add("redis.sentinel.password", sentinel.password.empty() ? "(none)" : "***");
     }
     if (c.redis.cluster) l.Add("redis.cluster.seeds", nodes(c.redis.cluster->seeds));
+    if (c.redis.tls) {
+      // Paths only, as for upstream_tls.
+      const ClientTlsConfig& t = *c.redis.tls;
+      std::string tls = "on, CA " + (t.ca_file.empty() ? std::string("the system's") : Printable(t.ca_file)) +
+                        ", name " + (t.server_name.empty() ? std::string("each node's host") : Printable(t.server_name));
+      if (!t.client_certificate.empty()) {
+        tls += ", client certificate " + Printable(t.client_certificate) + " (key " + Printable(t.client_key) + ")";
+      }
+      l.Add("redis.tls", tls);
+    } else {
+      l.Add("redis.tls", "~ (plain TCP)");
+    }
     l.Add("redis.wait_replicas", std::to_string(c.redis.wait_replicas));
     l.Add("redis.wait_timeout", FormatDuration(c.redis.wait_timeout));
   }
   l.Add("file.directory", Printable(c.file.directory) + unused_unless(StoreKind::kFile));
   l.Add("memory.max_sessions",
         std::to_string(c.memory.max_sessions) + unused_unless(StoreKind::kMemory));
-  l.Add("http_store.url", (c.http_store.url.empty() ? std::string("~ (unset)") : Printable(c.http_store.url)) +
-                              unused_unless(StoreKind::kHttp));
+  if (s.manager == StoreKind::kHttp || !c.http_store.url.empty()) {  // an unset, unused section says nothing
+    l.Add("http_store.url", (c.http_store.url.empty() ? std::string("~ (unset)") : Printable(c.http_store.url)) +
+                                unused_unless(StoreKind::kHttp));
+  }
   if (s.manager == StoreKind::kHttp) {
     l.Add("http_store.timeout", FormatDuration(c.http_store.timeout));
     l.Add("http_store.token", c.http_store.token.empty() ? "~ (none)" : "*** (set)");

@@ -63,7 +63,7 @@ Status ParseTcp(const std::string& rest, RedisConfig* out) {
     if (out->password.empty()) return Status::Invalid("the password after ':' is empty");
   }
   if (hostpart.find_first_of("?#") != std::string::npos) {
-    return Status::Invalid("a ?query or #fragment is not supported in redis:// URLs");
+    return Status::Invalid("a ?query or #fragment is not supported in redis:// and rediss:// URLs");
   }
   size_t slash = hostpart.find('/');
   std::string authority = hostpart.substr(0, slash);
@@ -119,6 +119,7 @@ Status ParseUnix(const std::string& rest, RedisConfig* out) {
 }  // namespace
 
 Status ParseRedisUrl(const std::string& url, RedisConfig* out) {
+  out->rediss = false;
   out->unix_socket = false;
   out->host = "127.0.0.1";
   out->port = 6379;
@@ -127,14 +128,15 @@ Status ParseRedisUrl(const std::string& url, RedisConfig* out) {
   out->password.clear();
   out->db = 0;
   if (strncasecmp(url.c_str(), "rediss://", 9) == 0) {
-    return Status::Invalid("TLS (rediss://) is not supported");
+    out->rediss = true;
+    return ParseTcp(url.substr(9), out);
   }
   if (strncasecmp(url.c_str(), "redis://", 8) == 0) return ParseTcp(url.substr(8), out);
   if (strncasecmp(url.c_str(), "unix://", 7) == 0) {
     out->unix_socket = true;
     return ParseUnix(url.substr(7), out);
   }
-  return Status::Invalid("expected redis://host:port/db or unix:///path.sock");
+  return Status::Invalid("expected redis://host:port/db, rediss://host:port/db (TLS) or unix:///path.sock");
 }
 
 std::string MaskedRedisUrl(const RedisConfig& redis) {
@@ -143,7 +145,7 @@ std::string MaskedRedisUrl(const RedisConfig& redis) {
     return "unix://" + redis.socket_path + "?db=" + std::to_string(redis.db) +
            (has_password ? "&password=***" : "");
   }
-  std::string url = "redis://";
+  std::string url = redis.rediss ? "rediss://" : "redis://";
   if (has_password) url += redis.username + ":***@";
   url += redis.host.find(':') == std::string::npos ? redis.host : "[" + redis.host + "]";
   return url + ":" + std::to_string(redis.port) + "/" + std::to_string(redis.db);

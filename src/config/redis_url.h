@@ -3,10 +3,10 @@
 //
 //   redis://[[user]:password@]host[:port][/db]   port 6379, db 0 by default;
 //                                                host may be [v6]
+//   rediss://...                                 the same, over TLS
 //   unix:///abs/path.sock[?db=N][&password=P]
 //
 // User and password are percent-decoded (write '@' as %40, ':' as %3A).
-// rediss:// (TLS) is rejected: hiredis is built here without TLS support.
 #pragma once
 
 #include <string>
@@ -17,8 +17,8 @@
 namespace sessiond {
 namespace config_internal {
 
-// Fills the connection fields of *out (unix_socket, host, port, socket_path,
-// username, password, db); leaves url, key_prefix, timeout and on_error alone.
+// Fills the connection fields of *out (rediss, unix_socket, host, port,
+// socket_path, username, password, db); leaves url, key_prefix, timeout and on_error alone.
 // The message of an error never contains any part of the URL.
 Status ParseRedisUrl(const std::string& url, RedisConfig* out);
 

@@ -353,7 +353,16 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(const TlsClie
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 || SSL_CTX_set_ciphersuites(ctx, kTls13Suites) != 1) {
     return Status::IOError("this OpenSSL lacks the required ciphers: " + TlsErrorReason("unknown"));
   }
-  SSL_CTX_set_alpn_protos(ctx, kAlpnHttp11, sizeof(kAlpnHttp11));
+  if (!options.alpn.empty()) {
+    if (options.alpn.size() > 255) return Status::Invalid("an ALPN protocol name is at most 255 bytes");
+    std::string wire(1, static_cast<char>(options.alpn.size()));
+    wire += options.alpn;
+    // 0 is success here, unlike the rest of OpenSSL.
+    if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()),
+                                static_cast<unsigned int>(wire.size())) != 0) {
+      return Status::IOError("cannot set ALPN: " + TlsErrorReason("unknown"));
+    }
+  }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   if (options.ca_pem.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {

@@ -11,7 +11,7 @@
 // holds a reference), so nothing is dropped.
 //
 // TlsClientContext is for connections sessiond opens: the HTTPS upstream,
-// and any other client (a future rediss:// store) that hands a
+// and any other client (the rediss:// store) that hands a
 // TlsTransport::NewClient(context) to its net::Connection. It verifies the
 // peer against the system CAs or a given CA bundle, checks the name (or the
 // IP address) of the peer, sends SNI for a name, may present a client
@@ -117,17 +117,20 @@ struct TlsClientOptions {
   std::string server_name;
   std::string client_certificate_pem;  // both or neither
   std::string client_key_pem;          // secret: never logged
+  // The one application protocol offered by ALPN; empty: no ALPN extension
+  // (a Redis client: nothing on the path should take it for HTTP).
+  std::string alpn = "http/1.1";
 
   bool operator==(const TlsClientOptions& o) const {
     return ca_pem == o.ca_pem && server_name == o.server_name &&
-           client_certificate_pem == o.client_certificate_pem && client_key_pem == o.client_key_pem;
+           client_certificate_pem == o.client_certificate_pem && client_key_pem == o.client_key_pem &&
+           alpn == o.alpn;
   }
   bool operator!=(const TlsClientOptions& o) const { return !(*this == o); }
 };
 
 // The options for files named by path (an empty path: not set), for a client
-// whose configuration names files rather than holding their text (a future
-// rediss:// store). Reads each file whole (at most 1 MiB); an error names the
+// whose configuration names files rather than holding their text. Reads each file whole (at most 1 MiB); an error names the
 // file and the reason, never its contents.
 Result<TlsClientOptions> TlsClientOptionsFromFiles(const std::string& ca_file, const std::string& server_name,
                                                    const std::string& client_certificate,

@@ -140,6 +140,12 @@ void RedisMetrics::Render(std::string* out) const {
   counter("sessiond_redis_wait_shortfalls_total",
           "Writes failed because WAIT confirmed fewer than redis.wait_replicas replicas.", nullptr, shortfalls,
           nullptr, 1);
+  const std::atomic<uint64_t>* tls[] = {&tls_full, &tls_resumed, &tls_failed};
+  const char* tls_outcomes[] = {"full", "resumed", "failed"};
+  counter("sessiond_redis_tls_connections_total",
+          "Redis connections over TLS (redis.tls) by how their TLS began: full handshake, resumed session, or "
+          "failed.",
+          "outcome", tls, tls_outcomes, 3);
 }
 
 const char* Metrics::StoreOpName(int op) {

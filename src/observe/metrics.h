@@ -56,6 +56,11 @@ class RedisMetrics {
   std::atomic<uint64_t> failovers{0};            // a master replaced (sentinel or cluster)
   std::atomic<uint64_t> cluster_url_mismatch{0};  // redis.url alone pointing at a cluster node
   std::atomic<uint64_t> wait_shortfalls{0};      // writes WAIT confirmed on too few replicas
+  // Connections over TLS (redis.tls), by how their TLS began: counted once
+  // each, when the connection is ready or when a TLS failure ends it first.
+  std::atomic<uint64_t> tls_full{0};     // a full handshake
+  std::atomic<uint64_t> tls_resumed{0};  // a resumed session
+  std::atomic<uint64_t> tls_failed{0};   // a TLS failure (verification, refused certificate, ...)
 
  private:
   mutable std::mutex mu_;

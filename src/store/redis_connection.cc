@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "net/tls_transport.h"
+
 namespace sessiond {
 
 namespace {
@@ -93,11 +95,28 @@ RedisConnection::~RedisConnection() {
   if (destroyed_) *destroyed_ = true;
 }
 
+Status RedisConnection::StartTls() {
+  const std::string where = options_.endpoint.Text();
+  if (options_.endpoint.unix_socket()) return Status::Unavailable("redis: no TLS on a unix socket (" + where + ")");
+  Result<std::shared_ptr<net::TlsClientContext>> context = options_.tls->ContextFor(options_.endpoint.host);
+  if (!context.ok()) return Status::Unavailable(context.status().message());
+  std::unique_ptr<net::TlsTransport> transport = net::TlsTransport::NewClient(*context);
+  if (!transport) return Status::Unavailable("redis: TLS to " + where + ": out of memory");
+  conn_.UseTls(std::move(transport));
+  return Status::OK();
+}
+
+bool RedisConnection::tls_resumed() const { return conn_.tls() && conn_.tls()->resumed(); }
+
 void RedisConnection::Start() {
   QueueHandshake();
   sockaddr_storage addr;
   socklen_t len = 0;
   Status st = ResolveEndpoint(options_.endpoint, &addr, &len);
+  if (st.ok() && options_.tls) {
+    st = StartTls();
+    tls_failed_ = !st.ok();
+  }
   if (st.ok() && !conn_.Connect(reinterpret_cast<const sockaddr*>(&addr), len)) {
     st = Status::Unavailable("redis: cannot connect to " + options_.endpoint.Text() + ": " + std::strerror(errno));
   }
@@ -157,6 +176,7 @@ void RedisConnection::OnHandshakeReply(const char* step, const Status& st, redis
   }
   if (!last) return;
   state_ = State::kReady;
+  if (conn_.tls() && options_.metrics) Inc(tls_resumed() ? options_.metrics->tls_resumed : options_.metrics->tls_full);
   listener_->OnReady(this);
 }
 
@@ -239,6 +259,7 @@ void RedisConnection::OnConnected(net::Connection*) {
 
 void RedisConnection::OnReadable(net::Connection*) {
   net::Buffer& in = conn_.input();
+  got_bytes_ = got_bytes_ || !in.empty();
   while (!in.empty()) {
     const std::string_view piece = in.front();
     if (!reader_.Feed(piece.data(), piece.size())) {
@@ -322,11 +343,47 @@ bool RedisConnection::Dispatch(ReplyPtr reply) {
   return !*flag;
 }
 
-void RedisConnection::OnPeerEof(net::Connection*) { Fail(LostReason("closed by the server")); }
+void RedisConnection::OnPeerEof(net::Connection*) {
+  if (ClosedAtTlsHandshake()) {
+    FailClosedAtTlsHandshake("closed by the server");
+    return;
+  }
+  Fail(LostReason("closed by the server"));
+}
+
+bool RedisConnection::ClosedAtTlsHandshake() const {
+  return conn_.tls() && connected_ && state_ == State::kConnecting && !got_bytes_;
+}
+
+void RedisConnection::FailClosedAtTlsHandshake(const char* what) {
+  // TLS 1.3: a server that refuses the client's certificate does so after
+  // the client's handshake has ended, with an alert and a close; the close
+  // (a reset: the Redis handshake's commands were unread) often arrives
+  // instead of the alert. No reply came, so nothing but TLS ran.
+  tls_failed_ = true;
+  Fail(Status::Unavailable("redis: TLS handshake with " + options_.endpoint.Text() + " failed (" + what +
+                           " as the handshake ended: a client certificate missing or refused? "
+                           "See redis.tls.client_certificate)"));
+}
 
 void RedisConnection::OnError(net::Connection*, int err) {
+  if (const net::TlsTransport* tls = conn_.tls(); tls && !tls->failure().empty()) {
+    tls_failed_ = true;
+    const std::string where = options_.endpoint.Text();
+    // Before the Redis handshake is done the TLS handshake is what failed,
+    // also when the server refused the client certificate after the
+    // client's last flight (TLS 1.3: the client has finished by then).
+    if (state_ == State::kConnecting) {
+      Fail(Status::Unavailable("redis: TLS handshake with " + where + " failed (" + tls->failure() + ")"));
+    } else {
+      Fail(LostReason(("TLS error (" + tls->failure() + ")").c_str()));
+    }
+    return;
+  }
   if (!connected_) {
     Fail(Status::Unavailable("redis: cannot connect to " + options_.endpoint.Text() + ": " + std::strerror(err)));
+  } else if (ClosedAtTlsHandshake()) {
+    FailClosedAtTlsHandshake(std::strerror(err));
   } else {
     Fail(LostReason(std::strerror(err)));
   }
@@ -338,6 +395,7 @@ Status RedisConnection::LostReason(const char* what) const {
 
 void RedisConnection::Fail(const Status& why) {
   const bool report = state_ != State::kClosed;
+  if (report && tls_failed_ && state_ == State::kConnecting && options_.metrics) Inc(options_.metrics->tls_failed);
   if (report) {
     state_ = State::kClosed;
     fail_reason_ = why;

@@ -1,6 +1,13 @@
 // RedisConnection: one connection to one Redis node, built on sessiond's own
-// net::Connection (so a TLS transport plugs in below it) with hiredis only
-// formatting commands and parsing replies (store/redis_protocol.h).
+// net::Connection with hiredis only formatting commands and parsing replies
+// (store/redis_protocol.h).
+//
+// TLS (redis.tls): with Options::tls the connection speaks TLS through the
+// net::Connection's transport, verified against the node's host (see
+// store/redis_tls.h). The TLS handshake runs before the Redis handshake below;
+// a TLS failure fails the connection like any other, with a message that
+// says so and why ("redis: TLS handshake with 10.0.0.5:6379 failed
+// (certificate verify failed: ...)"), and tls_failed() set.
 //
 // Commands are pipelined: Send() appends a command and its callback; replies
 // come back in order and each runs its callback once, with the reply (valid
@@ -49,6 +56,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +67,7 @@
 #include "net/timer.h"
 #include "observe/metrics.h"
 #include "store/redis_protocol.h"
+#include "store/redis_tls.h"
 
 namespace sessiond {
 
@@ -87,7 +96,8 @@ class RedisConnection final : private net::Connection::Handler {
     std::chrono::milliseconds timeout{1000};
     int wait_replicas = 0;  // > 0: WAIT wait_replicas wait_timeout after writes
     std::chrono::milliseconds wait_timeout{100};
-    RedisMetrics* metrics = nullptr;  // counts WAIT shortfalls; may be null
+    RedisMetrics* metrics = nullptr;  // counts WAIT shortfalls and TLS outcomes; may be null
+    std::shared_ptr<RedisTls> tls;    // set: TLS (a TCP endpoint only)
   };
 
   class Listener {
@@ -136,6 +146,10 @@ class RedisConnection final : private net::Connection::Handler {
   size_t pending() const { return entries_.size() + held_.size(); }
   const RedisEndpoint& endpoint() const { return options_.endpoint; }
   const Options& options() const { return options_; }
+  // The connection failed because of TLS (setup, handshake or a TLS error).
+  bool tls_failed() const { return tls_failed_; }
+  // The TLS session was resumed (valid once ready).
+  bool tls_resumed() const;
 
  private:
   // kSkip: a reply consumed here (ASKING's, a transaction's +OK and +QUEUED).
@@ -159,6 +173,10 @@ class RedisConnection final : private net::Connection::Handler {
   void OnConnected(net::Connection* conn) override;
   void OnError(net::Connection* conn, int err) override;
 
+  Status StartTls();
+  // TLS done on our side, and the server closed before a single reply.
+  bool ClosedAtTlsHandshake() const;
+  void FailClosedAtTlsHandshake(const char* what);
   void Append(std::string_view bytes, ReplyCallback cb, Kind kind, bool needs_wait, int replies = 1);
   void QueueHandshake();
   void OnHandshakeReply(const char* step, const Status& st, redisReply* r, bool last);
@@ -192,6 +210,8 @@ class RedisConnection final : private net::Connection::Handler {
   bool flush_scheduled_ = false;
   bool connected_ = false;
   bool subscriber_ = false;
+  bool tls_failed_ = false;
+  bool got_bytes_ = false;  // any reply bytes arrived
   Status fail_reason_;
   std::string wait_command_;
   // Set while callbacks run: the destructor marks it, so the dispatching

@@ -12,8 +12,9 @@ namespace {
 
 constexpr std::chrono::milliseconds kReapInterval{100};
 
-RedisConnection::Options WithMetrics(RedisConnection::Options options, RedisMetrics* metrics) {
-  options.metrics = metrics;
+RedisConnection::Options WithEnv(RedisConnection::Options options, const RedisEnv& env) {
+  options.metrics = env.metrics;
+  options.tls = env.tls;
   return options;
 }
 
@@ -56,7 +57,7 @@ void DeferredCalls::Run(void* arg) {
 RedisLink::RedisLink(const RedisEnv& env, RedisConnection::Options options, const char* role, Observer* observer,
                      bool auto_reconnect)
     : env_(env),
-      options_(WithMetrics(std::move(options), env.metrics)),
+      options_(WithEnv(std::move(options), env)),
       role_(role),
       observer_(observer),
       auto_reconnect_(auto_reconnect),
@@ -171,9 +172,10 @@ void RedisLink::OnClosed(RedisConnection* conn, const Status& why) {
     if (env_.metrics) Inc(env_.metrics->cluster_url_mismatch);
   }
   // Freed from the loop: this call runs inside the connection.
+  const bool tls_failed = conn->tls_failed();
   draining_.push_back(std::move(conn_));
   reap_timer_.Arm(std::chrono::milliseconds(0));
-  NoteFailure(why);
+  NoteFailure(why, tls_failed);
   SetState(RedisMetrics::kDown);
   if (auto_reconnect_) {
     reconnect_timer_.ArmVaried(backoff_);
@@ -182,12 +184,13 @@ void RedisLink::OnClosed(RedisConnection* conn, const Status& why) {
   if (observer_) observer_->OnLinkDown(this, why);  // last: it may destroy us
 }
 
-void RedisLink::NoteFailure(const Status& why) {
+void RedisLink::NoteFailure(const Status& why, bool tls_failed) {
   last_error_ = why;
   // One line per distinct failure, not one per retry every 2 s. A cluster
-  // node at redis.url is a configuration error: said as one.
+  // node at redis.url is a configuration error, and so is, almost always, a
+  // TLS failure (a certificate that does not verify): said as one.
   if (why.message() == last_logged_) return;
-  if (cluster_mismatch_) {
+  if (cluster_mismatch_ || tls_failed) {
     LOG_ERROR("%s", why.message().c_str());
   } else {
     LOG_WARN("%s", why.message().c_str());

@@ -40,6 +40,7 @@ struct RedisEnv {
   event_base* base = nullptr;
   net::BlockPool* pool = nullptr;
   RedisMetrics* metrics = nullptr;  // may be null (tests)
+  std::shared_ptr<RedisTls> tls;    // set: every connection speaks TLS (redis.tls)
 };
 
 class RedisRouter {
@@ -157,7 +158,7 @@ class RedisLink final : private RedisConnection::Listener {
   void OnReady(RedisConnection* conn) override;
   void OnClosed(RedisConnection* conn, const Status& why) override;
   void StartConnection();
-  void NoteFailure(const Status& why);
+  void NoteFailure(const Status& why, bool tls_failed);
   void SetState(int state);
   void ReapDraining();
   static void OnReconnectTimer(void* arg);

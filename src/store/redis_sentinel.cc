@@ -61,6 +61,8 @@ RedisConnection::Options SentinelRouter::SentinelOptions(const RedisEndpoint& se
   o.username = config_.sentinel->username;
   o.password = config_.sentinel->password;
   o.timeout = config_.timeout;
+  o.metrics = env_.metrics;
+  o.tls = env_.tls;
   return o;
 }
 
@@ -217,7 +219,13 @@ void SentinelRouter::AskNextSentinel() {
     const Status why = Status::Unavailable("redis: no sentinel could name master '" + config_.sentinel->master_name +
                                            "' (last: " + resolve_error_.message() + ")");
     resolve_error_ = why;
-    LOG_WARN("%s", why.message().c_str());
+    // A certificate that does not verify is a configuration error, as for
+    // the data nodes (RedisLink).
+    if (resolve_tls_failed_) {
+      LOG_ERROR("%s", why.message().c_str());
+    } else {
+      LOG_WARN("%s", why.message().c_str());
+    }
     backoff_ = std::min(backoff_ * 2, RedisLink::kMaxBackoff);
     resolve_timer_.ArmVaried(backoff_);
     FailWaiting(why);
@@ -234,6 +242,7 @@ void SentinelRouter::AskNextSentinel() {
 }
 
 void SentinelRouter::OnMasterAddress(size_t index, const Status& st, redisReply* r) {
+  resolve_tls_failed_ = query_ && query_->tls_failed();
   Bury(std::move(query_));  // one question per connection; freed from the loop
   const std::string where = sentinels_[index].Text();
   if (!st.ok()) {

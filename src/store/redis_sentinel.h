@@ -89,6 +89,7 @@ class SentinelRouter final : public RedisRouter,
   bool resolving_ = false;
   size_t asked_ = 0;  // sentinels asked in this round
   Status resolve_error_;
+  bool resolve_tls_failed_ = false;  // resolve_error_ is a TLS failure (logged at error)
   Clock::time_point last_resolve_{};
   std::chrono::milliseconds backoff_ = RedisLink::kMinBackoff;
   std::unique_ptr<RedisConnection> query_;  // the sentinel being asked

@@ -351,12 +351,26 @@ struct ScriptBatch {
 
 }  // namespace
 
-RedisStore::RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics)
+Result<std::shared_ptr<RedisTls>> NewRedisTls(const RedisConfig& config) {
+  if (!config.tls) return Status::Invalid("redis: TLS is not configured");
+  // The host the first connection verifies, unless redis.tls.server_name
+  // names one for all.
+  std::string host = config.host;
+  if (config.cluster && !config.cluster->seeds.empty()) host = config.cluster->seeds.front().host;
+  if (config.sentinel && !config.sentinel->addresses.empty()) host = config.sentinel->addresses.front().host;
+  return RedisTls::Create(*config.tls, host);
+}
+
+RedisStore::RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics,
+                       std::shared_ptr<RedisTls> tls)
     : config_(config), cluster_(config.cluster.has_value()) {
   RedisEnv env;
   env.base = base;
   env.pool = &pool_;
   env.metrics = metrics;
+  // Never plain where TLS is configured: a TLS that cannot be set up fails
+  // each connection, with the reason.
+  if (config.tls) env.tls = tls ? std::move(tls) : RedisTls::New(*config.tls);
   router_ = RedisRouter::Create(config_, env);
 }
 

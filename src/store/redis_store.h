@@ -89,8 +89,11 @@ namespace sessiond {
 class RedisStore : public SessionStore, public SharedTokenBuckets {
  public:
   // Starts connecting at once. `base` is the owning worker's loop;
-  // `metrics` may be null.
-  RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics = nullptr);
+  // `metrics` may be null. With config.tls, every connection speaks TLS
+  // through `tls` (one is made from config.tls when null; see
+  // NewRedisTls for one checked first).
+  RedisStore(const RedisConfig& config, event_base* base, RedisMetrics* metrics = nullptr,
+             std::shared_ptr<RedisTls> tls = nullptr);
   ~RedisStore() override;
 
   void Load(const StoreKey& key, LoadCallback cb) override;
@@ -159,5 +162,9 @@ class RedisStore : public SessionStore, public SharedTokenBuckets {
   net::BlockPool pool_;
   std::unique_ptr<RedisRouter> router_;
 };
+
+// The TLS of a store for `config` (config.tls set), with its first context
+// made: an error (an unusable CA bundle or key pair) shows here, at startup.
+Result<std::shared_ptr<RedisTls>> NewRedisTls(const RedisConfig& config);
 
 }  // namespace sessiond

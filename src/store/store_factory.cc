@@ -24,9 +24,17 @@ Result<std::shared_ptr<SharedStoreState>> CreateSharedStoreState(const Config& c
       shared->file_pool = std::move(*pool);
       break;
     }
-    case StoreKind::kCookie:
     case StoreKind::kRedis:
+      // Each worker's store makes its own TLS contexts (a reload with new
+      // files makes new stores); this one checks, at startup, that they
+      // can be made.
+      if (config.redis.tls) {
+        Result<std::shared_ptr<RedisTls>> tls = NewRedisTls(config.redis);
+        if (!tls.ok()) return tls.status();
+      }
+      break;
     case StoreKind::kHttp:
+    case StoreKind::kCookie:
       break;
   }
   return shared;
@@ -37,8 +45,16 @@ Result<std::unique_ptr<SessionStore>> CreateStore(const Config& config, event_ba
   switch (config.session.manager) {
     case StoreKind::kCookie:
       return std::unique_ptr<SessionStore>();
-    case StoreKind::kRedis:
-      return std::unique_ptr<SessionStore>(new RedisStore(config.redis, base, metrics ? &metrics->redis : nullptr));
+    case StoreKind::kRedis: {
+      std::shared_ptr<RedisTls> tls;
+      if (config.redis.tls) {
+        Result<std::shared_ptr<RedisTls>> made = NewRedisTls(config.redis);
+        if (!made.ok()) return made.status();
+        tls = std::move(*made);
+      }
+      return std::unique_ptr<SessionStore>(
+          new RedisStore(config.redis, base, metrics ? &metrics->redis : nullptr, std::move(tls)));
+    }
     case StoreKind::kHttp:
       if (config.http_store.url.empty()) return Status::Invalid("http store: http_store.url is not set");
       return std::unique_ptr<SessionStore>(new HttpStore(config.http_store, base));

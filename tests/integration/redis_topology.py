@@ -5,6 +5,10 @@ processes on free ports in the test's temp dir, stopped (SIGKILL) at cleanup.
   RedisNode(t, extra_args)        one redis-server; start(), kill(), command(...)
   RedisClusterSet(t)              masters + replicas made with redis-cli --cluster create
   RedisSentinelSet(t)             a master, a replica and three sentinels
+  RedisTls(pki)                   TLS for any of them: the node listens only on a TLS
+                                  port (--port 0 --tls-port P), replicas, sentinels and
+                                  the cluster bus speak TLS too, and the helpers here
+                                  (command(), redis-cli) connect over TLS
 
 Debian's redis-server 7.0 runs all of them (sentinel mode is redis-server
 --sentinel). No containers.
@@ -35,14 +39,48 @@ def cluster_port():
     raise AssertionError("no free port pair for a cluster node")
 
 
-class RedisNode:
-    """One redis-server (no persistence unless asked) in its own directory."""
+class RedisTls:
+    """TLS for redis-server nodes, from a tls_util.Pki: one certificate (for
+    localhost and 127.0.0.1, serving and client use) shared by every node.
+    auth_clients: the nodes require a client certificate signed by the CA."""
 
-    def __init__(self, t, extra_args=(), port=None, name="redis", sentinel_conf=None):
+    def __init__(self, pki, auth_clients=False):
+        self.ca = pki.ca_cert
+        self.cert, self.key = pki.issue("redis-node")
+        self.auth_clients = auth_clients
+
+    def server_args(self, port):
+        """redis-server arguments: TLS on `port`, no plain port; replication
+        (and so sentinels' links) over TLS."""
+        return ["--port", "0", "--tls-port", str(port), "--tls-cert-file", self.cert, "--tls-key-file", self.key,
+                "--tls-ca-cert-file", self.ca, "--tls-auth-clients", "yes" if self.auth_clients else "no",
+                "--tls-replication", "yes"]
+
+    def sentinel_conf(self, port):
+        return ("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
+                "tls-auth-clients %s\ntls-replication yes\n"
+                % (port, self.cert, self.key, self.ca, "yes" if self.auth_clients else "no"))
+
+    def cli_args(self):
+        return ["--tls", "--cacert", self.ca, "--cert", self.cert, "--key", self.key]
+
+    def wrap(self, sock):
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+class RedisNode:
+    """One redis-server (no persistence unless asked) in its own directory;
+    with tls (a RedisTls), on a TLS port only."""
+
+    def __init__(self, t, extra_args=(), port=None, name="redis", sentinel_conf=None, tls=None):
         self.t = t
         if port is None and "--cluster-enabled" in extra_args:
             port = cluster_port()
         self.port = port or free_port()
+        self.tls = tls
         self.extra_args = list(extra_args)
         self.dir = os.path.join(t.tmpdir, "%s-%d" % (name, self.port))
         os.makedirs(self.dir, exist_ok=True)
@@ -60,11 +98,16 @@ class RedisNode:
             conf = os.path.join(self.dir, "sentinel.conf")
             with open(conf, "w") as f:
                 f.write(self.sentinel_conf)
-            args = ["redis-server", conf, "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1",
-                    "--dir", self.dir, "--daemonize", "no"]
+                if self.tls:
+                    f.write(self.tls.sentinel_conf(self.port))
+            args = ["redis-server", conf, "--sentinel", "--bind", "127.0.0.1", "--dir", self.dir,
+                    "--daemonize", "no"]
+            if not self.tls:
+                args += ["--port", str(self.port)]
         else:
-            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            args = ["redis-server", "--bind", "127.0.0.1", "--save", "",
                     "--dir", self.dir, "--daemonize", "no", "--enable-debug-command", "yes"]
+            args += self.tls.server_args(self.port) if self.tls else ["--port", str(self.port)]
             if "--appendonly" not in self.extra_args:
                 args += ["--appendonly", "no"]
         with open(self.log_path, "ab") as log:
@@ -95,12 +138,23 @@ class RedisNode:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def connect(self, timeout=5.0):
+        """A socket to the node (TLS for a TLS node)."""
+        import socket
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if self.tls:
+            try:
+                return self.tls.wrap(sock)
+            except Exception:
+                sock.close()
+                raise
+        return sock
+
     def command(self, *args, timeout=5.0):
         """One command on a fresh connection; str, int, list or None. Errors raise AssertionError."""
-        import socket
         payload = b"*%d\r\n" % len(args) + b"".join(
             b"$%d\r\n%s\r\n" % (len(a), a) for a in (x if isinstance(x, bytes) else str(x).encode() for x in args))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with self.connect(timeout) as s:
             s.sendall(payload)
             return _read_resp(s.makefile("rb"))
 
@@ -117,20 +171,23 @@ class RedisClusterSet:
     --cluster create. cluster-node-timeout is node_timeout_ms, so a killed
     master is failed over in a few seconds."""
 
-    def __init__(self, t, masters=3, replicas=1, node_timeout_ms=1000, extra_args=()):
+    def __init__(self, t, masters=3, replicas=1, node_timeout_ms=1000, extra_args=(), tls=None):
         self.t = t
         self.node_timeout_ms = node_timeout_ms
+        self.tls = tls
         n = masters * (1 + replicas)
         args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(node_timeout_ms)] + list(extra_args)
-        self.nodes = [RedisNode(t, args, name="cluster") for _ in range(n)]
+        if tls:
+            args += ["--tls-cluster", "yes"]  # the bus over TLS, and CLUSTER SLOTS names the TLS ports
+        self.nodes = [RedisNode(t, args, name="cluster", tls=tls) for _ in range(n)]
         self.masters_wanted = masters
         self.replicas = replicas
 
     def start(self):
         for node in self.nodes:
             node.start()
-        out = subprocess.run(["redis-cli", "--cluster", "create"] + [n.address for n in self.nodes] +
+        out = subprocess.run(["redis-cli"] + self._cli_tls() + ["--cluster", "create"] + [n.address for n in self.nodes] +
                              ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60 * SLOW)
         check(out.returncode == 0, "redis-cli --cluster create failed:\n%s" % out.stdout.decode()[-3000:])
@@ -139,6 +196,9 @@ class RedisClusterSet:
         wait_until(lambda: len(self.replica_nodes()) == self.masters_wanted * self.replicas, 20 * SLOW,
                    "every cluster replica to report its master link up", interval=0.1)
         return self
+
+    def _cli_tls(self):
+        return self.tls.cli_args() if self.tls else []
 
     @property
     def seeds(self):
@@ -210,7 +270,7 @@ class RedisClusterSet:
         moved, then MOVED once each slot is done. Blocks until done."""
         src_id = self.node_at(source).command("CLUSTER", "MYID")
         dst_id = self.node_at(target).command("CLUSTER", "MYID")
-        out = subprocess.run(["redis-cli", "--cluster", "reshard", source, "--cluster-from", src_id,
+        out = subprocess.run(["redis-cli"] + self._cli_tls() + ["--cluster", "reshard", source, "--cluster-from", src_id,
                               "--cluster-to", dst_id, "--cluster-slots", str(slots), "--cluster-yes",
                               "--cluster-pipeline", "10"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120 * SLOW)
@@ -225,13 +285,13 @@ class RedisSentinelSet:
     master as `name` with quorum 2. down-after-milliseconds is down_after_ms."""
 
     def __init__(self, t, name="mymaster", replicas=1, sentinels=3, down_after_ms=1000, failover_timeout_ms=3000,
-                 data_args=(), sentinel_auth=None):
+                 data_args=(), sentinel_auth=None, tls=None):
         self.t = t
         self.name = name
         self.down_after_ms = down_after_ms
-        self.master = RedisNode(t, data_args, name="master")
+        self.master = RedisNode(t, data_args, name="master", tls=tls)
         self.replica_list = [RedisNode(t, list(data_args) + ["--replicaof", "127.0.0.1", str(self.master.port)],
-                                       name="replica") for _ in range(replicas)]
+                                       name="replica", tls=tls) for _ in range(replicas)]
         conf = ("sentinel monitor %s 127.0.0.1 %d 2\n" % (name, self.master.port) +
                 "sentinel down-after-milliseconds %s %d\n" % (name, down_after_ms) +
                 "sentinel failover-timeout %s %d\n" % (name, failover_timeout_ms) +
@@ -241,7 +301,7 @@ class RedisSentinelSet:
             conf += "requirepass %s\n" % password
             if user:
                 conf += "user %s on >%s allcommands allchannels\n" % (user, password)
-        self.sentinels = [RedisNode(t, name="sentinel", sentinel_conf=conf) for _ in range(sentinels)]
+        self.sentinels = [RedisNode(t, name="sentinel", sentinel_conf=conf, tls=tls) for _ in range(sentinels)]
         self.sentinel_auth = sentinel_auth
 
     def start(self):
@@ -269,12 +329,11 @@ class RedisSentinelSet:
 
     def _sentinel(self, s, *args):
         if self.sentinel_auth:
-            import socket
             user, password = self.sentinel_auth
             auth = ["AUTH"] + ([user] if user else []) + [password]
             payload = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in c)
                                for c in (auth, [str(a) for a in args]))
-            with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+            with s.connect() as sock:
                 sock.sendall(payload)
                 f = sock.makefile("rb")
                 _read_resp(f)

@@ -697,7 +697,7 @@ TEST_CASE("redis URL errors never echo the password, whatever the manager") {
   for (std::string bad :
        {"redis://:Sup3rS3cretPw@h:0", "redis://:Sup3rS3cretPw@h:99999",
         "redis://:Sup3rS3cretPw@h/x", "redis://:Sup3rS3cretPw@h/-1",
-        "redis://:Sup3rS3cretPw@h/2147483648", "rediss://:Sup3rS3cretPw@h",
+        "redis://:Sup3rS3cretPw@h/2147483648", "rediss://:Sup3rS3cretPw@h:0",
         "http://:Sup3rS3cretPw@h", "redis://Sup3rS3cretPw@h", "redis://:Sup3rS3cretPw%zz@h",
         "redis://:Sup3rS3cretPw@", "redis://:Sup3rS3cretPw@[zz]:1", "redis://:Sup3rS3cretPw@h?db=1",
         "unix://relative.sock?password=Sup3rS3cretPw",
@@ -708,7 +708,7 @@ TEST_CASE("redis URL errors never echo the password, whatever the manager") {
     CHECK(StartsWith(e, "test.yaml:4:8: redis.url: "));
     CHECK_FALSE(Contains(e, "Sup3rS3cretPw"));
   }
-  CHECK(Contains(err("rediss://h"), "TLS"));
+  CHECK(Contains(err("redis+tls://h"), "rediss://host:port/db (TLS)"));
 }
 
 TEST_CASE("redis.sentinel and redis.cluster: nodes, credentials, and what may not go together") {
@@ -1249,6 +1249,108 @@ TEST_CASE("upstream_tls errors") {
   CHECK(Contains(ErrorOf(head + "upstream_tls: {client_certificate: " + f.cert.path() +
                          ", client_key: " + f.other_key.path() + "}\n"),
                  "upstream_tls.client_key: " + f.other_key.path() + ": it is not the private key"));
+}
+
+// ---- redis.tls (docs/CONFIGURATION.md, redis.tls) ----
+
+TEST_CASE("redis.tls: rediss:// or enabled: true turns TLS on for every connection, files read and checked") {
+  TlsFiles f;
+  auto redis = [](const std::string& body) { return Parse(Minimal("session: {manager: redis}\nredis:\n" + body)); };
+
+  auto plain = redis("  url: redis://cache.internal\n");
+  REQUIRE(plain.ok());
+  CHECK_FALSE((*plain)->redis.rediss);
+  CHECK_FALSE((*plain)->redis.tls.has_value());
+
+  // rediss:// alone: the system's CAs, each node's own host.
+  auto rediss = redis("  url: 'rediss://app:pw@cache.internal:6380/2'\n");
+  REQUIRE(rediss.ok());
+  const RedisConfig& r = (*rediss)->redis;
+  CHECK(r.rediss);
+  CHECK(r.host == "cache.internal");
+  CHECK(r.port == 6380);
+  CHECK(r.db == 2);
+  CHECK(r.username == "app");
+  CHECK(r.password == "pw");
+  REQUIRE(r.tls.has_value());
+  CHECK(r.tls->ca_pem.empty());
+  CHECK(r.tls->server_name.empty());
+  CHECK(r.tls->client_certificate_pem.empty());
+  const std::string summary = DescribeConfig(**rediss);
+  CHECK(Contains(summary, "rediss://app:***@cache.internal:6380/2"));
+  CHECK(Contains(summary, "on, CA the system's, name each node's host"));
+
+  // Every key, the files' bytes kept.
+  auto full = redis("  url: rediss://127.0.0.1:6390\n  tls:\n    ca_file: " + f.ca_file.path() +
+                    "\n    server_name: redis.internal\n    client_certificate: " + f.cert.path() +
+                    "\n    client_key: " + f.key.path() + "\n");
+  REQUIRE_MESSAGE(full.ok(), full.status().message());
+  const ClientTlsConfig& t = *(*full)->redis.tls;
+  CHECK(t.ca_file == f.ca_file.path());
+  CHECK(t.ca_pem == f.ca.ca().cert);
+  CHECK(t.server_name == "redis.internal");
+  CHECK(t.client_certificate_pem == f.leaf.cert);
+  CHECK(t.client_key_pem == f.leaf.key);
+  const std::string described = DescribeConfig(**full);
+  CHECK(Contains(described, "redis.internal"));
+  CHECK(Contains(described, f.key.path()));
+  CHECK_FALSE(Contains(described, "PRIVATE KEY"));
+
+  // enabled: true for sentinel and cluster, whose URL may be left out.
+  auto sentinel = redis("  tls: {enabled: true, ca_file: " + f.ca_file.path() +
+                        "}\n  sentinel: {master_name: m, addresses: ['127.0.0.1:26379']}\n");
+  REQUIRE_MESSAGE(sentinel.ok(), sentinel.status().message());
+  CHECK_FALSE((*sentinel)->redis.rediss);
+  REQUIRE((*sentinel)->redis.tls.has_value());
+  CHECK((*sentinel)->redis.tls->ca_pem == f.ca.ca().cert);
+  auto cluster = redis("  url: 'rediss://:pw@unused'\n  cluster: {seeds: ['10.0.0.1:7000']}\n");
+  REQUIRE(cluster.ok());
+  CHECK((*cluster)->redis.tls.has_value());
+
+  // enabled: false switches the files off without removing them.
+  auto off = redis("  tls: {enabled: false, ca_file: " + f.ca_file.path() + "}\n");
+  REQUIRE(off.ok());
+  CHECK_FALSE((*off)->redis.tls.has_value());
+  // An IP address as the name to verify.
+  auto ip = redis("  url: rediss://cache\n  tls: {server_name: '::1'}\n");
+  REQUIRE(ip.ok());
+  CHECK((*ip)->redis.tls->server_name == "::1");
+}
+
+TEST_CASE("redis.tls errors: FILE:LINE:COL, the key, what is wrong") {
+  TlsFiles f;
+  auto err = [](const std::string& body) { return ErrorOf(Minimal("redis:\n" + body)); };
+  CHECK(err("  url: redis://h\n  tls:\n    ca_file: " + f.ca_file.path() + "\n") ==
+        "test.yaml:5:3: redis.tls: TLS is off: write redis.url as rediss://... or set redis.tls.enabled: true");
+  CHECK(err("  url: rediss://h\n  tls: {enabled: false}\n") ==
+        "test.yaml:5:18: redis.tls.enabled: false, but redis.url is rediss:// (TLS); change one of them");
+  CHECK(err("  url: unix:///run/redis.sock\n  tls: {enabled: true}\n") ==
+        "test.yaml:4:8: redis.url: redis.tls.enabled needs a TCP URL (rediss://host:port); Redis speaks no TLS on "
+        "a unix socket");
+  CHECK(err("  url: rediss://h\n  tls: {enabled: maybe}\n") ==
+        "test.yaml:5:18: redis.tls.enabled: expected true or false (got \"maybe\")");
+  CHECK(err("  url: rediss://h\n  tls:\n    ca_file: /nonexistent/ca.pem\n") ==
+        "test.yaml:6:14: redis.tls.ca_file: cannot read /nonexistent/ca.pem: No such file or directory");
+  CHECK(err("  url: rediss://h\n  tls:\n    ca_file: " + f.garbage.path() + "\n") ==
+        "test.yaml:6:14: redis.tls.ca_file: " + f.garbage.path() +
+            ": no PEM certificate (-----BEGIN CERTIFICATE-----) in it");
+  CHECK(err("  url: rediss://h\n  tls:\n    server_name: 'bad name'\n") ==
+        "test.yaml:6:18: redis.tls.server_name: expected a host name or an IP address (got \"bad name\")");
+  CHECK(err("  url: rediss://h\n  tls:\n    client_certificate: " + f.cert.path() + "\n") ==
+        "test.yaml:6:5: redis.tls.client_certificate and redis.tls.client_key go together: set both or neither");
+  const std::string mismatch = err("  url: rediss://h\n  tls:\n    client_certificate: " + f.cert.path() +
+                                   "\n    client_key: " + f.other_key.path() + "\n");
+  CHECK(mismatch == "test.yaml:7:17: redis.tls.client_key: " + f.other_key.path() +
+                        ": it is not the private key of the certificate (redis.tls.client_certificate)");
+  CHECK_FALSE(Contains(mismatch, "PRIVATE"));
+  CHECK(Contains(err("  url: rediss://h\n  tls:\n    client_certificate: " + f.cert.path() + "\n    client_key: " +
+                     f.encrypted.path() + "\n"),
+                 "redis.tls.client_key: " + f.encrypted.path() + ": the private key is encrypted"));
+  CHECK(Contains(err("  url: rediss://h\n  tls: {ciphers: x}\n"), "unknown key 'redis.tls.ciphers'"));
+  // The files are checked whatever the manager, like the URL.
+  CHECK(Contains(ErrorOf(Minimal("session: {manager: cookie}\nredis: {url: rediss://h, tls: {ca_file: " +
+                                 f.garbage.path() + "}}\n")),
+                 "redis.tls.ca_file: " + f.garbage.path() + ": no PEM certificate"));
 }
 
 // ---- trusted proxies, upgrades, loops (docs/CONFIGURATION.md) ----

@@ -18,6 +18,7 @@
 #include "store/memory_store.h"
 #include "store/redis_store.h"
 #include "store_test_util.h"
+#include "tls_test_util.h"
 
 namespace sessiond {
 namespace testing {
@@ -83,13 +84,31 @@ struct RedisSentinelFixture {
   }
 };
 
+// The same store over TLS (rediss://, the server verified against a test
+// CA, by IP address).
+struct RedisTlsFixture {
+  TestLoop loop;
+  std::unique_ptr<SessionStore> NewStore() {
+    static const TestCa ca("store contract CA");
+    static const PemPair leaf = ca.Issue("redis", {"localhost"}, {"127.0.0.1"});
+    static std::unique_ptr<RedisServer> server = RedisServer::StartTls(leaf.cert, leaf.key);
+    REQUIRE(server);
+    RedisConfig config = server->Config();
+    config.port = static_cast<uint16_t>(server->tls_port());
+    config.rediss = true;
+    config.tls = ClientTlsConfig{};
+    config.tls->ca_pem = ca.ca().cert;
+    return std::make_unique<RedisStore>(config, loop.base());
+  }
+};
+
 #define STORE_TEST(name)                                                                                       \
   TEST_CASE_TEMPLATE("store contract: " name, F, MemoryFixture, FileFixture, RedisFixture, RedisClusterFixture, \
-                     RedisSentinelFixture, HttpFixture)
+                     RedisSentinelFixture, RedisTlsFixture, HttpFixture)
 // Stores that index subjects (docs/HEADER-PROTOCOL.md, Subjects).
 #define SUBJECT_TEST(name)                                                                                       \
   TEST_CASE_TEMPLATE("store contract, subjects: " name, F, MemoryFixture, FileFixture, RedisFixture,              \
-                     RedisClusterFixture, RedisSentinelFixture, HttpFixture)
+                     RedisClusterFixture, RedisSentinelFixture, RedisTlsFixture, HttpFixture)
 
 // Values are stored as their exact JSON text, whatever it looks like.
 const SessionData kSample = {

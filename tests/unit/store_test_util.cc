@@ -236,8 +236,39 @@ std::unique_ptr<RedisServer> RedisServer::Start(std::vector<std::string> extra_a
   return server;
 }
 
+std::unique_ptr<RedisServer> RedisServer::StartTls(const std::string& cert_pem, const std::string& key_pem,
+                                                   const std::string& client_ca_pem) {
+  std::unique_ptr<RedisServer> server(new RedisServer());
+  char dir[] = "/tmp/sessiond-redis-tls-XXXXXX";
+  if (!mkdtemp(dir)) return nullptr;
+  server->dir_ = dir;
+  server->socket_path_ = server->dir_ + "/redis.sock";
+  server->port_ = FreePort();
+  do {
+    server->tls_port_ = FreePort();
+  } while (server->tls_port_ == server->port_);
+  auto write = [&](const char* name, const std::string& text) {
+    const std::string path = server->dir_ + "/" + name;
+    FILE* f = fopen(path.c_str(), "w");
+    if (!f) return std::string();
+    fwrite(text.data(), 1, text.size(), f);
+    fclose(f);
+    return path;
+  };
+  // redis-server wants a CA file even when it asks no client certificate.
+  server->extra_args_ = {"--tls-port", std::to_string(server->tls_port_), "--tls-cert-file", write("cert.pem", cert_pem),
+                         "--tls-key-file", write("key.pem", key_pem), "--tls-ca-cert-file",
+                         write("ca.pem", client_ca_pem.empty() ? cert_pem : client_ca_pem), "--tls-auth-clients",
+                         client_ca_pem.empty() ? "no" : "yes"};
+  if (!server->Spawn()) return nullptr;
+  return server;
+}
+
 RedisServer::~RedisServer() {
   Stop();
+  if (tls_port_ != 0) {
+    for (const char* name : {"/cert.pem", "/key.pem", "/ca.pem"}) unlink((dir_ + name).c_str());
+  }
   unlink(socket_path_.c_str());
   unlink((dir_ + "/nodes.conf").c_str());  // a cluster node's
   if (!sentinel_conf_.empty()) unlink(sentinel_conf_.c_str());

@@ -93,6 +93,11 @@ class RedisServer {
   static std::unique_ptr<RedisServer> StartClusterNode();
   // A sentinel (quorum 1) monitoring the master on master_port.
   static std::unique_ptr<RedisServer> StartSentinel(int master_port, const std::string& master_name);
+  // A server that also listens for TLS on tls_port() (the plain port stays
+  // for the test's own checks), with this certificate and key; clients must
+  // present a certificate `client_ca_pem` signed when it is not empty.
+  static std::unique_ptr<RedisServer> StartTls(const std::string& cert_pem, const std::string& key_pem,
+                                               const std::string& client_ca_pem = "");
   ~RedisServer();
 
   // Kills the server (SIGKILL) and reaps it.
@@ -101,6 +106,7 @@ class RedisServer {
   bool Restart();
 
   int port() const { return port_; }
+  int tls_port() const { return tls_port_; }
   const std::string& socket_path() const { return socket_path_; }
   // A RedisConfig pointing at this server over TCP with a short timeout.
   RedisConfig Config(std::chrono::milliseconds timeout = 500ms) const;
@@ -114,6 +120,7 @@ class RedisServer {
   bool Spawn();
 
   int port_ = 0;
+  int tls_port_ = 0;
   pid_t pid_ = -1;
   std::string dir_;
   std::string socket_path_;

@@ -328,6 +328,40 @@ TEST_CASE("TLS client: verification failures name the reason") {
   }
 }
 
+TEST_CASE("TLS client ALPN: http/1.1 by default, another protocol, or none at all") {
+  // The server (the listener's context) answers http/1.1 and refuses a
+  // client that offers only other protocols: what the client offers shows.
+  auto client_with = [](const char* alpn) {
+    TlsClientOptions o;
+    o.ca_pem = TestPki().ca.ca().cert;
+    o.server_name = "localhost";
+    if (alpn) o.alpn = alpn;
+    auto r = TlsClientContext::Create(o);
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    return *r;
+  };
+  {
+    Pair p(ServerContext());
+    p.Connect(client_with(nullptr));
+    CHECK(p.Handshake());
+  }
+  {
+    Pair p(ServerContext());
+    p.Connect(client_with("redis"));
+    REQUIRE(p.RunUntil([&] { return p.crec.errors > 0 || p.srec.errors > 0; }));
+    CHECK(p.crec.connected == 0);
+  }
+  {
+    Pair p(ServerContext());
+    p.Connect(client_with(""));  // no ALPN extension: the server's callback never runs
+    CHECK(p.Handshake());
+  }
+  TlsClientOptions too_long;
+  too_long.server_name = "localhost";
+  too_long.alpn = std::string(256, 'x');
+  CHECK_FALSE(TlsClientContext::Create(too_long).ok());
+}
+
 TEST_CASE("TLS close: close_notify is a clean EOF; a bare TCP close truncates only towards a client") {
   SUBCASE("client sends close_notify") {
     Pair p(ServerContext());
