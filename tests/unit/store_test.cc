@@ -108,7 +108,7 @@ struct RedisTlsFixture {
 // Stores that index subjects (docs/HEADER-PROTOCOL.md, Subjects).
 #define SUBJECT_TEST(name)                                                                                       \
   TEST_CASE_TEMPLATE("store contract, subjects: " name, F, MemoryFixture, FileFixture, RedisFixture,              \
-                     RedisClusterFixture, RedisSentinelFixture, HttpFixture)
+                     RedisClusterFixture, RedisSentinelFixture, RedisTlsFixture, HttpFixture)
 
 // Values are stored as their exact JSON text, whatever it looks like.
 const SessionData kSample = {
