@@ -299,9 +299,17 @@ bool RedisConnection::Dispatch(ReplyPtr reply) {
     listener_->OnPush(this, reply.get());
     return !*flag;
   }
-  if (entries_.empty() || !entries_.front().sent) {
+  if (entries_.empty()) {
     Fail(Status::Unavailable("redis: unexpected reply from " + options_.endpoint.Text()));
     return !*flag;
+  }
+  if (!entries_.front().sent) {
+    // Its bytes went out before FlushNow: after a partial write the
+    // connection's write event drains the whole output buffer, commands
+    // appended since included. Redis answers in order, so this reply is the
+    // front entry's.
+    entries_.front().sent = true;
+    ++in_flight_;
   }
   Entry e = std::move(entries_.front());
   entries_.pop_front();
