@@ -26,7 +26,7 @@ DOCS = os.path.join(ROOT, "docs")
 SKIP_DIRS = {".git", "build", "__pycache__", "node_modules"}
 
 # Spelled in two parts so this file does not cite what it forbids.
-OLD_CONTRACT = re.compile(r"\b" + "CON" + "TRACT" + r"\b")
+OLD_SPEC_NAME = re.compile(r"\b" + "CON" + "TRACT" + r"\b")
 CITATION = re.compile(r"docs/([A-Za-z0-9_.-]+\.md)")
 # What may start a continuation line of a comment or docstring.
 COMMENT_LEAD = re.compile(r"^\s*(//+|#+|\*+|--|;+|\"\"\"|''')?\s*")
@@ -122,7 +122,7 @@ def test_nothing_outside_docs_cites_the_old_contract():
         if rel == "LICENSE":  # legal text: "an action of contract" is no citation
             continue
         for n, line in enumerate(text.splitlines(), 1):
-            if OLD_CONTRACT.search(line):
+            if OLD_SPEC_NAME.search(line):
                 offenders.append("%s:%d: %s" % (rel, n, line.strip()[:100]))
     check(files > 100, "only %d files scanned: is ROOT (%s) the repository?" % (files, ROOT))
     _report(offenders, "lines cite the old contract; cite the docs/ section instead")

@@ -13,7 +13,7 @@ from test_ops_support import (admin_overrides, admin_get, check_histogram, cooki
 
 # The metrics every sessiond has always exposed, then the per-failure counters
 # (all in docs/OPERATIONS.md, Metrics).
-CONTRACT_METRICS = {
+DOCUMENTED_METRICS = {
     "sessiond_requests_total": "counter",
     "sessiond_request_duration_seconds": "histogram",
     "sessiond_upstream_errors_total": "counter",
@@ -63,7 +63,7 @@ def test_metrics_exposition_declares_every_contract_metric(t):
     check(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
           "/metrics Content-Type %r, want text/plain; version=0.0.4" % ctype)
     s = scrape(aport)
-    for name, kind in list(CONTRACT_METRICS.items()) + list(FAILURE_METRICS.items()):
+    for name, kind in list(DOCUMENTED_METRICS.items()) + list(FAILURE_METRICS.items()):
         fam = s.families.get(name)
         check(fam is not None and fam["type"] is not None, "no # TYPE line for %s" % name)
         check_eq(fam["type"], kind, "# TYPE of %s" % name)
