@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 namespace sessiond {
@@ -102,6 +103,7 @@ void FakeRedisNode::Serve(int fd) {
   std::vector<std::string> argv;
   bool open = true;
   while (open && !stopping_) {
+    while (reading_paused_ && !stopping_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
     if (n <= 0) break;
     buf.append(chunk, static_cast<size_t>(n));

@@ -39,6 +39,10 @@ class FakeRedisNode {
   void Push(const std::string& raw);
   // Connections accepted so far.
   int accepted() const { return accepted_.load(); }
+  // While paused, connections read nothing more (at most the 4 KiB read in
+  // progress), so a client's writes fill the socket buffers and go out in
+  // pieces.
+  void PauseReading(bool paused) { reading_paused_ = paused; }
 
   // RESP helpers for handlers.
   static std::string Bulk(const std::string& s);
@@ -55,6 +59,7 @@ class FakeRedisNode {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> accepted_{0};
+  std::atomic<bool> reading_paused_{false};
   std::thread acceptor_;
   mutable std::mutex mu_;
   std::vector<std::thread> workers_;
