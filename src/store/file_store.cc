@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json_text.h"
+#include "store/session_meta_json.h"
 #include "base/log.h"
 #include "crypto/crypto.h"
 #include "store/memory_store.h"
@@ -119,26 +120,13 @@ std::string FormatSessionFile(const SessionFile& file) {
          (has_meta ? ",\"meta\":" + FormatMeta(m) : std::string()) + "}\n";
 }
 
-// The "meta" object of a session file; unknown or mistyped members are
-// ignored (they only feed listings and timeouts, never authorization).
+// The "meta" object of a session file: the common members
+// (session_meta_json.h) plus the subject the file is indexed under.
 void ParseMeta(const std::string& text, SessionMeta* m) {
   const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  ReadSessionMeta(j, m);
   if (!j.is_object()) return;
-  auto number = [&](const char* name, int64_t* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_number_integer()) *out = it->get<int64_t>();
-  };
-  auto string = [&](const char* name, std::string* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_string()) *out = it->get<std::string>();
-  };
-  number("created", &m->created_at);
-  number("refreshed", &m->refreshed_at);
-  number("expires", &m->expires_at);
-  string("public_id", &m->public_id);
-  string("client", &m->client);
-  string("user_agent", &m->user_agent);
-  string("subject", &m->subject);
+  if (auto it = j.find("subject"); it != j.end() && it->is_string()) m->subject = it->get<std::string>();
 }
 
 // Finds where each JSON value of a document that nlohmann already accepted

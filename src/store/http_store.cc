@@ -9,6 +9,7 @@
 #include <random>
 
 #include "base/json_text.h"
+#include "store/session_meta_json.h"
 #include "base/log.h"
 #include "http/body.h"
 #include "http/head_parser.h"
@@ -61,24 +62,6 @@ int Backoff(int attempts) {
   static thread_local std::minstd_rand rng(std::random_device{}());
   const int cap = std::min(attempts, 20);
   return cap <= 0 ? 0 : static_cast<int>(rng() % static_cast<unsigned>(cap + 1));
-}
-
-void ReadMeta(const nlohmann::json& j, SessionMeta* m) {
-  if (!j.is_object()) return;
-  auto number = [&](const char* name, int64_t* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_number_integer()) *out = it->get<int64_t>();
-  };
-  auto string = [&](const char* name, std::string* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_string()) *out = it->get<std::string>();
-  };
-  number("created", &m->created_at);
-  number("refreshed", &m->refreshed_at);
-  number("expires", &m->expires_at);
-  string("public_id", &m->public_id);
-  string("client", &m->client);
-  string("user_agent", &m->user_agent);
 }
 
 }  // namespace
@@ -459,7 +442,7 @@ Result<std::optional<HttpStore::Cached>> HttpStore::ParseRecord(const Response& 
   record.version = response.etag;
   record.expires_at_ms = expires->get<int64_t>();
   if (!ParseSessionJson(data->get_ref<const std::string&>(), &record.session.data)) return corrupt;
-  if (auto meta = j.find("meta"); meta != j.end()) ReadMeta(*meta, &record.session.meta);
+  if (auto meta = j.find("meta"); meta != j.end()) ReadSessionMeta(*meta, &record.session.meta);
   if (auto subject = j.find("subject"); subject != j.end() && subject->is_string()) {
     record.session.meta.subject = subject->get<std::string>();
   }
@@ -486,7 +469,7 @@ Result<std::vector<SessionListing>> HttpStore::ParseListing(const Response& resp
     if (auto e = r.find("expires_at"); e != r.end() && e->is_number_integer() && e->get<int64_t>() <= now) {
       continue;  // expired: as good as gone
     }
-    if (auto meta = r.find("meta"); meta != r.end()) ReadMeta(*meta, &listing.meta);
+    if (auto meta = r.find("meta"); meta != r.end()) ReadSessionMeta(*meta, &listing.meta);
     if (auto subject = r.find("subject"); subject != r.end() && subject->is_string()) {
       listing.meta.subject = subject->get<std::string>();
     }

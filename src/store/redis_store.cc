@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "base/json_text.h"
+#include "store/session_meta_json.h"
 #include "store/session_data.h"
 #include "base/log.h"
 
@@ -248,29 +249,11 @@ std::string MetaJson(const SessionMeta& m) {
   return out;
 }
 
-// Reads MetaJson's output into *m; unknown or mistyped members are ignored
-// (they only feed listings and timeouts).
-void ReadMetaJson(std::string_view text, SessionMeta* m) {
-  const auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return;
-  auto number = [&](const char* name, int64_t* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_number_integer()) *out = it->get<int64_t>();
-  };
-  auto string = [&](const char* name, std::string* out) {
-    auto it = j.find(name);
-    if (it != j.end() && it->is_string()) *out = it->get<std::string>();
-  };
-  number("created", &m->created_at);
-  number("refreshed", &m->refreshed_at);
-  number("expires", &m->expires_at);
-  string("client", &m->client);
-  string("user_agent", &m->user_agent);
-}
-
+// MetaJson's output as a SessionMeta (session_meta_json.h); the public id
+// is not in it (it is the hash's field p).
 SessionMeta ParseMetaJson(std::string_view text) {
   SessionMeta m;
-  ReadMetaJson(text, &m);
+  ReadSessionMetaText(text, &m);
   return m;
 }
 
@@ -1439,7 +1422,7 @@ void RedisStore::LiveMembers(const std::string& subject, std::function<void(Stat
                              if (st.ok() && Text(r->element[0]) == subject && IsStringReply(r->element[0])) {
                                (*live)[i] = true;
                                Member& m = (*members)[i];
-                               if (IsStringReply(r->element[1])) ReadMetaJson(Text(r->element[1]), &m.meta);
+                               if (IsStringReply(r->element[1])) ReadSessionMetaText(Text(r->element[1]), &m.meta);
                                m.meta.public_id = std::string(Text(r->element[2]));
                                m.meta.subject = subject;
                              }
@@ -1520,7 +1503,7 @@ void RedisStore::LoadSession(const StoreKey& key, LoadSessionCallback cb) {
                          session.emplace();
                          session->data = std::move(*decoded);
                          if (std::optional<std::string> m = BookkeepingField(r, 0, "m")) {
-                           ReadMetaJson(*m, &session->meta);
+                           ReadSessionMetaText(*m, &session->meta);
                          }
                          session->meta.subject = BookkeepingField(r, 0, "u").value_or("");
                          session->meta.public_id = BookkeepingField(r, 0, "p").value_or("");
@@ -1588,7 +1571,7 @@ void RedisStore::ListSubject(const std::string& subject, ListCallback cb) {
                   for (size_t i = 0; i + 2 < r->elements; i += 3) {
                     SessionListing l;
                     l.key = std::string(Text(r->element[i]));
-                    ReadMetaJson(Text(r->element[i + 1]), &l.meta);
+                    ReadSessionMetaText(Text(r->element[i + 1]), &l.meta);
                     l.meta.public_id = std::string(Text(r->element[i + 2]));
                     l.meta.subject = subject;
                     out.push_back(std::move(l));
