@@ -5,7 +5,8 @@
 #
 # Sets (each make target asks for the ones it needs):
 #   build   compiler and libraries: what `make` needs, nothing more
-#   test    doctest, redis-server, python3 (+ websockets), curl, nodejs, groff, dpkg-dev: `make test`
+#   test    doctest, redis-server, python3 (+ websockets), curl, nodejs, groff, dpkg-dev, nginx-light
+#           and wrk (the bench bundle's tests), systemd (systemd-analyze verify): `make test`
 #   demo    python3 (the demo app), curl: `make demo`
 #   e2e     chromium, chromium-driver, nodejs: `make e2e`
 #   bench   nginx-light, wrk, valgrind: `make bench`, `make soak`
@@ -15,10 +16,11 @@
 # Idempotent: packages already present are skipped, so this is cheap to
 # re-run. Needs root (or sudo) only when something is actually missing.
 #
-# redis-server is for the tests, which start their own on free ports. Its
-# Debian package would also start a system Redis on port 6379; when this
-# script installs it, a policy-rc.d keeps that service from starting, and it
-# is disabled where systemd runs.
+# redis-server and nginx are for the tests and the benchmark, which start
+# their own on free ports. Their Debian packages would also start a system
+# Redis on port 6379 and an nginx on port 80; when this script installs
+# either, a policy-rc.d keeps the services from starting, and they are
+# disabled where systemd runs.
 set -euo pipefail
 
 sets=("$@")
@@ -28,7 +30,8 @@ for set in "${sets[@]}"; do
   case "$set" in
     build) PKGS+=(build-essential pkg-config libevent-dev libssl-dev libyaml-cpp-dev libhiredis-dev zlib1g-dev
                   nlohmann-json3-dev) ;;
-    test)  PKGS+=(doctest-dev redis-server python3 python3-websockets curl procps nodejs groff-base man-db dpkg-dev) ;;
+    test)  PKGS+=(doctest-dev redis-server python3 python3-websockets curl procps nodejs groff-base man-db dpkg-dev
+                  nginx-light wrk systemd) ;;
     demo)  PKGS+=(python3 curl) ;;
     e2e)   PKGS+=(chromium chromium-driver nodejs python3) ;;
     bench) PKGS+=(nginx-light wrk valgrind python3 procps) ;;
@@ -53,10 +56,12 @@ export DEBIAN_FRONTEND=noninteractive
 
 # The tests point this elsewhere (tests/integration/test_packaging.py).
 POLICY_RC_D=${SESSIOND_POLICY_RC_D:-/usr/sbin/policy-rc.d}
-installs_redis=0
-[[ " ${missing[*]} " == *" redis-server "* ]] && installs_redis=1
+services=()
+for svc in redis-server nginx-light; do
+  [[ " ${missing[*]} " == *" $svc "* ]] && services+=("${svc%-light}")
+done
 policy_added=0
-if [ "$installs_redis" -eq 1 ] && [ ! -e "$POLICY_RC_D" ]; then
+if [ ${#services[@]} -gt 0 ] && [ ! -e "$POLICY_RC_D" ]; then
   # exit 101: "action forbidden" (invoke-rc.d(8)): the package installs, its
   # service does not start.
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY_RC_D" >/dev/null
@@ -67,7 +72,9 @@ status=0
 $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
   || status=$?
 [ "$policy_added" -eq 0 ] || $SUDO rm -f "$POLICY_RC_D"
-if [ "$installs_redis" -eq 1 ] && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+if [ ${#services[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
+  for svc in "${services[@]}"; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
 fi
 exit "$status"

@@ -62,6 +62,16 @@ def check_eq(actual, expected, what):
         raise AssertionError("%s: got %r, want %r" % (what, _short(actual), _short(expected)))
 
 
+class Skip(Exception):
+    """Raised by skip(): the test cannot run here (a tool it needs is not
+    installed). The runner reports it as SKIP with the reason and counts it
+    apart: a skipped test never counts as passed."""
+
+
+def skip(reason):
+    raise Skip(reason)
+
+
 def _short(v, limit=600):
     r = repr(v)
     return v if len(r) <= limit else r[:limit] + "...(%d chars)" % len(r)

@@ -10,10 +10,18 @@ function with the attribute `exclusive = True` (heavy on CPU or timing
 sensitive) runs alone after the others. A FILTER keeps the tests whose
 "file::function" name contains it.
 
-Output: one line per test, "PASS name (0.4s)" or "FAIL name: reason"
-followed by the indented detail, then as the last line
-"integration: N passed, M failed". Exit status 0 only if at least one test
-ran and none failed.
+A test function with `sanitizers = False` does not run against a sanitizer
+build (SESSIOND_SANITIZE set): it measures time or capacity under load, or
+checks something no sanitizer sees (packaging, the bench bundle), and a
+binary two to three times slower measures the sanitizer instead. Those tests
+still run against the release build, and the runner prints how many it left
+out and why.
+
+Output: one line per test, "PASS name (0.4s)", "FAIL name: reason"
+followed by the indented detail, or "SKIP name: reason" (harness.skip(): a
+tool the test needs is not installed here), then as the last line
+"integration: N passed, M failed". Skipped tests count in neither: they did
+not run. Exit status 0 only if at least one test ran and none failed.
 """
 
 import argparse
@@ -34,10 +42,13 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def discover(filters):
+def discover(filters, sanitized=False):
     """[(file, function, exclusive, timeout)] from the test files' syntax trees,
-    so a file that fails to import still lists its tests (and each fails)."""
+    so a file that fails to import still lists its tests (and each fails).
+    With `sanitized`, tests marked `sanitizers = False` are left out; the
+    second value is how many."""
     tests = []
+    left_out = 0
     for fname in sorted(os.listdir(HERE)):
         if not (fname.startswith("test_") and fname.endswith(".py")):
             continue
@@ -56,9 +67,12 @@ def discover(filters):
                 name = "%s::%s" % (fname[:-3], node.name)
                 if filters and not any(flt in name for flt in filters):
                     continue
+                if sanitized and attrs.get((node.name, "sanitizers"), True) is False:
+                    left_out += 1
+                    continue
                 tests.append((fname, node.name, bool(attrs.get((node.name, "exclusive"))),
                               attrs.get((node.name, "timeout"))))
-    return tests
+    return tests, left_out
 
 
 # ---------------------------------------------------------------------------
@@ -66,7 +80,11 @@ def discover(filters):
 
 def run_child(fname, func_name, result_path, keep):
     sys.path.insert(0, HERE)
-    result = {"ok": False, "reason": "", "detail": ""}
+    result = {"ok": False, "skipped": False, "reason": "", "detail": ""}
+    try:
+        from harness import Skip
+    except BaseException:
+        Skip = ()  # matches nothing; the import fails again below, as the test's failure
     tmpdir = tempfile.mkdtemp(prefix="sessiond-it-%s-" % func_name[5:][:40])
     ctx = None
     try:
@@ -81,6 +99,10 @@ def run_child(fname, func_name, result_path, keep):
         else:
             fn()
         result["ok"] = True
+    except Skip as e:
+        result["ok"] = True
+        result["skipped"] = True
+        result["reason"] = str(e)[:300] or "skipped"
     except AssertionError as e:
         result["reason"] = str(e).split("\n", 1)[0][:300] or "assertion failed"
         result["detail"] = str(e) + "\n" + _test_frame(e)
@@ -170,18 +192,25 @@ def main():
         run_child(*args.child, keep=args.keep)
         return 0
 
-    tests = discover(args.filters)
+    sanitizer = os.environ.get("SESSIOND_SANITIZE", "")
+    tests, left_out = discover(args.filters, sanitized=sanitizer not in ("", "0"))
+    if left_out:
+        print("integration: %d tests left out under the %s sanitizer (sanitizers = False: load, timing "
+              "and packaging checks, run against the release build)" % (left_out, sanitizer), flush=True)
     if args.list:
         for fname, func, exclusive, _ in tests:
             print("%s::%s%s" % (fname[:-3], func, " (exclusive)" if exclusive else ""))
         return 0
 
     lock = threading.Lock()
-    counts = {"passed": 0, "failed": 0}
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
 
     def report(name, result, elapsed):
         with lock:
-            if result["ok"]:
+            if result["ok"] and result.get("skipped"):
+                counts["skipped"] += 1
+                print("SKIP %s: %s" % (name, result["reason"]), flush=True)
+            elif result["ok"]:
                 counts["passed"] += 1
                 print("PASS %s (%.1fs)" % (name, elapsed), flush=True)
             else:
@@ -216,6 +245,9 @@ def main():
 
     total = counts["passed"] + counts["failed"]
     print("integration: %d tests in %.0fs" % (total, time.monotonic() - t0), flush=True)
+    if counts["skipped"]:
+        print("integration: %d skipped (SKIP lines above: what to install to run them)" % counts["skipped"],
+              flush=True)
     print("integration: %d passed, %d failed" % (counts["passed"], counts["failed"]), flush=True)
     return 0 if total and not counts["failed"] else 1
 

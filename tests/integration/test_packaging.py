@@ -14,7 +14,7 @@ import shutil
 import stat
 import subprocess
 
-from harness import REPO, SECRET, check, check_eq, sessiond_bin
+from harness import REPO, SECRET, check, check_eq, sessiond_bin, skip
 
 MAKE_TIMEOUT = 120
 
@@ -286,8 +286,7 @@ def test_make_prints_one_short_line_per_file_and_full_commands_with_v1(t):
 
 def test_make_runs_jobs_in_parallel_unless_told(t):
     if (os.cpu_count() or 1) < 2:
-        print("skipped: one CPU, so the default is -j1")
-        return
+        skip("one CPU, so the default is -j1")
     _, events, _ = _fake_compile(t, [], wait=True)
     check_eq(events[:2], ["start", "start"], "order of compile events by default (both start before either ends)")
     _, events, _ = _fake_compile(t, ["-j1"])
@@ -297,8 +296,7 @@ def test_make_runs_jobs_in_parallel_unless_told(t):
 def test_release_binary_has_no_debug_info_but_a_debug_file(t):
     release = os.path.join(REPO, "build", "release", "sessiond")
     if not os.path.exists(release):
-        print("skipped: no release build here (make build); sanitizer builds keep their debug info")
-        return
+        skip("no release build here (make build); sanitizer builds keep their debug info")
     sections = subprocess.run(["readelf", "-S", "-W", release], capture_output=True, text=True).stdout
     check(".debug_info" not in sections, "the release binary carries .debug_info")
     check(".gnu_debuglink" in sections, "the release binary does not point to its debug file")
@@ -350,6 +348,12 @@ def test_install_deps_installs_only_the_sets_asked_for(t):
     check({"redis-server", "doctest-dev", "nodejs"} <= test, "the test set: %r" % sorted(test))
     # redis-server's own service must not start: policy-rc.d is in place while apt runs.
     check("policy-rc.d present" in calls, "no policy-rc.d while redis-server is installed: %r" % calls)
+    check({"nginx-light", "wrk", "systemd"} <= test, "the test set lacks the bench bundle's or the unit check's "
+          "tools: %r" % sorted(test))
+    # Nor nginx's (port 80), whichever set brings it.
+    bench, calls = _installed_by(t, ["bench"])
+    check("nginx-light" in bench and "redis-server" not in bench, "the bench set: %r" % sorted(bench))
+    check("policy-rc.d present" in calls, "no policy-rc.d while nginx-light is installed: %r" % calls)
     e2e, _ = _installed_by(t, ["e2e"])
     check({"chromium", "chromium-driver"} <= e2e and "redis-server" not in e2e, "the e2e set: %r" % sorted(e2e))
 
@@ -362,3 +366,5 @@ def test_make_targets_ask_for_their_dependency_sets(t):
         asked = re.findall(r"scripts/install-deps\.sh((?: [a-z0-9]+)*)\s*$", p.stdout, re.M)
         check(asked, "make -n %s runs no install-deps.sh: %r" % (target, p.stdout[:400]))
         check_eq(asked[0].strip(), sets, "the sets `make %s` installs" % target)
+
+test_deb_package_declares_its_libraries_conffiles_and_user.sanitizers = False

@@ -63,6 +63,7 @@ def test_sentinel_failover_under_load_fails_requests_only_during_the_switch(t):
 
 
 test_sentinel_failover_under_load_fails_requests_only_during_the_switch.exclusive = True
+test_sentinel_failover_under_load_fails_requests_only_during_the_switch.sanitizers = False
 test_sentinel_failover_under_load_fails_requests_only_during_the_switch.timeout = 120
 
 
@@ -108,6 +109,7 @@ def test_sentinel_master_sigkill_recovers_within_down_after_plus_failover_and_wa
 
 
 test_sentinel_master_sigkill_recovers_within_down_after_plus_failover_and_wait_loses_nothing.exclusive = True
+test_sentinel_master_sigkill_recovers_within_down_after_plus_failover_and_wait_loses_nothing.sanitizers = False
 test_sentinel_master_sigkill_recovers_within_down_after_plus_failover_and_wait_loses_nothing.timeout = 120
 
 
