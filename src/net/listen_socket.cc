@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "base/ip_address.h"
 
@@ -43,6 +44,19 @@ bool ParseProcAddress(const char* hex, int family, IpAddress* out) {
   return true;
 }
 
+// Field `index` (from 0) of a /proc/net/tcp line, fields being separated by
+// blanks; empty when the line has fewer.
+std::string_view ProcField(const char* line, int index) {
+  const char* p = line;
+  for (int i = 0;; ++i) {
+    while (*p == ' ' || *p == '\t') ++p;
+    if (*p == '\0' || *p == '\n') return {};
+    const char* start = p;
+    while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') ++p;
+    if (i == index) return std::string_view(start, static_cast<size_t>(p - start));
+  }
+}
+
 }  // namespace
 
 Result<int> ListenSocket(const SocketAddress& addr, bool reuse_port) {
@@ -74,6 +88,7 @@ Status CheckAddressFree(const SocketAddress& addr) {
   return rc == 0 ? Status::OK() : Error(addr, err);
 }
 
+
 Status CheckNoOtherListener(const SocketAddress& addr, const std::vector<int>& own) {
   std::set<unsigned long> own_inodes;
   for (int fd : own) {
@@ -90,6 +105,10 @@ Status CheckNoOtherListener(const SocketAddress& addr, const std::vector<int>& o
   if (fgets(line, sizeof(line), f) != nullptr) {  // the column titles
     while (!other && fgets(line, sizeof(line), f) != nullptr) {
       // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt   uid  timeout inode"
+      // Only listeners matter, and a busy host has tens of thousands of
+      // other lines (TIME-WAIT, ESTABLISHED): the state field decides first,
+      // without the full parse below.
+      if (ProcField(line, 3) != "0A") continue;  // TCP_LISTEN
       char local[64], remote[64];
       unsigned state = 0, uid = 0, timeout = 0;
       unsigned long inode = 0;
