@@ -34,6 +34,24 @@ std::string Why(const char* text) {
 
 }  // namespace
 
+TEST_CASE("IPv4 addresses print as inet_ntop prints them, for every octet value in every place") {
+  for (int place = 0; place < 4; ++place) {
+    for (int v = 0; v < 256; ++v) {
+      IpAddress a;
+      a.family = AF_INET;
+      const uint8_t fill[4] = {10, 0, 255, 7};
+      memcpy(a.bytes, fill, 4);
+      a.bytes[place] = static_cast<uint8_t>(v);
+      char want[INET_ADDRSTRLEN];
+      REQUIRE(inet_ntop(AF_INET, a.bytes, want, sizeof(want)) != nullptr);
+      char out[kMaxIpText];
+      const size_t n = FormatIpAddress(a, out);
+      CHECK(std::string(out, n) == want);
+    }
+  }
+  CHECK(FormatIpAddress(IpAddress{}).empty());
+}
+
 TEST_CASE("addresses parse strictly and print back") {
   CHECK(FormatIpAddress(A("192.0.2.1")) == "192.0.2.1");
   CHECK(FormatIpAddress(A("2001:DB8::1")) == "2001:db8::1");
