@@ -154,10 +154,10 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
 
   if (!out->peer_trusted) {
     RemoveForwardingFields(headers);
-    headers->AppendValueCopy("X-Forwarded-For", peer);
-    headers->Append("X-Forwarded-Proto", in.proto);
-    if (!in.host.empty()) headers->Append("X-Forwarded-Host", in.host);
-    headers->AppendValueCopy("X-Forwarded-Port", port);
+    headers->AppendValueCopy(kFieldXForwardedFor, peer);
+    headers->AppendClassified(kFieldXForwardedProto.name, in.proto, kFieldXForwardedProto.id);
+    if (!in.host.empty()) headers->AppendClassified(kFieldXForwardedHost.name, in.host, kFieldXForwardedHost.id);
+    headers->AppendValueCopy(kFieldXForwardedPort, port);
     return;
   }
 
@@ -225,10 +225,10 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
   });
   if (!chain.empty()) chain.append(", ");
   chain.append(peer);
-  headers->AppendValueCopy("X-Forwarded-For", chain);
-  if (!keep_proto) headers->Append("X-Forwarded-Proto", in.proto);
-  if (!keep_host && !in.host.empty()) headers->Append("X-Forwarded-Host", in.host);
-  if (!keep_port) headers->AppendValueCopy("X-Forwarded-Port", port);
+  headers->AppendValueCopy(kFieldXForwardedFor, chain);
+  if (!keep_proto) headers->AppendClassified(kFieldXForwardedProto.name, in.proto, kFieldXForwardedProto.id);
+  if (!keep_host && !in.host.empty()) headers->AppendClassified(kFieldXForwardedHost.name, in.host, kFieldXForwardedHost.id);
+  if (!keep_port) headers->AppendValueCopy(kFieldXForwardedPort, port);
 }
 
 }  // namespace sessiond

@@ -68,6 +68,7 @@ inline constexpr KnownField kFieldSetCookie{"Set-Cookie", HeaderId::kSetCookie};
 inline constexpr KnownField kFieldXForwardedFor{"X-Forwarded-For", HeaderId::kXForwardedFor};
 inline constexpr KnownField kFieldXForwardedProto{"X-Forwarded-Proto", HeaderId::kXForwardedProto};
 inline constexpr KnownField kFieldXForwardedHost{"X-Forwarded-Host", HeaderId::kXForwardedHost};
+inline constexpr KnownField kFieldXForwardedPort{"X-Forwarded-Port", HeaderId::kXForwardedPort};
 inline constexpr KnownField kFieldXRequestId{"X-Request-Id", HeaderId::kXRequestId};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

@@ -36,7 +36,7 @@ TEST_CASE("HeaderList stores many values across blocks without corrupting earlie
 
 TEST_CASE("The known fields sessiond appends carry ClassifyHeader's id") {
   for (const KnownField& f : {kFieldHost, kFieldCookie, kFieldSetCookie, kFieldXForwardedFor, kFieldXForwardedProto,
-                              kFieldXForwardedHost, kFieldXRequestId}) {
+                              kFieldXForwardedHost, kFieldXForwardedPort, kFieldXRequestId}) {
     CAPTURE(f.name);
     CHECK(ClassifyHeader(f.name) == f.id);
   }
