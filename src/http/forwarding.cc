@@ -155,8 +155,8 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
   if (!out->peer_trusted) {
     RemoveForwardingFields(headers);
     headers->AppendValueCopy(kFieldXForwardedFor, peer);
-    headers->AppendClassified(kFieldXForwardedProto.name, in.proto, kFieldXForwardedProto.id);
-    if (!in.host.empty()) headers->AppendClassified(kFieldXForwardedHost.name, in.host, kFieldXForwardedHost.id);
+    headers->Append(kFieldXForwardedProto, in.proto);
+    if (!in.host.empty()) headers->Append(kFieldXForwardedHost, in.host);
     headers->AppendValueCopy(kFieldXForwardedPort, port);
     return;
   }
@@ -226,8 +226,8 @@ void ApplyForwarding(HeaderList* headers, const ForwardingInput& in, ForwardingR
   if (!chain.empty()) chain.append(", ");
   chain.append(peer);
   headers->AppendValueCopy(kFieldXForwardedFor, chain);
-  if (!keep_proto) headers->AppendClassified(kFieldXForwardedProto.name, in.proto, kFieldXForwardedProto.id);
-  if (!keep_host && !in.host.empty()) headers->AppendClassified(kFieldXForwardedHost.name, in.host, kFieldXForwardedHost.id);
+  if (!keep_proto) headers->Append(kFieldXForwardedProto, in.proto);
+  if (!keep_host && !in.host.empty()) headers->Append(kFieldXForwardedHost, in.host);
   if (!keep_port) headers->AppendValueCopy(kFieldXForwardedPort, port);
 }
 

@@ -94,6 +94,8 @@ class HeaderList {
   void AppendClassified(std::string_view name, std::string_view value, HeaderId id) {
     fields_.push_back({name, value, id});
   }
+  // The same for a known field (its name a literal, its id ClassifyHeader's).
+  void Append(KnownField field, std::string_view value) { fields_.push_back({field.name, value, field.id}); }
   // The bytes every field points into moved from address `old_base` to
   // `new_base` (a parser's input buffer grew): shifts every view by the same
   // distance. Only for a list whose fields all point into that buffer.

@@ -832,6 +832,20 @@ FileStore::FileStore(std::shared_ptr<SessionDirectory> dir, std::shared_ptr<File
 
 FileStore::~FileStore() { *alive_ = false; }
 
+namespace {
+
+// A store callback, (Status, T), as the callback of a pool job that returns
+// Result<T>: a failure passes T{} (nullopt, an empty list, ApplyResult{}).
+template <class T, class Callback>
+std::function<void(Result<T>)> Answer(Callback cb) {
+  return [cb = std::move(cb)](Result<T> r) {
+    if (!r.ok()) cb(r.status(), T{});
+    else cb(Status::OK(), std::move(*r));
+  };
+}
+
+}  // namespace
+
 template <class R>
 void FileStore::RunOnPool(std::function<R()> work, std::function<void(R)> done) {
   // `done` holds the caller's callback and its captures; it travels to the
@@ -861,12 +875,8 @@ void FileStore::Load(const StoreKey& key, LoadCallback cb) {
     PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), std::nullopt); });
     return;
   }
-  using R = Result<std::optional<SessionData>>;
-  RunOnPool<R>([dir = dir_, key] { return dir->Load(key); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), std::nullopt);
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = std::optional<SessionData>;
+  RunOnPool<Result<T>>([dir = dir_, key] { return dir->Load(key); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
@@ -874,12 +884,8 @@ void FileStore::Apply(const ApplyRequest& request, ApplyCallback cb) {
     PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), ApplyResult{}); });
     return;
   }
-  using R = Result<ApplyResult>;
-  RunOnPool<R>([dir = dir_, request] { return dir->Apply(request); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), ApplyResult{});
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = ApplyResult;
+  RunOnPool<Result<T>>([dir = dir_, request] { return dir->Apply(request); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::Touch(const StoreKey& key, std::chrono::milliseconds ttl, DoneCallback cb) {
@@ -895,12 +901,8 @@ void FileStore::LoadSession(const StoreKey& key, LoadSessionCallback cb) {
     PostIfAlive([cb = std::move(cb)] { cb(InvalidKey(), std::nullopt); });
     return;
   }
-  using R = Result<std::optional<StoredSession>>;
-  RunOnPool<R>([dir = dir_, key] { return dir->LoadSession(key); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), std::nullopt);
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = std::optional<StoredSession>;
+  RunOnPool<Result<T>>([dir = dir_, key] { return dir->LoadSession(key); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::TouchSession(const StoreKey& key, std::chrono::milliseconds ttl, const SessionMeta& meta,
@@ -913,30 +915,18 @@ void FileStore::TouchSession(const StoreKey& key, std::chrono::milliseconds ttl,
 }
 
 void FileStore::ListSubject(const std::string& subject, ListCallback cb) {
-  using R = Result<std::vector<SessionListing>>;
-  RunOnPool<R>([dir = dir_, subject] { return dir->ListSubject(subject); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), {});
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = std::vector<SessionListing>;
+  RunOnPool<Result<T>>([dir = dir_, subject] { return dir->ListSubject(subject); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::RevokeSubject(const std::string& subject, RevokeCallback cb) {
-  using R = Result<std::vector<RevokedSession>>;
-  RunOnPool<R>([dir = dir_, subject] { return dir->RevokeSubject(subject); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), {});
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = std::vector<RevokedSession>;
+  RunOnPool<Result<T>>([dir = dir_, subject] { return dir->RevokeSubject(subject); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::RevokePublicId(const std::string& public_id, RevokeCallback cb) {
-  using R = Result<std::vector<RevokedSession>>;
-  RunOnPool<R>([dir = dir_, public_id] { return dir->RevokePublicId(public_id); },
-               [cb = std::move(cb)](R r) {
-                 if (!r.ok()) cb(r.status(), {});
-                 else cb(Status::OK(), std::move(*r));
-               });
+  using T = std::vector<RevokedSession>;
+  RunOnPool<Result<T>>([dir = dir_, public_id] { return dir->RevokePublicId(public_id); }, Answer<T>(std::move(cb)));
 }
 
 void FileStore::Ping(DoneCallback cb) {

@@ -292,6 +292,26 @@ Status ScriptErrorStatus(const redisReply* r, uint64_t max_bytes) {
   return ErrorReplyStatus(r);
 }
 
+// kTakeScript's reply (the first step of a two-step rekey): the session's
+// fields, or nullopt with *outcome set: the failure, or OK when the session
+// was gone (nothing was taken, so nothing is written anywhere).
+std::optional<SessionData> TakenFields(const Status& failure, const redisReply* r, uint64_t max_bytes,
+                                       Status* outcome) {
+  *outcome = Status::OK();
+  if (!failure.ok()) {
+    *outcome = failure;
+  } else if (IsErrorReply(r)) {
+    *outcome = ScriptErrorStatus(r, max_bytes);
+  } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+    *outcome = Unexpected();
+  } else if (r->element[0]->integer == 1) {
+    Result<SessionData> data = DecodeFields(r, 1);
+    if (data.ok()) return std::move(*data);
+    *outcome = data.status();
+  }
+  return std::nullopt;
+}
+
 // The batch as the scripts take it: every name once, JSON-escaped; a name
 // both deleted and set is only set (deletes come first).
 struct ScriptBatch {
@@ -645,28 +665,13 @@ void RedisStore::ApplyRekeyInTwoSteps(const ApplyRequest& request, ApplyCallback
   RunScript(key, kTakeScript, RedisCommand::Format(argv), RedisRouter::kWrite,
             [this, put = std::move(put), cb = std::move(cb), max_bytes](const Status& failure,
                                                                          redisReply* r) mutable {
-              if (!failure.ok()) {
-                cb(failure, ApplyResult{});
+              Status outcome;
+              std::optional<SessionData> fields = TakenFields(failure, r, max_bytes, &outcome);
+              if (!fields) {
+                cb(outcome, ApplyResult{});
                 return;
               }
-              if (IsErrorReply(r)) {
-                cb(ScriptErrorStatus(r, max_bytes), ApplyResult{});
-                return;
-              }
-              if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
-                cb(Unexpected(), ApplyResult{});
-                return;
-              }
-              if (r->element[0]->integer != 1) {
-                cb(Status::OK(), ApplyResult{});  // gone: nothing written anywhere
-                return;
-              }
-              Result<SessionData> data = DecodeFields(r, 1);
-              if (!data.ok()) {
-                cb(data.status(), ApplyResult{});
-                return;
-              }
-              for (auto& [name, value] : *data) put.sets[name] = std::move(value);
+              for (auto& [name, value] : *fields) put.sets[name] = std::move(value);
               if (!put.meta) {  // the session keeps its metadata
                 if (std::optional<std::string> m = BookkeepingField(r, 1, "m")) put.meta = ParseMetaJson(*m);
               }
@@ -1212,28 +1217,13 @@ void RedisStore::ApplySubjectRekeyOnCluster(const ApplyRequest& request, ApplyCa
   RunScript(key, kTakeScript, RedisCommand::Format(argv), RedisRouter::kWrite,
             [this, put = std::move(put), cb = std::move(cb), max_bytes, old_member](const Status& failure,
                                                                                      redisReply* r) mutable {
-              if (!failure.ok()) {
-                cb(failure, ApplyResult{});
+              Status outcome;
+              std::optional<SessionData> fields = TakenFields(failure, r, max_bytes, &outcome);
+              if (!fields) {
+                cb(outcome, ApplyResult{});
                 return;
               }
-              if (IsErrorReply(r)) {
-                cb(ScriptErrorStatus(r, max_bytes), ApplyResult{});
-                return;
-              }
-              if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
-                cb(Unexpected(), ApplyResult{});
-                return;
-              }
-              if (r->element[0]->integer != 1) {
-                cb(Status::OK(), ApplyResult{});  // gone: nothing written anywhere
-                return;
-              }
-              Result<SessionData> data = DecodeFields(r, 1);
-              if (!data.ok()) {
-                cb(data.status(), ApplyResult{});
-                return;
-              }
-              for (auto& [name, value] : *data) put.sets[name] = std::move(value);
+              for (auto& [name, value] : *fields) put.sets[name] = std::move(value);
               auto taken = std::make_shared<IndexChange>();
               taken->old_member = old_member;
               taken->old_subject = BookkeepingField(r, 1, "u").value_or("");
