@@ -458,6 +458,23 @@ def echo_session(resp):
     return (status[0] if status else None), (json.loads(data[0]) if data else None)
 
 
+def write_session(proxy, data, cookie=None):
+    """Sets the keys of `data` in the session of `cookie` (a new session when
+    None) through `proxy`; returns the session's cookie value afterwards."""
+    headers = [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))] if cookie else []
+    resp = proxy.request("GET", instructions_target([set_header(data)]), headers, timeout=10)
+    check(resp.status == 200, "a session write through %s: status %s" % (proxy.name, resp.status))
+    cookies = session_set_cookies(resp)
+    return cookies[0].value if cookies else cookie
+
+
+def read_session(proxy, cookie):
+    """(status, data) of the session of `cookie` as the backend saw it through `proxy`."""
+    resp = proxy.request("GET", "/echo", [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))], timeout=10)
+    check(resp.status == 200, "a session read through %s: status %s" % (proxy.name, resp.status))
+    return echo_session(resp)
+
+
 
 # ---------------------------------------------------------------------------
 # "It still serves"

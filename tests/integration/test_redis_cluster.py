@@ -19,7 +19,7 @@ Each test makes its own cluster (about a second) because each disturbs it.
 
 import time
 
-from fault_util import SessionLoad, echo_session
+from fault_util import SessionLoad, read_session, write_session
 from harness import SLOW, check, check_eq, wait_until
 from redis_topology import RedisClusterSet, RedisNode
 from session_util import COOKIE_NAME, instructions_target, session_set_cookies, set_header
@@ -31,20 +31,6 @@ def _cluster_proxy_overrides(cluster, extra_redis=None, workers=2):
     redis.update(extra_redis or {})
     overrides, _ = admin_overrides({"session": {"manager": "redis"}, "workers": workers, "redis": redis})
     return overrides
-
-
-def _write(proxy, data, cookie=None):
-    headers = [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))] if cookie else []
-    resp = proxy.request("GET", instructions_target([set_header(data)]), headers, timeout=10)
-    check_eq(resp.status, 200, "session write through %s" % proxy.name)
-    cookies = session_set_cookies(resp)
-    return cookies[0].value if cookies else cookie
-
-
-def _read(proxy, cookie):
-    resp = proxy.request("GET", "/echo", [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))], timeout=10)
-    check_eq(resp.status, 200, "session read through %s" % proxy.name)
-    return echo_session(resp)
 
 
 class _Hammer:
@@ -84,7 +70,7 @@ class _Hammer:
                     self.failures.append("write %s: %d" % (key, resp.status))
                     continue
                 self.acked[cookie][key] = n
-                status, data = _read(self.proxy, cookie)
+                status, data = read_session(self.proxy, cookie)
                 self.count += 1
                 missing = [k for k, v in self.acked[cookie].items() if (data or {}).get(k) != v]
                 if status != "active" or missing:
@@ -94,7 +80,7 @@ class _Hammer:
 
     def verify(self):
         for cookie, acked in self.acked.items():
-            status, data = _read(self.proxy, cookie)
+            status, data = read_session(self.proxy, cookie)
             missing = [k for k, v in acked.items() if (data or {}).get(k) != v]
             check(status == "active" and not missing, "a moved session lost %d keys: %s" % (len(missing), missing[:5]))
 
@@ -114,13 +100,13 @@ def test_cluster_three_instances_share_sessions_and_a_reshard_under_load_loses_n
     # A session written through one instance is read through the others at once.
     cookies = []
     for i in range(30):
-        cookie = _write(proxies[i % 3], {"n": i})
+        cookie = write_session(proxies[i % 3], {"n": i})
         cookies.append(cookie)
         for other in proxies:
-            status, data = _read(other, cookie)
+            status, data = read_session(other, cookie)
             check_eq((status, data), ("active", {"n": i}), "session %d read through %s" % (i, other.name))
-    cookie = _write(proxies[1], {"m": 1}, cookies[0])
-    check_eq(_read(proxies[2], cookie), ("active", {"n": 0, "m": 1}), "a second write seen by a third instance")
+    cookie = write_session(proxies[1], {"m": 1}, cookies[0])
+    check_eq(read_session(proxies[2], cookie), ("active", {"n": 0, "m": 1}), "a second write seen by a third instance")
 
     # Sessions in the first slots the reshard moves (the source's lowest),
     # each slot stuffed with other keys of the same hash tag so that moving
@@ -135,7 +121,7 @@ def test_cluster_three_instances_share_sessions_and_a_reshard_under_load_loses_n
     for i in range(400):
         if len(hot) >= 6:
             break
-        cookie = _write(proxies[i % 3], {"hot": i})
+        cookie = write_session(proxies[i % 3], {"hot": i})
         new = set(src.command("KEYS", "sessiond:*")) - known
         known |= new
         for key in new:
@@ -184,7 +170,7 @@ def test_cluster_three_instances_share_sessions_and_a_reshard_under_load_loses_n
     check(asked >= 1, "no ASK redirect was followed during the reshard")
     # The other instances see everything too, through their own connections.
     for cookie_i, cookie in enumerate(cookies[1:10]):
-        check_eq(_read(proxies[2], cookie)[0], "active", "session %d through node2 after the reshard" % cookie_i)
+        check_eq(read_session(proxies[2], cookie)[0], "active", "session %d through node2 after the reshard" % cookie_i)
     load.verify_acked(proxy=proxies[1], what="read through another instance after the reshard")
 
 
@@ -320,8 +306,8 @@ def test_cluster_subject_index_revocation_and_admin_api_across_slots(t):
         check_eq(resp.status, 200, "GET /sessions?subject=%s through %s" % (subject, proxy.name))
         return sorted(s["id"] for s in resp.json()["sessions"])
 
-    sevens = [_write(proxies[i % 2], {"user_id": 7, "n": i}) for i in range(6)]
-    eight = _write(a, {"user_id": 8})
+    sevens = [write_session(proxies[i % 2], {"user_id": 7, "n": i}) for i in range(6)]
+    eight = write_session(a, {"user_id": 8})
     ids = sorted(_session_id(a, c) for c in sevens)
     check_eq(listing(a, 7), ids, "user 7's sessions, listed through one instance")
     check_eq(listing(b, 7), ids, "and through the other")
@@ -332,8 +318,8 @@ def test_cluster_subject_index_revocation_and_admin_api_across_slots(t):
     check_eq(resp.status, 200, "X-Session-Revoke: others")
     for i, cookie in enumerate(sevens):
         want = "active" if i == 0 else "none"
-        check_eq(_read(a, cookie)[0], want, "session %d of user 7 after Revoke: others" % i)
-    check_eq(_read(b, eight), ("active", {"user_id": 8}), "user 8's session")
+        check_eq(read_session(a, cookie)[0], want, "session %d of user 7 after Revoke: others" % i)
+    check_eq(read_session(b, eight), ("active", {"user_id": 8}), "user 8's session")
     check_eq(listing(a, 7), [_session_id(a, sevens[0])], "the listing after Revoke: others")
 
     # Regenerate moves the entry (a new key in another slot, most likely).
@@ -341,24 +327,24 @@ def test_cluster_subject_index_revocation_and_admin_api_across_slots(t):
                      [("Cookie", "%s=%s" % (COOKIE_NAME, sevens[0]))], timeout=10)
     check_eq(resp.status, 200, "Regenerate")
     moved = session_set_cookies(resp)[0].value
-    check_eq(_read(b, sevens[0])[0], "none", "the old id after Regenerate")
-    check_eq(_read(b, moved), ("active", {"user_id": 7, "n": 0}), "the regenerated session")
+    check_eq(read_session(b, sevens[0])[0], "none", "the old id after Regenerate")
+    check_eq(read_session(b, moved), ("active", {"user_id": 7, "n": 0}), "the regenerated session")
     check_eq(listing(b, 7), [_session_id(b, moved)], "the listing follows the Regenerate")
 
     # Changing the subject moves the session between two indexes.
-    moved = _write(b, {"user_id": 8}, moved)
+    moved = write_session(b, {"user_id": 8}, moved)
     check_eq(listing(a, 7), [], "user 7 after the session became user 8's")
     check_eq(listing(a, 8), sorted([_session_id(a, moved), _session_id(a, eight)]), "user 8's sessions")
 
     # The admin API: one session by its public id, then a whole subject.
     pid = _session_id(a, eight)
     check_eq(_admin_call(b.admin_port, "DELETE", "/sessions/" + pid, token).status, 200, "DELETE /sessions/ID")
-    check_eq(_read(a, eight)[0], "none", "the session deleted by its public id")
+    check_eq(read_session(a, eight)[0], "none", "the session deleted by its public id")
     check_eq(_admin_call(b.admin_port, "DELETE", "/sessions/" + pid, token).status, 404, "DELETE of a gone id")
     resp = _admin_call(a.admin_port, "DELETE", "/sessions?subject=8", token)
     check_eq(resp.status, 200, "DELETE /sessions?subject=8")
     check_eq(resp.json()["revoked"], 1, "sessions revoked by DELETE /sessions?subject=8")
-    check_eq(_read(b, moved)[0], "none", "the last session after DELETE /sessions?subject=8")
+    check_eq(read_session(b, moved)[0], "none", "the last session after DELETE /sessions?subject=8")
     check_eq(listing(b, 8), [], "the listing after DELETE /sessions?subject=8")
     # Nothing of the index is left behind for the revoked sessions.
     for pattern in ("sessiond:pid:*", "sessiond:subject:*"):

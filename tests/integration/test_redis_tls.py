@@ -20,7 +20,7 @@ real redis-server processes listening only on a TLS port (--port 0
 from harness import SLOW, check, check_eq, wait_until
 from redis_topology import RedisClusterSet, RedisNode, RedisSentinelSet, RedisTls
 from session_util import COOKIE_NAME, instructions_target, session_set_cookies, set_header
-from fault_util import echo_session
+from fault_util import read_session, write_session
 from test_ops_support import admin_overrides, scrape
 from tls_util import Pki
 
@@ -33,18 +33,8 @@ def _proxy(t, redis, workers=1, name=None):
     return t.sessiond(overrides=overrides, name=name), admin_port
 
 
-def _write(proxy, data, cookie=None):
-    headers = [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))] if cookie else []
-    resp = proxy.request("GET", instructions_target([set_header(data)]), headers, timeout=10)
-    check_eq(resp.status, 200, "a session write through %s" % proxy.name)
-    cookies = session_set_cookies(resp)
-    return cookies[0].value if cookies else cookie
-
-
 def _read(proxy, cookie):
-    resp = proxy.request("GET", "/echo", [("Cookie", "%s=%s" % (COOKIE_NAME, cookie))], timeout=10)
-    check_eq(resp.status, 200, "a session read through %s" % proxy.name)
-    status, data = echo_session(resp)
+    status, data = read_session(proxy, cookie)
     check_eq(status, "active", "the session's status")
     return data
 
@@ -77,8 +67,8 @@ def test_rediss_standalone_sessions_written_and_read_through_an_acl_user(t):
     redis = RedisNode(t, ACL, tls=tls).start()
     proxy, admin_port = _proxy(t, {"url": "rediss://app:app-pw@127.0.0.1:%d/0" % redis.port,
                                    "tls": {"ca_file": tls.ca}}, workers=2)
-    cookie = _write(proxy, {"user": "alice"})
-    cookie = _write(proxy, {"cart": [1, 2]}, cookie)
+    cookie = write_session(proxy, {"user": "alice"})
+    cookie = write_session(proxy, {"cart": [1, 2]}, cookie)
     check_eq(_read(proxy, cookie), {"user": "alice", "cart": [1, 2]}, "the session read back over TLS")
     check_eq(redis.command("DBSIZE"), 1, "keys in the TLS-only Redis")
     # Verified by the URL's host, 127.0.0.1 (an IP address of the certificate).
@@ -139,7 +129,7 @@ def test_rediss_client_certificates_required_by_redis(t):
     cert, key = pki.issue("sessiond-client", dns=("sessiond",), ips=())
     with_cert, _ = _proxy(t, {"url": url, "tls": {"ca_file": tls.ca, "client_certificate": cert,
                                                   "client_key": key}}, name="with")
-    cookie = _write(with_cert, {"a": 1})
+    cookie = write_session(with_cert, {"a": 1})
     check_eq(_read(with_cert, cookie), {"a": 1}, "the session read back with a client certificate")
 
 
@@ -151,7 +141,7 @@ def test_sentinel_with_tls_on_sentinels_and_data_nodes_survives_a_failover(t):
     line = _check_refused_by_verification(t, section, "sentinel-wrong-ca")
     check("no sentinel could name master" in line, "the sentinels' failure is what the line reports: %r" % line)
     proxy, admin_port = _proxy(t, section, workers=2)
-    cookie = _write(proxy, {"before": 1})
+    cookie = write_session(proxy, {"before": 1})
     check_eq(_read(proxy, cookie), {"before": 1}, "the session read back through the sentinels' master")
     old = sentinels.failover()
     new = sentinels.master_address()
@@ -183,7 +173,7 @@ def test_cluster_with_tls_cluster_serves_sessions_on_every_master(t):
     proxy, admin_port = _proxy(t, section, workers=2)
     sessions = {}
     for i in range(30):
-        sessions[_write(proxy, {"n": i})] = i
+        sessions[write_session(proxy, {"n": i})] = i
     for cookie, i in sessions.items():
         check_eq(_read(proxy, cookie), {"n": i}, "session %d read back" % i)
     per_master = {m: cluster.node_at(m).command("DBSIZE") for m in cluster.masters()}
